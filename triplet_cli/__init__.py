@@ -1,0 +1,29 @@
+"""triplet-loss: triplet losses and triplet mining over embedding files.
+
+    from triplet_cli import compute_loss, mine_triplets
+
+The public functions are imported lazily, so `triplet-loss --help` loads neither numba nor pyarrow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["ComputeResult", "MineResult", "TripletLossError", "compute_loss", "mine_triplets"]
+
+if TYPE_CHECKING:
+    from .api import ComputeResult, compute_loss
+    from .errors import TripletLossError
+    from .mining_api import MineResult, mine_triplets
+
+_HOMES = {"compute_loss": "api", "ComputeResult": "api", "mine_triplets": "mining_api",
+          "MineResult": "mining_api", "TripletLossError": "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

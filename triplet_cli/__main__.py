@@ -1,0 +1,5 @@
+"""python -m triplet_cli"""
+
+from .cli import main
+
+main()

@@ -1,0 +1,282 @@
+"""The library: compute_loss(...) and friends, composing readers, validation, kernels and stats.
+
+The CLI calls exactly these functions; so can any Python program.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import validate
+from .errors import InputError, UsageError
+from .params import DistanceParams, LossParams, PairReduction, Reduction, Settings
+from .presets import resolve
+from .readers import read_matrix, read_triplets
+from .reductions import TripletStats
+
+ArrayLike = np.ndarray | str
+BLOCK_ROWS = 1 << 20
+NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as pytorch-metric-learning uses it
+_NO_INDEX = np.empty(0, np.int64)
+
+
+@dataclass
+class Block:
+    """Per-triplet results for rows start..start+len of one run."""
+
+    start: int
+    d_ap: np.ndarray
+    d_an: np.ndarray
+    loss: np.ndarray
+    correct: np.ndarray | None = None
+    triplets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return self.loss.size
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The per-triplet output rows: index, [anchor, positive, negative,] d_ap, d_an, loss."""
+        cols = {"index": np.arange(self.start, self.start + len(self), dtype=np.int64)}
+        if self.triplets is not None:
+            cols.update(anchor=self.triplets[:, 0], positive=self.triplets[:, 1],
+                        negative=self.triplets[:, 2])
+        cols.update(d_ap=self.d_ap, d_an=self.d_an, loss=self.loss)
+        return cols
+
+
+@dataclass
+class ComputeResult:
+    """Per-triplet distances and losses with the summary object of SPEC section 3."""
+
+    d_ap: np.ndarray
+    d_an: np.ndarray
+    loss: np.ndarray
+    summary: dict[str, object]
+    triplets: np.ndarray | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The headline loss for the chosen reduction (None for reduction 'none')."""
+        return self.summary["loss"]  # type: ignore[return-value]
+
+
+@dataclass
+class ComputeJob:
+    """Validated inputs and resolved settings for one compute run, processed in blocks."""
+
+    settings: Settings
+    arrays: dict[str, np.ndarray]
+    names: dict[str, str]
+    triplets: np.ndarray | None = None
+    count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    loaded: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def distance(self) -> DistanceParams:
+        v = self.settings.values
+        return DistanceParams(v["distance"], float(v["p"]), float(v["eps"]), v["eps_placement"],
+                              bool(v["normalize"]))
+
+    @property
+    def loss_params(self) -> LossParams:
+        v = self.settings.values
+        return LossParams(float(v["margin"]), bool(v["soft_margin"]), bool(v["swap"]))
+
+    @property
+    def candidates(self) -> bool:
+        return any(a.ndim == 3 for a in self.arrays.values())
+
+    def inputs(self) -> dict[str, dict[str, object]]:
+        return {self.names[k]: {"role": k, "shape": list(a.shape), "dtype": str(a.dtype)}
+                for k, a in self.loaded.items()}
+
+    def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[Block]:
+        from .distances import kernel_code
+        from .losses import aligned_losses, candidate_losses
+
+        dist, lp = self.distance, self.loss_params
+        code = kernel_code(dist.distance.value, dist.p)
+        common = (code, dist.p, dist.eps, dist.eps_placement.code, lp.margin, lp.soft_margin)
+        pair_mean = self.settings.values["pair_reduction"] == PairReduction.mean.value
+        for start in range(0, self.count, block_rows):
+            stop = min(start + block_rows, self.count)
+            n = stop - start
+            d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)
+            correct = None
+            if self.triplets is not None:
+                t = self.triplets[start:stop]
+                x = self.arrays["embeddings"]
+                aligned_losses(x, x, x, np.ascontiguousarray(t[:, 0]),
+                               np.ascontiguousarray(t[:, 1]), np.ascontiguousarray(t[:, 2]),
+                               *common, lp.swap, d_ap, d_an, loss)
+            else:
+                a, p, neg = (self._rows(k, start, stop) for k in ("anchors", "positives",
+                                                                  "negatives"))
+                if self.candidates:
+                    correct = np.empty(n)
+                    candidate_losses(a, p, neg, *common, lp.swap, pair_mean, d_ap, d_an, loss,
+                                     correct)
+                else:
+                    aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
+                                   d_ap, d_an, loss)
+                self._check_finite(start, d_ap, d_an)
+            yield Block(start, d_ap, d_an, loss, correct,
+                        None if self.triplets is None else self.triplets[start:stop])
+
+    def _rows(self, role: str, start: int, stop: int) -> np.ndarray:
+        a = self.arrays[role][start:stop]
+        return _normalized(a) if self.settings.values["normalize"] else a
+
+    def _check_finite(self, start: int, d_ap: np.ndarray, d_an: np.ndarray) -> None:
+        """A non-finite distance points at a NaN/inf input row; name the first one."""
+        for i in np.flatnonzero(~(np.isfinite(d_ap) & np.isfinite(d_an))):
+            row = start + int(i)
+            for role, a in self.arrays.items():
+                if not np.isfinite(a[row]).all():
+                    what = validate.describe_nonfinite(a, row)
+                    raise InputError(f"row {row} contains {what}", self.names[role])
+
+
+def _normalized(a: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm in float64 (x / max(|x|, 1e-12), as torch's normalize)."""
+    a = a.astype(np.float64)
+    norm = np.sqrt(np.einsum("...i,...i->...", a, a))[..., None]
+    return a / np.maximum(norm, NORMALIZE_EPS)
+
+
+def _load_matrix(x: ArrayLike, role: str, column: str | None) -> tuple[np.ndarray, str]:
+    if isinstance(x, str):
+        return validate.as_float_array(read_matrix(x, column), x), x
+    array = np.asarray(x)
+    return validate.as_float_array(array, role), role
+
+
+def prepare_compute(
+    anchors: ArrayLike | None = None,
+    positives: ArrayLike | None = None,
+    negatives: ArrayLike | None = None,
+    *,
+    embeddings: ArrayLike | None = None,
+    triplets: ArrayLike | None = None,
+    preset: str | None = None,
+    column: str | None = None,
+    **options: object,
+) -> ComputeJob:
+    """Read, validate and resolve everything a compute run needs, without computing."""
+    settings = resolve("compute", preset, options)
+    DistanceParams(*(settings.values[k] for k in ("distance", "p", "eps", "eps_placement")))
+    LossParams(float(settings.values["margin"]))
+    Reduction(settings.values["reduction"])
+    aligned = [x is not None for x in (anchors, positives, negatives)]
+    if embeddings is not None or triplets is not None:
+        if any(aligned) or embeddings is None or triplets is None:
+            raise UsageError("use --embeddings with --triplets, or --anchors --positives "
+                             "--negatives, not a mix")
+        return _prepare_indexed(settings, embeddings, triplets, column)
+    if not all(aligned):
+        raise UsageError("give --anchors, --positives and --negatives (or --embeddings with "
+                         "--triplets)")
+    arrays, names = {}, {}
+    for role, x in (("anchors", anchors), ("positives", positives), ("negatives", negatives)):
+        arrays[role], names[role] = _load_matrix(x, role, column)  # type: ignore[arg-type]
+    return _check_aligned(ComputeJob(settings, arrays, names))
+
+
+def _check_aligned(job: ComputeJob) -> ComputeJob:
+    a = job.arrays["anchors"]
+    validate.require_rank(a, job.names["anchors"], (1, 2), "anchors")
+    one_anchor = a.ndim == 1
+    for role in ("positives", "negatives"):
+        ranks = (2,) if one_anchor else (2, 3)
+        validate.require_rank(job.arrays[role], job.names[role], ranks, role)
+    for role, x in job.arrays.items():
+        validate.require_rows(x, job.names[role])
+    dims = {role: x.shape[-1] for role, x in job.arrays.items()}
+    if len(set(dims.values())) > 1:
+        raise InputError("dimensions differ: " + ", ".join(f"{job.names[r]} has d = {d}"
+                                                           for r, d in dims.items()),
+                         job.names["anchors"])
+    job.loaded = dict(job.arrays)
+    if one_anchor:  # one anchor against k_p positive and k_n negative candidates
+        job.arrays = {"anchors": a[None], **{r: job.arrays[r][None] for r in ("positives",
+                                                                               "negatives")}}
+        job.count = 1
+        return job
+    if job.candidates:  # (n, d) next to (n, k, d): one candidate each
+        job.arrays = {r: x[:, None] if x.ndim == 2 and r != "anchors" else x
+                      for r, x in job.arrays.items()}
+    rows = {role: x.shape[0] for role, x in job.arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise InputError("row counts differ: " + ", ".join(f"{job.names[r]} has {n}"
+                                                          for r, n in rows.items()),
+                         job.names["anchors"])
+    job.count = rows["anchors"]
+    return job
+
+
+def _prepare_indexed(settings: Settings, embeddings: ArrayLike, triplets: ArrayLike,
+                     column: str | None) -> ComputeJob:
+    x, name = _load_matrix(embeddings, "embeddings", column)
+    validate.require_rank(x, name, (2,), "embeddings")
+    validate.require_rows(x, name)
+    if isinstance(triplets, str):
+        t, tname = read_triplets(triplets), triplets
+    else:
+        t, tname = np.ascontiguousarray(np.asarray(triplets), dtype=np.int64), "triplets"
+        if t.ndim != 2 or t.shape[1] != 3 or t.shape[0] == 0:
+            raise InputError(f"triplets must have shape (t, 3) with t > 0, got {t.shape}", tname)
+    validate.require_indices(t, x.shape[0], tname)
+    validate.require_finite(x, name)
+    if settings.values["normalize"]:
+        x = _normalized(x)
+    job = ComputeJob(settings, {"embeddings": x}, {"embeddings": name}, t, t.shape[0])
+    job.loaded = {"embeddings": x, "triplets": t}
+    job.names["triplets"] = tname
+    return job
+
+
+def summarize(job_settings: Settings, stats: TripletStats, inputs: dict[str, object],
+              extra_warnings: list[str]) -> dict[str, object]:
+    """The JSON summary object: statistics, params with their sources, inputs and warnings."""
+    values = job_settings.values
+    summary = stats.summary(Reduction(values["reduction"]))
+    summary["params"] = {**values, "sources": job_settings.sources}
+    summary["inputs"] = inputs
+    summary["warnings"] = extra_warnings + stats.warnings(bool(values["soft_margin"]))
+    return summary
+
+
+def compute_loss(
+    anchors: ArrayLike | None = None,
+    positives: ArrayLike | None = None,
+    negatives: ArrayLike | None = None,
+    *,
+    embeddings: ArrayLike | None = None,
+    triplets: ArrayLike | None = None,
+    preset: str | None = None,
+    threads: int | None = None,
+    column: str | None = None,
+    **options: object,
+) -> ComputeResult:
+    """Per-triplet losses and their summary for aligned arrays or indexed triplets.
+
+    Arrays or file paths are accepted. Options are the CLI's flags in snake case: distance, p,
+    margin, eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
+    """
+    from ._jit import set_threads
+
+    job = prepare_compute(anchors, positives, negatives, embeddings=embeddings,
+                          triplets=triplets, preset=preset, column=column, **options)
+    set_threads(threads)
+    stats = TripletStats(margin=job.loss_params.margin)
+    blocks = list(job.blocks())
+    for b in blocks:
+        stats.add(b.start, b.d_ap, b.d_an, b.loss, b.correct)
+    summary = summarize(job.settings, stats, job.inputs(), job.warnings)
+    d_ap, d_an, loss = (np.concatenate([getattr(b, name) for b in blocks])
+                        for name in ("d_ap", "d_an", "loss"))
+    return ComputeResult(d_ap, d_an, loss, summary, job.triplets)

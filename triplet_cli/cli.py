@@ -1,0 +1,235 @@
+"""The Typer app: parse flags, call the library, print, map errors to exit codes. Nothing else.
+
+Heavy modules (numba, pyarrow, the kernels) are imported inside the commands, so that
+`triplet-loss --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from typer._click import exceptions as click_exceptions
+from typer.core import TyperGroup
+
+from . import __version__
+from .errors import TripletLossError
+from .params import (
+    Distance,
+    EpsPlacement,
+    Format,
+    PairReduction,
+    Reduction,
+)
+
+PROG = "triplet-loss"
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors as one line on stderr (exit 2), and a closed stdout pipe ends quietly."""
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as e:
+            e.show()
+            rv = e.exit_code
+        except click_exceptions.ClickException as e:
+            print(f"{PROG}: error: {e.format_message()}", file=sys.stderr)
+            rv = e.exit_code
+        except typer.Abort:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            rv = 130
+        except BrokenPipeError:
+            _silence_stdout()
+            rv = 0
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _silence_stdout() -> None:
+    """After the reader of our stdout went away (`| head`), drop what is left to flush."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    name=PROG,
+    help="Triplet losses and triplet mining over embedding files (.npy, .npz, .parquet, .arrow).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"{PROG} {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Triplet losses and triplet mining over embedding files."""
+
+
+@contextmanager
+def _errors_to_exit(quiet: bool = False) -> Iterator[None]:
+    """Library errors become one `triplet-loss: error:` line and their exit code."""
+    try:
+        yield
+    except TripletLossError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        raise typer.Exit(130) from None
+    except MemoryError:
+        print(f"{PROG}: error: out of memory", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except BrokenPipeError:
+        _silence_stdout()
+        raise typer.Exit(0) from None
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+# Options shared by compute and mine: defined once. None means "not given" so presets can fill in.
+_DIST = "Distance"
+_LOSS = "Loss"
+_OUT = "Output"
+PresetOpt = Annotated[str | None, typer.Option(
+    "--preset", help="Reproduce a framework: torch, mlx, mlx-legacy, tf-similarity, tf-addons, "
+    "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`).",
+    show_default=False)]
+DistanceOpt = Annotated[Distance | None, typer.Option(
+    "--distance", help="Distance d(x, y). [default: euclidean]", rich_help_panel=_DIST,
+    show_default=False)]
+POpt = Annotated[float | None, typer.Option(
+    "--p", help="p of the minkowski distance (>= 1); alone it selects minkowski. [default: 2]",
+    rich_help_panel=_DIST, show_default=False)]
+EpsOpt = Annotated[float | None, typer.Option(
+    "--eps", help="Stabiliser: cosine's norm floor, or where --eps-placement puts it. "
+    "[default: 1e-6]", rich_help_panel=_DIST, show_default=False)]
+EpsPlacementOpt = Annotated[EpsPlacement | None, typer.Option(
+    "--eps-placement", help="none (ours), difference (PyTorch), root (MLX), legacy-root "
+    "(MLX <= 0.31). [default: none]", rich_help_panel=_DIST, show_default=False)]
+NormalizeOpt = Annotated[bool | None, typer.Option(
+    "--normalize/--no-normalize", help="L2-normalise rows first. [default: no]",
+    rich_help_panel=_DIST, show_default=False)]
+MarginOpt = Annotated[float | None, typer.Option(
+    "--margin", help="Margin (>= 0). [default: 1.0; 0 with --soft-margin]",
+    rich_help_panel=_LOSS, show_default=False)]
+SoftOpt = Annotated[bool | None, typer.Option(
+    "--soft-margin/--hard-margin", help="softplus(d_ap - d_an + margin) instead of the hinge. "
+    "[default: hinge]", rich_help_panel=_LOSS, show_default=False)]
+ReductionOpt = Annotated[Reduction | None, typer.Option(
+    "--reduction", help="Headline loss: mean, sum, none or mean-nonzero. [default: mean]",
+    rich_help_panel=_LOSS, show_default=False)]
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Write per-triplet rows to .parquet, .csv, .jsonl or .npy "
+    "(atomically).", rich_help_panel=_OUT, show_default=False)]
+FormatOpt = Annotated[Format, typer.Option(
+    "--format", "-f", help="stdout: table or json (the report), jsonl or csv (per-triplet rows).",
+    rich_help_panel=_OUT)]
+TopOpt = Annotated[int, typer.Option("--top", min=0, help="Hardest triplets in the table.",
+                                     rich_help_panel=_OUT)]
+FailOpt = Annotated[float | None, typer.Option(
+    "--fail-above", help="Exit 3 when the headline loss (with --reduction none: any triplet's "
+    "loss) is above this.", rich_help_panel=_OUT, show_default=False)]
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, help="Kernel threads (results do not depend on it). [default: all cores]",
+    show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Timings on stderr.")]
+ColumnOpt = Annotated[str | None, typer.Option(
+    "--column", help="Embedding column of .parquet/.arrow inputs (auto when there is one).",
+    show_default=False)]
+
+
+def _enum_values(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in options.items()}
+
+
+@app.command()
+def compute(
+    anchors: Annotated[str | None, typer.Option(
+        "--anchors", help="Anchors (n, d), or one anchor (d,).", show_default=False)] = None,
+    positives: Annotated[str | None, typer.Option(
+        "--positives", help="Positives (n, d) or k per anchor (n, k, d).",
+        show_default=False)] = None,
+    negatives: Annotated[str | None, typer.Option(
+        "--negatives", help="Negatives (n, d) or k per anchor (n, k, d).",
+        show_default=False)] = None,
+    embeddings: Annotated[str | None, typer.Option(
+        "--embeddings", help="Embedding matrix (m, d) that --triplets indexes.",
+        show_default=False)] = None,
+    triplets: Annotated[str | None, typer.Option(
+        "--triplets", help="Index triples: columns anchor, positive, negative (e.g. from mine).",
+        show_default=False)] = None,
+    column: ColumnOpt = None,
+    preset: PresetOpt = None,
+    distance: DistanceOpt = None,
+    p: POpt = None,
+    eps: EpsOpt = None,
+    eps_placement: EpsPlacementOpt = None,
+    normalize: NormalizeOpt = None,
+    margin: MarginOpt = None,
+    soft_margin: SoftOpt = None,
+    swap: Annotated[bool | None, typer.Option(
+        "--swap/--no-swap", help="d(a,n) := min(d(a,n), d(p,n)) (PyTorch). [default: no]",
+        rich_help_panel=_LOSS, show_default=False)] = None,
+    reduction: ReductionOpt = None,
+    pair_reduction: Annotated[PairReduction | None, typer.Option(
+        "--pair-reduction", help="With k candidates: sum or mean over the k_p x k_n pairs. "
+        "[default: sum]", rich_help_panel=_LOSS, show_default=False)] = None,
+    output: OutputOpt = None,
+    format: FormatOpt = Format.table,
+    top: TopOpt = 10,
+    fail_above: FailOpt = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
+    from .commands import run_compute
+
+    options = _enum_values(dict(
+        distance=distance, p=p, eps=eps, eps_placement=eps_placement, normalize=normalize,
+        margin=margin, soft_margin=soft_margin, swap=swap, reduction=reduction,
+        pair_reduction=pair_reduction))
+    with _errors_to_exit():
+        code = run_compute(
+            inputs=dict(anchors=anchors, positives=positives, negatives=negatives,
+                        embeddings=embeddings, triplets=triplets),
+            column=column, preset=preset, options=options, output=output, fmt=format.value,
+            top=top, fail_above=fail_above, threads=threads, quiet=quiet, verbose=verbose)
+    raise typer.Exit(code)
+
+
+@app.command()
+def presets(
+    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+) -> None:
+    """List the presets and the settings each one implies."""
+    from .commands import print_presets
+
+    print_presets(format.value)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name=PROG)

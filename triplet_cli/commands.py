@@ -1,0 +1,136 @@
+"""What each CLI command does once its flags are parsed: run the library, stream rows, report.
+
+Kept apart from cli.py so the Typer layer stays declarative and `--help` stays light.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+from .report import Hardest, progress, render, to_json, warn
+from .writers import STDOUT, check_output, open_rows
+
+FAIL_EXIT = 3
+COMPUTE_KEYS = ("count", "mean", "sum", "mean_nonzero", "active_fraction", "accuracy")
+ROW_FORMATS = ("jsonl", "csv")
+
+
+def _row_schema(with_triplets: bool) -> dict[str, np.dtype]:
+    ints = ("index", "anchor", "positive", "negative") if with_triplets else ("index",)
+    return {**{c: np.dtype(np.int64) for c in ints},
+            **{c: np.dtype(np.float64) for c in ("d_ap", "d_an", "loss")}}
+
+
+def exceeds(fail_above: float | None, summary: dict[str, Any], loss_max: float,
+            has_nan: bool) -> bool:
+    """--fail-above: the headline loss (or, with reduction none, any loss) is above the limit."""
+    if fail_above is None:
+        return False
+    value = summary["loss"] if summary["loss"] is not None else loss_max
+    return has_nan or value is None or not value <= fail_above
+
+
+def stream_rows(
+    blocks: Iterable[Any],
+    *,
+    schema: dict[str, np.dtype],
+    npy_columns: Sequence[str],
+    output: str | None,
+    fmt: str,
+    stats: Any,
+    hardest: Hardest,
+    total: int,
+    quiet: bool,
+    what: str,
+) -> None:
+    """Send each block's rows to --output and/or stdout while summarising them."""
+    with ExitStack() as stack:
+        writers = []
+        if output:
+            writers.append(stack.enter_context(open_rows(output, schema, npy_columns)))
+        if fmt in ROW_FORMATS:
+            sys.stdout.flush()
+            writers.append(stack.enter_context(open_rows(STDOUT, schema, npy_columns, fmt=fmt,
+                                                         stdout=sys.stdout.buffer)))
+        advance = stack.enter_context(progress(total, what, enabled=not quiet))
+        for block in blocks:
+            columns = block.columns()
+            for writer in writers:
+                writer.write(columns)
+            stats.add(block.start, block.d_ap, block.d_an, block.loss, block.correct)
+            hardest.add(columns)
+            advance(len(block))
+
+
+def finish(summary: dict[str, Any], *, title: str, keys: Sequence[str], hardest: Hardest,
+           stats: Any, fmt: str, fail_above: float | None, quiet: bool) -> int:
+    """Print warnings and the report; the exit code (3 when --fail-above is exceeded)."""
+    warn(summary["warnings"], quiet)
+    if fmt == "table":
+        render(sys.stdout, title, summary, keys, hardest.rows, stats.sample)
+    elif fmt == "json":
+        print(to_json(summary))
+    sys.stdout.flush()
+    failed = exceeds(fail_above, summary, stats.loss_max, stats.nan_count > 0)
+    return FAIL_EXIT if failed else 0
+
+
+def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: str | None,
+                options: dict[str, Any], output: str | None, fmt: str, top: int,
+                fail_above: float | None, threads: int | None, quiet: bool,
+                verbose: bool) -> int:
+    from ._jit import max_threads, set_threads
+    from .api import prepare_compute, summarize
+    from .reductions import TripletStats
+
+    if output == STDOUT:
+        raise UsageError("--output - is not needed: use --format jsonl or csv for rows on stdout")
+    started = time.perf_counter()
+    if output:
+        check_output(output, [p for p in inputs.values() if p])
+    job = prepare_compute(**inputs, preset=preset, column=column, **options)
+    set_threads(threads)
+    stats = TripletStats(margin=job.loss_params.margin)
+    hardest = Hardest(top if fmt == "table" else 0)
+    loaded = time.perf_counter()
+    stream_rows(job.blocks(), schema=_row_schema(job.triplets is not None),
+                npy_columns=("d_ap", "d_an", "loss"), output=output, fmt=fmt, stats=stats,
+                hardest=hardest, total=job.count, quiet=quiet, what="triplets")
+    summary = summarize(job.settings, stats, job.inputs(), job.warnings)
+    if verbose:
+        done = time.perf_counter()
+        print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
+              f"{done - loaded:.3f} s, {threads or max_threads()} threads", file=sys.stderr)
+    return finish(summary, title="triplet-loss compute", keys=COMPUTE_KEYS, hardest=hardest,
+                  stats=stats, fmt=fmt, fail_above=fail_above, quiet=quiet)
+
+
+def print_presets(fmt: str) -> None:
+    from .presets import PRESETS
+
+    if fmt == "json":
+        print(to_json({n: {"follows": p.follows, "compute": p.compute, "mine": p.mine}
+                       for n, p in PRESETS.items()}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="presets (explicit flags override them)", title_justify="left")
+    for name in ("preset", "follows", "compute", "mine"):
+        table.add_column(name)
+
+    def settings(values: dict[str, object] | None) -> Text:
+        return Text("-" if values is None else
+                    ", ".join(f"{k}={v}" for k, v in values.items()))
+
+    for name, p in PRESETS.items():
+        table.add_row(name, Text(p.follows), settings(p.compute), settings(p.mine))
+    Console(file=sys.stdout).print(table)

@@ -1,0 +1,27 @@
+"""Errors a user can cause, each carrying its exit code and the path it concerns."""
+
+from __future__ import annotations
+
+
+class TripletLossError(Exception):
+    """Bad input or a failed run: one line for the user, exit code 1."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InputError(TripletLossError):
+    """A file that is missing, unreadable, or holds data we cannot use."""
+
+
+class UsageError(TripletLossError):
+    """A flag value or combination that makes no sense: exit code 2."""
+
+    exit_code = 2

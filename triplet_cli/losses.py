@@ -1,0 +1,113 @@
+"""Jitted per-triplet kernels: hinge or soft-margin loss, optional swap.
+
+Each kernel is a prange over independent rows writing only out[i], so results do not depend on
+the thread count; sums over rows happen afterwards (reductions.py) in a fixed order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._jit import jit, parallel_jit, prange
+from .distances import distance
+
+
+@jit
+def triplet_loss(d_ap: float, d_an: float, margin: float, soft: bool) -> float:
+    """max(d_ap - d_an + margin, 0), or softplus of it; NaN stays NaN."""
+    x = d_ap - d_an + margin
+    if soft:
+        # softplus(x) = log1p(exp(x)); for x > 20 it equals x to double precision.
+        return x if x > 20.0 else math.log1p(math.exp(x))
+    return x if (x > 0.0 or x != x) else 0.0
+
+
+@parallel_jit
+def aligned_losses(
+    A: np.ndarray,
+    P: np.ndarray,
+    N: np.ndarray,
+    ia: np.ndarray,
+    ip: np.ndarray,
+    ineg: np.ndarray,
+    code: int,
+    p: float,
+    eps: float,
+    placement: int,
+    margin: float,
+    soft: bool,
+    swap: bool,
+    d_ap: np.ndarray,
+    d_an: np.ndarray,
+    loss: np.ndarray,
+) -> None:
+    """Row i is the triplet (A[ia[i]], P[ip[i]], N[ineg[i]]); empty index arrays mean row i."""
+    indexed = ia.shape[0] > 0
+    for i in prange(loss.shape[0]):
+        if indexed:
+            a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
+        else:
+            a, pos, neg = A[i], P[i], N[i]
+        dap = distance(a, pos, code, p, eps, placement)
+        dan = distance(a, neg, code, p, eps, placement)
+        if swap:
+            dpn = distance(pos, neg, code, p, eps, placement)
+            if dpn < dan:
+                dan = dpn
+        d_ap[i] = dap
+        d_an[i] = dan
+        loss[i] = triplet_loss(dap, dan, margin, soft)
+
+
+@parallel_jit
+def candidate_losses(
+    A: np.ndarray,
+    P: np.ndarray,
+    N: np.ndarray,
+    code: int,
+    p: float,
+    eps: float,
+    placement: int,
+    margin: float,
+    soft: bool,
+    swap: bool,
+    pair_mean: bool,
+    d_ap: np.ndarray,
+    d_an: np.ndarray,
+    loss: np.ndarray,
+    correct: np.ndarray,
+) -> None:
+    """Anchor A[i] against k_p positives P[i] and k_n negatives N[i], over all (p, n) pairs.
+
+    loss[i] is the sum (or mean) of the k_p x k_n pair losses; d_ap[i] and d_an[i] are the mean
+    positive and negative distances; correct[i] is the fraction of pairs with d_ap < d_an.
+    """
+    kp = P.shape[1]
+    kn = N.shape[1]
+    for i in prange(A.shape[0]):
+        a = A[i]
+        dps = np.empty(kp)
+        dns = np.empty(kn)
+        for j in range(kp):
+            dps[j] = distance(a, P[i, j], code, p, eps, placement)
+        for k in range(kn):
+            dns[k] = distance(a, N[i, k], code, p, eps, placement)
+        total = 0.0
+        right = 0
+        for j in range(kp):
+            for k in range(kn):
+                dan = dns[k]
+                if swap:
+                    dpn = distance(P[i, j], N[i, k], code, p, eps, placement)
+                    if dpn < dan:
+                        dan = dpn
+                total += triplet_loss(dps[j], dan, margin, soft)
+                if dps[j] < dan:
+                    right += 1
+        pairs = kp * kn
+        loss[i] = total / pairs if pair_mean else total
+        d_ap[i] = dps.sum() / kp
+        d_an[i] = dns.sum() / kn
+        correct[i] = right / pairs

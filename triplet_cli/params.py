@@ -1,0 +1,157 @@
+"""Choices as str-Enums whose values are the CLI spellings, and the parameter sets they form.
+
+Everything here is pure Python so that `triplet-loss --help` imports neither numba nor pyarrow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .errors import UsageError
+
+
+class Distance(StrEnum):
+    euclidean = "euclidean"
+    squared_euclidean = "squared-euclidean"
+    cosine = "cosine"
+    manhattan = "manhattan"
+    chebyshev = "chebyshev"
+    minkowski = "minkowski"
+    dot = "dot"
+
+    @property
+    def code(self) -> int:
+        """Integer code the jitted kernels dispatch on (see distances.py)."""
+        return list(Distance).index(self)
+
+
+class EpsPlacement(StrEnum):
+    """Where the stabiliser eps goes in a p-norm distance (SPEC section 2)."""
+
+    none = "none"  # ours: no eps in a norm (cosine still uses max(norm, eps))
+    difference = "difference"  # PyTorch: norm_p(x - y + eps)
+    root = "root"  # MLX >= 0.32: (sum |x - y|^p + eps)^(1/p)
+    legacy_root = "legacy-root"  # MLX <= 0.31: sqrt(sum (x - y)^p + eps), signed power
+
+    @property
+    def code(self) -> int:
+        return list(EpsPlacement).index(self)
+
+
+class Reduction(StrEnum):
+    mean = "mean"
+    sum = "sum"
+    none = "none"
+    mean_nonzero = "mean-nonzero"
+
+
+class PairReduction(StrEnum):
+    sum = "sum"
+    mean = "mean"
+
+
+class Strategy(StrEnum):
+    semi_hard = "semi-hard"
+    hard = "hard"
+    easy = "easy"
+    all = "all"
+
+
+class PositiveStrategy(StrEnum):
+    all = "all"
+    hard = "hard"
+    easy = "easy"
+
+
+class Fallback(StrEnum):
+    easiest = "easiest"
+    skip = "skip"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@dataclass(frozen=True)
+class DistanceParams:
+    """How d(x, y) is computed."""
+
+    distance: Distance = Distance.euclidean
+    p: float = 2.0
+    eps: float = 1e-6
+    eps_placement: EpsPlacement = EpsPlacement.none
+    normalize: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "distance", Distance(self.distance))
+        object.__setattr__(self, "eps_placement", EpsPlacement(self.eps_placement))
+        if not self.p >= 1:
+            raise UsageError(f"--p must be >= 1 (got {self.p})")
+        if not (self.eps >= 0 and math.isfinite(self.eps)):
+            raise UsageError(f"--eps must be a finite number >= 0 (got {self.eps})")
+        if self.eps_placement is not EpsPlacement.none and self.distance in (
+            Distance.cosine,
+            Distance.dot,
+        ):
+            raise UsageError(
+                f"--eps-placement {self.eps_placement.value} applies to p-norm distances, "
+                f"not {self.distance.value}"
+            )
+
+    @property
+    def norm_p(self) -> float:
+        """The p of the p-norm this distance is (inf for chebyshev, 2 for squared)."""
+        return {
+            Distance.euclidean: 2.0,
+            Distance.squared_euclidean: 2.0,
+            Distance.manhattan: 1.0,
+            Distance.chebyshev: math.inf,
+        }.get(self.distance, self.p)
+
+
+@dataclass(frozen=True)
+class LossParams:
+    """How a triplet's distances become a loss."""
+
+    margin: float = 1.0
+    soft_margin: bool = False
+    swap: bool = False
+
+    def __post_init__(self) -> None:
+        if not (self.margin >= 0 and math.isfinite(self.margin)):
+            raise UsageError(f"--margin must be a finite number >= 0 (got {self.margin})")
+
+
+@dataclass(frozen=True)
+class MiningParams:
+    """Which triplets `mine` selects (SPEC section 4)."""
+
+    strategy: Strategy = Strategy.semi_hard
+    positive_strategy: PositiveStrategy = PositiveStrategy.all
+    semi_hard_fallback: Fallback = Fallback.easiest
+    per_anchor: int = 1
+    active_only: bool = False
+    batch_size: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", Strategy(self.strategy))
+        object.__setattr__(self, "positive_strategy", PositiveStrategy(self.positive_strategy))
+        object.__setattr__(self, "semi_hard_fallback", Fallback(self.semi_hard_fallback))
+        if self.per_anchor < 1:
+            raise UsageError(f"--per-anchor must be >= 1 (got {self.per_anchor})")
+        if self.batch_size is not None and self.batch_size < 2:
+            raise UsageError(f"--batch-size must be >= 2 (got {self.batch_size})")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved parameters and where each value came from (flag, preset or default)."""
+
+    values: dict[str, object]
+    sources: dict[str, str] = field(default_factory=dict)

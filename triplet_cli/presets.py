@@ -1,0 +1,116 @@
+"""Presets: the defaults that reproduce each framework's number (SPEC section 6).
+
+A preset only sets defaults; an explicit flag wins, and the result records where each value
+came from ("flag", "preset NAME" or "default").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UsageError
+from .params import Settings
+
+COMPUTE_DEFAULTS: dict[str, object] = {
+    "distance": "euclidean",
+    "p": 2.0,
+    "margin": 1.0,
+    "eps": 1e-6,
+    "eps_placement": "none",
+    "normalize": False,
+    "soft_margin": False,
+    "swap": False,
+    "reduction": "mean",
+    "pair_reduction": "sum",
+}
+
+MINE_DEFAULTS: dict[str, object] = {
+    **{k: v for k, v in COMPUTE_DEFAULTS.items() if k not in ("swap", "pair_reduction")},
+    "strategy": "semi-hard",
+    "positive_strategy": "all",
+    "semi_hard_fallback": "easiest",
+    "per_anchor": 1,
+    "active_only": False,
+    "batch_size": None,
+    "seed": 0,
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A framework's defaults for `compute` and/or `mine` (None: the framework has no such op)."""
+
+    name: str
+    follows: str
+    compute: dict[str, object] | None
+    mine: dict[str, object] | None
+
+
+_TORCH_NORM = {"distance": "minkowski", "p": 2.0, "eps": 1e-6}
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset("torch", "PyTorch nn.TripletMarginLoss / F.triplet_margin_loss",
+               {**_TORCH_NORM, "eps_placement": "difference", "margin": 1.0, "reduction": "mean"},
+               None),
+        Preset("mlx", "MLX >= 0.32 nn.losses.triplet_loss",
+               {**_TORCH_NORM, "eps_placement": "root", "margin": 1.0, "reduction": "none"},
+               None),
+        Preset("mlx-legacy", "MLX <= 0.31 nn.losses.triplet_loss (signed power, square root)",
+               {**_TORCH_NORM, "eps_placement": "legacy-root", "margin": 1.0,
+                "reduction": "none"},
+               None),
+        Preset("tf-similarity", "TF Similarity losses.TripletLoss (v0.17+ defaults)",
+               None,
+               {"distance": "cosine", "positive_strategy": "hard", "strategy": "semi-hard",
+                "semi_hard_fallback": "easiest", "soft_margin": True, "margin": 0.0,
+                "reduction": "mean"}),
+        Preset("tf-addons", "TF Addons losses.triplet_semihard_loss (v0.11+, L2)",
+               None,
+               {"distance": "euclidean", "positive_strategy": "all", "strategy": "semi-hard",
+                "semi_hard_fallback": "easiest", "margin": 1.0, "reduction": "mean"}),
+        Preset("pytorch-metric-learning",
+               "pytorch-metric-learning TripletMarginLoss (LpDistance, normalised, AvgNonZero)",
+               {"distance": "euclidean", "normalize": True, "margin": 0.05,
+                "reduction": "mean-nonzero"},
+               {"distance": "euclidean", "normalize": True, "margin": 0.05,
+                "positive_strategy": "all", "strategy": "all", "reduction": "mean-nonzero"}),
+        Preset("sentence-transformers",
+               "sentence-transformers TripletLoss (Euclidean, margin 5) / BatchHardTripletLoss",
+               {"distance": "euclidean", "margin": 5.0, "reduction": "mean"},
+               {"distance": "euclidean", "margin": 5.0, "positive_strategy": "hard",
+                "strategy": "hard", "reduction": "mean"}),
+    ]
+}
+
+
+def resolve(command: str, preset: str | None, explicit: dict[str, object]) -> Settings:
+    """Merge built-in defaults, a preset and explicit flags (None means 'not given')."""
+    defaults = COMPUTE_DEFAULTS if command == "compute" else MINE_DEFAULTS
+    values = dict(defaults)
+    sources = dict.fromkeys(defaults, "default")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UsageError(f"unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
+        overrides = getattr(PRESETS[preset], command)
+        if overrides is None:
+            have = [n for n, p in PRESETS.items() if getattr(p, command) is not None]
+            raise UsageError(f"preset '{preset}' has no {command} operation; presets for "
+                             f"{command}: {', '.join(have)}")
+        values.update(overrides)
+        sources.update(dict.fromkeys(overrides, f"preset {preset}"))
+    given = {k: v for k, v in explicit.items() if v is not None}
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise UsageError(f"{command} takes no option {', '.join(sorted(unknown))}")
+    values.update(given)
+    sources.update(dict.fromkeys(given, "flag"))
+    if values["soft_margin"] and sources["margin"] == "default":
+        # Soft margin means margin 0 unless asked (Hermans et al. 2017, TF Similarity, TF Addons).
+        values["margin"] = 0.0
+        sources["margin"] = "default with --soft-margin"
+    if given.get("p") is not None and values["distance"] == "euclidean" and "distance" not in given:
+        values["distance"] = "minkowski"  # --p alone means the p-norm the user asked for
+        sources["distance"] = "implied by --p"
+    return Settings(values, sources)

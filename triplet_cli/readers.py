@@ -1,0 +1,370 @@
+"""Readers for embedding, label and triplet files. They know files, not maths.
+
+.npy is memory-mapped and never unpickled; .npz by key; .parquet (a file or a folder of files)
+and Arrow IPC (.arrow/.feather/.ipc) by a fixed_size_list<float> or constant-length list<float>
+column; .csv for labels and triplets. Every failure is an InputError naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+NPY_MAGIC = b"\x93NUMPY"
+PARQUET_MAGIC = b"PAR1"
+ARROW_MAGIC = b"ARROW1"
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+ARROW_SUFFIXES = {".arrow", ".feather", ".ipc"}
+STDIN = "-"
+
+
+def split_key(path: str) -> tuple[str, str]:
+    """`file.npz:key` -> (file.npz, key); any path that exists as written has no key."""
+    if path == STDIN or os.path.exists(path) or ":" not in path:
+        return path, ""
+    file, _, key = path.rpartition(":")
+    return file, key
+
+
+def _check_readable(path: str) -> None:
+    path = split_key(path)[0]
+    if path == STDIN:
+        return
+    if not os.path.exists(path):
+        raise InputError("no such file", path)
+    if os.path.isdir(path) and Path(path).suffix.lower() not in PARQUET_SUFFIXES:
+        if not any(Path(path).glob("*.parquet")):
+            raise InputError("is a directory, not a file (nor a folder of .parquet files)", path)
+    elif not os.access(path, os.R_OK):
+        raise InputError("permission denied", path)
+
+
+def _stdin_bytes() -> bytes:
+    return sys.stdin.buffer.read()
+
+
+def _sniff(path: str, head: bytes) -> str:
+    """The format of a file: by its magic bytes, else by its suffix."""
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if head.startswith(ARROW_MAGIC):
+        return "arrow"
+    if head.startswith(b"PK"):
+        return "npz"
+    suffix = Path(path.split(":")[0]).suffix.lower()
+    return {
+        ".npy": "npy",
+        ".npz": "npz",
+        ".csv": "csv",
+        ".tsv": "csv",
+        ".txt": "csv",
+        **{s: "parquet" for s in PARQUET_SUFFIXES},
+        **{s: "arrow" for s in ARROW_SUFFIXES},
+    }.get(suffix, "unknown")
+
+
+def _format_of(path: str) -> str:
+    if path != STDIN and os.path.isdir(path):
+        return "parquet"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    return _sniff(path, head)
+
+
+# --------------------------------------------------------------------------------------------
+# .npy / .npz
+
+
+def _read_npy(path: str) -> np.ndarray:
+    """Memory-map a .npy file after checking its header, dtype and size against the file."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != NPY_MAGIC:
+                raise InputError("not a .npy file (bad magic bytes)", path)
+            f.seek(0)
+            version = fmt.read_magic(f)
+            read_header = (fmt.read_array_header_1_0 if version == (1, 0)
+                           else fmt.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f, max_header_size=100_000)
+            offset = f.tell()
+    except InputError:
+        raise
+    except (ValueError, OSError, SyntaxError) as e:
+        raise InputError(f"not a valid .npy file ({e})", path) from None
+    if dtype.hasobject:
+        raise InputError("holds Python objects (a pickled array); refusing to load it", path)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = os.path.getsize(path) - offset
+    if found < expected:
+        raise InputError(f"truncated: header promises {expected} data bytes, found {found}", path)
+    if expected == 0:
+        return np.empty(shape, dtype)
+    array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                      order="F" if fortran else "C")
+    return np.asarray(array)
+
+
+def _read_npy_bytes(data: bytes, name: str) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as e:
+        raise InputError(f"not a valid .npy stream ({e})", name) from None
+
+
+def _read_npz(path: str) -> np.ndarray:
+    """`file.npz:key`, or the only array of `file.npz`."""
+    file, key = split_key(path)
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            keys = list(archive.keys())
+            if not key:
+                if len(keys) != 1:
+                    raise InputError(f"holds {len(keys)} arrays ({', '.join(keys)}); "
+                                     f"name one as {file}:KEY", file)
+                key = keys[0]
+            if key not in keys:
+                raise InputError(f"no array '{key}'; it holds: {', '.join(keys)}", file)
+            return archive[key]
+    except InputError:
+        raise
+    except (ValueError, OSError, EOFError) as e:
+        msg = "holds Python objects (pickled); refusing to load it" if "pickle" in str(e) else (
+            f"not a valid .npz file ({e})")
+        raise InputError(msg, file) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Arrow: parquet files and folders, IPC files and streams
+
+
+def _arrow_table(path: str, kind: str, columns: list[str] | None, data: bytes | None = None
+                 ) -> pa.Table:
+    import pyarrow as pa
+
+    try:
+        if kind == "parquet":
+            if data is not None:
+                import pyarrow.parquet as pq
+
+                return pq.read_table(pa.BufferReader(data), columns=columns)
+            import pyarrow.dataset as ds
+
+            return ds.dataset(path, format="parquet").to_table(columns=columns)
+        source = pa.BufferReader(data) if data is not None else pa.memory_map(path)
+        try:
+            table = pa.ipc.open_file(source).read_all()
+        except pa.ArrowInvalid:
+            source = pa.BufferReader(data) if data is not None else pa.memory_map(path)
+            table = pa.ipc.open_stream(source).read_all()
+        return table.select(columns) if columns else table
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, KeyError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"cannot read as {kind} ({first})", path) from None
+
+
+def _schema(path: str, kind: str, data: bytes | None) -> pa.Schema:
+    import pyarrow as pa
+
+    try:
+        if kind == "parquet" and data is None:
+            import pyarrow.dataset as ds
+
+            return ds.dataset(path, format="parquet").schema
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"cannot read as parquet ({str(e).splitlines()[0]})", path) from None
+    return _arrow_table(path, kind, None, data).schema
+
+
+def _is_vector_type(t: pa.DataType) -> bool:
+    import pyarrow.types as pt
+
+    if pt.is_fixed_size_list(t) or pt.is_list(t) or pt.is_large_list(t):
+        v = t.value_type
+        return pt.is_floating(v) or pt.is_integer(v)
+    return False
+
+
+def _pick_column(path: str, schema: pa.Schema, column: str | None, flag: str) -> str:
+    names = schema.names
+    if column is not None:
+        if column not in names:
+            raise InputError(f"no column '{column}'; columns: {', '.join(names)}", path)
+        if not _is_vector_type(schema.field(column).type):
+            raise InputError(f"column '{column}' is {schema.field(column).type}, not a list of "
+                             "floats", path)
+        return column
+    vectors = [f.name for f in schema if _is_vector_type(f.type)]
+    if len(vectors) == 1:
+        return vectors[0]
+    if not vectors:
+        raise InputError(f"no list<float> column; columns: {', '.join(names)}", path)
+    raise InputError(f"several list<float> columns ({', '.join(vectors)}); choose one with {flag}",
+                     path)
+
+
+def _list_column_to_matrix(path: str, name: str, column: pa.ChunkedArray) -> np.ndarray:
+    """A fixed_size_list or constant-length list column as an (n, d) array, checked for nulls."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunks = column.chunks or [pa.array([], type=column.type)]
+    if column.null_count:
+        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"column '{name}': row {row} is null", path)
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if lengths.size and (lengths != lengths[0]).any():
+        row = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise InputError(f"column '{name}' is ragged: row {row} has {lengths[row]} values, "
+                         f"row 0 has {lengths[0]}", path)
+    width = int(lengths[0]) if lengths.size else 0
+    parts = []
+    for chunk in chunks:
+        values = chunk.flatten()
+        if values.null_count:
+            offsets = np.cumsum(pc.list_value_length(chunk).to_numpy(zero_copy_only=False))
+            at = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+            row = int(np.searchsorted(offsets, at, side="right")) + sum(len(c) for c in parts)
+            raise InputError(f"column '{name}': row {row} holds a null value", path)
+        parts.append(values.to_numpy(zero_copy_only=False))
+    flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return flat.reshape(len(column), width)
+
+
+# --------------------------------------------------------------------------------------------
+# Public readers
+
+
+def read_matrix(path: str, column: str | None = None, flag: str = "--column") -> np.ndarray:
+    """The numeric array stored in `path` (embeddings), as a numpy array; .npy is memory-mapped."""
+    _check_readable(path)
+    data = _stdin_bytes() if path == STDIN else None
+    kind = _sniff(path, data[:8]) if data is not None else _format_of_path(path)
+    if kind == "npy":
+        return _read_npy_bytes(data, "<stdin>") if data is not None else _read_npy(path)
+    if kind == "npz":
+        if data is not None:
+            raise InputError("read .npz from a file, not from stdin", "<stdin>")
+        return _read_npz(path)
+    if kind in ("parquet", "arrow"):
+        name = _pick_column(path, _schema(path, kind, data), column, flag)
+        table = _arrow_table(path, kind, [name], data)
+        return _list_column_to_matrix(path, name, table.column(name))
+    raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", path)
+
+
+def _format_of_path(path: str) -> str:
+    try:
+        return _format_of(split_key(path)[0])
+    except OSError as e:
+        raise InputError(e.strerror or str(e), path) from None
+
+
+def read_labels(path: str, column: str | None = None) -> np.ndarray:
+    """A 1-D array of integer or string labels from .npy/.npz, .parquet/.arrow or .csv."""
+    _check_readable(path)
+    kind = _format_of_path(path)
+    if kind == "npy":
+        labels = _read_npy(path)
+    elif kind == "npz":
+        labels = _read_npz(path)
+    elif kind in ("parquet", "arrow", "csv"):
+        table = _read_csv(path) if kind == "csv" else None
+        schema = table.schema if table is not None else _schema(path, kind, None)
+        name = _pick_label_column(path, schema, column)
+        if table is None:
+            table = _arrow_table(path, kind, [name], None)
+        col = table.column(name)
+        if col.null_count:
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise InputError(f"label column '{name}': row {row} is null", path)
+        labels = col.to_numpy(zero_copy_only=False)
+    else:
+        raise InputError("unknown label format: use .npy, .parquet, .arrow or .csv", path)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise InputError(f"labels must be one value per row, got shape {labels.shape}", path)
+    if labels.dtype.kind == "f":
+        if np.isnan(labels).any():
+            raise InputError(f"label row {int(np.flatnonzero(np.isnan(labels))[0])} is NaN", path)
+        if (labels != np.round(labels)).any():
+            raise InputError("labels are non-integer floats; use integers or strings", path)
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iubUSO":
+        raise InputError(f"labels have dtype {labels.dtype}; use integers or strings", path)
+    return labels
+
+
+def _pick_label_column(path: str, schema: pa.Schema, column: str | None) -> str:
+    import pyarrow.types as pt
+
+    names = schema.names
+    if column is not None:
+        if column not in names:
+            raise InputError(f"no column '{column}'; columns: {', '.join(names)}", path)
+        return column
+    if "label" in names:
+        return "label"
+    scalars = [f.name for f in schema if not _is_vector_type(f.type)
+               and (pt.is_integer(f.type) or pt.is_string(f.type) or pt.is_large_string(f.type))]
+    if len(scalars) == 1:
+        return scalars[0]
+    raise InputError(f"cannot tell the label column; choose one with --label-column "
+                     f"(columns: {', '.join(names)})", path)
+
+
+def _read_csv(path: str) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    try:
+        return pcsv.read_csv(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"cannot read as CSV ({str(e).splitlines()[0]})", path) from None
+
+
+TRIPLET_COLUMNS = ("anchor", "positive", "negative")
+
+
+def read_triplets(path: str) -> np.ndarray:
+    """An (t, 3) int64 array of (anchor, positive, negative) row indices."""
+    _check_readable(path)
+    kind = _format_of_path(path)
+    if kind in ("npy", "npz"):
+        t = _read_npy(path) if kind == "npy" else _read_npz(path)
+        if t.ndim != 2 or t.shape[1] != 3:
+            raise InputError(f"triplets must have shape (t, 3), got {t.shape}", path)
+    elif kind in ("parquet", "arrow", "csv"):
+        table = _read_csv(path) if kind == "csv" else _arrow_table(path, kind, None)
+        missing = [c for c in TRIPLET_COLUMNS if c not in table.column_names]
+        if missing:
+            raise InputError(f"no column {', '.join(repr(c) for c in missing)}; columns: "
+                             f"{', '.join(table.column_names)}", path)
+        cols = []
+        for c in TRIPLET_COLUMNS:
+            col = table.column(c)
+            if col.null_count:
+                row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+                raise InputError(f"column '{c}': row {row} is null", path)
+            cols.append(col.to_numpy(zero_copy_only=False))
+        t = np.stack(cols, axis=1) if cols[0].size else np.empty((0, 3), np.int64)
+    else:
+        raise InputError("unknown triplet format: use .parquet, .arrow, .csv or .npy", path)
+    if t.dtype.kind not in "iu":
+        raise InputError(f"triplet indices must be integers, got {t.dtype}", path)
+    if t.shape[0] == 0:
+        raise InputError("holds zero triplets", path)
+    return np.ascontiguousarray(t, dtype=np.int64)

@@ -1,0 +1,170 @@
+"""Row writers for per-triplet output (.parquet, .csv, .jsonl, .npy), always atomic.
+
+A file is written under a temporary name in the target folder and renamed over the target only
+when the run succeeded, so a failed or interrupted run never leaves a partial or clobbered file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import InputError, UsageError
+
+STDOUT = "-"
+SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+                  ".ndjson": "jsonl", ".npy": "npy"}
+Batch = dict[str, np.ndarray]
+
+
+def output_format(path: str) -> str:
+    """The row format a path's suffix asks for."""
+    fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise UsageError(f"--output {path}: unknown suffix; use "
+                         f"{', '.join(sorted(set(SUFFIX_FORMATS)))}")
+    return fmt
+
+
+def check_output(path: str, inputs: Sequence[str]) -> None:
+    """Refuse an output that is an input, a directory, or in a folder that does not exist."""
+    if path == STDOUT:
+        return
+    output_format(path)
+    target = os.path.realpath(path)
+    for source in inputs:
+        if source != STDOUT and os.path.realpath(source.split(":")[0]) == target:
+            raise UsageError(f"--output {path} is also an input; refusing to overwrite it")
+    if os.path.isdir(path):
+        raise InputError("is a directory; --output needs a file name", path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"output folder {folder} does not exist", path)
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"output folder {folder} is not writable", path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class RowWriter:
+    """Writes batches of equal-length columns to one stream in one format."""
+
+    def __init__(self, stream: BinaryIO, fmt: str, columns: dict[str, np.dtype],
+                 npy_columns: Sequence[str] = ()) -> None:
+        self.stream, self.fmt, self.columns = stream, fmt, columns
+        self.npy_columns = tuple(npy_columns) or tuple(columns)
+        self.rows = 0
+        self._arrow_writer = None
+        if fmt == "npy":
+            self._header_size = _npy_header_size()
+            stream.write(b"\0" * self._header_size)
+
+    def write(self, batch: Batch) -> None:
+        n = len(next(iter(batch.values())))
+        if n == 0:
+            return
+        self.rows += n
+        if self.fmt == "jsonl":
+            self.stream.write(_jsonl(batch).encode())
+        elif self.fmt == "npy":
+            block = np.stack([batch[c] for c in self.npy_columns], axis=1)
+            self.stream.write(block.astype(self._npy_dtype(), copy=False).tobytes())
+        else:
+            self._write_arrow(batch)
+
+    def _write_arrow(self, batch: Batch) -> None:
+        import pyarrow as pa
+
+        table = pa.table(batch)
+        if self._arrow_writer is None:
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                self._arrow_writer = pq.ParquetWriter(self.stream, table.schema)
+            else:
+                import pyarrow.csv as pcsv
+
+                self._arrow_writer = pcsv.CSVWriter(self.stream, table.schema)
+        self._arrow_writer.write_table(table)
+
+    def _npy_dtype(self) -> np.dtype:
+        return np.result_type(*(self.columns[c] for c in self.npy_columns))
+
+    def close(self) -> None:
+        """Finish the stream; a run with no rows still gets a valid file with its columns."""
+        if self.rows == 0 and self.fmt in ("parquet", "csv"):
+            self._write_arrow({c: np.empty(0, dtype) for c, dtype in self.columns.items()})
+        if self._arrow_writer is not None:
+            self._arrow_writer.close()
+        if self.fmt == "npy":
+            self.stream.seek(0)
+            self.stream.write(_npy_header(self._npy_dtype(), (self.rows, len(self.npy_columns)),
+                                          self._header_size))
+        self.stream.flush()
+
+
+def _npy_header_size() -> int:
+    """Bytes reserved for a .npy header so the final shape can be written after the rows."""
+    return len(_npy_header(np.dtype(np.float64), (10**18, 3), None))
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, int], size: int | None) -> bytes:
+    """A version 1.0 .npy header, space-padded to `size` bytes (or 64-byte aligned)."""
+    text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                 "shape": shape})
+    body_len = len(text) + 1
+    total = size if size is not None else -(-(10 + body_len) // 64) * 64
+    text = text + " " * (total - 10 - body_len) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+
+def _json_value(v: object) -> object:
+    return v if not isinstance(v, float) or math.isfinite(v) else None
+
+
+def _jsonl(batch: Batch) -> str:
+    names = list(batch)
+    columns = [batch[c].tolist() for c in names]
+    finite = all(c.dtype.kind != "f" or np.isfinite(c).all() for c in batch.values())
+    if finite:
+        keys = [json.dumps(c) for c in names]
+        return "".join("{" + ", ".join(f"{k}: {v!r}" for k, v in zip(keys, row, strict=True))
+                       + "}\n" for row in zip(*columns, strict=True))
+    return "".join(json.dumps({k: _json_value(v) for k, v in zip(names, row, strict=True)}) + "\n"
+                   for row in zip(*columns, strict=True))
+
+
+@contextlib.contextmanager
+def open_rows(path: str, columns: dict[str, np.dtype], npy_columns: Sequence[str] = (),
+              fmt: str | None = None, stdout: BinaryIO | None = None) -> Iterator[RowWriter]:
+    """A RowWriter on `path` (atomically) or on `stdout` in `fmt` when path is '-'."""
+    if path == STDOUT:
+        writer = RowWriter(stdout, fmt or "csv", columns, npy_columns)
+        yield writer
+        writer.close()
+        return
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns)
+        yield writer
+        writer.close()
