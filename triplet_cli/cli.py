@@ -21,9 +21,12 @@ from .errors import TripletLossError
 from .params import (
     Distance,
     EpsPlacement,
+    Fallback,
     Format,
     PairReduction,
+    PositiveStrategy,
     Reduction,
+    Strategy,
 )
 
 PROG = "triplet-loss"
@@ -111,6 +114,7 @@ def _errors_to_exit(quiet: bool = False) -> Iterator[None]:
 _DIST = "Distance"
 _LOSS = "Loss"
 _OUT = "Output"
+_MINE = "Mining"
 PresetOpt = Annotated[str | None, typer.Option(
     "--preset", help="Reproduce a framework: torch, mlx, mlx-legacy, tf-similarity, tf-addons, "
     "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`).",
@@ -217,6 +221,79 @@ def compute(
                         embeddings=embeddings, triplets=triplets),
             column=column, preset=preset, options=options, output=output, fmt=format.value,
             top=top, fail_above=fail_above, threads=threads, quiet=quiet, verbose=verbose)
+    raise typer.Exit(code)
+
+
+@app.command()
+def mine(
+    embeddings: Annotated[str, typer.Option(
+        "--embeddings", help="Embedding matrix (m, d): .npy, .npz, .parquet, .arrow.",
+        show_default=False)],
+    labels: Annotated[str | None, typer.Option(
+        "--labels", help="Labels (m,), integers or strings: .npy, .parquet, .arrow, .csv. "
+        "[default: the label column of --embeddings]", show_default=False)] = None,
+    column: ColumnOpt = None,
+    label_column: Annotated[str | None, typer.Option(
+        "--label-column", help="Label column of a .parquet/.arrow/.csv file. [default: 'label', "
+        "or the only integer/string column]", show_default=False)] = None,
+    preset: PresetOpt = None,
+    strategy: Annotated[Strategy | None, typer.Option(
+        "--strategy", help="Negatives per (anchor, positive): semi-hard, hard (closest), easy "
+        "(farthest), all. [default: semi-hard]", rich_help_panel=_MINE,
+        show_default=False)] = None,
+    positive_strategy: Annotated[PositiveStrategy | None, typer.Option(
+        "--positive-strategy", help="Positives per anchor: all, hard (farthest), easy "
+        "(closest). [default: all]", rich_help_panel=_MINE, show_default=False)] = None,
+    semi_hard_fallback: Annotated[Fallback | None, typer.Option(
+        "--semi-hard-fallback", help="No negative farther than the positive: easiest (the "
+        "farthest negative, as TF) or skip. [default: easiest]", rich_help_panel=_MINE,
+        show_default=False)] = None,
+    per_anchor: Annotated[int | None, typer.Option(
+        "--per-anchor", help="Up to K negatives per (anchor, positive), in the strategy's "
+        "order. [default: 1]", rich_help_panel=_MINE, show_default=False)] = None,
+    active_only: Annotated[bool | None, typer.Option(
+        "--active-only/--all-triplets", help="Keep only triplets with loss > 0. [default: all]",
+        rich_help_panel=_MINE, show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        "--batch-size", help="Mine inside random mini-batches of B rows (online mining). "
+        "[default: the whole file]", rich_help_panel=_MINE, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of the mini-batch shuffle. [default: 0]", rich_help_panel=_MINE,
+        show_default=False)] = None,
+    distance: DistanceOpt = None,
+    p: POpt = None,
+    eps: EpsOpt = None,
+    eps_placement: EpsPlacementOpt = None,
+    normalize: NormalizeOpt = None,
+    margin: MarginOpt = None,
+    soft_margin: SoftOpt = None,
+    reduction: ReductionOpt = None,
+    output: OutputOpt = None,
+    format: FormatOpt = Format.table,
+    top: TopOpt = 10,
+    fail_above: FailOpt = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Mine triplets from labelled embeddings in blocks (memory never grows as m x m).
+
+    Rows anchor, positive, negative, d_ap, d_an, loss go to --output (.parquet, .csv, .jsonl;
+    .npy holds the (t, 3) int64 indices) or to stdout with --format jsonl/csv.
+    """
+    from .commands import run_mine
+
+    options = _enum_values(dict(
+        strategy=strategy, positive_strategy=positive_strategy,
+        semi_hard_fallback=semi_hard_fallback, per_anchor=per_anchor, active_only=active_only,
+        batch_size=batch_size, seed=seed, distance=distance, p=p, eps=eps,
+        eps_placement=eps_placement, normalize=normalize, margin=margin, soft_margin=soft_margin,
+        reduction=reduction))
+    with _errors_to_exit():
+        code = run_mine(embeddings=embeddings, labels=labels, column=column,
+                        label_column=label_column, preset=preset, options=options,
+                        output=output, fmt=format.value, top=top, fail_above=fail_above,
+                        threads=threads, quiet=quiet, verbose=verbose)
     raise typer.Exit(code)
 
 

@@ -5,6 +5,7 @@ Kept apart from cli.py so the Typer layer stays declarative and `--help` stays l
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -66,7 +67,7 @@ def stream_rows(
                 writer.write(columns)
             stats.add(block.start, block.d_ap, block.d_an, block.loss, block.correct)
             hardest.add(columns)
-            advance(len(block))
+            advance(block.progress)
 
 
 def finish(summary: dict[str, Any], *, title: str, keys: Sequence[str], hardest: Hardest,
@@ -92,6 +93,8 @@ def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: st
 
     if output == STDOUT:
         raise UsageError("--output - is not needed: use --format jsonl or csv for rows on stdout")
+    if fail_above is not None and math.isnan(fail_above):
+        raise UsageError("--fail-above must be a number (got nan)")
     started = time.perf_counter()
     if output:
         check_output(output, [p for p in inputs.values() if p])
@@ -109,6 +112,43 @@ def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: st
         print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
               f"{done - loaded:.3f} s, {threads or max_threads()} threads", file=sys.stderr)
     return finish(summary, title="triplet-loss compute", keys=COMPUTE_KEYS, hardest=hardest,
+                  stats=stats, fmt=fmt, fail_above=fail_above, quiet=quiet)
+
+
+MINE_KEYS = ("anchors", "anchors_without_positive", "anchors_without_negative", "triplets",
+             "mean", "mean_nonzero", "active_fraction", "accuracy")
+MINE_SCHEMA = {**{c: np.dtype(np.int64) for c in ("anchor", "positive", "negative")},
+               **{c: np.dtype(np.float64) for c in ("d_ap", "d_an", "loss")}}
+
+
+def run_mine(*, embeddings: str, labels: str | None, column: str | None,
+             label_column: str | None, preset: str | None, options: dict[str, Any],
+             output: str | None, fmt: str, top: int, fail_above: float | None,
+             threads: int | None, quiet: bool, verbose: bool) -> int:
+    from ._jit import max_threads, set_threads
+    from .mining_api import mine_summary, prepare_mine
+    from .reductions import TripletStats
+
+    if output == STDOUT:
+        raise UsageError("--output - is not needed: use --format jsonl or csv for rows on stdout")
+    started = time.perf_counter()
+    if output:
+        check_output(output, [p for p in (embeddings, labels) if p])
+    job = prepare_mine(embeddings, labels, preset=preset, column=column,
+                       label_column=label_column, **options)
+    set_threads(threads)
+    stats = TripletStats(margin=job.loss_params.margin)
+    hardest = Hardest(top if fmt == "table" else 0)
+    loaded = time.perf_counter()
+    stream_rows(job.blocks(), schema=MINE_SCHEMA, npy_columns=("anchor", "positive", "negative"),
+                output=output, fmt=fmt, stats=stats, hardest=hardest, total=job.x.shape[0],
+                quiet=quiet, what="anchors")
+    summary = mine_summary(job, stats)
+    if verbose:
+        print(f"{__package__}: read {loaded - started:.3f} s, mining and output "
+              f"{time.perf_counter() - loaded:.3f} s, {threads or max_threads()} threads",
+              file=sys.stderr)
+    return finish(summary, title="triplet-loss mine", keys=MINE_KEYS, hardest=hardest,
                   stats=stats, fmt=fmt, fail_above=fail_above, quiet=quiet)
 
 
@@ -133,4 +173,4 @@ def print_presets(fmt: str) -> None:
 
     for name, p in PRESETS.items():
         table.add_row(name, Text(p.follows), settings(p.compute), settings(p.mine))
-    Console(file=sys.stdout).print(table)
+    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)

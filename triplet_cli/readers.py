@@ -8,6 +8,7 @@ column; .csv for labels and triplets. Every failure is an InputError naming the 
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 from pathlib import Path
@@ -90,6 +91,9 @@ def _format_of(path: str) -> str:
 def _read_npy(path: str) -> np.ndarray:
     """Memory-map a .npy file after checking its header, dtype and size against the file."""
     fmt = np.lib.format
+    file, key = split_key(path)
+    if key:
+        raise InputError(f"':{key}' names an array in an .npz, but {file} is a .npy file", path)
     try:
         with open(path, "rb") as f:
             if f.read(6) != NPY_MAGIC:
@@ -106,7 +110,9 @@ def _read_npy(path: str) -> np.ndarray:
         raise InputError(f"not a valid .npy file ({e})", path) from None
     if dtype.hasobject:
         raise InputError("holds Python objects (a pickled array); refusing to load it", path)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if any(n < 0 for n in shape):
+        raise InputError(f"not a valid .npy file (negative dimension in shape {shape})", path)
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: np.prod wraps past 2^63
     found = os.path.getsize(path) - offset
     if found < expected:
         raise InputError(f"truncated: header promises {expected} data bytes, found {found}", path)
@@ -251,6 +257,10 @@ def read_matrix(path: str, column: str | None = None, flag: str = "--column") ->
     """The numeric array stored in `path` (embeddings), as a numpy array; .npy is memory-mapped."""
     _check_readable(path)
     data = _stdin_bytes() if path == STDIN else None
+    if data is not None:
+        path = "<stdin>"  # how messages name it; `data` is what gets read
+        if not data:
+            raise InputError("nothing on stdin", path)
     kind = _sniff(path, data[:8]) if data is not None else _format_of_path(path)
     if kind == "npy":
         return _read_npy_bytes(data, "<stdin>") if data is not None else _read_npy(path)
@@ -341,6 +351,8 @@ TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 
 def read_triplets(path: str) -> np.ndarray:
     """An (t, 3) int64 array of (anchor, positive, negative) row indices."""
+    if path == STDIN:
+        raise InputError("read triplets from a file, not from stdin", "<stdin>")
     _check_readable(path)
     kind = _format_of_path(path)
     if kind in ("npy", "npz"):

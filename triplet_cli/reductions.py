@@ -86,15 +86,22 @@ class TripletStats:
         n = loss.size
         if n == 0:
             return
+        with np.errstate(invalid="ignore", over="ignore"):
+            self._add(start, d_ap, d_an, loss, correct)
+
+    def _add(self, start: int, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
+             correct: np.ndarray | None) -> None:
+        n = loss.size
         self.count += n
         self.loss_sum += float(loss.sum(dtype=np.float64))
         active = loss > 0
         self.nonzero_count += int(active.sum())
         self.nonzero_sum += float(loss[active].sum(dtype=np.float64))
         self.correct_sum += float(correct.sum() if correct is not None else (d_ap < d_an).sum())
-        self.nan_count += int(np.isnan(loss).sum())
-        self.loss_max = max(self.loss_max, float(np.nanmax(loss)) if self.nan_count < self.count
-                            else self.loss_max)
+        nan = np.isnan(loss)
+        self.nan_count += int(nan.sum())
+        if not nan.all():
+            self.loss_max = max(self.loss_max, float(loss[~nan].max()))
         scale = max(float(np.abs(d_an).max()), 1.0)
         gap = d_an - d_ap
         self.ties += int((np.abs(gap) <= TIE_TOLERANCE * scale).sum())
@@ -175,7 +182,7 @@ class TripletStats:
         if self.on_margin:
             out.append(f"{self.on_margin} triplets sit exactly on the margin (d_an - d_ap = "
                        f"{self.margin:g}): loss 0 but not active")
-        if self.nonzero_count == 0 and not soft_margin:
+        if self.nonzero_count == 0 and self.nan_count == 0 and not soft_margin:
             out.append("no active triplet: every triplet already satisfies the margin, so the "
                        "loss is 0")
         if self.nan_count:

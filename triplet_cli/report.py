@@ -30,7 +30,7 @@ class Hardest:
         merged = (columns if not self.rows else
                   {c: np.concatenate([self.rows[c], columns[c]]) for c in columns})
         key = np.where(np.isnan(merged["loss"]), math.inf, merged["loss"])
-        order = np.lexsort((merged["index"], -key))[: self.k]
+        order = np.argsort(-key, kind="stable")[: self.k]  # rows arrive in order: ties stay
         self.rows = {c: v[order] for c, v in merged.items()}
 
 

@@ -15,8 +15,8 @@ _FINITE_BLOCK_ROWS = 65_536
 def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
     """float32/float64 kept (no copy when C-contiguous), float16 upcast, safe integers converted."""
     kind, size = array.dtype.kind, array.dtype.itemsize
-    if kind == "f" and size in (4, 8):
-        return np.ascontiguousarray(array)
+    if kind == "f" and size in (4, 8):  # big-endian files are swapped: numba takes native only
+        return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
     if kind == "f" and size == 2:
         return array.astype(np.float32)
     if kind in "iu" and size in _EXACT_FLOAT:
