@@ -26,6 +26,7 @@ from .params import (
     PairReduction,
     PositiveStrategy,
     Reduction,
+    SemiHardThreshold,
     Strategy,
 )
 
@@ -248,6 +249,10 @@ def mine(
         "--semi-hard-fallback", help="No negative farther than the positive: easiest (the "
         "farthest negative, as TF) or skip. [default: easiest]", rich_help_panel=_MINE,
         show_default=False)] = None,
+    semi_hard_threshold: Annotated[SemiHardThreshold | None, typer.Option(
+        "--semi-hard-threshold", help="Semi-hard negatives lie beyond the paired positive "
+        "(FaceNet, TF Addons) or the anchor's hardest positive (TF Similarity). "
+        "[default: positive]", rich_help_panel=_MINE, show_default=False)] = None,
     per_anchor: Annotated[int | None, typer.Option(
         "--per-anchor", help="Up to K negatives per (anchor, positive), in the strategy's "
         "order. [default: 1]", rich_help_panel=_MINE, show_default=False)] = None,
@@ -285,7 +290,8 @@ def mine(
 
     options = _enum_values(dict(
         strategy=strategy, positive_strategy=positive_strategy,
-        semi_hard_fallback=semi_hard_fallback, per_anchor=per_anchor, active_only=active_only,
+        semi_hard_fallback=semi_hard_fallback, semi_hard_threshold=semi_hard_threshold,
+        per_anchor=per_anchor, active_only=active_only,
         batch_size=batch_size, seed=seed, distance=distance, p=p, eps=eps,
         eps_placement=eps_placement, normalize=normalize, margin=margin, soft_margin=soft_margin,
         reduction=reduction))

@@ -1,7 +1,8 @@
 """Jitted per-triplet kernels: hinge or soft-margin loss, optional swap.
 
-Each kernel is a prange over independent rows writing only out[i], so results do not depend on
-the thread count; sums over rows happen afterwards (reductions.py) in a fixed order.
+Each kernel is a prange over independent rows (in tasks of ROWS_PER_TASK) writing only out[i], so
+results do not depend on the thread count; sums over rows happen afterwards (reductions.py) in a
+fixed order.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import math
 import numpy as np
 
 from ._jit import jit, parallel_jit, prange
-from .distances import distance
+from .distances import distance, distance_pair
+
+# Rows per prange task: each task allocates its two scratch rows once (an allocation per row
+# cost 8% at d = 128); 256 rows keep 3,900 tasks for 10^6 rows, plenty to balance the threads.
+ROWS_PER_TASK = 256
 
 
 @jit
@@ -45,20 +50,23 @@ def aligned_losses(
 ) -> None:
     """Row i is the triplet (A[ia[i]], P[ip[i]], N[ineg[i]]); empty index arrays mean row i."""
     indexed = ia.shape[0] > 0
-    for i in prange(loss.shape[0]):
-        if indexed:
-            a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
-        else:
-            a, pos, neg = A[i], P[i], N[i]
-        dap = distance(a, pos, code, p, eps, placement)
-        dan = distance(a, neg, code, p, eps, placement)
-        if swap:
-            dpn = distance(pos, neg, code, p, eps, placement)
-            if dpn < dan:
-                dan = dpn
-        d_ap[i] = dap
-        d_an[i] = dan
-        loss[i] = triplet_loss(dap, dan, margin, soft)
+    n = loss.shape[0]
+    for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        t_ap = np.empty(A.shape[1])
+        t_an = np.empty(A.shape[1])
+        for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
+            if indexed:
+                a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
+            else:
+                a, pos, neg = A[i], P[i], N[i]
+            dap, dan = distance_pair(a, pos, neg, code, p, eps, placement, t_ap, t_an)
+            if swap:
+                dpn = distance(pos, neg, code, p, eps, placement)
+                if dpn < dan:
+                    dan = dpn
+            d_ap[i] = dap
+            d_an[i] = dan
+            loss[i] = triplet_loss(dap, dan, margin, soft)
 
 
 @parallel_jit

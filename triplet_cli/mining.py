@@ -243,9 +243,12 @@ def _emit(i, j, dj, negs_v, negs_i, count, code, placement, margin, soft, slot, 
 
 @parallel_jit
 def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code, p, eps,
-               placement, margin, soft, pos_strategy, strategy, fallback_easiest, K, offsets,
-               out_idx, out_d, out_loss):
+               placement, margin, soft, pos_strategy, strategy, fallback_easiest,
+               threshold_hardest, K, offsets, out_idx, out_d, out_loss):
     """Mine anchors start..start+G.shape[0]: G holds their matrix-product row (or distances).
+
+    threshold_hardest: semi-hard negatives must lie beyond the anchor's hardest positive
+    whichever positive is paired (TF Similarity), not beyond the paired positive (FaceNet).
 
     Anchor r writes its triplets to slots offsets[r]..offsets[r+1] (unused slots keep anchor
     -1); the caller sized them as (#chosen positives) x K.
@@ -278,9 +281,16 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
         res_v = np.full((npicked, K), np.inf)
         res_i = np.full((npicked, K), -1, np.int64)
         res_n = np.zeros(npicked, np.int64)
-        order = np.argsort(pos_v[:npicked], kind="mergesort")
+        thresholds = pos_v[:npicked].copy()
+        if threshold_hardest and pos_strategy != POS_HARD:
+            hard_v = np.empty(1)
+            hard_i = np.empty(1, np.int64)
+            _positives(X, i, row, kind, norms, members, c_lo, c_hi, code, p, eps, placement, d,
+                       POS_HARD, hard_v, hard_i)
+            thresholds[:] = hard_v[0]
+        order = np.argsort(thresholds, kind="mergesort")
         _semi_hard(X, i, row, kind, norms, labels, c, code, p, eps, placement, d, K,
-                   pos_v[:npicked], order, res_v, res_i, res_n)
+                   thresholds, order, res_v, res_i, res_n)
         fallback_n = -1
         for q in range(npicked):
             if res_n[q] > 0:

@@ -116,7 +116,7 @@ class MineJob:
         v = self.settings.values
         return MiningParams(v["strategy"], v["positive_strategy"], v["semi_hard_fallback"],
                             int(v["per_anchor"]), bool(v["active_only"]), v["batch_size"],
-                            int(v["seed"]))
+                            int(v["seed"]), v["semi_hard_threshold"])
 
     def inputs(self) -> dict[str, dict[str, object]]:
         return {f"{self.names[k]}" + (" (labels)" if k == "labels" and self.names["labels"]
@@ -135,73 +135,129 @@ class MineJob:
         for s in range(0, m, size):
             yield np.sort(perm[s:s + size]).astype(np.int64)
 
+    def plan(self) -> KernelPlan:
+        dist, lp, mp = self.distance, self.loss_params, self.mining
+        from .distances import kernel_code
+
+        def index(choice: object) -> int:
+            return list(type(choice)).index(choice)
+
+        return KernelPlan(kernel_code(dist.distance.value, dist.p), dist.p, dist.eps,
+                          dist.eps_placement.code, lp.margin, lp.soft_margin,
+                          index(mp.positive_strategy), index(mp.strategy),
+                          mp.semi_hard_fallback.value == "easiest", mp.per_anchor,
+                          mp.active_only, mp.semi_hard_threshold.value == "hardest-positive")
+
     def blocks(self, block_rows: int | None = None) -> Iterator[MineBlock]:
         """Mined triplets in order: by batch, then anchor, positive, negative rank."""
         self.anchors_without_positive = self.anchors_without_negative = 0
+        plan = self.plan()
         produced = 0
         for rows in self.batches():
-            x = self.x if rows.size == self.x.shape[0] else np.ascontiguousarray(self.x[rows])
-            classes = _Classes.of(np.unique(self.codes[rows], return_inverse=True)[1]
-                                  .astype(np.int64))
-            sizes = classes.sizes()
-            self.anchors_without_positive += int((sizes < 2).sum())
-            self.anchors_without_negative += int(((sizes == rows.size) & (sizes >= 2)).sum())
-            for block in self._mine(x, classes, block_rows):
-                if rows.size != self.x.shape[0]:
+            whole = rows.size == self.x.shape[0]
+            data = MineSet.build(self.x if whole else self.x[rows], self.codes[rows], plan)
+            self.anchors_without_positive += data.without_positive
+            self.anchors_without_negative += data.without_negative
+            for start, stop in data.ranges(block_rows):
+                block = mine_range(data, plan, start, stop)
+                if not whole:
                     block.triplets = rows[block.triplets]
                 block.start = produced
                 produced += len(block)
                 yield block
 
-    def _mine(self, x: np.ndarray, classes: _Classes, block_rows: int | None
-              ) -> Iterator[MineBlock]:
-        from .distances import kernel_code
-        from .mining import ALL, RANK_DIRECT, direct_block, mine_all_block, mine_block, rank_kind
 
-        dist, lp, mp = self.distance, self.loss_params, self.mining
-        code = kernel_code(dist.distance.value, dist.p)
-        placement = dist.eps_placement.code
-        strategy = [s.value for s in type(mp.strategy)].index(mp.strategy.value)
-        pos_strategy = [s.value for s in type(mp.positive_strategy)].index(
-            mp.positive_strategy.value)
+@dataclass(frozen=True)
+class KernelPlan:
+    """What the mining kernels need besides the data: small and picklable (one per run)."""
+
+    code: int
+    p: float
+    eps: float
+    placement: int
+    margin: float
+    soft: bool
+    pos_strategy: int
+    strategy: int
+    fallback_easiest: bool
+    per_anchor: int
+    active_only: bool
+    threshold_hardest: bool
+
+
+@dataclass
+class MineSet:
+    """One set of rows mined together (the whole file or one mini-batch), ready for kernels."""
+
+    x: np.ndarray
+    classes: _Classes
+    norms: np.ndarray
+    caps: np.ndarray
+
+    @classmethod
+    def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
+        from .mining import ALL
+
+        x = np.ascontiguousarray(x)
+        classes = _Classes.of(np.unique(codes, return_inverse=True)[1].astype(np.int64))
         m = x.shape[0]
         sizes = classes.sizes()
         valid = (sizes >= 2) & (sizes < m)
-        if strategy == ALL:
-            caps = np.where(valid, (sizes - 1 if pos_strategy == 0 else 1) * (m - sizes), 0)
-        else:
-            caps = np.where(valid, (sizes - 1 if pos_strategy == 0 else 1) * mp.per_anchor, 0)
-        kind = rank_kind(code, placement)
+        positives = sizes - 1 if plan.pos_strategy == 0 else 1
+        negatives = m - sizes if plan.strategy == ALL else plan.per_anchor
+        caps = np.where(valid, positives * negatives, 0).astype(np.int64)
         norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-        args = (code, dist.p, dist.eps, placement)
-        for start, stop in _block_ranges(caps, m, x.dtype.itemsize, block_rows):
-            offsets = np.zeros(stop - start + 1, np.int64)
-            np.cumsum(caps[start:stop], out=offsets[1:])
-            slots = int(offsets[-1])
-            out_idx = np.full((slots, 3), -1, np.int64)
-            out_d = np.empty((slots, 2))
-            out_loss = np.empty(slots)
-            if strategy == ALL:
-                mine_all_block(x, classes.codes, classes.members, classes.ptr, start, stop,
-                               *args, lp.margin, lp.soft_margin, pos_strategy, offsets, out_idx,
-                               out_d, out_loss)
-            else:
-                if kind == RANK_DIRECT:
-                    g = np.empty((stop - start, m))
-                    direct_block(x, start, stop, *args, g)
-                    delta = np.zeros(stop - start)
-                else:
-                    g = x[start:stop] @ x.T
-                    delta = _expansion_error(kind, norms, start, stop, x)
-                mine_block(x, classes.codes, norms, classes.members, classes.ptr, start, g, kind,
-                           delta, *args, lp.margin, lp.soft_margin, pos_strategy, strategy,
-                           mp.semi_hard_fallback.value == "easiest", mp.per_anchor, offsets,
-                           out_idx, out_d, out_loss)
-            keep = out_idx[:, 0] >= 0
-            if mp.active_only:
-                keep &= out_loss > 0
-            yield MineBlock(0, out_idx[keep], out_d[keep, 0], out_d[keep, 1], out_loss[keep],
-                            stop - start)
+        return cls(x, classes, norms, caps)
+
+    @property
+    def without_positive(self) -> int:
+        return int((self.classes.sizes() < 2).sum())
+
+    @property
+    def without_negative(self) -> int:
+        sizes = self.classes.sizes()
+        return int(((sizes == self.x.shape[0]) & (sizes >= 2)).sum())
+
+    def ranges(self, block_rows: int | None = None) -> list[tuple[int, int]]:
+        return list(_block_ranges(self.caps, self.x.shape[0], self.x.dtype.itemsize,
+                                  block_rows))
+
+
+def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> MineBlock:
+    """Mine anchors start..stop of one set: the unit of work (a Dask task runs one)."""
+    from .mining import ALL, RANK_DIRECT, direct_block, mine_all_block, mine_block, rank_kind
+
+    x, classes = data.x, data.classes
+    m = x.shape[0]
+    args = (plan.code, plan.p, plan.eps, plan.placement)
+    offsets = np.zeros(stop - start + 1, np.int64)
+    np.cumsum(data.caps[start:stop], out=offsets[1:])
+    slots = int(offsets[-1])
+    out_idx = np.full((slots, 3), -1, np.int64)
+    out_d = np.empty((slots, 2))
+    out_loss = np.empty(slots)
+    if plan.strategy == ALL:
+        mine_all_block(x, classes.codes, classes.members, classes.ptr, start, stop, *args,
+                       plan.margin, plan.soft, plan.pos_strategy, offsets, out_idx, out_d,
+                       out_loss)
+    else:
+        kind = rank_kind(plan.code, plan.placement)
+        if kind == RANK_DIRECT:
+            g = np.empty((stop - start, m))
+            direct_block(x, start, stop, *args, g)
+            delta = np.zeros(stop - start)
+        else:
+            g = x[start:stop] @ x.T
+            delta = _expansion_error(kind, data.norms, start, stop, x)
+        mine_block(x, classes.codes, data.norms, classes.members, classes.ptr, start, g, kind,
+                   delta, *args, plan.margin, plan.soft, plan.pos_strategy, plan.strategy,
+                   plan.fallback_easiest, plan.threshold_hardest, plan.per_anchor, offsets,
+                   out_idx, out_d, out_loss)
+    keep = out_idx[:, 0] >= 0
+    if plan.active_only:
+        keep &= out_loss > 0
+    return MineBlock(0, out_idx[keep], out_d[keep, 0], out_d[keep, 1], out_loss[keep],
+                     stop - start)
 
 
 def _expansion_error(kind: int, norms: np.ndarray, start: int, stop: int, x: np.ndarray
@@ -264,7 +320,8 @@ def prepare_mine(
     DistanceParams(v["distance"], float(v["p"]), float(v["eps"]), v["eps_placement"])
     LossParams(float(v["margin"]))
     MiningParams(v["strategy"], v["positive_strategy"], v["semi_hard_fallback"],
-                 int(v["per_anchor"]), bool(v["active_only"]), v["batch_size"], int(v["seed"]))
+                 int(v["per_anchor"]), bool(v["active_only"]), v["batch_size"], int(v["seed"]),
+                 v["semi_hard_threshold"])
     x, xname = _load_matrix(embeddings, "embeddings", column)
     validate.require_rank(x, xname, (2,), "embeddings")
     validate.require_rows(x, xname)

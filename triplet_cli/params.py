@@ -70,6 +70,13 @@ class Fallback(StrEnum):
     skip = "skip"
 
 
+class SemiHardThreshold(StrEnum):
+    """What a semi-hard negative must lie beyond."""
+
+    positive = "positive"  # the paired positive (FaceNet, TF Addons, sentence-transformers)
+    hardest_positive = "hardest-positive"  # the anchor's hardest positive (TF Similarity)
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -138,8 +145,10 @@ class MiningParams:
     active_only: bool = False
     batch_size: int | None = None
     seed: int = 0
+    semi_hard_threshold: SemiHardThreshold = SemiHardThreshold.positive
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "semi_hard_threshold", SemiHardThreshold(self.semi_hard_threshold))
         object.__setattr__(self, "strategy", Strategy(self.strategy))
         object.__setattr__(self, "positive_strategy", PositiveStrategy(self.positive_strategy))
         object.__setattr__(self, "semi_hard_fallback", Fallback(self.semi_hard_fallback))
