@@ -23,6 +23,7 @@ from .params import (
     EpsPlacement,
     Fallback,
     Format,
+    MarginFilter,
     PairReduction,
     PositiveStrategy,
     Reduction,
@@ -253,6 +254,11 @@ def mine(
         "--semi-hard-threshold", help="Semi-hard negatives lie beyond the paired positive "
         "(FaceNet, TF Addons) or the anchor's hardest positive (TF Similarity). "
         "[default: positive]", rich_help_panel=_MINE, show_default=False)] = None,
+    margin_filter: Annotated[MarginFilter | None, typer.Option(
+        "--margin-filter", help="Keep triplets by d_an - d_ap: violating (<= margin), hard "
+        "(<= 0), semi-hard (0 < gap <= margin), easy (> margin): pytorch-metric-learning's "
+        "TripletMarginMiner types all/hard/semihard/easy. [default: any]",
+        rich_help_panel=_MINE, show_default=False)] = None,
     per_anchor: Annotated[int | None, typer.Option(
         "--per-anchor", help="Up to K negatives per (anchor, positive), in the strategy's "
         "order. [default: 1]", rich_help_panel=_MINE, show_default=False)] = None,
@@ -291,6 +297,7 @@ def mine(
     options = _enum_values(dict(
         strategy=strategy, positive_strategy=positive_strategy,
         semi_hard_fallback=semi_hard_fallback, semi_hard_threshold=semi_hard_threshold,
+        margin_filter=margin_filter,
         per_anchor=per_anchor, active_only=active_only,
         batch_size=batch_size, seed=seed, distance=distance, p=p, eps=eps,
         eps_placement=eps_placement, normalize=normalize, margin=margin, soft_margin=soft_margin,

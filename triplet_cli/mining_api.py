@@ -116,7 +116,7 @@ class MineJob:
         v = self.settings.values
         return MiningParams(v["strategy"], v["positive_strategy"], v["semi_hard_fallback"],
                             int(v["per_anchor"]), bool(v["active_only"]), v["batch_size"],
-                            int(v["seed"]), v["semi_hard_threshold"])
+                            int(v["seed"]), v["semi_hard_threshold"], v["margin_filter"])
 
     def inputs(self) -> dict[str, dict[str, object]]:
         return {f"{self.names[k]}" + (" (labels)" if k == "labels" and self.names["labels"]
@@ -146,7 +146,8 @@ class MineJob:
                           dist.eps_placement.code, lp.margin, lp.soft_margin,
                           index(mp.positive_strategy), index(mp.strategy),
                           mp.semi_hard_fallback.value == "easiest", mp.per_anchor,
-                          mp.active_only, mp.semi_hard_threshold.value == "hardest-positive")
+                          mp.active_only, mp.semi_hard_threshold.value == "hardest-positive",
+                          mp.margin_filter.value)
 
     def blocks(self, block_rows: int | None = None) -> Iterator[MineBlock]:
         """Mined triplets in order: by batch, then anchor, positive, negative rank."""
@@ -183,6 +184,7 @@ class KernelPlan:
     per_anchor: int
     active_only: bool
     threshold_hardest: bool
+    margin_filter: str = "any"
 
 
 @dataclass
@@ -256,8 +258,22 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> MineBl
     keep = out_idx[:, 0] >= 0
     if plan.active_only:
         keep &= out_loss > 0
+    if plan.margin_filter != "any":
+        keep &= _margin_band(out_d[:, 1] - out_d[:, 0], plan.margin, plan.margin_filter)
     return MineBlock(0, out_idx[keep], out_d[keep, 0], out_d[keep, 1], out_loss[keep],
                      stop - start)
+
+
+def _margin_band(gap: np.ndarray, margin: float, band: str) -> np.ndarray:
+    """Triplets whose gap d_an - d_ap lies in pytorch-metric-learning's TripletMarginMiner band."""
+    if band == "easy":
+        return gap > margin
+    keep = gap <= margin
+    if band == "hard":
+        keep &= gap <= 0
+    elif band == "semi-hard":
+        keep &= gap > 0
+    return keep
 
 
 def _expansion_error(kind: int, norms: np.ndarray, start: int, stop: int, x: np.ndarray
@@ -321,7 +337,7 @@ def prepare_mine(
     LossParams(float(v["margin"]))
     MiningParams(v["strategy"], v["positive_strategy"], v["semi_hard_fallback"],
                  int(v["per_anchor"]), bool(v["active_only"]), v["batch_size"], int(v["seed"]),
-                 v["semi_hard_threshold"])
+                 v["semi_hard_threshold"], v["margin_filter"])
     x, xname = _load_matrix(embeddings, "embeddings", column)
     validate.require_rank(x, xname, (2,), "embeddings")
     validate.require_rows(x, xname)
@@ -338,10 +354,18 @@ def prepare_mine(
     if counts.max() < 2:
         raise InputError("no label occurs twice, so no anchor has a positive (each class needs "
                          ">= 2 rows)", yname)
+    warnings = []
+    if preset == "tf-similarity" and v["distance"] == "cosine" and not v["normalize"]:
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        if np.abs(norms - 1).max() > 1e-3:
+            warnings.append("tf-similarity assumes L2-normalised rows; these are not, and TF "
+                            "Similarity would compute 1 - x.y clipped at 0 on them, not the "
+                            "cosine distance computed here")
     if v["normalize"]:
         x = _normalized(x)
     job = MineJob(settings, np.ascontiguousarray(x), codes.astype(np.int64),
-                  {"embeddings": xname, "labels": yname}, {"embeddings": x, "labels": y})
+                  {"embeddings": xname, "labels": yname}, {"embeddings": x, "labels": y},
+                  warnings=warnings)
     job.label_counts = counts  # type: ignore[attr-defined]
     return job
 

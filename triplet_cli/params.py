@@ -77,6 +77,17 @@ class SemiHardThreshold(StrEnum):
     hardest_positive = "hardest-positive"  # the anchor's hardest positive (TF Similarity)
 
 
+class MarginFilter(StrEnum):
+    """Keep mined triplets by their gap d_an - d_ap against the margin (pytorch-metric-learning's
+    TripletMarginMiner types: violating is its 'all')."""
+
+    any = "any"
+    violating = "violating"  # gap <= margin
+    hard = "hard"  # gap <= 0 (and <= margin)
+    semi_hard = "semi-hard"  # 0 < gap <= margin
+    easy = "easy"  # gap > margin
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -146,8 +157,10 @@ class MiningParams:
     batch_size: int | None = None
     seed: int = 0
     semi_hard_threshold: SemiHardThreshold = SemiHardThreshold.positive
+    margin_filter: MarginFilter = MarginFilter.any
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "margin_filter", MarginFilter(self.margin_filter))
         object.__setattr__(self, "semi_hard_threshold", SemiHardThreshold(self.semi_hard_threshold))
         object.__setattr__(self, "strategy", Strategy(self.strategy))
         object.__setattr__(self, "positive_strategy", PositiveStrategy(self.positive_strategy))

@@ -30,6 +30,7 @@ MINE_DEFAULTS: dict[str, object] = {
     "positive_strategy": "all",
     "semi_hard_fallback": "easiest",
     "semi_hard_threshold": "positive",
+    "margin_filter": "any",
     "per_anchor": 1,
     "active_only": False,
     "batch_size": None,
@@ -45,6 +46,10 @@ class Preset:
     follows: str
     compute: dict[str, object] | None
     mine: dict[str, object] | None
+    # The margin a soft margin uses when the margin flag is not given: TF Addons and
+    # sentence-transformers drop the margin in their soft losses (0); pytorch-metric-learning's
+    # smooth_loss keeps it inside the softplus (None: keep the preset's margin).
+    soft_margin_margin: float | None = 0.0
 
 
 _TORCH_NORM = {"distance": "minkowski", "p": 2.0, "eps": 1e-6}
@@ -76,7 +81,8 @@ PRESETS: dict[str, Preset] = {
                {"distance": "euclidean", "normalize": True, "margin": 0.05,
                 "reduction": "mean-nonzero"},
                {"distance": "euclidean", "normalize": True, "margin": 0.05,
-                "positive_strategy": "all", "strategy": "all", "reduction": "mean-nonzero"}),
+                "positive_strategy": "all", "strategy": "all", "reduction": "mean-nonzero"},
+               soft_margin_margin=None),
         Preset("sentence-transformers",
                "sentence-transformers TripletLoss (Euclidean, margin 5) / BatchHardTripletLoss",
                {"distance": "euclidean", "margin": 5.0, "reduction": "mean"},
@@ -107,9 +113,10 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object]) -> Se
         raise UsageError(f"{command} takes no option {', '.join(sorted(unknown))}")
     values.update(given)
     sources.update(dict.fromkeys(given, "flag"))
-    if values["soft_margin"] and sources["margin"] == "default":
+    soft_margin = PRESETS[preset].soft_margin_margin if preset else 0.0
+    if values["soft_margin"] and sources["margin"] != "flag" and soft_margin is not None:
         # Soft margin means margin 0 unless asked (Hermans et al. 2017, TF Similarity, TF Addons).
-        values["margin"] = 0.0
+        values["margin"] = soft_margin
         sources["margin"] = "default with --soft-margin"
     if given.get("p") is not None and values["distance"] == "euclidean" and "distance" not in given:
         values["distance"] = "minkowski"  # --p alone means the p-norm the user asked for
