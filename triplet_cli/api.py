@@ -14,10 +14,12 @@ from . import validate
 from .errors import InputError, UsageError
 from .params import DistanceParams, LossParams, PairReduction, Reduction, Settings
 from .presets import resolve
-from .readers import STDIN, read_matrix, read_triplets
+from .readers import STDIN, ArrowMatrix, ArrowTriplets, open_matrix, open_triplets
 from .reductions import TripletStats
 
 ArrayLike = np.ndarray | str
+Matrix = np.ndarray | ArrowMatrix  # in memory (or memory-mapped), or streamed from parquet/Arrow
+BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
 BLOCK_ROWS = 1 << 20
 NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as pytorch-metric-learning uses it
 _NO_INDEX = np.empty(0, np.int64)
@@ -72,12 +74,12 @@ class ComputeJob:
     """Validated inputs and resolved settings for one compute run, processed in blocks."""
 
     settings: Settings
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, Matrix]
     names: dict[str, str]
-    triplets: np.ndarray | None = None
+    triplets: np.ndarray | ArrowTriplets | None = None
     count: int = 0
     warnings: list[str] = field(default_factory=list)
-    loaded: dict[str, np.ndarray] = field(default_factory=dict)
+    loaded: dict[str, Matrix] = field(default_factory=dict)
 
     @property
     def distance(self) -> DistanceParams:
@@ -98,28 +100,54 @@ class ComputeJob:
         return {self.names[k]: {"role": k, "shape": list(a.shape), "dtype": str(a.dtype)}
                 for k, a in self.loaded.items()}
 
-    def blocks(self, block_rows: int = BLOCK_ROWS) -> Iterator[Block]:
+    def block_rows(self) -> int:
+        """Rows per block: all three inputs' rows of a block fit in BLOCK_BYTES."""
+        row_bytes = sum(int(np.prod(a.shape[1:])) * a.dtype.itemsize for a in self.arrays.values())
+        return int(min(BLOCK_ROWS, max(4096, BLOCK_BYTES // max(row_bytes, 1))))
+
+    def _input_blocks(self, rows: int) -> Iterator[dict[str, np.ndarray]]:
+        """The aligned inputs' rows, block by block, streamed where they live on disk."""
+        def stream(role: str) -> Iterator[np.ndarray]:
+            a = self.arrays[role]
+            if isinstance(a, ArrowMatrix):
+                for block in a.blocks(rows):
+                    yield validate.as_float_array(block, self.names[role])
+            else:
+                for start in range(0, self.count, rows):
+                    yield a[start:start + rows]
+
+        roles = ("anchors", "positives", "negatives")
+        for parts in zip(*(stream(r) for r in roles), strict=True):
+            yield dict(zip(roles, parts, strict=True))
+
+    def blocks(self, block_rows: int | None = None) -> Iterator[Block]:
         from .distances import kernel_code
         from .losses import aligned_losses, candidate_losses
 
         dist, lp = self.distance, self.loss_params
         code = kernel_code(dist.distance.value, dist.p)
-        common = (code, dist.p, dist.eps, dist.eps_placement.code, lp.margin, lp.soft_margin)
+        common = (code, dist.norm_p, dist.eps, dist.eps_placement.code, lp.margin, lp.soft_margin)
         pair_mean = self.settings.values["pair_reduction"] == PairReduction.mean.value
-        for start in range(0, self.count, block_rows):
-            stop = min(start + block_rows, self.count)
+        rows = block_rows or self.block_rows()
+        inputs = self._input_blocks(rows) if self.triplets is None else None
+        indices = self._triplet_blocks(rows) if self.triplets is not None else None
+        for start in range(0, self.count, rows):
+            stop = min(start + rows, self.count)
             n = stop - start
             d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)
             correct = None
-            if self.triplets is not None:
-                t = self.triplets[start:stop]
+            part: dict[str, np.ndarray] = {}
+            t = None
+            if indices is not None:
+                t = next(indices)
                 x = self.arrays["embeddings"]
                 aligned_losses(x, x, x, np.ascontiguousarray(t[:, 0]),
                                np.ascontiguousarray(t[:, 1]), np.ascontiguousarray(t[:, 2]),
                                *common, lp.swap, d_ap, d_an, loss)
             else:
-                a, p, neg = (self._rows(k, start, stop) for k in ("anchors", "positives",
-                                                                  "negatives"))
+                part = next(inputs)  # type: ignore[arg-type]
+                a, p, neg = (self._prepared(part[k]) for k in ("anchors", "positives",
+                                                                 "negatives"))
                 if self.candidates:
                     correct = np.empty(n)
                     candidate_losses(a, p, neg, *common, lp.swap, pair_mean, d_ap, d_an, loss,
@@ -127,15 +155,25 @@ class ComputeJob:
                 else:
                     aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
                                    d_ap, d_an, loss)
-            self._check_finite(start, d_ap, d_an)
-            yield Block(start, d_ap, d_an, loss, correct,
-                        None if self.triplets is None else self.triplets[start:stop])
+            self._check_finite(start, d_ap, d_an, part)
+            yield Block(start, d_ap, d_an, loss, correct, t)
 
-    def _rows(self, role: str, start: int, stop: int) -> np.ndarray:
-        a = self.arrays[role][start:stop]
+    def _triplet_blocks(self, rows: int) -> Iterator[np.ndarray]:
+        """The index triples block by block, range-checked (streamed from parquet/Arrow)."""
+        t, m, name = self.triplets, self.arrays["embeddings"].shape[0], self.names["triplets"]
+        parts = (t.blocks(rows) if isinstance(t, ArrowTriplets) else
+                 (t[s:s + rows] for s in range(0, self.count, rows)))
+        start = 0
+        for part in parts:
+            validate.require_indices(part, m, name, start)
+            start += len(part)
+            yield part
+
+    def _prepared(self, a: np.ndarray) -> np.ndarray:
         return _normalized(a) if self.settings.values["normalize"] else a
 
-    def _check_finite(self, start: int, d_ap: np.ndarray, d_an: np.ndarray) -> None:
+    def _check_finite(self, start: int, d_ap: np.ndarray, d_an: np.ndarray,
+                      part: dict[str, np.ndarray]) -> None:
         """A non-finite distance points at a NaN/inf input row (named), or at an overflow.
 
         Legacy MLX (eps placement legacy-root) gives NaN from finite input for odd p: that is
@@ -144,17 +182,24 @@ class ComputeJob:
         bad = np.flatnonzero(~(np.isfinite(d_ap) & np.isfinite(d_an)))
         for i in bad:
             row = start + int(i)
-            if self.triplets is not None:
-                continue  # the embedding matrix was checked whole before the kernels ran
-            for role, a in self.arrays.items():
-                if not np.isfinite(a[row]).all():
-                    what = validate.describe_nonfinite(a, row)
-                    raise InputError(f"row {row} contains {what}", self.names[role])
+            for role, a in part.items():
+                values = a[int(i)]
+                if not np.isfinite(values).all():
+                    what = validate.describe_nonfinite(a, int(i))
+                    where = f"row {row}"
+                    if values.ndim == 2:  # k candidates: name the candidate row too
+                        k = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+                        where = f"row {k}" if self.loaded[role].ndim == 2 else f"{where}, " \
+                            f"candidate {k}"
+                    raise InputError(f"{where} contains {what}", self.names[role])
         if bad.size and self.distance.eps_placement.value != "legacy-root":
-            row = start + int(bad[0])
+            i = int(bad[0])
             name = self.names["triplets" if self.triplets is not None else "anchors"]
-            raise InputError(f"row {row}: the distance overflows float64 (values too large); "
-                             "rescale the embeddings", name)
+            if np.isnan(d_ap[i]) or np.isnan(d_an[i]):
+                raise InputError(f"row {start + i}: the distance is undefined (NaN) for finite "
+                                 "values (a zero vector with cosine and --eps 0?)", name)
+            raise InputError(f"row {start + i}: the distance overflows float64 (values too "
+                             "large); rescale the embeddings", name)
 
 
 def _normalized(a: np.ndarray) -> np.ndarray:
@@ -164,9 +209,15 @@ def _normalized(a: np.ndarray) -> np.ndarray:
     return a / np.maximum(norm, NORMALIZE_EPS)
 
 
-def _load_matrix(x: ArrayLike, role: str, column: str | None) -> tuple[np.ndarray, str]:
+def _load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False
+                 ) -> tuple[Matrix, str]:
+    """An input as a float array, or (stream=True) as an ArrowMatrix left on disk."""
     if isinstance(x, str):
-        return validate.as_float_array(read_matrix(x, column), x), x
+        m = open_matrix(x, column)
+        if isinstance(m, ArrowMatrix):
+            validate.as_float_array(np.empty((0, m.width), m.dtype), x)  # dtype check up front
+            return (m, x) if stream else (validate.as_float_array(m.read(), x), x)
+        return validate.as_float_array(m, x), x
     array = np.asarray(x)
     return validate.as_float_array(array, role), role
 
@@ -201,7 +252,7 @@ def prepare_compute(
                          "--triplets)")
     arrays, names = {}, {}
     for role, x in (("anchors", anchors), ("positives", positives), ("negatives", negatives)):
-        arrays[role], names[role] = _load_matrix(x, role, column)  # type: ignore[arg-type]
+        arrays[role], names[role] = _load_matrix(x, role, column, stream=True)  # type: ignore
     return _check_aligned(ComputeJob(settings, arrays, names))
 
 
@@ -220,6 +271,9 @@ def _check_aligned(job: ComputeJob) -> ComputeJob:
                                                            for r, d in dims.items()),
                          job.names["anchors"])
     job.loaded = dict(job.arrays)
+    if one_anchor or job.candidates:  # reshaped below: streamed inputs are read whole
+        job.arrays = {r: validate.as_float_array(x.read(), job.names[r])
+                      if isinstance(x, ArrowMatrix) else x for r, x in job.arrays.items()}
     if one_anchor:  # one anchor against k_p positive and k_n negative candidates
         job.arrays = {"anchors": a[None], **{r: job.arrays[r][None] for r in ("positives",
                                                                                "negatives")}}
@@ -243,12 +297,13 @@ def _prepare_indexed(settings: Settings, embeddings: ArrayLike, triplets: ArrayL
     validate.require_rank(x, name, (2,), "embeddings")
     validate.require_rows(x, name)
     if isinstance(triplets, str):
-        t, tname = read_triplets(triplets), triplets
+        t, tname = open_triplets(triplets), triplets
     else:
         t, tname = np.ascontiguousarray(np.asarray(triplets), dtype=np.int64), "triplets"
         if t.ndim != 2 or t.shape[1] != 3 or t.shape[0] == 0:
             raise InputError(f"triplets must have shape (t, 3) with t > 0, got {t.shape}", tname)
-    validate.require_indices(t, x.shape[0], tname)
+    if isinstance(t, np.ndarray):  # streamed triplets are checked block by block
+        validate.require_indices(t, x.shape[0], tname)
     validate.require_finite(x, name)
     if settings.values["normalize"]:
         x = _normalized(x)
@@ -298,4 +353,5 @@ def compute_loss(
     summary = summarize(job.settings, stats, job.inputs(), job.warnings)
     d_ap, d_an, loss = (np.concatenate([getattr(b, name) for b in blocks])
                         for name in ("d_ap", "d_an", "loss"))
-    return ComputeResult(d_ap, d_an, loss, summary, job.triplets)
+    triplets = None if job.triplets is None else np.concatenate([b.triplets for b in blocks])
+    return ComputeResult(d_ap, d_an, loss, summary, triplets)

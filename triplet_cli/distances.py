@@ -78,7 +78,7 @@ def chebyshev(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     m = 0.0
     for i in range(x.shape[0]):
         v = abs(np.float64(x[i]) - np.float64(y[i]) + shift)
-        if not v <= m:
+        if v > m or v != v:  # once m is NaN no comparison is true: it stays NaN
             m = v
     return m
 
@@ -161,11 +161,26 @@ def distance(
 
 
 @jit
-def squared_terms(x: np.ndarray, y: np.ndarray, shift: float, out: np.ndarray) -> None:
-    """out_i = (x_i - y_i + shift)^2 in float64: squared_euclidean's terms, in a vectorised loop."""
-    for i in range(x.shape[0]):
-        d = np.float64(x[i]) - np.float64(y[i]) + shift
-        out[i] = d * d
+def squared_terms(x: np.ndarray, y: np.ndarray, z: np.ndarray, shift: float, t: np.ndarray,
+                  u: np.ndarray) -> None:
+    """t_i = (x_i - y_i + shift)^2 and u_i = (x_i - z_i + shift)^2 in float64: squared_euclidean's
+    terms for two pairs sharing x, in one loop that vectorises (x is read and converted once)."""
+    if shift == 0.0:
+        # (d + 0)^2 == d^2 bit for bit (the add only turns -0 into +0); skipping it frees an FP
+        # port the conversions also need: 12% faster at d = 768.
+        for i in range(x.shape[0]):
+            a = np.float64(x[i])
+            d = a - np.float64(y[i])
+            e = a - np.float64(z[i])
+            t[i] = d * d
+            u[i] = e * e
+    else:
+        for i in range(x.shape[0]):
+            a = np.float64(x[i])
+            d = a - np.float64(y[i]) + shift
+            e = a - np.float64(z[i]) + shift
+            t[i] = d * d
+            u[i] = e * e
 
 
 @jit
@@ -201,9 +216,7 @@ def distance_pair(
     """(d(x, y), d(x, z)) equal to `distance` bit for bit; t and u are float64 scratch of len(x)."""
     if code in (COSINE, DOT) or not sums_squares(code, p, placement):
         return (distance(x, y, code, p, eps, placement), distance(x, z, code, p, eps, placement))
-    shift = eps if placement == EPS_DIFFERENCE else 0.0
-    squared_terms(x, y, shift, t)
-    squared_terms(x, z, shift, u)
+    squared_terms(x, y, z, eps if placement == EPS_DIFFERENCE else 0.0, t, u)
     s, r = running_sums(t, u)
     return pnorm_finish(s, code, p, eps, placement), pnorm_finish(r, code, p, eps, placement)
 

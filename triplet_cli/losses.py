@@ -109,7 +109,7 @@ def candidate_losses(
                 dan = dns[k]
                 if swap:
                     dpn = distance(P[i, j], N[i, k], code, p, eps, placement)
-                    if dpn < dan:
+                    if dpn < dan or dpn != dpn:
                         dan = dpn
                 total += triplet_loss(dps[j], dan, margin, soft)
                 if dps[j] < dan:

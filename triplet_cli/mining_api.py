@@ -142,7 +142,7 @@ class MineJob:
         def index(choice: object) -> int:
             return list(type(choice)).index(choice)
 
-        return KernelPlan(kernel_code(dist.distance.value, dist.p), dist.p, dist.eps,
+        return KernelPlan(kernel_code(dist.distance.value, dist.p), dist.norm_p, dist.eps,
                           dist.eps_placement.code, lp.margin, lp.soft_margin,
                           index(mp.positive_strategy), index(mp.strategy),
                           mp.semi_hard_fallback.value == "easiest", mp.per_anchor,

@@ -112,6 +112,8 @@ class DistanceParams:
             raise UsageError(f"--p must be >= 1 (got {self.p})")
         if not (self.eps >= 0 and math.isfinite(self.eps)):
             raise UsageError(f"--eps must be a finite number >= 0 (got {self.eps})")
+        if self.eps_placement is EpsPlacement.legacy_root and math.isinf(self.norm_p):
+            raise UsageError("--eps-placement legacy-root needs a finite p (not chebyshev)")
         if self.eps_placement is not EpsPlacement.none and self.distance in (
             Distance.cosine,
             Distance.dot,

@@ -11,6 +11,7 @@ import io
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -221,32 +222,126 @@ def _pick_column(path: str, schema: pa.Schema, column: str | None, flag: str) ->
                      path)
 
 
-def _list_column_to_matrix(path: str, name: str, column: pa.ChunkedArray) -> np.ndarray:
-    """A fixed_size_list or constant-length list column as an (n, d) array, checked for nulls."""
+def _list_column_to_matrix(path: str, name: str, column: pa.Array | pa.ChunkedArray,
+                           width: int | None = None, row0: int = 0) -> np.ndarray:
+    """A fixed_size_list or constant-length list column as an (n, width) array, checked for
+    nulls and ragged rows; row0 numbers the first row in messages (for streamed batches)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    chunks = column.chunks or [pa.array([], type=column.type)]
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
     if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+        row = row0 + int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputError(f"column '{name}': row {row} is null", path)
     lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    if lengths.size and (lengths != lengths[0]).any():
-        row = int(np.flatnonzero(lengths != lengths[0])[0])
-        raise InputError(f"column '{name}' is ragged: row {row} has {lengths[row]} values, "
-                         f"row 0 has {lengths[0]}", path)
-    width = int(lengths[0]) if lengths.size else 0
-    parts = []
-    for chunk in chunks:
-        values = chunk.flatten()
-        if values.null_count:
-            offsets = np.cumsum(pc.list_value_length(chunk).to_numpy(zero_copy_only=False))
-            at = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
-            row = int(np.searchsorted(offsets, at, side="right")) + sum(len(c) for c in parts)
-            raise InputError(f"column '{name}': row {row} holds a null value", path)
-        parts.append(values.to_numpy(zero_copy_only=False))
-    flat = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return flat.reshape(len(column), width)
+    if width is None:
+        width = int(lengths[0]) if lengths.size else 0
+    if (lengths != width).any():
+        row = int(np.flatnonzero(lengths != width)[0])
+        raise InputError(f"column '{name}' is ragged: row {row0 + row} has {lengths[row]} "
+                         f"values, row 0 has {width}", path)
+    values = column.flatten()
+    if values.null_count:
+        at = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"column '{name}': row {row0 + at // max(width, 1)} holds a null value",
+                         path)
+    return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
+
+
+def _rechunk(parts: Iterator[np.ndarray], rows: int) -> Iterator[np.ndarray]:
+    """Arrays of exactly `rows` rows (the last may be shorter) from arrays of any length."""
+    pending: list[np.ndarray] = []
+    have = 0
+    for part in parts:
+        pending.append(part)
+        have += len(part)
+        while have >= rows:
+            merged = pending[0] if len(pending) == 1 else np.concatenate(pending)
+            yield merged[:rows]
+            pending, have = [merged[rows:]], have - rows
+    if have:
+        yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+
+
+class ArrowMatrix:
+    """An embedding column of a .parquet file, a folder of them, or an Arrow IPC file, read in
+    record batches: inputs larger than memory stream through `blocks`."""
+
+    def __init__(self, path: str, kind: str, column: str | None, flag: str,
+                 data: bytes | None = None) -> None:
+        import pyarrow as pa
+
+        self.path, self.kind, self.data = path, kind, data
+        self.name = _pick_column(path, _schema(path, kind, data), column, flag)
+        first = next(self._batches(), None)
+        column_type = _schema(path, kind, data).field(self.name).type
+        self.width = (column_type.list_size if pa.types.is_fixed_size_list(column_type) else
+                      len(first[0]) if first is not None and len(first) and first[0].is_valid
+                      else 0)
+        self.dtype = np.dtype(column_type.value_type.to_pandas_dtype())
+        self.rows = self._count_rows()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.width)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def _files(self) -> list[str]:
+        if os.path.isdir(self.path):
+            return sorted(str(f) for f in Path(self.path).rglob("*.parquet"))
+        return [self.path]
+
+    def _count_rows(self) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self.kind == "parquet" and self.data is None:
+                return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files())
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputError(f"cannot read as parquet ({str(e).splitlines()[0]})",
+                             self.path) from None
+        return sum(len(b) for b in self._batches())
+
+    def _batches(self, batch_rows: int = 65_536) -> Iterator[pa.Array]:
+        """The embedding column's record batches, in file order."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self.kind == "parquet":
+                sources = ([pa.BufferReader(self.data)] if self.data is not None
+                           else self._files())
+                for source in sources:
+                    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows,
+                                                                     columns=[self.name]):
+                        yield batch.column(0)
+                return
+            table = _arrow_table(self.path, self.kind, [self.name], self.data)
+            yield from table.column(self.name).chunks
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputError(f"cannot read as {self.kind} ({str(e).splitlines()[0]})",
+                             self.path) from None
+
+    def blocks(self, rows: int) -> Iterator[np.ndarray]:
+        """(rows, width) arrays in order (the last may be shorter), checked for nulls."""
+        def parts() -> Iterator[np.ndarray]:
+            done = 0
+            for batch in self._batches(min(rows, 1 << 16)):
+                yield _list_column_to_matrix(self.path, self.name, batch, self.width, done)
+                done += len(batch)
+
+        return _rechunk(parts(), rows)
+
+    def read(self) -> np.ndarray:
+        """The whole column in memory."""
+        parts = list(self.blocks(1 << 20))
+        return np.concatenate(parts) if len(parts) > 1 else (
+            parts[0] if parts else np.empty((0, self.width), self.dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,10 +364,19 @@ def read_matrix(path: str, column: str | None = None, flag: str = "--column") ->
             raise InputError("read .npz from a file, not from stdin", "<stdin>")
         return _read_npz(path)
     if kind in ("parquet", "arrow"):
-        name = _pick_column(path, _schema(path, kind, data), column, flag)
-        table = _arrow_table(path, kind, [name], data)
-        return _list_column_to_matrix(path, name, table.column(name))
+        return ArrowMatrix(path, kind, column, flag, data).read()
     raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", path)
+
+
+def open_matrix(path: str, column: str | None = None, flag: str = "--column"
+                ) -> np.ndarray | ArrowMatrix:
+    """Like read_matrix, but a parquet/Arrow file stays on disk and streams (ArrowMatrix)."""
+    if path != STDIN:
+        _check_readable(path)
+        kind = _format_of_path(path)
+        if kind in ("parquet", "arrow"):
+            return ArrowMatrix(path, kind, column, flag)
+    return read_matrix(path, column, flag)
 
 
 def _format_of_path(path: str) -> str:
@@ -349,6 +453,85 @@ def _read_csv(path: str) -> pa.Table:
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 
 
+class ArrowTriplets:
+    """Index triples (anchor, positive, negative) of a .parquet file or folder, or an Arrow IPC
+    file, streamed by record batch so that hundreds of millions of triplets stay on disk."""
+
+    ndim = 2
+    dtype = np.dtype(np.int64)
+
+    def __init__(self, path: str, kind: str) -> None:
+        import pyarrow.types as pt
+
+        self.path, self.kind = path, kind
+        schema = _schema(path, kind, None)
+        missing = [c for c in TRIPLET_COLUMNS if c not in schema.names]
+        if missing:
+            raise InputError(f"no column {', '.join(repr(c) for c in missing)}; columns: "
+                             f"{', '.join(schema.names)}", path)
+        for c in TRIPLET_COLUMNS:
+            kind_of = schema.field(c).type
+            if not pt.is_integer(kind_of):
+                shown = np.dtype(kind_of.to_pandas_dtype()) if pt.is_primitive(kind_of) else kind_of
+                raise InputError(f"triplet indices must be integers, got {shown}", path)
+        self.matrix = ArrowMatrix.__new__(ArrowMatrix)  # reuse its file and batch handling
+        self.matrix.path, self.matrix.kind, self.matrix.data = path, kind, None
+        self.rows = sum(len(t) for t in self._tables()) if kind != "parquet" else \
+            self.matrix._count_rows()
+        if self.rows == 0:
+            raise InputError("holds zero triplets", path)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, 3)
+
+    def _tables(self) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            if self.kind == "parquet":
+                for f in self.matrix._files():
+                    yield from pq.ParquetFile(f).iter_batches(batch_size=1 << 16,
+                                                              columns=list(TRIPLET_COLUMNS))
+            else:
+                yield from _arrow_table(self.path, self.kind, list(TRIPLET_COLUMNS)).to_batches()
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputError(f"cannot read as {self.kind} ({str(e).splitlines()[0]})",
+                             self.path) from None
+
+    def blocks(self, rows: int) -> Iterator[np.ndarray]:
+        """(rows, 3) int64 arrays in order, checked for nulls."""
+        def parts() -> Iterator[np.ndarray]:
+            done = 0
+            for batch in self._tables():
+                yield _triplet_columns(self.path, batch, done).astype(np.int64, copy=False)
+                done += batch.num_rows
+
+        return _rechunk(parts(), rows)
+
+
+def _triplet_columns(path: str, table: pa.Table | pa.RecordBatch, row0: int = 0) -> np.ndarray:
+    cols = []
+    for c in TRIPLET_COLUMNS:
+        col = table.column(c)
+        if col.null_count:
+            row = row0 + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise InputError(f"column '{c}': row {row} is null", path)
+        cols.append(col.to_numpy(zero_copy_only=False))
+    return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, 3), np.int64)
+
+
+def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
+    """Like read_triplets, but a parquet/Arrow file stays on disk and streams."""
+    if path != STDIN:
+        _check_readable(path)
+        kind = _format_of_path(path)
+        if kind in ("parquet", "arrow"):
+            return ArrowTriplets(path, kind)
+    return read_triplets(path)
+
+
 def read_triplets(path: str) -> np.ndarray:
     """An (t, 3) int64 array of (anchor, positive, negative) row indices."""
     if path == STDIN:
@@ -365,14 +548,7 @@ def read_triplets(path: str) -> np.ndarray:
         if missing:
             raise InputError(f"no column {', '.join(repr(c) for c in missing)}; columns: "
                              f"{', '.join(table.column_names)}", path)
-        cols = []
-        for c in TRIPLET_COLUMNS:
-            col = table.column(c)
-            if col.null_count:
-                row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-                raise InputError(f"column '{c}': row {row} is null", path)
-            cols.append(col.to_numpy(zero_copy_only=False))
-        t = np.stack(cols, axis=1) if cols[0].size else np.empty((0, 3), np.int64)
+        t = _triplet_columns(path, table)
     else:
         raise InputError("unknown triplet format: use .parquet, .arrow, .csv or .npy", path)
     if t.dtype.kind not in "iu":

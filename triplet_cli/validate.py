@@ -69,11 +69,11 @@ def require_finite(array: np.ndarray, path: str, rows: np.ndarray | None = None)
         raise InputError(f"row {row} contains {describe_nonfinite(array, row)}", path)
 
 
-def require_indices(triplets: np.ndarray, rows: int, path: str) -> None:
-    """Every index must address a row of the embedding matrix."""
+def require_indices(triplets: np.ndarray, rows: int, path: str, row0: int = 0) -> None:
+    """Every index must address a row of the embedding matrix (row0 numbers a streamed block)."""
     bad = (triplets < 0) | (triplets >= rows)
     if bad.any():
         r, c = (int(v) for v in np.argwhere(bad)[0])
         name = ("anchor", "positive", "negative")[c]
-        raise InputError(f"row {r}: {name} index {int(triplets[r, c])} is out of range "
+        raise InputError(f"row {row0 + r}: {name} index {int(triplets[r, c])} is out of range "
                          f"[0, {rows})", path)
