@@ -54,15 +54,25 @@ def rank_to_distance(v: float, code: int, placement: int) -> float:
 
 
 @jit
-def approx_rank(g: float, kind: int, norm_i: float, norm_k: float, eps: float) -> float:
-    """Ranking value from a matrix-product entry g = x_i . x_k (or the distance itself)."""
+def _fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, norms: np.ndarray, i: int,
+                eps: float) -> None:
+    """Ranking values of anchor i against every row from its matrix-product row g (one
+    branch-free loop per kind, so it vectorises)."""
+    m = r.shape[0]
+    ni = norms[i]
     if kind == RANK_SQUARED:
-        return norm_i * norm_i + norm_k * norm_k - 2.0 * g
-    if kind == RANK_COSINE:
-        return 1.0 - g / (max(norm_i, eps) * max(norm_k, eps))
-    if kind == RANK_DOT:
-        return -g
-    return g
+        for k in range(m):
+            r[k] = ni * ni + norms[k] * norms[k] - 2.0 * np.float64(g[k])
+    elif kind == RANK_COSINE:
+        di = max(ni, eps)
+        for k in range(m):
+            r[k] = 1.0 - np.float64(g[k]) / (di * max(norms[k], eps))
+    elif kind == RANK_DOT:
+        for k in range(m):
+            r[k] = -np.float64(g[k])
+    else:
+        for k in range(m):
+            r[k] = g[k]
 
 
 @jit
@@ -98,9 +108,8 @@ def _worth(vals: np.ndarray, count: int, v: float, largest: bool) -> bool:
 
 
 @jit
-def _bisect(t: np.ndarray, v: float) -> int:
-    """Number of entries of ascending t that are < v (numpy's searchsorted, side='left')."""
-    n = t.shape[0]
+def _count_below(t: np.ndarray, n: int, v: float) -> int:
+    """Number of entries of ascending t[:n] that are < v (numpy's searchsorted, side='left')."""
     if n == 0 or v <= t[0]:
         return 0
     if v > t[n - 1]:
@@ -115,36 +124,73 @@ def _bisect(t: np.ndarray, v: float) -> int:
     return lo
 
 
+_BAND_BUFFER = 256
+
+
 @jit
-def _extreme_negatives(X, i, row, kind, norms, labels, c, code, p, eps, placement, delta, K,
-                       largest, out_vals, out_idx) -> int:
-    """The K closest (or farthest) negatives of anchor i by exact distance; returns how many."""
-    m = X.shape[0]
-    approx_v = np.empty(K)
-    approx_i = np.empty(K, np.int64)
-    n = 0
+def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_vals,
+                       out_idx) -> int:
+    """The K closest (or farthest) negatives of anchor i by exact distance; returns how many.
+
+    r holds ranking values with the anchor's class set to a sentinel that never qualifies
+    (+inf when looking for the closest, -inf for the farthest). One pass keeps the approximate
+    top K and a buffer of every row within 2 delta of it; only those are recomputed exactly.
+    """
+    m = r.shape[0]
+    sentinel = -np.inf if largest else np.inf
+    top_v = np.empty(K)
+    top_i = np.empty(K, np.int64)
+    buf_v = np.empty(_BAND_BUFFER)
+    buf_i = np.empty(_BAND_BUFFER, np.int64)
+    n = nb = 0
+    bound = sentinel
+    overflow = False
     for k in range(m):
-        if labels[k] != c:
-            a = approx_rank(row[k], kind, norms[i], norms[k], eps)
-            if _worth(approx_v, n, a, largest):
-                n = _insert(approx_v, approx_i, n, a, k, largest)
+        a = r[k]
+        if ((a >= bound) if largest else (a <= bound)) and a != sentinel:
+            if _worth(top_v, n, a, largest):
+                n = _insert(top_v, top_i, n, a, k, largest)
+                if n == K:
+                    bound = top_v[K - 1] - 2.0 * delta if largest else top_v[K - 1] + 2.0 * delta
+            if nb == _BAND_BUFFER:  # compact: drop rows the bound has since excluded
+                kept = 0
+                for q in range(nb):
+                    v = buf_v[q]
+                    if (v >= bound) if largest else (v <= bound):
+                        buf_v[kept] = v
+                        buf_i[kept] = buf_i[q]
+                        kept += 1
+                nb = kept
+                if nb == _BAND_BUFFER:
+                    overflow = True
+                    nb = 0
+            buf_v[nb] = a
+            buf_i[nb] = k
+            nb += 1
     if n == 0:
         return 0
-    bound = approx_v[n - 1] - 2.0 * delta if largest else approx_v[n - 1] + 2.0 * delta
     count = 0
-    for k in range(m):
-        if labels[k] != c:
-            a = approx_rank(row[k], kind, norms[i], norms[k], eps)
-            if (a >= bound) if largest else (a <= bound):
+    if overflow:  # more near-ties than the buffer holds: scan again
+        for k in range(m):
+            a = r[k]
+            if ((a >= bound) if largest else (a <= bound)) and a != sentinel:
                 e = exact_rank(X[i], X[k], code, p, eps, placement)
                 if _worth(out_vals, count, e, largest):
                     count = _insert(out_vals, out_idx, count, e, k, largest)
+        return count
+    for q in range(nb):
+        a = buf_v[q]
+        if (a >= bound) if largest else (a <= bound):
+            k = buf_i[q]
+            e = exact_rank(X[i], X[k], code, p, eps, placement)
+            if _worth(out_vals, count, e, largest):
+                count = _insert(out_vals, out_idx, count, e, k, largest)
     return count
 
 
 @jit
-def _positives(X, i, row, kind, norms, members, c_lo, c_hi, code, p, eps, placement, delta,
-               strategy, out_vals, out_idx) -> int:
+def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, strategy,
+               out_vals, out_idx) -> int:
     """The chosen positives of anchor i (all in index order, or the hardest / easiest one)."""
     if strategy == POS_ALL:
         n = 0
@@ -159,36 +205,33 @@ def _positives(X, i, row, kind, norms, members, c_lo, c_hi, code, p, eps, placem
     best_a = -np.inf if largest else np.inf
     for q in range(c_lo, c_hi):
         j = members[q]
-        if j != i:
-            a = approx_rank(row[j], kind, norms[i], norms[j], eps)
-            if (a > best_a) if largest else (a < best_a):
-                best_a = a
+        if j != i and ((r[j] > best_a) if largest else (r[j] < best_a)):
+            best_a = r[j]
     bound = best_a - 2.0 * delta if largest else best_a + 2.0 * delta
     vals = np.empty(1)
     idx = np.empty(1, np.int64)
     n = 0
     for q in range(c_lo, c_hi):
         j = members[q]
-        if j != i:
-            a = approx_rank(row[j], kind, norms[i], norms[j], eps)
-            if (a >= bound) if largest else (a <= bound):
-                n = _insert(vals, idx, n, exact_rank(X[i], X[j], code, p, eps, placement), j,
-                            largest)
+        if j != i and ((r[j] >= bound) if largest else (r[j] <= bound)):
+            n = _insert(vals, idx, n, exact_rank(X[i], X[j], code, p, eps, placement), j,
+                        largest)
     out_vals[0] = vals[0]
     out_idx[0] = idx[0]
     return n
 
 
 @jit
-def _semi_hard(X, i, row, kind, norms, labels, c, code, p, eps, placement, delta, K,
-               thresholds, order, res_vals, res_idx, res_count) -> None:
+def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, res_vals,
+               res_idx, res_count) -> None:
     """For each positive threshold T_j: the K closest negatives with exact rank > T_j.
 
-    `order` sorts the thresholds ascending. Pass 1 finds, per threshold, the K-th smallest
-    negative that is surely beyond it (approx - delta > T); pass 2 recomputes only negatives in
-    the band (T - delta, that K-th value + 2 delta] and keeps the K closest exact ones.
+    r holds ranking values with the anchor's class set to -inf. `order` sorts the thresholds
+    ascending. Pass 1 finds, per threshold, the K-th smallest negative that is surely beyond it
+    (approx - delta > T); pass 2 recomputes only negatives in the band (T - delta, that K-th
+    value + 2 delta] and keeps the K closest exact ones.
     """
-    m = X.shape[0]
+    m = r.shape[0]
     npos = order.shape[0]
     t = np.empty(npos)
     for q in range(npos):
@@ -196,12 +239,13 @@ def _semi_hard(X, i, row, kind, norms, labels, c, code, p, eps, placement, delta
     bucket_v = np.full((npos + 1, K), np.inf)
     bucket_i = np.full((npos + 1, K), -1, np.int64)
     bucket_n = np.zeros(npos + 1, np.int64)
+    low = t[0] + delta
     for k in range(m):
-        if labels[k] != c:
-            a = approx_rank(row[k], kind, norms[i], norms[k], eps)
-            r = _bisect(t, a - delta)  # surely beyond t[0..r-1]
-            if r > 0 and _worth(bucket_v[r], bucket_n[r], a, False):
-                bucket_n[r] = _insert(bucket_v[r], bucket_i[r], bucket_n[r], a, k, False)
+        a = r[k]
+        if a > low:
+            b = _count_below(t, npos, a - delta)  # surely beyond t[:b]
+            if _worth(bucket_v[b], bucket_n[b], a, False):
+                bucket_n[b] = _insert(bucket_v[b], bucket_i[b], bucket_n[b], a, k, False)
     upper = np.empty(npos)
     run_v = np.full(K, np.inf)
     run_i = np.full(K, -1, np.int64)
@@ -211,20 +255,22 @@ def _semi_hard(X, i, row, kind, norms, labels, c, code, p, eps, placement, delta
             run_n = _insert(run_v, run_i, run_n, bucket_v[q, s], bucket_i[q, s], False)
         upper[q - 1] = run_v[K - 1] + 2.0 * delta if run_n == K else np.inf
     top = upper[npos - 1]
+    floor = t[0] - delta
+    finite = npos
+    while finite > 0 and upper[finite - 1] == np.inf:
+        finite -= 1
     for k in range(m):
-        if labels[k] != c:
-            a = approx_rank(row[k], kind, norms[i], norms[k], eps)
-            if a > top or a + delta <= t[0]:
-                continue  # beyond every threshold's candidates, or below every threshold
-            hi = _bisect(t, a + delta)
-            lo = _bisect(upper, a)
-            if lo < hi:
-                e = exact_rank(X[i], X[k], code, p, eps, placement)
-                for q in range(lo, hi):
-                    j = order[q]
-                    if e > t[q] and _worth(res_vals[j], res_count[j], e, False):
-                        res_count[j] = _insert(res_vals[j], res_idx[j], res_count[j], e, k,
-                                               False)
+        a = r[k]
+        if a > top or a <= floor:
+            continue  # beyond every threshold's candidates, or below every threshold
+        hi = _count_below(t, npos, a + delta)
+        lo = _count_below(upper, finite, a)
+        if lo < hi:
+            e = exact_rank(X[i], X[k], code, p, eps, placement)
+            for q in range(lo, hi):
+                j = order[q]
+                if e > t[q] and _worth(res_vals[j], res_count[j], e, False):
+                    res_count[j] = _insert(res_vals[j], res_idx[j], res_count[j], e, k, False)
 
 
 @jit
@@ -241,6 +287,59 @@ def _emit(i, j, dj, negs_v, negs_i, count, code, placement, margin, soft, slot, 
         out_loss[slot + s] = triplet_loss(d_ap, d_an, margin, soft)
 
 
+@jit
+def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d, margin, soft,
+                 pos_strategy, strategy, fallback_easiest, threshold_hardest, K, slot, out_idx,
+                 out_d, out_loss) -> None:
+    """All triplets of anchor i, given its ranking row r (which it overwrites)."""
+    npos = c_hi - c_lo - 1
+    cap = npos if pos_strategy == POS_ALL else 1
+    pos_v = np.empty(cap)
+    pos_i = np.empty(cap, np.int64)
+    npicked = _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
+                         pos_strategy, pos_v, pos_i)
+    hardest = np.empty(1)
+    if strategy == SEMI_HARD and threshold_hardest and pos_strategy != POS_HARD:
+        hard_i = np.empty(1, np.int64)
+        _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d, POS_HARD,
+                   hardest, hard_i)
+    # The anchor's own class never qualifies as a negative: a sentinel in its ranking row.
+    sentinel = np.inf if strategy == HARD else -np.inf
+    for q in range(c_lo, c_hi):
+        r[members[q]] = sentinel
+    negs_v = np.empty(K)
+    negs_i = np.empty(K, np.int64)
+    if strategy in (HARD, EASY):
+        count = _extreme_negatives(X, i, r, code, p, eps, placement, d, K, strategy == EASY,
+                                   negs_v, negs_i)
+        for q in range(npicked):
+            _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, count, code, placement, margin, soft,
+                  slot + q * K, out_idx, out_d, out_loss)
+        return
+    thresholds = pos_v[:npicked].copy()
+    if threshold_hardest and pos_strategy != POS_HARD:
+        thresholds[:] = hardest[0]
+    res_v = np.full((npicked, K), np.inf)
+    res_i = np.full((npicked, K), -1, np.int64)
+    res_n = np.zeros(npicked, np.int64)
+    order = np.argsort(thresholds, kind="mergesort")
+    _semi_hard(X, i, r, code, p, eps, placement, d, K, thresholds, order, res_v, res_i, res_n)
+    fallback_n = -1
+    for q in range(npicked):
+        if res_n[q] > 0:
+            _emit(i, pos_i[q], pos_v[q], res_v[q], res_i[q], res_n[q], code, placement, margin,
+                  soft, slot + q * K, out_idx, out_d, out_loss)
+        elif fallback_easiest:
+            if fallback_n < 0:
+                fallback_n = _extreme_negatives(X, i, r, code, p, eps, placement, d, K, True,
+                                                negs_v, negs_i)
+            _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, fallback_n, code, placement, margin,
+                  soft, slot + q * K, out_idx, out_d, out_loss)
+
+
+_CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m floats
+
+
 @parallel_jit
 def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code, p, eps,
                placement, margin, soft, pos_strategy, strategy, fallback_easiest,
@@ -249,59 +348,23 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
 
     threshold_hardest: semi-hard negatives must lie beyond the anchor's hardest positive
     whichever positive is paired (TF Similarity), not beyond the paired positive (FaceNet).
-
     Anchor r writes its triplets to slots offsets[r]..offsets[r+1] (unused slots keep anchor
     -1); the caller sized them as (#chosen positives) x K.
     """
     b = G.shape[0]
-    for r in prange(b):
-        i = start + r
-        c = labels[i]
-        c_lo, c_hi = class_ptr[c], class_ptr[c + 1]
-        npos = c_hi - c_lo - 1
-        if npos < 1 or c_hi - c_lo == X.shape[0]:
-            continue
-        row = G[r]
-        d = delta[r]
-        cap = npos if pos_strategy == POS_ALL else 1
-        pos_v = np.empty(cap)
-        pos_i = np.empty(cap, np.int64)
-        npicked = _positives(X, i, row, kind, norms, members, c_lo, c_hi, code, p, eps,
-                             placement, d, pos_strategy, pos_v, pos_i)
-        negs_v = np.empty(K)
-        negs_i = np.empty(K, np.int64)
-        slot = offsets[r]
-        if strategy in (HARD, EASY):
-            count = _extreme_negatives(X, i, row, kind, norms, labels, c, code, p, eps,
-                                       placement, d, K, strategy == EASY, negs_v, negs_i)
-            for q in range(npicked):
-                _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, count, code, placement, margin,
-                      soft, slot + q * K, out_idx, out_d, out_loss)
-            continue
-        res_v = np.full((npicked, K), np.inf)
-        res_i = np.full((npicked, K), -1, np.int64)
-        res_n = np.zeros(npicked, np.int64)
-        thresholds = pos_v[:npicked].copy()
-        if threshold_hardest and pos_strategy != POS_HARD:
-            hard_v = np.empty(1)
-            hard_i = np.empty(1, np.int64)
-            _positives(X, i, row, kind, norms, members, c_lo, c_hi, code, p, eps, placement, d,
-                       POS_HARD, hard_v, hard_i)
-            thresholds[:] = hard_v[0]
-        order = np.argsort(thresholds, kind="mergesort")
-        _semi_hard(X, i, row, kind, norms, labels, c, code, p, eps, placement, d, K,
-                   thresholds, order, res_v, res_i, res_n)
-        fallback_n = -1
-        for q in range(npicked):
-            if res_n[q] > 0:
-                _emit(i, pos_i[q], pos_v[q], res_v[q], res_i[q], res_n[q], code, placement,
-                      margin, soft, slot + q * K, out_idx, out_d, out_loss)
-            elif fallback_easiest:
-                if fallback_n < 0:
-                    fallback_n = _extreme_negatives(X, i, row, kind, norms, labels, c, code, p,
-                                                    eps, placement, d, K, True, negs_v, negs_i)
-                _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, fallback_n, code, placement,
-                      margin, soft, slot + q * K, out_idx, out_d, out_loss)
+    m = X.shape[0]
+    for chunk in prange((b + _CHUNK - 1) // _CHUNK):
+        r = np.empty(m)
+        for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
+            i = start + row
+            c = labels[i]
+            c_lo, c_hi = class_ptr[c], class_ptr[c + 1]
+            if c_hi - c_lo < 2 or c_hi - c_lo == m:
+                continue
+            _fill_ranks(r, G[row], kind, norms, i, eps)
+            _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
+                         margin, soft, pos_strategy, strategy, fallback_easiest,
+                         threshold_hardest, K, offsets[row], out_idx, out_d, out_loss)
 
 
 @parallel_jit
