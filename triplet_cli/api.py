@@ -187,10 +187,11 @@ class ComputeJob:
                 if not np.isfinite(values).all():
                     what = validate.describe_nonfinite(a, int(i))
                     where = f"row {row}"
-                    if values.ndim == 2:  # k candidates: name the candidate row too
+                    one_anchor = self.loaded["anchors"].ndim == 1
+                    if values.ndim == 2 and (one_anchor or self.loaded[role].ndim == 3):
+                        # k candidates: the row of a (k, d) set, or row and candidate of (n, k, d)
                         k = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
-                        where = f"row {k}" if self.loaded[role].ndim == 2 else f"{where}, " \
-                            f"candidate {k}"
+                        where = f"row {k}" if one_anchor else f"{where}, candidate {k}"
                     raise InputError(f"{where} contains {what}", self.names[role])
         if bad.size and self.distance.eps_placement.value != "legacy-root":
             i = int(bad[0])

@@ -3,9 +3,10 @@
 Accumulation is in float64 whatever the input dtype. Each function is one formula; eps
 placement (SPEC section 2) is an integer code too, so one compiled kernel serves every choice.
 
-Streaming kernels use `distance_pair`, which gives distance's values bit for bit but computes
-the squared differences in a separate loop that LLVM vectorises (numba leaves SLP vectorisation
-off and we allow no fastmath, so the four-running-sum loops stay scalar): 2.6x faster at d = 128.
+Streaming kernels use `distance_pair`: distance's values bit for bit, but the squared
+differences come from a separate loop that LLVM vectorises, which the four-running-sum loops
+cannot be (numba leaves SLP vectorisation off; no fastmath): aligned_losses ran about 2x faster at
+d = 128 and 768 (benchmarks/bench_compute.py). The sums themselves stay one scalar add per term.
 """
 
 from __future__ import annotations
@@ -129,8 +130,8 @@ def pnorm_sum(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
 @jit
 def pnorm_finish(s: float, code: int, p: float, eps: float, placement: int) -> float:
     """The distance from pnorm_sum's value: eps where `placement` says, then the root."""
-    if placement == EPS_LEGACY_ROOT:
-        return math.sqrt(s + eps)
+    if placement == EPS_LEGACY_ROOT:  # squared-euclidean stays the square of euclidean
+        return s + eps if code == SQUARED_EUCLIDEAN else math.sqrt(s + eps)
     if code in (CHEBYSHEV, MANHATTAN):
         return s + eps if placement == EPS_ROOT else s
     if placement == EPS_ROOT:
@@ -164,10 +165,11 @@ def distance(
 def squared_terms(x: np.ndarray, y: np.ndarray, z: np.ndarray, shift: float, t: np.ndarray,
                   u: np.ndarray) -> None:
     """t_i = (x_i - y_i + shift)^2 and u_i = (x_i - z_i + shift)^2 in float64: squared_euclidean's
-    terms for two pairs sharing x, in one loop that vectorises (x is read and converted once)."""
+    terms for two pairs sharing x, in one loop that vectorises (x is read and converted once: 6%
+    faster at d = 768 than a loop per pair)."""
     if shift == 0.0:
-        # (d + 0)^2 == d^2 bit for bit (the add only turns -0 into +0); skipping it frees an FP
-        # port the conversions also need: 12% faster at d = 768.
+        # (d + 0)^2 == d^2 bit for bit (the add only turns -0 into +0); skipping it frees the FP
+        # port the conversions also use: 8% faster at d = 768.
         for i in range(x.shape[0]):
             a = np.float64(x[i])
             d = a - np.float64(y[i])

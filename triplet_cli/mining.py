@@ -14,12 +14,10 @@ Ties are broken by the lowest row index everywhere, so results are deterministic
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ._jit import jit, parallel_jit, prange
-from .distances import COSINE, DOT, EUCLIDEAN, SQUARED_EUCLIDEAN, distance, squared_euclidean
+from .distances import COSINE, DOT, EUCLIDEAN, SQUARED_EUCLIDEAN, distance
 from .losses import triplet_loss
 
 # How a block's ranking values are stored.
@@ -35,22 +33,6 @@ def rank_kind(code: int, placement: int) -> int:
         return RANK_DIRECT
     return {EUCLIDEAN: RANK_SQUARED, SQUARED_EUCLIDEAN: RANK_SQUARED, COSINE: RANK_COSINE,
             DOT: RANK_DOT}.get(code, RANK_DIRECT)
-
-
-@jit
-def exact_rank(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
-               placement: int) -> float:
-    """The exact value that ranks candidates: squared distance for euclidean, else d itself."""
-    if code == EUCLIDEAN and placement == 0:
-        return squared_euclidean(x, y, 0.0)
-    return distance(x, y, code, p, eps, placement)
-
-
-@jit
-def rank_to_distance(v: float, code: int, placement: int) -> float:
-    if code == EUCLIDEAN and placement == 0:
-        return math.sqrt(v)
-    return v
 
 
 @jit
@@ -174,7 +156,7 @@ def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_
         for k in range(m):
             a = r[k]
             if ((a >= bound) if largest else (a <= bound)) and a != sentinel:
-                e = exact_rank(X[i], X[k], code, p, eps, placement)
+                e = distance(X[i], X[k], code, p, eps, placement)
                 if _worth(out_vals, count, e, largest):
                     count = _insert(out_vals, out_idx, count, e, k, largest)
         return count
@@ -182,7 +164,7 @@ def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_
         a = buf_v[q]
         if (a >= bound) if largest else (a <= bound):
             k = buf_i[q]
-            e = exact_rank(X[i], X[k], code, p, eps, placement)
+            e = distance(X[i], X[k], code, p, eps, placement)
             if _worth(out_vals, count, e, largest):
                 count = _insert(out_vals, out_idx, count, e, k, largest)
     return count
@@ -197,7 +179,7 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
         for q in range(c_lo, c_hi):
             j = members[q]
             if j != i:
-                out_vals[n] = exact_rank(X[i], X[j], code, p, eps, placement)
+                out_vals[n] = distance(X[i], X[j], code, p, eps, placement)
                 out_idx[n] = j
                 n += 1
         return n
@@ -214,7 +196,7 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
     for q in range(c_lo, c_hi):
         j = members[q]
         if j != i and ((r[j] >= bound) if largest else (r[j] <= bound)):
-            n = _insert(vals, idx, n, exact_rank(X[i], X[j], code, p, eps, placement), j,
+            n = _insert(vals, idx, n, distance(X[i], X[j], code, p, eps, placement), j,
                         largest)
     out_vals[0] = vals[0]
     out_idx[0] = idx[0]
@@ -224,7 +206,7 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
 @jit
 def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, res_vals,
                res_idx, res_count) -> None:
-    """For each positive threshold T_j: the K closest negatives with exact rank > T_j.
+    """For each positive threshold T_j: the K closest negatives with exact distance > T_j.
 
     r holds ranking values with the anchor's class set to -inf. `order` sorts the thresholds
     ascending. Pass 1 finds, per threshold, the K-th smallest negative that is surely beyond it
@@ -236,14 +218,16 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
     t = np.empty(npos)
     for q in range(npos):
         t[q] = thresholds[order[q]]
+    # The ranking values of euclidean are squared distances: thresholds in that space too.
+    ta = t * t if code == EUCLIDEAN and placement == 0 else t.copy()
     bucket_v = np.full((npos + 1, K), np.inf)
     bucket_i = np.full((npos + 1, K), -1, np.int64)
     bucket_n = np.zeros(npos + 1, np.int64)
-    low = t[0] + delta
+    low = ta[0] + delta
     for k in range(m):
         a = r[k]
         if a > low:
-            b = _count_below(t, npos, a - delta)  # surely beyond t[:b]
+            b = _count_below(ta, npos, a - delta)  # surely beyond t[:b]
             if _worth(bucket_v[b], bucket_n[b], a, False):
                 bucket_n[b] = _insert(bucket_v[b], bucket_i[b], bucket_n[b], a, k, False)
     upper = np.empty(npos)
@@ -255,7 +239,7 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
             run_n = _insert(run_v, run_i, run_n, bucket_v[q, s], bucket_i[q, s], False)
         upper[q - 1] = run_v[K - 1] + 2.0 * delta if run_n == K else np.inf
     top = upper[npos - 1]
-    floor = t[0] - delta
+    floor = ta[0] - delta
     finite = npos
     while finite > 0 and upper[finite - 1] == np.inf:
         finite -= 1
@@ -263,10 +247,10 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
         a = r[k]
         if a > top or a <= floor:
             continue  # beyond every threshold's candidates, or below every threshold
-        hi = _count_below(t, npos, a + delta)
+        hi = _count_below(ta, npos, a + delta)
         lo = _count_below(upper, finite, a)
         if lo < hi:
-            e = exact_rank(X[i], X[k], code, p, eps, placement)
+            e = distance(X[i], X[k], code, p, eps, placement)
             for q in range(lo, hi):
                 j = order[q]
                 if e > t[q] and _worth(res_vals[j], res_count[j], e, False):
@@ -276,9 +260,9 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
 @jit
 def _emit(i, j, dj, negs_v, negs_i, count, code, placement, margin, soft, slot, out_idx,
           out_d, out_loss) -> None:
-    d_ap = rank_to_distance(dj, code, placement)
+    d_ap = dj
     for s in range(count):
-        d_an = rank_to_distance(negs_v[s], code, placement)
+        d_an = negs_v[s]
         out_idx[slot + s, 0] = i
         out_idx[slot + s, 1] = j
         out_idx[slot + s, 2] = negs_i[s]
@@ -373,7 +357,7 @@ def direct_block(X, start, stop, code, p, eps, placement, out):
     m = X.shape[0]
     for r in prange(stop - start):
         for k in range(m):
-            out[r, k] = exact_rank(X[start + r], X[k], code, p, eps, placement)
+            out[r, k] = distance(X[start + r], X[k], code, p, eps, placement)
 
 
 @parallel_jit
@@ -390,7 +374,7 @@ def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, pla
             continue
         exact = np.empty(m)
         for k in range(m):
-            exact[k] = exact_rank(X[i], X[k], code, p, eps, placement)
+            exact[k] = distance(X[i], X[k], code, p, eps, placement)
         chosen = -1
         for q in range(c_lo, c_hi):
             j = members[q]
@@ -402,10 +386,10 @@ def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, pla
             j = members[q]
             if j == i or (pos_strategy != POS_ALL and j != chosen):
                 continue
-            d_ap = rank_to_distance(exact[j], code, placement)
+            d_ap = exact[j]
             for k in range(m):
                 if labels[k] != c:
-                    d_an = rank_to_distance(exact[k], code, placement)
+                    d_an = exact[k]
                     out_idx[slot, 0] = i
                     out_idx[slot, 1] = j
                     out_idx[slot, 2] = k

@@ -6,8 +6,10 @@ take at most BLOCK_BYTES, and its output slots at most MAX_SLOTS triplets.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -313,8 +315,13 @@ def _block_ranges(caps: np.ndarray, m: int, itemsize: int, block_rows: int | Non
 def _load_labels(labels: ArrayLike | None, embeddings: ArrayLike, label_column: str | None
                  ) -> tuple[np.ndarray, str]:
     if labels is None:
-        if not isinstance(embeddings, str):
-            raise InputError("labels are required", "labels")
+        tabular = isinstance(embeddings, str) and (
+            os.path.isdir(embeddings)
+            or Path(embeddings).suffix.lower() in (".parquet", ".pq", ".arrow", ".feather", ".ipc"))
+        if not tabular:
+            name = embeddings if isinstance(embeddings, str) else "embeddings"
+            raise InputError("holds no labels; give them with --labels (only a parquet or "
+                             "Arrow file can hold both)", name)
         return read_labels(embeddings, label_column), embeddings
     if isinstance(labels, str):
         return read_labels(labels, label_column), labels
@@ -349,7 +356,7 @@ def prepare_mine(
     validate.require_finite(x, xname)
     classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
     if classes.size == 1:
-        raise InputError(f"every row has label {classes[0]!r}: a single class gives no "
+        raise InputError(f"every row has label {classes[0].item()!r}: a single class gives no "
                          "negatives", yname)
     if counts.max() < 2:
         raise InputError("no label occurs twice, so no anchor has a positive (each class needs "

@@ -445,7 +445,8 @@ def _read_csv(path: str) -> pa.Table:
     import pyarrow.csv as pcsv
 
     try:
-        return pcsv.read_csv(path)
+        # An empty cell is a missing value (null), also in a column of strings.
+        return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"cannot read as CSV ({str(e).splitlines()[0]})", path) from None
 

@@ -17,6 +17,7 @@ import numpy as np
 from .params import Reduction
 
 SAMPLE_SIZE = 1 << 20
+CHUNK_ROWS = 1 << 16
 # |d_an - d_ap| below this (relative to the distance scale) counts as a tie: collapsed embeddings.
 TIE_TOLERANCE = 1e-6
 
@@ -79,25 +80,47 @@ class TripletStats:
     d_an: Moments = field(default_factory=Moments)
     _keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     _sample: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    _pending_rows: int = 0
 
     def add(self, start: int, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
-        """Add triplets numbered start.. (their global row numbers, for the sample)."""
-        n = loss.size
-        if n == 0:
+        """Add the next triplets, numbered start.. (consecutive with the previous call).
+
+        They are summarised in chunks of CHUNK_ROWS rows counted from the first triplet, so
+        every running sum sees the same values in the same order whatever the callers' blocks.
+        """
+        if loss.size == 0:
             return
+        right = correct if correct is not None else (d_ap < d_an).astype(np.float64)
+        self._pending.append((d_ap, d_an, loss, right))
+        self._pending_rows += loss.size
+        while self._pending_rows >= CHUNK_ROWS:
+            self._process(CHUNK_ROWS)
+
+    def settle(self) -> None:
+        """Summarise what is still pending (the last, partial chunk)."""
+        if self._pending_rows:
+            self._process(self._pending_rows)
+
+    def _process(self, rows: int) -> None:
+        parts = [np.concatenate(c) for c in zip(*self._pending, strict=True)]
+        head = [p[:rows] for p in parts]
+        rest = [p[rows:] for p in parts]
+        self._pending = [tuple(rest)] if rest[0].size else []
+        self._pending_rows -= rows
         with np.errstate(invalid="ignore", over="ignore"):
-            self._add(start, d_ap, d_an, loss, correct)
+            self._add(self.count, *head)
 
     def _add(self, start: int, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
-             correct: np.ndarray | None) -> None:
+             correct: np.ndarray) -> None:
         n = loss.size
         self.count += n
         self.loss_sum += float(loss.sum(dtype=np.float64))
         active = loss > 0
         self.nonzero_count += int(active.sum())
         self.nonzero_sum += float(loss[active].sum(dtype=np.float64))
-        self.correct_sum += float(correct.sum() if correct is not None else (d_ap < d_an).sum())
+        self.correct_sum += float(correct.sum(dtype=np.float64))
         nan = np.isnan(loss)
         self.nan_count += int(nan.sum())
         if not nan.all():
@@ -126,6 +149,7 @@ class TripletStats:
     @property
     def sample(self) -> np.ndarray:
         """(k, 2) array of (d_ap, d_an): every triplet, or the bottom-k sample."""
+        self.settle()
         return self._sample
 
     def headline(self, reduction: Reduction) -> float | None:
@@ -153,6 +177,7 @@ class TripletStats:
 
     def summary(self, reduction: Reduction) -> dict[str, object]:
         """The stable summary keys of SPEC section 3 (without params, inputs and warnings)."""
+        self.settle()
         return {
             "count": self.count,
             "loss": self.headline(reduction),
@@ -169,6 +194,7 @@ class TripletStats:
 
     def warnings(self, soft_margin: bool) -> list[str]:
         """What users otherwise discover late (CONFORMANCE.md, 'What users ask for')."""
+        self.settle()
         out = []
         if not self.count:
             return out

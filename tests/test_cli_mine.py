@@ -1,0 +1,518 @@
+"""`triplet-loss mine` end to end: reports, row formats, outputs, presets, exit codes, bad input.
+
+Runs on sample_data (1797 digit embeddings, 10 classes). Row formats use one positive per anchor
+(`--positive-strategy hard`: 1797 triplets) to keep stdout small; the default (every positive,
+semi-hard) mines 321,192 triplets and is used for reports only. The bad-input table copies
+test_hostile_inputs.py: (file factory, argv, exit code, message pattern), each case in a fresh
+folder of good inputs, run twice when it has `-o PATH` (no file there: none may appear; a
+sentinel there: it must stay byte for byte).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from triplet_cli import compute_loss, mine_triplets
+
+COLUMNS = ["anchor", "positive", "negative", "d_ap", "d_an", "loss"]
+SUMMARY_KEYS = ("anchors", "anchors_without_positive", "anchors_without_negative", "triplets",
+                "loss", "mean_nonzero", "active_fraction", "d_ap", "d_an", "labels", "params")
+STAT_KEYS = ["mean", "std", "min", "p50", "max"]
+N = 1797
+ONE_POSITIVE = ("--positive-strategy", "hard")
+
+
+@pytest.fixture
+def mine(sample: Path) -> list[str]:
+    return ["mine", "--embeddings", str(sample / "embeddings.npy"), "--labels",
+            str(sample / "labels.npy")]
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert result.stderr == "", result.stderr
+    return result.stdout
+
+
+def jsonl_rows(text: str) -> dict[str, np.ndarray]:
+    rows = [json.loads(line) for line in text.splitlines()]
+    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def csv_rows(text: str) -> dict[str, np.ndarray]:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader)
+    values = np.array(list(reader), dtype=np.float64)
+    return {k: values[:, i] for i, k in enumerate(header)}
+
+
+def as_rows(result) -> dict[str, np.ndarray]:
+    t = result.triplets
+    return {"anchor": t[:, 0], "positive": t[:, 1], "negative": t[:, 2], "d_ap": result.d_ap,
+            "d_an": result.d_an, "loss": result.loss}
+
+
+def assert_same_rows(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert list(got) == COLUMNS
+    for k in COLUMNS:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+# ---- reports ----------------------------------------------------------------------------------
+
+
+def test_table_report(cli, mine) -> None:
+    out = ok(cli(*mine, *ONE_POSITIVE, "--strategy", "hard", "--top", "3"))
+    rows = jsonl_rows(ok(cli(*mine, *ONE_POSITIVE, "--strategy", "hard", "-f", "jsonl")))
+    assert "triplet-loss mine" in out
+    for key in ("loss (mean)", "anchors ", "anchors_without_positive", "anchors_without_negative",
+                "triplets", "mean_nonzero", "active_fraction", "d_ap", "d_an",
+                "3 hardest triplets", "anchor", "positive", "negative",
+                "params: distance=euclidean"):
+        assert key in out, key
+    flat = " ".join(out.split())
+    assert "strategy=hard (flag)" in flat and "positive_strategy=hard (flag)" in flat
+    assert f"triplets {N}" in flat
+    hardest = np.argsort(-rows["loss"], kind="stable")[:3]
+    table = out.split("3 hardest triplets", 1)[1]
+    positions = [table.index(f"{rows['loss'][i]:.6g}") for i in hardest]
+    assert positions == sorted(positions), "hardest first"
+    for i in hardest:
+        assert re.search(rf"│\s+{rows['anchor'][i]} │\s+{rows['positive'][i]} │\s+"
+                         rf"{rows['negative'][i]} │", table)
+
+
+def test_json_keys_and_numbers(cli, mine, sample: Path) -> None:
+    summary = json.loads(ok(cli(*mine, "-f", "json")))
+    assert set(SUMMARY_KEYS) <= set(summary)
+    assert list(summary)[:4] == list(SUMMARY_KEYS[:4])
+    assert list(summary["d_ap"]) == STAT_KEYS and list(summary["d_an"]) == STAT_KEYS
+    _, counts = np.unique(np.load(sample / "labels.npy"), return_counts=True)
+    assert summary["labels"] == {"classes": 10, "smallest_class": int(counts.min()),
+                                 "largest_class": int(counts.max())}
+    assert summary["anchors"] == N
+    assert summary["anchors_without_positive"] == summary["anchors_without_negative"] == 0
+    params = summary["params"]
+    assert {"strategy", "positive_strategy", "semi_hard_fallback", "semi_hard_threshold",
+            "per_anchor", "active_only", "batch_size", "seed", "distance", "margin"} <= set(params)
+    assert params["strategy"] == "semi-hard" and params["positive_strategy"] == "all"
+    assert set(params["sources"]) == set(params) - {"sources"}
+    # the library gives the same summary and these triplets
+    lib = mine_triplets(str(sample / "embeddings.npy"), str(sample / "labels.npy"))
+    assert summary["triplets"] == len(lib.triplets) == 321192
+    for key in ("loss", "mean_nonzero", "active_fraction", "accuracy", "d_ap", "d_an"):
+        assert summary[key] == lib.summary[key], key
+    assert summary["loss"] == pytest.approx(lib.loss.mean(), rel=1e-12)
+
+
+def test_json_summary_counts_skipped_anchors(cli, tmp_path: Path, sample: Path) -> None:
+    labels = np.load(sample / "labels.npy").copy()
+    labels[[5, 17, 40]] = [100, 101, 102]  # three classes of one row
+    np.save(tmp_path / "labels.npy", labels)
+    result = cli("mine", "--embeddings", sample / "embeddings.npy", "--labels",
+                 tmp_path / "labels.npy", *ONE_POSITIVE, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["anchors_without_positive"] == 3
+    assert summary["triplets"] == N - 3
+    assert summary["labels"]["classes"] == 13 and summary["labels"]["smallest_class"] == 1
+    assert result.stderr == ("triplet-loss: warning: 3 anchors have no positive (a class of one "
+                             "row): skipped\n")
+    assert ok(cli("mine", "--embeddings", sample / "embeddings.npy", "--labels",
+                  tmp_path / "labels.npy", *ONE_POSITIVE, "-f", "json", "-q"))
+
+
+# ---- rows -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_rows_on_stdout(cli, mine, sample: Path, fmt: str) -> None:
+    out = ok(cli(*mine, *ONE_POSITIVE, "-f", fmt))
+    rows = (jsonl_rows if fmt == "jsonl" else csv_rows)(out)
+    assert out.count("\n") == N + (fmt == "csv")
+    lib = mine_triplets(str(sample / "embeddings.npy"), str(sample / "labels.npy"),
+                        positive_strategy="hard")
+    assert_same_rows(rows, as_rows(lib))
+    assert "hardest" not in out and "params" not in out
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl", ".npy"])
+def test_output_files(cli, mine, tmp_path: Path, sample: Path, suffix: str) -> None:
+    out = tmp_path / f"mined{suffix}"
+    ok(cli(*mine, *ONE_POSITIVE, "-o", out, "-q", "-f", "json"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name], "no temp file left"
+    lib = as_rows(mine_triplets(str(sample / "embeddings.npy"), str(sample / "labels.npy"),
+                                positive_strategy="hard"))
+    if suffix == ".npy":
+        array = np.load(out)
+        assert array.dtype == np.int64 and array.shape == (N, 3)
+        np.testing.assert_array_equal(array, np.stack([lib["anchor"], lib["positive"],
+                                                       lib["negative"]], axis=1))
+        return
+    if suffix == ".parquet":
+        table = pq.read_table(out)
+        assert [str(t) for t in table.schema.types] == ["int64"] * 3 + ["double"] * 3
+        written = {k: table.column(k).to_numpy() for k in table.column_names}
+    else:
+        written = (csv_rows if suffix == ".csv" else jsonl_rows)(out.read_text())
+    assert_same_rows(written, lib)
+
+
+def test_readme_recipe_rescores_mined_triplets(cli, mine, tmp_path: Path, sample: Path) -> None:
+    """mine -o t.parquet, then compute --triplets t.parquet: on the same embeddings it gives
+    mine's numbers bit for bit; on the later checkpoint, compute_loss's."""
+    t = tmp_path / "t.parquet"
+    mined = jsonl_rows(ok(cli(*mine, *ONE_POSITIVE, "--strategy", "semi-hard", "-o", t,
+                              "-f", "jsonl")))
+    same = jsonl_rows(ok(cli("compute", "--embeddings", sample / "embeddings.npy",
+                             "--triplets", t, "-f", "jsonl")))
+    for k in COLUMNS:
+        np.testing.assert_array_equal(same[k], mined[k], err_msg=k)
+    later = ok(cli("compute", "--embeddings", sample / "embeddings_later.npy", "--triplets", t,
+                   "-f", "json"))
+    summary = json.loads(later)
+    assert summary["count"] == N
+    triplets = np.stack([mined["anchor"], mined["positive"], mined["negative"]], axis=1)
+    expected = compute_loss(embeddings=str(sample / "embeddings_later.npy"), triplets=triplets)
+    assert summary["loss"] == expected.summary["loss"]
+    assert summary["loss"] != pytest.approx(mined["loss"].mean(), rel=1e-3)
+
+
+# ---- labels from other files ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["labels.csv", "labelled.parquet", "labelled.parquet:name"])
+def test_string_and_parquet_labels_mine_the_same(cli, mine, sample: Path, source: str) -> None:
+    """The digit words of labels.csv and the parquet columns partition the rows as labels.npy."""
+    if source == "labels.csv":
+        argv = ["mine", "--embeddings", sample / "embeddings.npy", "--labels",
+                sample / "labels.csv"]
+    else:
+        argv = ["mine", "--embeddings", sample / "labelled.parquet"]
+        if source.endswith(":name"):
+            argv += ["--label-column", "name"]
+    expected = ok(cli(*mine, *ONE_POSITIVE, "-f", "csv"))
+    assert ok(cli(*argv, *ONE_POSITIVE, "-f", "csv")) == expected
+    summary = json.loads(ok(cli(*argv, *ONE_POSITIVE, "-f", "json")))
+    assert summary["labels"]["classes"] == 10
+    assert {v["role"] for v in summary["inputs"].values()} == {"embeddings", "labels"}
+
+
+def test_mini_batches_through_the_cli(cli, mine, sample: Path) -> None:
+    argv = (*mine, "--batch-size", "64", "--seed", "3", "--strategy", "hard")
+    rows = csv_rows(ok(cli(*argv, "-f", "csv", "-q")))
+    lib = mine_triplets(str(sample / "embeddings.npy"), str(sample / "labels.npy"),
+                        batch_size=64, seed=3, strategy="hard")
+    assert_same_rows(rows, as_rows(lib))
+    result = cli(*argv, "-f", "json")
+    summary = json.loads(result.stdout)
+    assert summary["params"]["batch_size"] == 64 and summary["params"]["seed"] == 3
+    assert summary["anchors_without_positive"] == lib.summary["anchors_without_positive"] > 0
+    assert result.stderr == (f"triplet-loss: warning: {summary['anchors_without_positive']} "
+                             "anchors have no positive (a class of one row in their mini-batch)"
+                             ": skipped\n")
+
+
+# ---- exit codes and presets -------------------------------------------------------------------
+
+
+def test_fail_above_exits_3_and_still_reports(cli, mine) -> None:
+    argv = (*mine, *ONE_POSITIVE, "--strategy", "hard")
+    result = cli(*argv, "-f", "json", "--fail-above", "1.0")
+    assert result.exit_code == 3 and isinstance(result.exception, SystemExit)
+    loss = json.loads(result.stdout)["loss"]
+    assert loss > 1.0
+    table = cli(*argv, "--fail-above", "1.0")
+    assert table.exit_code == 3 and "loss (mean)" in table.stdout
+    assert cli(*argv, "-f", "json", "--fail-above", str(loss)).exit_code == 0
+    assert cli(*argv, "-f", "json", "--fail-above", "100").exit_code == 0
+
+
+PRESET_RUNS = {
+    "tf-addons": ("--positive-strategy", "hard"),
+    "tf-similarity": (),
+    "sentence-transformers": (),
+    "pytorch-metric-learning": ("--batch-size", "96"),  # batch-all: 2.5e6 triplets per 1797 rows
+}
+
+
+@pytest.mark.parametrize("preset", list(PRESET_RUNS))
+def test_mining_presets_run(cli, mine, sample: Path, preset: str) -> None:
+    extra = PRESET_RUNS[preset]
+    result = cli(*mine, "--preset", preset, *extra, "-f", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    sources = summary["params"]["sources"]
+    assert f"preset {preset}" in sources.values()
+    assert all(sources[k] == "flag" for k in ("positive_strategy", "batch_size")
+               if f"--{k.replace('_', '-')}" in extra)
+    options = {extra[0].lstrip("-").replace("-", "_"): extra[1]} if extra else {}
+    if "batch_size" in options:
+        options["batch_size"] = int(options["batch_size"])
+    lib = mine_triplets(str(sample / "embeddings.npy"), str(sample / "labels.npy"),
+                        preset=preset, **options)
+    assert summary["triplets"] == len(lib.triplets) > 0
+    assert summary["loss"] == lib.summary["loss"]
+    assert np.isfinite(summary["loss"])
+
+
+def test_explicit_flag_beats_preset(cli, mine) -> None:
+    summary = json.loads(ok(cli(*mine, "--preset", "sentence-transformers", "--margin", "0.5",
+                                "-f", "json")))
+    params = summary["params"]
+    assert params["margin"] == 0.5 and params["sources"]["margin"] == "flag"
+    assert params["strategy"] == "hard" and params["sources"]["strategy"] == \
+        "preset sentence-transformers"
+    assert summary["triplets"] == N
+
+
+# ---- bad input: one table ---------------------------------------------------------------------
+
+Maker = Callable[[Path], None]
+ROWS, DIM = 8, 4
+LABELS = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+SENTINEL = b"sentinel: must survive a failed run\n"
+
+
+def _vectors(rows: int = ROWS) -> pa.Array:
+    values = np.random.default_rng(1).normal(size=rows * DIM).astype(np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(values), DIM)
+
+
+def _good_inputs(d: Path) -> None:
+    np.save(d / "x.npy", np.random.default_rng(0).normal(size=(ROWS, DIM)).astype(np.float32))
+    np.save(d / "y.npy", LABELS)
+    pq.write_table(pa.table({"embedding": _vectors(), "label": pa.array(LABELS),
+                             "name": pa.array([f"c{v}" for v in LABELS])}), d / "lab.parquet")
+
+
+def npy(name: str, array: np.ndarray) -> Maker:
+    return lambda d: np.save(d / name, array)
+
+
+def table(name: str, columns: dict[str, object]) -> Maker:
+    return lambda d: pq.write_table(pa.table(columns), d / name)
+
+
+def text(name: str, data: str) -> Maker:
+    return lambda d: (d / name).write_text(data)
+
+
+def spoil(name: str, row: int, col: int, value: float) -> Maker:
+    def make(d: Path) -> None:
+        a = np.load(d / name)
+        a[row, col] = value
+        np.save(d / name, a)
+    return make
+
+
+def both_files(*makers: Maker) -> Maker:
+    def make(d: Path) -> None:
+        for m in makers:
+            m(d)
+    return make
+
+
+OUT = ("-o", "{d}/out.parquet")
+
+
+def mine_argv(x: str = "x.npy", y: str | None = "y.npy", *extra: str) -> tuple[str, ...]:
+    labels = ("--labels", f"{{d}}/{y}") if y else ()
+    return ("mine", "--embeddings", f"{{d}}/{x}", *labels, *extra)
+
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    make: Maker | None
+    argv: tuple[str, ...]
+    code: int
+    pattern: str
+    xfail: str | None = None  # a known bug outside tests/
+
+
+CASES = [
+    # -- labels that do not fit the embeddings
+    Case("labels-length-differs", npy("y7.npy", LABELS[:7]), mine_argv("x.npy", "y7.npy", *OUT),
+         1, r"/y7\.npy: 7 labels for 8 embedding rows in .*/x\.npy$"),
+    Case("labels-csv-length-differs", text("y.csv", "label\n" + "a\n" * 9),
+         mine_argv("x.npy", "y.csv", *OUT), 1, r"/y\.csv: 9 labels for 8 embedding rows"),
+    Case("labels-2d", npy("y2.npy", np.zeros((ROWS, 2), np.int64)),
+         mine_argv("x.npy", "y2.npy", *OUT), 1,
+         r"/y2\.npy: labels must be one value per row, got shape \(8, 2\)$"),
+    Case("null-label-parquet", table("nul.parquet", {"label": pa.array([0, 0, 1, None, 2, 2, 3,
+                                                                        3])}),
+         mine_argv("x.npy", "nul.parquet", *OUT), 1,
+         r"/nul\.parquet: label column 'label': row 3 is null$"),
+    Case("null-label-in-embeddings-parquet", table("both.parquet", {
+        "embedding": _vectors(), "label": pa.array([0, 0, 1, 1, 2, None, 3, 3])}),
+         mine_argv("both.parquet", None, *OUT), 1,
+         r"/both\.parquet: label column 'label': row 5 is null$"),
+    Case("null-label-csv", text("nul.csv", "id,label\n0,0\n1,0\n2,1\n3,\n4,2\n5,2\n6,3\n7,3\n"),
+         mine_argv("x.npy", "nul.csv", *OUT), 1,
+         r"/nul\.csv: label column 'label': row 3 is null$"),
+    Case("empty-string-label-csv",
+         text("nul.csv", "id,label\n0,a\n1,a\n2,b\n3,\n4,c\n5,c\n6,d\n7,d\n"),
+         mine_argv("x.npy", "nul.csv", *OUT), 1,
+         r"/nul\.csv: label column 'label': row 3 is (null|empty)$"),
+    Case("nan-label", npy("ynan.npy", np.array([0, 0, 1, 1, 2, 2, 3, np.nan])),
+         mine_argv("x.npy", "ynan.npy", *OUT), 1, r"/ynan\.npy: label row 7 is NaN$"),
+    Case("float-labels-with-fractions", npy("yf.npy", np.array([0, 0, 1, 1, 2, 2, 3, 3.5])),
+         mine_argv("x.npy", "yf.npy", *OUT), 1,
+         r"/yf\.npy: labels are non-integer floats; use integers or strings$"),
+    Case("float-labels-parquet", table("yf.parquet", {"label": pa.array([0.5] * 8)}),
+         mine_argv("x.npy", "yf.parquet", *OUT), 1, r"/yf\.parquet: labels are non-integer"),
+    # -- label sets that allow no triplet
+    Case("single-class", npy("y1.npy", np.zeros(ROWS, np.int64)),
+         mine_argv("x.npy", "y1.npy", *OUT), 1,
+         r"/y1\.npy: every row has label .*: a single class gives no negatives$"),
+    Case("single-class-says-the-label", npy("y1.npy", np.full(ROWS, 7)),
+         mine_argv("x.npy", "y1.npy", *OUT), 1, r"/y1\.npy: every row has label 7: "),
+    Case("single-string-class", npy("ys.npy", np.array(["a"] * ROWS)),
+         mine_argv("x.npy", "ys.npy", *OUT), 1, r"/ys\.npy: every row has label "),
+    Case("all-labels-distinct", npy("yd.npy", np.arange(ROWS)),
+         mine_argv("x.npy", "yd.npy", *OUT), 1, r"/yd\.npy: no label occurs twice"),
+    Case("all-string-labels-distinct", text("yd.csv", "label\n" + "".join(
+        f"w{i}\n" for i in range(ROWS))), mine_argv("x.npy", "yd.csv", *OUT), 1,
+         r"/yd\.csv: no label occurs twice"),
+    # -- columns
+    Case("unknown-label-column", None, mine_argv("lab.parquet", None, "--label-column", "lab",
+                                                 *OUT), 1,
+         r"/lab\.parquet: no column 'lab'; columns: embedding, label, name$"),
+    Case("no-label-column", table("nolab.parquet", {"embedding": _vectors()}),
+         mine_argv("nolab.parquet", None, *OUT), 1,
+         r"/nolab\.parquet: cannot tell the label column; choose one with --label-column"),
+    Case("labels-missing-for-npy", None, mine_argv("x.npy", None, *OUT), 1,
+         r"/x\.npy: .*--labels"),
+    Case("labels-missing-for-1-column-npy", npy("x.npy", LABELS[:, None].astype(np.float32)),
+         mine_argv("x.npy", None, *OUT), 1, r"/x\.npy: .*--labels"),
+    # -- embeddings
+    Case("nan-embedding-row", spoil("x.npy", 5, 2, np.nan), mine_argv("x.npy", "y.npy", *OUT), 1,
+         r"/x\.npy: row 5 contains NaN$"),
+    Case("inf-embedding-row", spoil("x.npy", 2, 0, np.inf), mine_argv("x.npy", "y.npy", *OUT), 1,
+         r"/x\.npy: row 2 contains inf$"),
+    Case("missing-embeddings", None, mine_argv("missing.npy", "y.npy", *OUT), 1,
+         r"/missing\.npy: no such file$"),
+    Case("missing-labels", None, mine_argv("x.npy", "missing.npy", *OUT), 1,
+         r"/missing\.npy: no such file$"),
+    Case("1d-embeddings", npy("x1.npy", np.zeros(ROWS, np.float32)),
+         mine_argv("x1.npy", "y.npy", *OUT), 1, r"/x1\.npy: embeddings must have shape \(n, d\)"),
+    # -- flags (usage errors: exit 2)
+    Case("per-anchor-0", None, mine_argv("x.npy", "y.npy", "--per-anchor", "0", *OUT), 2,
+         r"--per-anchor must be >= 1 \(got 0\)$"),
+    Case("batch-size-1", None, mine_argv("x.npy", "y.npy", "--batch-size", "1", *OUT), 2,
+         r"--batch-size must be >= 2 \(got 1\)$"),
+    Case("batch-size-negative", None, mine_argv("x.npy", "y.npy", "--batch-size", "-4", *OUT), 2,
+         r"--batch-size must be >= 2 \(got -4\)$"),
+    Case("unknown-strategy", None, mine_argv("x.npy", "y.npy", "--strategy", "medium", *OUT), 2,
+         r"Invalid value for '--strategy'"),
+    Case("compute-only-preset", None, mine_argv("x.npy", "y.npy", "--preset", "torch", *OUT), 2,
+         r"preset 'torch' has no mine operation"),
+    Case("negative-margin", None, mine_argv("x.npy", "y.npy", "--margin", "-1", *OUT), 2,
+         r"--margin must be a finite number >= 0"),
+    Case("output-is-labels", None, mine_argv("x.npy", "y.npy", "-o", "{d}/y.npy"), 2,
+         r"--output .*/y\.npy is also an input; refusing to overwrite it$"),
+]
+
+
+def _params() -> list:
+    params = []
+    for case in CASES:
+        modes = ("fresh", "sentinel") if "-o" in case.argv else ("fresh",)
+        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+        params += [pytest.param(case, mode, id=f"{case.id}-{mode}", marks=marks)
+                   for mode in modes]
+    return params
+
+
+def _snapshot(d: Path) -> dict[str, object]:
+    def state(p: Path) -> object:
+        if p.is_file():
+            with contextlib.suppress(PermissionError):
+                return p.read_bytes()
+        return p.stat().st_mode
+    return {str(p.relative_to(d)): state(p) for p in sorted(d.rglob("*"))}
+
+
+@pytest.mark.parametrize(("case", "mode"), _params())
+def test_bad_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   cli) -> None:
+    monkeypatch.chdir(tmp_path)
+    _good_inputs(tmp_path)
+    argv = [a.format(d=tmp_path) for a in case.argv]
+    output = Path(argv[argv.index("-o") + 1]) if "-o" in argv else None
+    if case.make is not None:
+        case.make(tmp_path)
+    existed = output is not None and output.exists()
+    if mode == "sentinel" and output is not None and not existed:
+        output.write_bytes(SENTINEL)
+    before = _snapshot(tmp_path)
+
+    result = cli(*argv)
+
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # a crash also exits 1
+    assert result.exit_code == case.code, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), result.stderr
+    assert lines[0].startswith("triplet-loss: error: "), lines[0]
+    assert re.search(case.pattern, lines[0]), lines[0]
+    if case.code == 1:
+        assert f"error: {tmp_path}" in lines[0], "a bad-input message starts with the file"
+    assert result.stdout == ""
+    assert _snapshot(tmp_path) == before, "a failed run must not create or change any file"
+    if output is not None and mode == "fresh" and not existed:
+        assert not output.exists()
+
+
+# ---- odd but fine -----------------------------------------------------------------------------
+
+FINE = [
+    ("class-of-one-member", npy("y.npy", np.array([0, 0, 1, 1, 2, 2, 3, 4])), mine_argv(),
+     {"anchors_without_positive": 2, "triplets": 6}),
+    ("string-labels-npy", npy("y.npy", np.array(list("aabbccdd"))), mine_argv(),
+     {"triplets": 8}),
+    ("bool-labels", npy("y.npy", np.array([True, False] * 4)), mine_argv(), {"triplets": 24}),
+    ("integral-float-labels", npy("y.npy", LABELS.astype(np.float64)), mine_argv(),
+     {"triplets": 8}),
+    ("labels-csv-words", text("y.csv", "label\n" + "".join(f"w{v}\n" for v in LABELS)),
+     mine_argv("x.npy", "y.csv"), {"triplets": 8}),
+    ("labels-in-embeddings-parquet", None, mine_argv("lab.parquet", None), {"triplets": 8}),
+    ("label-column-name", None, mine_argv("lab.parquet", None, "--label-column", "name"),
+     {"triplets": 8}),
+    ("labels-from-other-parquet", None, mine_argv("x.npy", "lab.parquet"), {"triplets": 8}),
+    ("int32-labels-parquet", table("y32.parquet", {"label": pa.array(LABELS, pa.int32())}),
+     mine_argv("x.npy", "y32.parquet"), {"triplets": 8}),
+    ("smallest-set", both_files(npy("x.npy", np.array([[0.0], [1.0], [3.0]])),
+                                npy("y.npy", np.array([0, 0, 1]))), mine_argv(),
+     {"anchors": 3, "triplets": 2}),
+]
+
+
+@pytest.mark.parametrize(("make", "argv", "expect"), [pytest.param(m, a, e, id=i)
+                                                      for i, m, a, e in FINE])
+def test_fine_input(make: Maker | None, argv: tuple[str, ...], expect: dict, tmp_path: Path,
+                    cli) -> None:
+    _good_inputs(tmp_path)
+    if make is not None:
+        make(tmp_path)
+    result = cli(*(a.format(d=tmp_path) for a in argv), "--format", "json")
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    summary = json.loads(result.stdout)
+    for key, value in expect.items():
+        assert summary[key] == value, key
+    assert ("anchors have no positive" in result.stderr) == bool(
+        summary["anchors_without_positive"])
