@@ -80,6 +80,8 @@ class TripletStats:
     d_an: Moments = field(default_factory=Moments)
     _keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     _sample: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    _key_parts: list[np.ndarray] = field(default_factory=list)
+    _sample_parts: list[np.ndarray] = field(default_factory=list)
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
 
@@ -135,12 +137,21 @@ class TripletStats:
         self._add_sample(start, d_ap, d_an)
 
     def _add_sample(self, start: int, d_ap: np.ndarray, d_an: np.ndarray) -> None:
-        keys = np.concatenate([self._keys, _hash_keys(start, d_ap.size)])
-        sample = np.concatenate([self._sample, np.stack([d_ap, d_an], axis=1)])
+        self._key_parts.append(_hash_keys(start, d_ap.size))
+        self._sample_parts.append(np.stack([d_ap, d_an], axis=1))
+        if sum(k.size for k in self._key_parts) > 2 * self.sample_size:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep the sample_size rows with the smallest keys (the order of arrival is irrelevant:
+        splitmix64 is a bijection, so keys are distinct)."""
+        keys = np.concatenate([self._keys, *self._key_parts])
+        sample = np.concatenate([self._sample, *self._sample_parts])
         if keys.size > self.sample_size:
             keep = np.argpartition(keys, self.sample_size)[: self.sample_size]
             keys, sample = keys[keep], sample[keep]
         self._keys, self._sample = keys, sample
+        self._key_parts, self._sample_parts = [], []
 
     @property
     def exact_quantiles(self) -> bool:
@@ -150,6 +161,8 @@ class TripletStats:
     def sample(self) -> np.ndarray:
         """(k, 2) array of (d_ap, d_an): every triplet, or the bottom-k sample."""
         self.settle()
+        if self._key_parts:
+            self._compact()
         return self._sample
 
     def headline(self, reduction: Reduction) -> float | None:
@@ -171,7 +184,7 @@ class TripletStats:
 
     def distance_summary(self, which: str) -> dict[str, float]:
         m = self.d_ap if which == "d_ap" else self.d_an
-        column = self._sample[:, 0 if which == "d_ap" else 1]
+        column = self.sample[:, 0 if which == "d_ap" else 1]
         p50 = float(np.median(column)) if column.size else math.nan
         return {"mean": m.mean, "std": m.std, "min": m.min, "p50": p50, "max": m.max}
 

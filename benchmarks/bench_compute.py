@@ -1,0 +1,527 @@
+"""How fast `triplet-loss compute` is, next to what reading the data costs. Run by hand, not in CI.
+
+    python benchmarks/bench_compute.py             # 1,000,000 x 128 and 200,000 x 768 (3.3 GB)
+    python benchmarks/bench_compute.py --quick     # 100,000 x 128 and 20,000 x 768
+    python benchmarks/bench_compute.py --data DIR  # keep the generated .npy files in DIR for reuse
+
+What it prints, with the targets of the issue:
+  kernel   losses.aligned_losses as api.py calls it, best of --repeats after a warm-up, against
+           a FLOOR (one parallel numba pass that only reads the three arrays, target kernel <=
+           1.1x floor) and a numpy float64 reference (expected 6-12x slower than the kernel);
+  start-up `triplet-loss --help` (< 0.3 s, imports neither numba nor pyarrow) and a second
+           `compute` process that loads the kernels from numba's cache instead of compiling;
+  end to end the CLI on the 1,000,000 x 128 files against a Python process that only
+           memory-maps and sums them (target <= 2x);
+  read-only the installed package copied to a read-only folder still works, with numba's cache
+           in ~/.cache/triplet-loss/numba-<version>.
+The machine is often shared: the load average is printed before and after, every timing is a
+best of repeats (an upper bound of what an idle machine gives), and the kernel section also shows
+CPU seconds per thread, which other processes on the same cores disturb less than wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numba
+import numpy as np
+from numpy.lib.format import open_memmap
+
+ROLES = ("anchors", "positives", "negatives")
+FULL_SIZES = ((1_000_000, 128), (200_000, 768))
+QUICK_SIZES = ((100_000, 128), (20_000, 768))
+SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
+GENERATE_ROWS = 65_536  # rows generated per step: 3 x 65,536 x 768 x 4 B = 600 MB at most
+NUMPY_CHUNK_BYTES = 8 << 20  # float64 rows per numpy step: 8 MB per temporary array
+HEAVY_MODULES = ("numba", "pyarrow")
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+T = TypeVar("T")
+
+
+@dataclass
+class Check:
+    """One figure against its target, for the summary at the end."""
+
+    name: str
+    shown: str
+    target: str
+    ok: bool
+
+    def line(self) -> str:
+        verdict = "ok" if self.ok else "MISSED"
+        return f"  {self.name:<38} {self.shown:>10}   {self.target:<15} {verdict}"
+
+
+# ------------------------------------------------------------------------------------------------
+# data
+
+
+def make_data(folder: Path, n: int, d: int, seed: int) -> dict[str, Path]:
+    """Seeded float32 (n, d) anchors, positives and negatives as .npy; kept when already there.
+
+    Rows are N(0, 1/d) so distances are O(1); positives are anchors plus 0.8x that noise, so
+    d_ap ~ 0.8, d_an ~ 1.4 and nearly every hinge loss (margin 1) is active: no shortcut.
+    """
+    paths = {role: folder / f"{role}_{n}x{d}_seed{seed}.npy" for role in ROLES}
+    if all(p.exists() and np.load(p, mmap_mode="r").shape == (n, d) for p in paths.values()):
+        return paths
+    rng = np.random.default_rng([seed, n, d])
+    scale = np.float32(1.0 / np.sqrt(d))
+    arrays = {role: open_memmap(p, mode="w+", dtype=np.float32, shape=(n, d))
+              for role, p in paths.items()}
+    for start in range(0, n, GENERATE_ROWS):
+        rows = min(GENERATE_ROWS, n - start)
+        block = slice(start, start + rows)
+        anchors = rng.standard_normal((rows, d), dtype=np.float32) * scale
+        arrays["anchors"][block] = anchors
+        noise = rng.standard_normal((rows, d), dtype=np.float32) * (np.float32(0.8) * scale)
+        arrays["positives"][block] = anchors + noise
+        arrays["negatives"][block] = rng.standard_normal((rows, d), dtype=np.float32) * scale
+    for a in arrays.values():
+        a.flush()
+    del arrays
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------
+# timing helpers
+
+
+@dataclass
+class Timing:
+    """Best wall-clock seconds and best CPU seconds per thread of a run (each over repeats).
+
+    CPU time counts only while our threads run, so it is the steadier figure when other
+    processes share the cores; wall time is what a user waits.
+    """
+
+    wall: float = float("inf")
+    cpu: float = float("inf")
+
+    def add(self, wall: float, cpu: float) -> None:
+        self.wall = min(self.wall, wall)
+        self.cpu = min(self.cpu, cpu)
+
+
+@contextmanager
+def stopwatch(timing: Timing, threads: int = 1) -> Iterator[None]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    timing.add(time.perf_counter() - wall, (time.process_time() - cpu) / threads)
+
+
+def interleaved_best(runs: dict[str, tuple[Callable[[], object], int]],
+                     repeats: int) -> dict[str, Timing]:
+    """Best times of each (run, threads): one warm-up each, then `repeats` rounds taking turns,
+    so a burst of load from other processes hits every contender alike."""
+    for run, _ in runs.values():
+        run()
+    best = {name: Timing() for name in runs}
+    for _ in range(repeats):
+        for name, (run, threads) in runs.items():
+            with stopwatch(best[name], threads):
+                run()
+    return best
+
+
+def run_process(argv: Sequence[str], env: dict[str, str] | None = None,
+                check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - started
+    if check and done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr}")
+    return elapsed, done
+
+
+def best_process(argv: Sequence[str], repeats: int, env: dict[str, str] | None = None) -> float:
+    run_process(argv, env)  # warm-up: page cache, numba cache, .pyc files
+    return min(run_process(argv, env)[0] for _ in range(repeats))
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def cli_path() -> str:
+    """The `triplet-loss` console script next to this interpreter (else on PATH)."""
+    beside = Path(sys.executable).parent / "triplet-loss"
+    found = str(beside) if beside.exists() else shutil.which("triplet-loss")
+    if not found:
+        sys.exit("bench_compute: no triplet-loss script; install the package first")
+    return found
+
+
+# ------------------------------------------------------------------------------------------------
+# kernel, floor and numpy reference
+
+
+@numba.njit(parallel=True, cache=False, fastmath={"reassoc"})
+def read_floor(a: np.ndarray, p: np.ndarray, n: np.ndarray, out: np.ndarray) -> None:
+    """out[i] = sum of row i of a, p and n in float64: every byte read once, nothing else.
+
+    fastmath "reassoc" only (no nnan/ninf): it lets LLVM vectorise the sum, so this pass is
+    bound by memory, not by one add chain's latency (that would flatter the kernel).
+    """
+    for i in numba.prange(a.shape[0]):
+        s = 0.0
+        for j in range(a.shape[1]):
+            s += np.float64(a[i, j]) + np.float64(p[i, j]) + np.float64(n[i, j])
+        out[i] = s
+
+
+def numpy_reference(a: np.ndarray, p: np.ndarray, n: np.ndarray,
+                    margin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Euclidean hinge triplet loss in plain numpy float64, in row chunks to bound memory."""
+    rows = max(1, NUMPY_CHUNK_BYTES // (8 * a.shape[1]))
+    d_ap, d_an = np.empty(a.shape[0]), np.empty(a.shape[0])
+    for start in range(0, a.shape[0], rows):
+        block = slice(start, start + rows)
+        x = a[block].astype(np.float64)
+        d_ap[block] = np.sqrt(((x - p[block].astype(np.float64)) ** 2).sum(1))
+        d_an[block] = np.sqrt(((x - n[block].astype(np.float64)) ** 2).sum(1))
+    return d_ap, d_an, np.maximum(d_ap - d_an + margin, 0.0)
+
+
+class KernelTimer:
+    """Runs api's ComputeJob.blocks() with losses.aligned_losses wrapped in a stopwatch, so the
+    kernel is timed with exactly the arguments api.py gives it."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        from triplet_cli import losses
+        from triplet_cli.api import prepare_compute
+
+        self.job = prepare_compute(*(str(paths[r]) for r in ROLES))
+        self.losses = losses
+        self.kernel = Timing()
+        self.outputs: tuple[np.ndarray, ...] = ()
+
+    @contextmanager
+    def _wrapped(self, spent: list[float]) -> Iterator[None]:
+        kernel = self.losses.aligned_losses
+
+        def timed(*args: object) -> None:
+            wall, cpu = time.perf_counter(), time.process_time()
+            kernel(*args)
+            spent[0] += time.perf_counter() - wall
+            spent[1] += (time.process_time() - cpu) / numba.get_num_threads()
+
+        self.losses.aligned_losses = timed
+        try:
+            yield
+        finally:
+            self.losses.aligned_losses = kernel
+
+    def run(self) -> None:
+        """One pass of api's blocks(); the time inside the kernel goes into self.kernel."""
+        spent = [0.0, 0.0]
+        with self._wrapped(spent):
+            blocks = list(self.job.blocks())
+        self.kernel.add(*spent)
+        self.outputs = tuple(np.concatenate([getattr(b, k) for b in blocks])
+                             for k in ("d_ap", "d_an", "loss"))
+
+
+def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
+    """Kernel, floor and numpy timings on one data set, printed; returns their ratios."""
+    timer = KernelTimer(paths)
+    a, p, n = (timer.job.arrays[r] for r in ROLES)
+    margin = timer.job.loss_params.margin
+    floor_out = np.empty(a.shape[0])
+    threads = numba.get_num_threads()
+    times = interleaved_best({
+        "api": (timer.run, threads),
+        "floor": (lambda: read_floor(a, p, n, floor_out), threads),
+        "numpy": (lambda: numpy_reference(a, p, n, margin), 1),
+    }, repeats)
+    kernel, floor, numpy = timer.kernel, times["floor"], times["numpy"]
+    ref = numpy_reference(a, p, n, margin)
+    # Relative to each column's scale: a loss near 0 is d_ap - d_an + margin after cancellation.
+    worst = max(float(np.max(np.abs(k - r)) / np.max(np.abs(r)))
+                for k, r in zip(timer.outputs, ref, strict=True))
+    gb = (a.nbytes + p.nbytes + n.nbytes) / 1e9
+    print(f"  rows x d            {a.shape[0]:,} x {a.shape[1]} float32, {gb:.2f} GB read per "
+          f"pass, {threads} numba threads; best of {repeats}")
+    around = (times["api"].wall - kernel.wall) * 1e3
+    print("                      wall s     GB/s   cpu s/thread")
+    for name, t, note in (
+            ("kernel", kernel, f"api.blocks() around it: +{around:.0f} ms"),
+            ("floor (read only)", floor, ""),
+            ("numpy float64 ref", numpy, f"1 thread, {NUMPY_CHUNK_BYTES >> 20} MB chunks")):
+        print(f"  {name:<18} {t.wall:8.4f} {gb / t.wall:8.1f} {t.cpu:10.4f}    {note}")
+    print(f"  kernel / floor     {kernel.wall / floor.wall:8.2f}    target <= 1.1   "
+          f"(by cpu time: {kernel.cpu / floor.cpu:.2f})")
+    print(f"  numpy / kernel     {numpy.wall / kernel.wall:8.2f}    expected 6-12")
+    print(f"  kernel vs numpy     max |difference| {worst:.1e} of the largest d_ap, d_an, loss")
+    return {"kernel/floor": kernel.wall / floor.wall, "numpy/kernel": numpy.wall / kernel.wall}
+
+
+# ------------------------------------------------------------------------------------------------
+# environment
+
+
+def print_environment() -> None:
+    from threadpoolctl import threadpool_info
+
+    print(f"  python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}"
+          f", {os.cpu_count()} cores")
+    print(f"  numba: {numba.get_num_threads()} threads (NUMBA_NUM_THREADS "
+          f"{numba.config.NUMBA_NUM_THREADS}), threading layer {numba.threading_layer()}")
+    for pool in threadpool_info():
+        extra = ", ".join(f"{k} {pool[k]}" for k in ("threading_layer", "architecture")
+                          if pool.get(k))
+        print(f"  threadpool: {pool['user_api']} {pool['internal_api']} {pool.get('version')}, "
+              f"{pool['num_threads']} threads{', ' + extra if extra else ''} "
+              f"({Path(pool['filepath']).name})")
+    set_vars = [f"{k}={os.environ[k]}" for k in BLAS_ENV if k in os.environ]
+    print(f"  environment: {', '.join(set_vars) if set_vars else 'none of ' + ', '.join(BLAS_ENV)}"
+          " set")
+
+
+# ------------------------------------------------------------------------------------------------
+# start-up
+
+
+def imported_modules(argv: Sequence[str]) -> tuple[set[str], list[tuple[int, str]]]:
+    """Modules a Python command imports (python -X importtime), and the slowest top-level ones."""
+    _, done = run_process([sys.executable, "-X", "importtime", *argv], check=False)
+    modules: set[str] = set()
+    top: list[tuple[int, str]] = []
+    for line in done.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if m:
+            modules.add(m.group(3))
+            if len(m.group(2)) == 1:
+                top.append((int(m.group(1)), m.group(3)))
+    return modules, sorted(top, reverse=True)[:5]
+
+
+def bench_help(repeats: int) -> tuple[float, bool]:
+    """Wall time of `triplet-loss --help` and whether it stays clear of numba and pyarrow."""
+    cli = cli_path()
+    seconds = best_process([cli, "--help"], repeats)
+    help_code = ("import sys; from triplet_cli.cli import main; "
+                 "sys.argv = ['triplet-loss', '--help']; main()")
+    modules, top = imported_modules(["-c", help_code])
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY_MODULES)
+    print(f"  triplet-loss --help      {seconds:7.3f} s  (best of {repeats}; target < 0.3 s)")
+    print(f"  imports numba/pyarrow    {'YES: ' + ', '.join(heavy[:5]) if heavy else 'no'}"
+          f"  ({len(modules)} modules, python -X importtime)")
+    print("  slowest top-level imports " + ", ".join(f"{name} {us / 1e3:.0f} ms"
+                                                   for us, name in top))
+    return seconds, not heavy
+
+
+def bench_second_process(scratch: Path) -> tuple[float, float]:
+    """`compute` on sample_data with an empty numba cache, then again in a new process.
+
+    Returns the seconds of --verbose's "kernels and output" phase of both runs: the first
+    compiles the kernels, the second only loads them from the cache.
+    """
+    cli = cli_path()
+    cache = scratch / "numba-cache"
+    cache.mkdir()
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    argv = [cli, "compute", *(x for r in ROLES for x in (f"--{r}", str(SAMPLE_DATA / f"{r}.npy"))),
+            "--format", "json", "--verbose"]
+    walls, phases, losses = [], [], []
+    for label in ("first (empty cache)", "second (cached)"):
+        seconds, done = run_process(argv, env)
+        phase = re.search(r"kernels and output ([\d.]+) s", done.stderr)
+        walls.append(seconds)
+        phases.append(float(phase.group(1)) if phase else float("nan"))
+        losses.append(json.loads(done.stdout)["loss"])
+        print(f"  compute sample_data, {label:<20} {seconds:7.3f} s wall, "
+              f"{phases[-1]:.3f} s kernels and output (--verbose)")
+    cached = sum(1 for _ in cache.rglob("*.nbi"))
+    same = "same loss" if losses[0] == losses[1] else "DIFFERENT losses"
+    print(f"  the second process saves {walls[0] - walls[1]:.3f} s of JIT compile "
+          f"({cached} cache index files in the empty NUMBA_CACHE_DIR; {same})")
+    return phases[0], phases[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# end to end
+
+
+def bench_end_to_end(paths: dict[str, Path], repeats: int) -> float:
+    """The CLI on the .npy files against a process that only memory-maps and sums them."""
+    files = [str(paths[r]) for r in ROLES]
+    cli = [cli_path(), "compute", *(x for r in ROLES for x in (f"--{r}", str(paths[r]))),
+           "--format", "json"]
+    minimal = [sys.executable, "-c",
+               "import numpy as np; [np.load(f, mmap_mode='r').sum(dtype=np.float64) for f in "
+               f"{files!r}]"]
+    cli_s = best_process(cli, repeats)
+    minimal_s = best_process(minimal, repeats)
+    n, d = np.load(files[0], mmap_mode="r").shape
+    print(f"  triplet-loss compute --format json, {n:,} x {d}   {cli_s:7.3f} s")
+    print(f"  python: np.load(mmap_mode='r').sum(float64) x 3   {minimal_s:7.3f} s")
+    print(f"  CLI / minimal process                              {cli_s / minimal_s:7.2f}  "
+          f"target <= 2")
+    return cli_s / minimal_s
+
+
+# ------------------------------------------------------------------------------------------------
+# read-only install
+
+
+def _chmod_tree(root: Path, writable: bool) -> None:
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        write = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+        path.chmod(mode | stat.S_IWUSR if writable else mode & ~write)
+
+
+def check_read_only_install(scratch: Path) -> bool:
+    """Copy the installed package to a read-only folder and use it with HOME in a temp dir.
+
+    chmod does not stop root, so as root the copy is also bind-mounted read-only in a private
+    mount namespace (unshare -m).
+    """
+    import triplet_cli
+
+    site = scratch / "read-only-site"
+    package = site / "triplet_cli"
+    home = scratch / "home"
+    shutil.copytree(Path(triplet_cli.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    home.mkdir()
+    _chmod_tree(site, writable=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME")}
+    env.update(HOME=str(home), PYTHONPATH=str(site))
+    code = ("import json, os, sys, triplet_cli; from triplet_cli import compute_loss; "
+            "r = compute_loss(*sys.argv[1:4]); "
+            "print(json.dumps({'file': triplet_cli.__file__, 'loss': r.value, "
+            "'cache': os.environ.get('NUMBA_CACHE_DIR'), "
+            "'writable': os.access(os.path.dirname(triplet_cli.__file__), os.W_OK)}))")
+    argv = [sys.executable, "-c", code, *(str(SAMPLE_DATA / f"{r}.npy") for r in ROLES)]
+    how = "chmod -R a-w"
+    if os.geteuid() == 0:
+        if not shutil.which("unshare"):
+            print("  SKIPPED: running as root (chmod does not bind root) and no unshare")
+            return False
+        mount = (f'mount --bind "{site}" "{site}" && mount -o remount,bind,ro "{site}" "{site}"'
+                 ' && exec "$@"')
+        argv = ["unshare", "-m", "sh", "-c", mount, "sh", *argv]
+        how += " + read-only bind mount (root)"
+    expected = home / ".cache" / "triplet-loss" / f"numba-{triplet_cli.__version__}"
+    ok = True
+    try:
+        for label in ("first run (compiles)", "second run (cached)"):
+            seconds, done = run_process(argv, env, check=False)
+            if done.returncode != 0:
+                print(f"  {label}: FAILED, exit {done.returncode}: {done.stderr.strip()[-500:]}")
+                return False
+            info = json.loads(done.stdout)
+            ok &= (info["file"].startswith(str(package)) and not info["writable"]
+                   and info["cache"] == str(expected))
+            print(f"  {label:<22} {seconds:7.3f} s  loss {info['loss']:.6f}, package writable: "
+                  f"{info['writable']}, NUMBA_CACHE_DIR {info['cache']}")
+        cached = sum(1 for _ in expected.rglob("*.nbi")) if expected.exists() else 0
+        leaked = any(package.rglob("__pycache__"))
+        ok &= cached > 0 and not leaked
+        print(f"  {how}; package from the copy, {cached} cache index files under "
+              f"~/.cache/triplet-loss, nothing written into the package: {not leaked}"
+              f"  -> {'ok' if ok else 'FAILED'}")
+    finally:
+        _chmod_tree(site, writable=True)
+    return ok
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def guarded(section: Callable[..., T], *args: object) -> T | None:
+    """Run one section; a failing CLI process is printed and fails its check, not the run."""
+    try:
+        return section(*args)
+    except RuntimeError as e:
+        print(f"  FAILED: {str(e).strip().splitlines()[-1]}\n  ({str(e).splitlines()[0]})")
+        return None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="100,000 x 128 and 20,000 x 768 instead of 10x that")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs after the warm-up")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder for the generated .npy files, kept and reused "
+                             "(default: a temporary folder, deleted afterwards)")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    print(f"bench_compute: {load_average()}")
+    with tempfile.TemporaryDirectory(prefix="bench_compute-") as tmp:
+        scratch = Path(tmp)
+        folder = args.data or scratch / "data"
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        data = [make_data(folder, n, d, args.seed) for n, d in sizes]
+        print(f"data: {folder} ({time.perf_counter() - started:.1f} s, seed {args.seed})\n")
+
+        checks: list[Check] = []
+        for paths in data:
+            n, d = np.load(paths["anchors"], mmap_mode="r").shape
+            print(f"kernel, {n:,} x {d}")
+            r = bench_kernel(paths, args.repeats)
+            checks += [Check(f"kernel / floor, d = {d}", f"{r['kernel/floor']:.2f}x", "<= 1.1x",
+                             r["kernel/floor"] <= 1.1),
+                       Check(f"numpy / kernel, d = {d}", f"{r['numpy/kernel']:.1f}x",
+                             "6-12x expected", 6 <= r["numpy/kernel"] <= 12)]
+            print()
+
+        print("environment")
+        print_environment()
+
+        print("\nstart-up")
+        help_s, light = bench_help(args.repeats)
+        checks += [Check("triplet-loss --help", f"{help_s:.3f} s", "< 0.3 s", help_s < 0.3),
+                   Check("--help without numba and pyarrow", "yes" if light else "NO", "yes",
+                         light)]
+        phases = guarded(bench_second_process, scratch)
+        checks.append(Check("2nd process: kernels and output", "failed", "no JIT", False)
+                      if phases is None else
+                      Check("2nd process: kernels and output", f"{phases[1]:.3f} s",
+                            f"<< {phases[0]:.2f} s", phases[1] < 0.1 * phases[0]))
+
+        print("\nend to end")
+        ratio = guarded(bench_end_to_end, data[0], args.repeats)
+        checks.append(Check("CLI / minimal mmap-and-sum process", "failed", "<= 2x", False)
+                      if ratio is None else
+                      Check("CLI / minimal mmap-and-sum process", f"{ratio:.2f}x", "<= 2x",
+                            ratio <= 2))
+
+        print("\nread-only install")
+        ok = bool(guarded(check_read_only_install, scratch))
+        checks.append(Check("read-only install works", "yes" if ok else "NO", "yes", ok))
+
+    print(f"\nsummary ({load_average()})")
+    for check in checks:
+        print(check.line())
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
