@@ -121,42 +121,50 @@ class ComputeJob:
             yield dict(zip(roles, parts, strict=True))
 
     def blocks(self, block_rows: int | None = None) -> Iterator[Block]:
+        """Per-triplet results block by block, inputs streamed where they live on disk."""
+        rows = block_rows or self.block_rows()
+        if self.triplets is not None:
+            for start, t in zip(range(0, self.count, rows), self._triplet_blocks(rows),
+                                strict=True):
+                yield self.compute_block(start, {}, t)
+        else:
+            for start, part in zip(range(0, self.count, rows), self._input_blocks(rows),
+                                   strict=True):
+                yield self.compute_block(start, part)
+
+    def compute_block(self, start: int, part: dict[str, np.ndarray],
+                      triplets: np.ndarray | None = None, x: np.ndarray | None = None,
+                      candidates: bool | None = None) -> Block:
+        """One block, the unit of work (a Dask task runs one): rows start.. of the aligned
+        inputs `part` (role -> rows), or the index `triplets` into x (default: the embeddings).
+        """
         from .distances import kernel_code
         from .losses import aligned_losses, candidate_losses
 
         dist, lp = self.distance, self.loss_params
         code = kernel_code(dist.distance.value, dist.p)
         common = (code, dist.norm_p, dist.eps, dist.eps_placement.code, lp.margin, lp.soft_margin)
-        pair_mean = self.settings.values["pair_reduction"] == PairReduction.mean.value
-        rows = block_rows or self.block_rows()
-        inputs = self._input_blocks(rows) if self.triplets is None else None
-        indices = self._triplet_blocks(rows) if self.triplets is not None else None
-        for start in range(0, self.count, rows):
-            stop = min(start + rows, self.count)
-            n = stop - start
-            d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)
-            correct = None
-            part: dict[str, np.ndarray] = {}
-            t = None
-            if indices is not None:
-                t = next(indices)
-                x = self.arrays["embeddings"]
-                aligned_losses(x, x, x, np.ascontiguousarray(t[:, 0]),
-                               np.ascontiguousarray(t[:, 1]), np.ascontiguousarray(t[:, 2]),
-                               *common, lp.swap, d_ap, d_an, loss)
+        n = len(triplets) if triplets is not None else len(part["anchors"])
+        d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)
+        correct = None
+        if triplets is not None:
+            x = self.arrays["embeddings"] if x is None else x
+            aligned_losses(x, x, x, np.ascontiguousarray(triplets[:, 0]),
+                           np.ascontiguousarray(triplets[:, 1]),
+                           np.ascontiguousarray(triplets[:, 2]), *common, lp.swap, d_ap, d_an,
+                           loss)
+        else:
+            a, p, neg = (self._prepared(part[k]) for k in ("anchors", "positives", "negatives"))
+            if self.candidates if candidates is None else candidates:
+                correct = np.empty(n)
+                pair_mean = self.settings.values["pair_reduction"] == PairReduction.mean.value
+                candidate_losses(a, p, neg, *common, lp.swap, pair_mean, d_ap, d_an, loss,
+                                 correct)
             else:
-                part = next(inputs)  # type: ignore[arg-type]
-                a, p, neg = (self._prepared(part[k]) for k in ("anchors", "positives",
-                                                                 "negatives"))
-                if self.candidates:
-                    correct = np.empty(n)
-                    candidate_losses(a, p, neg, *common, lp.swap, pair_mean, d_ap, d_an, loss,
-                                     correct)
-                else:
-                    aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
-                                   d_ap, d_an, loss)
-            self._check_finite(start, d_ap, d_an, part)
-            yield Block(start, d_ap, d_an, loss, correct, t)
+                aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
+                               d_ap, d_an, loss)
+        self._check_finite(start, d_ap, d_an, part)
+        return Block(start, d_ap, d_an, loss, correct, triplets)
 
     def _triplet_blocks(self, rows: int) -> Iterator[np.ndarray]:
         """The index triples block by block, range-checked (streamed from parquet/Arrow)."""

@@ -122,28 +122,28 @@ PresetOpt = Annotated[str | None, typer.Option(
     "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`).",
     show_default=False)]
 DistanceOpt = Annotated[Distance | None, typer.Option(
-    "--distance", help="Distance d(x, y). [default: euclidean]", rich_help_panel=_DIST,
+    "--distance", help="Distance d(x, y). (default: euclidean)", rich_help_panel=_DIST,
     show_default=False)]
 POpt = Annotated[float | None, typer.Option(
-    "--p", help="p of the minkowski distance (>= 1); alone it selects minkowski. [default: 2]",
+    "--p", help="p of the minkowski distance (>= 1); alone it selects minkowski. (default: 2)",
     rich_help_panel=_DIST, show_default=False)]
 EpsOpt = Annotated[float | None, typer.Option(
     "--eps", help="Stabiliser: cosine's norm floor, or where --eps-placement puts it. "
-    "[default: 1e-6]", rich_help_panel=_DIST, show_default=False)]
+    "(default: 1e-6)", rich_help_panel=_DIST, show_default=False)]
 EpsPlacementOpt = Annotated[EpsPlacement | None, typer.Option(
     "--eps-placement", help="none (ours), difference (PyTorch), root (MLX), legacy-root "
-    "(MLX <= 0.31). [default: none]", rich_help_panel=_DIST, show_default=False)]
+    "(MLX <= 0.31). (default: none)", rich_help_panel=_DIST, show_default=False)]
 NormalizeOpt = Annotated[bool | None, typer.Option(
-    "--normalize/--no-normalize", help="L2-normalise rows first. [default: no]",
+    "--normalize/--no-normalize", help="L2-normalise rows first. (default: no)",
     rich_help_panel=_DIST, show_default=False)]
 MarginOpt = Annotated[float | None, typer.Option(
-    "--margin", help="Margin (>= 0). [default: 1.0; 0 with --soft-margin]",
+    "--margin", help="Margin (>= 0). (default: 1.0; 0 with --soft-margin)",
     rich_help_panel=_LOSS, show_default=False)]
 SoftOpt = Annotated[bool | None, typer.Option(
     "--soft-margin/--hard-margin", help="softplus(d_ap - d_an + margin) instead of the hinge. "
-    "[default: hinge]", rich_help_panel=_LOSS, show_default=False)]
+    "(default: hinge)", rich_help_panel=_LOSS, show_default=False)]
 ReductionOpt = Annotated[Reduction | None, typer.Option(
-    "--reduction", help="Headline loss: mean, sum, none or mean-nonzero. [default: mean]",
+    "--reduction", help="Headline loss: mean, sum, none or mean-nonzero. (default: mean)",
     rich_help_panel=_LOSS, show_default=False)]
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Write per-triplet rows to .parquet, .csv, .jsonl or .npy "
@@ -157,13 +157,25 @@ FailOpt = Annotated[float | None, typer.Option(
     "--fail-above", help="Exit 3 when the headline loss (with --reduction none: any triplet's "
     "loss) is above this.", rich_help_panel=_OUT, show_default=False)]
 ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", min=1, help="Kernel threads (results do not depend on it). [default: all cores]",
+    "--threads", min=1, help="Kernel threads (results do not depend on it). (default: all cores)",
     show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Timings on stderr.")]
 ColumnOpt = Annotated[str | None, typer.Option(
     "--column", help="Embedding column of .parquet/.arrow inputs (auto when there is one).",
     show_default=False)]
+
+# -- distributed (issue #5) ----------------------------------------------------------------------
+_DASK = "Distributed"
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", help="Run the blocks on a Dask cluster: its scheduler (tcp://host:8786), or "
+    "local to start one here. Same rows, same order, same bytes; --threads then means numba "
+    "threads per worker (default: the worker's share of its host's cores). Needs "
+    "pip install 'triplet-loss\\[dask]'.", rich_help_panel=_DASK, show_default=False)]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Worker processes of --scheduler local, 1 thread each. "
+    "(default: one per core)", rich_help_panel=_DASK, show_default=False)]
+# -- end distributed ----------------------------------------------------------------------------
 
 
 def _enum_values(options: dict[str, Any]) -> dict[str, Any]:
@@ -196,12 +208,12 @@ def compute(
     margin: MarginOpt = None,
     soft_margin: SoftOpt = None,
     swap: Annotated[bool | None, typer.Option(
-        "--swap/--no-swap", help="d(a,n) := min(d(a,n), d(p,n)) (PyTorch). [default: no]",
+        "--swap/--no-swap", help="d(a,n) := min(d(a,n), d(p,n)) (PyTorch). (default: no)",
         rich_help_panel=_LOSS, show_default=False)] = None,
     reduction: ReductionOpt = None,
     pair_reduction: Annotated[PairReduction | None, typer.Option(
         "--pair-reduction", help="With k candidates: sum or mean over the k_p x k_n pairs. "
-        "[default: sum]", rich_help_panel=_LOSS, show_default=False)] = None,
+        "(default: sum)", rich_help_panel=_LOSS, show_default=False)] = None,
     output: OutputOpt = None,
     format: FormatOpt = Format.table,
     top: TopOpt = 10,
@@ -209,6 +221,8 @@ def compute(
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    scheduler: SchedulerOpt = None,  # distributed (issue #5)
+    workers: WorkersOpt = None,
 ) -> None:
     """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
     from .commands import run_compute
@@ -222,7 +236,8 @@ def compute(
             inputs=dict(anchors=anchors, positives=positives, negatives=negatives,
                         embeddings=embeddings, triplets=triplets),
             column=column, preset=preset, options=options, output=output, fmt=format.value,
-            top=top, fail_above=fail_above, threads=threads, quiet=quiet, verbose=verbose)
+            top=top, fail_above=fail_above, threads=threads, quiet=quiet, verbose=verbose,
+            scheduler=scheduler, workers=workers)
     raise typer.Exit(code)
 
 
@@ -233,43 +248,43 @@ def mine(
         show_default=False)],
     labels: Annotated[str | None, typer.Option(
         "--labels", help="Labels (m,), integers or strings: .npy, .parquet, .arrow, .csv. "
-        "[default: the label column of --embeddings]", show_default=False)] = None,
+        "(default: the label column of --embeddings)", show_default=False)] = None,
     column: ColumnOpt = None,
     label_column: Annotated[str | None, typer.Option(
-        "--label-column", help="Label column of a .parquet/.arrow/.csv file. [default: 'label', "
-        "or the only integer/string column]", show_default=False)] = None,
+        "--label-column", help="Label column of a .parquet/.arrow/.csv file. (default: 'label', "
+        "or the only integer/string column)", show_default=False)] = None,
     preset: PresetOpt = None,
     strategy: Annotated[Strategy | None, typer.Option(
         "--strategy", help="Negatives per (anchor, positive): semi-hard, hard (closest), easy "
-        "(farthest), all. [default: semi-hard]", rich_help_panel=_MINE,
+        "(farthest), all. (default: semi-hard)", rich_help_panel=_MINE,
         show_default=False)] = None,
     positive_strategy: Annotated[PositiveStrategy | None, typer.Option(
         "--positive-strategy", help="Positives per anchor: all, hard (farthest), easy "
-        "(closest). [default: all]", rich_help_panel=_MINE, show_default=False)] = None,
+        "(closest). (default: all)", rich_help_panel=_MINE, show_default=False)] = None,
     semi_hard_fallback: Annotated[Fallback | None, typer.Option(
         "--semi-hard-fallback", help="No negative farther than the positive: easiest (the "
-        "farthest negative, as TF) or skip. [default: easiest]", rich_help_panel=_MINE,
+        "farthest negative, as TF) or skip. (default: easiest)", rich_help_panel=_MINE,
         show_default=False)] = None,
     semi_hard_threshold: Annotated[SemiHardThreshold | None, typer.Option(
         "--semi-hard-threshold", help="Semi-hard negatives lie beyond the paired positive "
         "(FaceNet, TF Addons) or the anchor's hardest positive (TF Similarity). "
-        "[default: positive]", rich_help_panel=_MINE, show_default=False)] = None,
+        "(default: positive)", rich_help_panel=_MINE, show_default=False)] = None,
     margin_filter: Annotated[MarginFilter | None, typer.Option(
         "--margin-filter", help="Keep triplets by d_an - d_ap: violating (<= margin), hard "
         "(<= 0), semi-hard (0 < gap <= margin), easy (> margin): pytorch-metric-learning's "
-        "TripletMarginMiner types all/hard/semihard/easy. [default: any]",
+        "TripletMarginMiner types all/hard/semihard/easy. (default: any)",
         rich_help_panel=_MINE, show_default=False)] = None,
     per_anchor: Annotated[int | None, typer.Option(
         "--per-anchor", help="Up to K negatives per (anchor, positive), in the strategy's "
-        "order. [default: 1]", rich_help_panel=_MINE, show_default=False)] = None,
+        "order. (default: 1)", rich_help_panel=_MINE, show_default=False)] = None,
     active_only: Annotated[bool | None, typer.Option(
-        "--active-only/--all-triplets", help="Keep only triplets with loss > 0. [default: all]",
+        "--active-only/--all-triplets", help="Keep only triplets with loss > 0. (default: all)",
         rich_help_panel=_MINE, show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option(
         "--batch-size", help="Mine inside random mini-batches of B rows (online mining). "
-        "[default: the whole file]", rich_help_panel=_MINE, show_default=False)] = None,
+        "(default: the whole file)", rich_help_panel=_MINE, show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(
-        "--seed", help="Seed of the mini-batch shuffle. [default: 0]", rich_help_panel=_MINE,
+        "--seed", help="Seed of the mini-batch shuffle. (default: 0)", rich_help_panel=_MINE,
         show_default=False)] = None,
     distance: DistanceOpt = None,
     p: POpt = None,
@@ -286,6 +301,8 @@ def mine(
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
+    scheduler: SchedulerOpt = None,  # distributed (issue #5)
+    workers: WorkersOpt = None,
 ) -> None:
     """Mine triplets from labelled embeddings in blocks (memory never grows as m x m).
 
@@ -306,7 +323,8 @@ def mine(
         code = run_mine(embeddings=embeddings, labels=labels, column=column,
                         label_column=label_column, preset=preset, options=options,
                         output=output, fmt=format.value, top=top, fail_above=fail_above,
-                        threads=threads, quiet=quiet, verbose=verbose)
+                        threads=threads, quiet=quiet, verbose=verbose,
+                        scheduler=scheduler, workers=workers)
     raise typer.Exit(code)
 
 

@@ -86,7 +86,7 @@ def finish(summary: dict[str, Any], *, title: str, keys: Sequence[str], hardest:
 def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: str | None,
                 options: dict[str, Any], output: str | None, fmt: str, top: int,
                 fail_above: float | None, threads: int | None, quiet: bool,
-                verbose: bool) -> int:
+                verbose: bool, scheduler: str | None = None, workers: int | None = None) -> int:
     from ._jit import max_threads, set_threads
     from .api import prepare_compute, summarize
     from .reductions import TripletStats
@@ -96,6 +96,7 @@ def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: st
     if fail_above is not None and math.isnan(fail_above):
         raise UsageError("--fail-above must be a number (got nan)")
     started = time.perf_counter()
+    _check_cluster(scheduler, workers)  # distributed (issue #5)
     if output:
         check_output(output, [p for p in inputs.values() if p])
     job = prepare_compute(**inputs, preset=preset, column=column, **options)
@@ -103,7 +104,8 @@ def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: st
     stats = TripletStats(margin=job.loss_params.margin)
     hardest = Hardest(top if fmt == "table" else 0)
     loaded = time.perf_counter()
-    stream_rows(job.blocks(), schema=_row_schema(job.triplets is not None),
+    stream_rows(_blocks(job, "compute", scheduler, workers, threads, verbose),
+                schema=_row_schema(job.triplets is not None),
                 npy_columns=("d_ap", "d_an", "loss"), output=output, fmt=fmt, stats=stats,
                 hardest=hardest, total=job.count, quiet=quiet, what="triplets")
     summary = summarize(job.settings, stats, job.inputs(), job.warnings)
@@ -124,7 +126,8 @@ MINE_SCHEMA = {**{c: np.dtype(np.int64) for c in ("anchor", "positive", "negativ
 def run_mine(*, embeddings: str, labels: str | None, column: str | None,
              label_column: str | None, preset: str | None, options: dict[str, Any],
              output: str | None, fmt: str, top: int, fail_above: float | None,
-             threads: int | None, quiet: bool, verbose: bool) -> int:
+             threads: int | None, quiet: bool, verbose: bool, scheduler: str | None = None,
+             workers: int | None = None) -> int:
     from ._jit import max_threads, set_threads
     from .mining_api import mine_summary, prepare_mine
     from .reductions import TripletStats
@@ -132,6 +135,7 @@ def run_mine(*, embeddings: str, labels: str | None, column: str | None,
     if output == STDOUT:
         raise UsageError("--output - is not needed: use --format jsonl or csv for rows on stdout")
     started = time.perf_counter()
+    _check_cluster(scheduler, workers)  # distributed (issue #5)
     if output:
         check_output(output, [p for p in (embeddings, labels) if p])
     job = prepare_mine(embeddings, labels, preset=preset, column=column,
@@ -140,7 +144,8 @@ def run_mine(*, embeddings: str, labels: str | None, column: str | None,
     stats = TripletStats(margin=job.loss_params.margin)
     hardest = Hardest(top if fmt == "table" else 0)
     loaded = time.perf_counter()
-    stream_rows(job.blocks(), schema=MINE_SCHEMA, npy_columns=("anchor", "positive", "negative"),
+    stream_rows(_blocks(job, "mine", scheduler, workers, threads, verbose), schema=MINE_SCHEMA,
+                npy_columns=("anchor", "positive", "negative"),
                 output=output, fmt=fmt, stats=stats, hardest=hardest, total=job.x.shape[0],
                 quiet=quiet, what="anchors")
     summary = mine_summary(job, stats)
@@ -150,6 +155,26 @@ def run_mine(*, embeddings: str, labels: str | None, column: str | None,
               file=sys.stderr)
     return finish(summary, title="triplet-loss mine", keys=MINE_KEYS, hardest=hardest,
                   stats=stats, fmt=fmt, fail_above=fail_above, quiet=quiet)
+
+
+# -- distributed (issue #5) --------------------------------------------------------------------
+def _check_cluster(scheduler: str | None, workers: int | None) -> None:
+    """--scheduler/--workers make sense and dask is installed: before any data is read."""
+    if scheduler is not None or workers is not None:
+        from .distributed import check_flags
+
+        check_flags(scheduler, workers)
+
+
+def _blocks(job: Any, command: str, scheduler: str | None, workers: int | None,
+            threads: int | None, verbose: bool) -> Iterable[Any]:
+    """The job's blocks, computed here or (--scheduler) on Dask workers: same blocks, same order."""
+    if scheduler is None and workers is None:
+        return job.blocks()
+    from .distributed import cluster_blocks  # imports dask only when it connects
+
+    return cluster_blocks(command, job, scheduler, workers, threads=threads, verbose=verbose)
+# -- end distributed ----------------------------------------------------------------------------
 
 
 def print_presets(fmt: str) -> None:

@@ -108,6 +108,13 @@ class RowWriter:
                 self._arrow_writer = pcsv.CSVWriter(self.stream, table.schema)
         self._arrow_writer.write_table(table)
 
+    def abort(self) -> None:
+        """Release the Arrow writer of a failed run (its file is about to be deleted)."""
+        if self._arrow_writer is not None:
+            with contextlib.suppress(Exception):
+                self._arrow_writer.close()
+            self._arrow_writer = None
+
     def _npy_dtype(self) -> np.dtype:
         return np.result_type(*(self.columns[c] for c in self.npy_columns))
 
@@ -166,5 +173,9 @@ def open_rows(path: str, columns: dict[str, np.dtype], npy_columns: Sequence[str
         return
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
         writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns)
-        yield writer
+        try:
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
         writer.close()
