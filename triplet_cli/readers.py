@@ -317,8 +317,10 @@ class ArrowMatrix:
                 sources = ([pa.BufferReader(self.data)] if self.data is not None
                            else self._files())
                 for source in sources:
-                    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows,
-                                                                     columns=[self.name]):
+                    # pre_buffer=False: with it, pyarrow keeps every row group read so far
+                    # (measured: +70 MB per 131,072-row block of 128 floats; memory unbounded).
+                    reader = pq.ParquetFile(source, pre_buffer=False)
+                    for batch in reader.iter_batches(batch_size=batch_rows, columns=[self.name]):
                         yield batch.column(0)
                 return
             table = _arrow_table(self.path, self.kind, [self.name], self.data)
@@ -493,7 +495,7 @@ class ArrowTriplets:
         try:
             if self.kind == "parquet":
                 for f in self.matrix._files():
-                    yield from pq.ParquetFile(f).iter_batches(batch_size=1 << 16,
+                    yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=1 << 16,
                                                               columns=list(TRIPLET_COLUMNS))
             else:
                 yield from _arrow_table(self.path, self.kind, list(TRIPLET_COLUMNS)).to_batches()
