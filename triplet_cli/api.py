@@ -69,17 +69,10 @@ class ComputeResult:
         return self.summary["loss"]  # type: ignore[return-value]
 
 
-@dataclass
-class ComputeJob:
-    """Validated inputs and resolved settings for one compute run, processed in blocks."""
+class Resolved:
+    """The parameter objects of a job's resolved settings (shared by compute and mine jobs)."""
 
     settings: Settings
-    arrays: dict[str, Matrix]
-    names: dict[str, str]
-    triplets: np.ndarray | ArrowTriplets | None = None
-    count: int = 0
-    warnings: list[str] = field(default_factory=list)
-    loaded: dict[str, Matrix] = field(default_factory=dict)
 
     @property
     def distance(self) -> DistanceParams:
@@ -90,7 +83,20 @@ class ComputeJob:
     @property
     def loss_params(self) -> LossParams:
         v = self.settings.values
-        return LossParams(float(v["margin"]), bool(v["soft_margin"]), bool(v["swap"]))
+        return LossParams(float(v["margin"]), bool(v["soft_margin"]), bool(v.get("swap", False)))
+
+
+@dataclass
+class ComputeJob(Resolved):
+    """Validated inputs and resolved settings for one compute run, processed in blocks."""
+
+    settings: Settings
+    arrays: dict[str, Matrix]
+    names: dict[str, str]
+    triplets: np.ndarray | ArrowTriplets | None = None
+    count: int = 0
+    warnings: list[str] = field(default_factory=list)
+    loaded: dict[str, Matrix] = field(default_factory=dict)
 
     @property
     def candidates(self) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import validate
-from .api import ArrayLike, _load_matrix, _normalized, summarize
+from .api import ArrayLike, Resolved, _load_matrix, _normalized, summarize
 from .errors import InputError
 from .params import DistanceParams, LossParams, MiningParams, Settings
 from .presets import resolve
@@ -90,7 +90,7 @@ class _Classes:
 
 
 @dataclass
-class MineJob:
+class MineJob(Resolved):
     """Validated embeddings and labels with resolved settings, mined batch by batch."""
 
     settings: Settings
@@ -101,17 +101,6 @@ class MineJob:
     anchors_without_positive: int = 0
     anchors_without_negative: int = 0
     warnings: list[str] = field(default_factory=list)
-
-    @property
-    def distance(self) -> DistanceParams:
-        v = self.settings.values
-        return DistanceParams(v["distance"], float(v["p"]), float(v["eps"]), v["eps_placement"],
-                              bool(v["normalize"]))
-
-    @property
-    def loss_params(self) -> LossParams:
-        v = self.settings.values
-        return LossParams(float(v["margin"]), bool(v["soft_margin"]))
 
     @property
     def mining(self) -> MiningParams:
