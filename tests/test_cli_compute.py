@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import subprocess
@@ -13,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import csv_rows, jsonl_rows, ok
 
 from triplet_cli import __version__
 from triplet_cli.presets import PRESETS
@@ -37,23 +36,10 @@ def indexed(sample: Path) -> list[str]:
             str(sample / "triplets.parquet")]
 
 
-def ok(result) -> str:
-    """stdout of a successful run (stderr must be quiet: sample_data raises no warning)."""
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    assert result.stderr == ""
-    return result.stdout
 
 
-def jsonl_rows(text: str) -> dict[str, np.ndarray]:
-    rows = [json.loads(line) for line in text.splitlines()]
-    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
-def csv_rows(text: str) -> dict[str, np.ndarray]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
-    values = np.array(list(reader), dtype=np.float64)
-    return {k: values[:, i] for i, k in enumerate(header)}
 
 
 def run(*argv: str, **kw) -> subprocess.CompletedProcess:

@@ -10,9 +10,6 @@ sentinel there: it must stay byte for byte).
 
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import json
 import re
 from collections.abc import Callable
@@ -23,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import case_params, csv_rows, jsonl_rows, ok, snapshot
 
 from triplet_cli import compute_loss, mine_triplets
 
@@ -40,22 +38,10 @@ def mine(sample: Path) -> list[str]:
             str(sample / "labels.npy")]
 
 
-def ok(result) -> str:
-    assert result.exit_code == 0, (result.stderr, result.exception)
-    assert result.stderr == "", result.stderr
-    return result.stdout
 
 
-def jsonl_rows(text: str) -> dict[str, np.ndarray]:
-    rows = [json.loads(line) for line in text.splitlines()]
-    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
-def csv_rows(text: str) -> dict[str, np.ndarray]:
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader)
-    values = np.array(list(reader), dtype=np.float64)
-    return {k: values[:, i] for i, k in enumerate(header)}
 
 
 def as_rows(result) -> dict[str, np.ndarray]:
@@ -428,26 +414,11 @@ CASES = [
 ]
 
 
-def _params() -> list:
-    params = []
-    for case in CASES:
-        modes = ("fresh", "sentinel") if "-o" in case.argv else ("fresh",)
-        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
-        params += [pytest.param(case, mode, id=f"{case.id}-{mode}", marks=marks)
-                   for mode in modes]
-    return params
 
 
-def _snapshot(d: Path) -> dict[str, object]:
-    def state(p: Path) -> object:
-        if p.is_file():
-            with contextlib.suppress(PermissionError):
-                return p.read_bytes()
-        return p.stat().st_mode
-    return {str(p.relative_to(d)): state(p) for p in sorted(d.rglob("*"))}
 
 
-@pytest.mark.parametrize(("case", "mode"), _params())
+@pytest.mark.parametrize(("case", "mode"), case_params(CASES))
 def test_bad_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    cli) -> None:
     monkeypatch.chdir(tmp_path)
@@ -459,7 +430,7 @@ def test_bad_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.Mo
     existed = output is not None and output.exists()
     if mode == "sentinel" and output is not None and not existed:
         output.write_bytes(SENTINEL)
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     result = cli(*argv)
 
@@ -473,7 +444,7 @@ def test_bad_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.Mo
     if case.code == 1:
         assert f"error: {tmp_path}" in lines[0], "a bad-input message starts with the file"
     assert result.stdout == ""
-    assert _snapshot(tmp_path) == before, "a failed run must not create or change any file"
+    assert snapshot(tmp_path) == before, "a failed run must not create or change any file"
     if output is not None and mode == "fresh" and not existed:
         assert not output.exists()
 

@@ -10,7 +10,6 @@ there (it must stay byte for byte).
 from __future__ import annotations
 
 import builtins
-import contextlib
 import io
 import json
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from cli_helpers import case_params, snapshot
 
 from triplet_cli import writers
 
@@ -434,29 +434,11 @@ CASES = [
 ]
 
 
-def _params() -> list:
-    params = []
-    for case in CASES:
-        modes = ("fresh", "sentinel") if "-o" in case.argv else ("fresh",)
-        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
-        params += [pytest.param(case, mode, id=f"{case.id}-{mode}", marks=marks)
-                   for mode in modes]
-    return params
 
 
-def _snapshot(d: Path) -> dict[str, object]:
-    """Every file's bytes (stat for folders and unreadable files): proof a run changed nothing."""
-    def state(p: Path) -> object:
-        if p.is_file():
-            with contextlib.suppress(PermissionError):
-                return p.read_bytes()
-        st = p.stat()
-        return (st.st_mode, st.st_size, st.st_mtime_ns)
-
-    return {str(p.relative_to(d)): state(p) for p in sorted(d.rglob("*")) if not p.is_symlink()}
 
 
-@pytest.mark.parametrize(("case", "mode"), _params())
+@pytest.mark.parametrize(("case", "mode"), case_params(CASES))
 def test_hostile_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                        cli) -> None:
     monkeypatch.chdir(tmp_path)
@@ -468,7 +450,7 @@ def test_hostile_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytes
     existed = output is not None and (output.exists() or output.is_symlink())
     if mode == "sentinel" and output is not None and output.parent.is_dir() and not existed:
         output.write_bytes(SENTINEL)
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     result = cli(*argv, input=case.stdin)
     monkeypatch.undo()
@@ -483,7 +465,7 @@ def test_hostile_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytes
     if case.code == 1 and not case.id.startswith("output-"):
         named = "<stdin>" if case.stdin is not None else str(tmp_path)
         assert f"error: {named}" in lines[0], "a bad-input message starts with the file"
-    assert _snapshot(tmp_path) == before, "a failed run must not create or change any file"
+    assert snapshot(tmp_path) == before, "a failed run must not create or change any file"
     if output is not None and mode == "fresh" and not existed:
         assert not output.exists()
 
