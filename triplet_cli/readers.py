@@ -264,6 +264,47 @@ def _rechunk(parts: Iterator[np.ndarray], rows: int) -> Iterator[np.ndarray]:
         yield pending[0] if len(pending) == 1 else np.concatenate(pending)
 
 
+def _parquet_files(path: str) -> list[str]:
+    """A parquet file, or the .parquet files of a folder (a dataset) in name order."""
+    if os.path.isdir(path):
+        return sorted(str(f) for f in Path(path).rglob("*.parquet"))
+    return [path]
+
+
+def _record_batches(path: str, kind: str, data: bytes | None, columns: list[str],
+                    batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """`columns` of a parquet file or folder, or of an Arrow IPC file, batch by batch in order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if kind == "parquet":
+            sources = [pa.BufferReader(data)] if data is not None else _parquet_files(path)
+            for source in sources:
+                # pre_buffer=False: with it, pyarrow keeps every row group read so far
+                # (measured: +70 MB per 131,072-row block of 128 floats; memory unbounded).
+                reader = pq.ParquetFile(source, pre_buffer=False)
+                yield from reader.iter_batches(batch_size=batch_rows, columns=columns)
+            return
+        yield from _arrow_table(path, kind, columns, data).to_batches()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"cannot read as {kind} ({str(e).splitlines()[0]})", path) from None
+
+
+def _count_rows(path: str, kind: str, data: bytes | None, columns: list[str]) -> int:
+    """Rows of a parquet file or folder from its metadata (other sources: by reading them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if kind == "parquet" and data is None:
+        try:
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(path))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise InputError(f"cannot read as parquet ({str(e).splitlines()[0]})",
+                             path) from None
+    return sum(len(b) for b in _record_batches(path, kind, data, columns))
+
+
 class ArrowMatrix:
     """An embedding column of a .parquet file, a folder of them, or an Arrow IPC file, read in
     record batches: inputs larger than memory stream through `blocks`."""
@@ -280,7 +321,7 @@ class ArrowMatrix:
                       len(first[0]) if first is not None and len(first) and first[0].is_valid
                       else 0)
         self.dtype = np.dtype(column_type.value_type.to_pandas_dtype())
-        self.rows = self._count_rows()
+        self.rows = _count_rows(path, kind, data, [self.name])
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -290,44 +331,10 @@ class ArrowMatrix:
     def ndim(self) -> int:
         return 2
 
-    def _files(self) -> list[str]:
-        if os.path.isdir(self.path):
-            return sorted(str(f) for f in Path(self.path).rglob("*.parquet"))
-        return [self.path]
-
-    def _count_rows(self) -> int:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            if self.kind == "parquet" and self.data is None:
-                return sum(pq.ParquetFile(f).metadata.num_rows for f in self._files())
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputError(f"cannot read as parquet ({str(e).splitlines()[0]})",
-                             self.path) from None
-        return sum(len(b) for b in self._batches())
-
     def _batches(self, batch_rows: int = 65_536) -> Iterator[pa.Array]:
         """The embedding column's record batches, in file order."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            if self.kind == "parquet":
-                sources = ([pa.BufferReader(self.data)] if self.data is not None
-                           else self._files())
-                for source in sources:
-                    # pre_buffer=False: with it, pyarrow keeps every row group read so far
-                    # (measured: +70 MB per 131,072-row block of 128 floats; memory unbounded).
-                    reader = pq.ParquetFile(source, pre_buffer=False)
-                    for batch in reader.iter_batches(batch_size=batch_rows, columns=[self.name]):
-                        yield batch.column(0)
-                return
-            table = _arrow_table(self.path, self.kind, [self.name], self.data)
-            yield from table.column(self.name).chunks
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputError(f"cannot read as {self.kind} ({str(e).splitlines()[0]})",
-                             self.path) from None
+        for batch in _record_batches(self.path, self.kind, self.data, [self.name], batch_rows):
+            yield batch.column(0)
 
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
         """(rows, width) arrays in order (the last may be shorter), checked for nulls."""
@@ -477,10 +484,7 @@ class ArrowTriplets:
             if not pt.is_integer(kind_of):
                 shown = np.dtype(kind_of.to_pandas_dtype()) if pt.is_primitive(kind_of) else kind_of
                 raise InputError(f"triplet indices must be integers, got {shown}", path)
-        self.matrix = ArrowMatrix.__new__(ArrowMatrix)  # reuse its file and batch handling
-        self.matrix.path, self.matrix.kind, self.matrix.data = path, kind, None
-        self.rows = sum(len(t) for t in self._tables()) if kind != "parquet" else \
-            self.matrix._count_rows()
+        self.rows = _count_rows(path, kind, None, list(TRIPLET_COLUMNS))
         if self.rows == 0:
             raise InputError("holds zero triplets", path)
 
@@ -488,26 +492,11 @@ class ArrowTriplets:
     def shape(self) -> tuple[int, int]:
         return (self.rows, 3)
 
-    def _tables(self) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        try:
-            if self.kind == "parquet":
-                for f in self.matrix._files():
-                    yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=1 << 16,
-                                                              columns=list(TRIPLET_COLUMNS))
-            else:
-                yield from _arrow_table(self.path, self.kind, list(TRIPLET_COLUMNS)).to_batches()
-        except (pa.ArrowInvalid, OSError) as e:
-            raise InputError(f"cannot read as {self.kind} ({str(e).splitlines()[0]})",
-                             self.path) from None
-
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
         """(rows, 3) int64 arrays in order, checked for nulls."""
         def parts() -> Iterator[np.ndarray]:
             done = 0
-            for batch in self._tables():
+            for batch in _record_batches(self.path, self.kind, None, list(TRIPLET_COLUMNS)):
                 yield _triplet_columns(self.path, batch, done).astype(np.int64, copy=False)
                 done += batch.num_rows
 
