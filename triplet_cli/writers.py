@@ -2,6 +2,9 @@
 
 A file is written under a temporary name in the target folder and renamed over the target only
 when the run succeeded, so a failed or interrupted run never leaves a partial or clobbered file.
+The temporary file is private (0600) while rows go in; the renamed file has the mode a new file
+would get (0666 & ~umask), or the mode of the file it replaces. A .parquet file also records the
+settings its rows were computed with (SETTINGS_KEY in its schema metadata).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +27,8 @@ STDOUT = "-"
 SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl", ".npy": "npy"}
 Batch = dict[str, np.ndarray]
+SETTINGS_KEY = "triplet_loss"  # schema metadata key of the recorded settings (JSON)
+SETTINGS_VERSION = 1
 
 
 def output_format(path: str) -> str:
@@ -35,14 +41,22 @@ def output_format(path: str) -> str:
 
 
 def check_output(path: str, inputs: Sequence[str]) -> None:
-    """Refuse an output that is an input, a directory, or in a folder that does not exist."""
+    """Refuse an output that is an input or inside an input folder (a parquet dataset), a
+    directory, or in a folder that does not exist."""
     if path == STDOUT:
         return
     output_format(path)
     target = os.path.realpath(path)
     for source in inputs:
-        if source != STDOUT and os.path.realpath(source.split(":")[0]) == target:
+        if source == STDOUT:
+            continue
+        real = os.path.realpath(source.split(":")[0])
+        if real == target:
             raise UsageError(f"--output {path} is also an input; refusing to overwrite it")
+        if os.path.isdir(real) and os.path.commonpath([real, target]) == real:
+            # A folder input is read as every file below it: a new file there joins the dataset.
+            raise UsageError(f"--output {path} is inside the input dataset {source}; refusing "
+                             "to write into it (it would become part of that input)")
     if os.path.isdir(path):
         raise InputError("is a directory; --output needs a file name", path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -60,6 +74,7 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _final_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -67,12 +82,50 @@ def atomic_path(path: str) -> Iterator[str]:
         raise
 
 
+def _final_mode(path: str) -> int:
+    """The mode of the file `path` replaces (so overwriting keeps it), else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe; we write one file)
+    os.umask(mask)
+    return mask
+
+
+def settings_metadata(command: str, settings: dict[str, object],
+                      embeddings_shape: Sequence[int] | None = None) -> dict[str, str]:
+    """The schema metadata that records how a file's rows were computed: the command, every
+    resolved setting, and the shape of the embeddings that the row indices point into."""
+    from . import __version__
+
+    record: dict[str, object] = {"version": SETTINGS_VERSION,
+                                 "tool": f"triplet-loss {__version__}", "command": command,
+                                 "params": {k: getattr(v, "value", v) for k, v in settings.items()}}
+    if embeddings_shape is not None:
+        record["embeddings"] = {"shape": [int(n) for n in embeddings_shape]}
+    return {SETTINGS_KEY: json.dumps(record)}
+
+
 class RowWriter:
     """Writes batches of equal-length columns to one stream in one format."""
 
     def __init__(self, stream: BinaryIO, fmt: str, columns: dict[str, np.dtype],
-                 npy_columns: Sequence[str] = ()) -> None:
+                 npy_columns: Sequence[str] = (), metadata: dict[str, str] | None = None
+                 ) -> None:
         self.stream, self.fmt, self.columns = stream, fmt, columns
+        self.metadata = metadata  # recorded in a parquet schema; other formats have no place
         self.npy_columns = tuple(npy_columns) or tuple(columns)
         self.rows = 0
         self._arrow_writer = None
@@ -97,6 +150,8 @@ class RowWriter:
         import pyarrow as pa
 
         table = pa.table(batch)
+        if self.fmt == "parquet" and self.metadata:
+            table = table.replace_schema_metadata(self.metadata)
         if self._arrow_writer is None:
             if self.fmt == "parquet":
                 import pyarrow.parquet as pq
@@ -164,15 +219,17 @@ def _jsonl(batch: Batch) -> str:
 
 @contextlib.contextmanager
 def open_rows(path: str, columns: dict[str, np.dtype], npy_columns: Sequence[str] = (),
-              fmt: str | None = None, stdout: BinaryIO | None = None) -> Iterator[RowWriter]:
-    """A RowWriter on `path` (atomically) or on `stdout` in `fmt` when path is '-'."""
+              fmt: str | None = None, stdout: BinaryIO | None = None,
+              metadata: dict[str, str] | None = None) -> Iterator[RowWriter]:
+    """A RowWriter on `path` (atomically) or on `stdout` in `fmt` when path is '-'; `metadata`
+    goes into a parquet file's schema (see settings_metadata)."""
     if path == STDOUT:
-        writer = RowWriter(stdout, fmt or "csv", columns, npy_columns)
+        writer = RowWriter(stdout, fmt or "csv", columns, npy_columns, metadata)
         yield writer
         writer.close()
         return
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
-        writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns)
+        writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns, metadata)
         try:
             yield writer
         except BaseException:
