@@ -7,9 +7,12 @@ Heavy modules (numba, pyarrow, the kernels) are imported inside the commands, so
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -56,6 +59,85 @@ class _OneLineErrors(TyperGroup):
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        _coerce_directly(self.get_params(ctx))
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _coerce_directly(command.get_params(ctx))  # (its --help option is made once)
+        return name, command, rest
+
+
+# -- start-up: Typer's coercion without pydantic (issue 8, item 7) -------------------------------
+# Typer 0.29 coerces every option, given or not, through a pydantic TypeAdapter it builds on
+# each run: importing pydantic and building 26 adapters took 0.06-0.1 s of a 0.6 s `compute`.
+# Values of the types our options use (str, int, float, str-Enum) are coerced here as Typer
+# would; anything else, and every error, still goes through Typer's own adapter, so behaviour and
+# messages stay Typer's (tests/test_first_contact_terminal.py compares the two). This uses
+# Typer's private RuntimeParam: with a Typer without it, its own coercion runs unchanged.
+try:
+    from typer._coercion import RuntimeParam as _RuntimeParam
+    from typer._coercion import build_runtime_param as _typer_runtime_param
+except ImportError:  # pragma: no cover - another Typer
+    _RuntimeParam = None
+
+_NUMBER = {int: re.compile(r"[+-]?(0|[1-9][0-9]*)"),
+           float: re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")}
+_TYPER = object()  # "let Typer coerce this value"
+
+
+def _direct_value(kind: Any, info: Any, value: Any, ctx: Any) -> Any:
+    if kind is str and isinstance(value, str):
+        return value
+    if kind in _NUMBER and not info.clamp:
+        if isinstance(value, str) and _NUMBER[kind].fullmatch(value):
+            number = kind(value)
+        elif type(value) is kind:
+            number = value
+        else:
+            return _TYPER
+        inside = ((info.min is None or number >= info.min)
+                  and (info.max is None or number <= info.max))
+        return number if inside else _TYPER
+    if isinstance(kind, type) and issubclass(kind, Enum) and info.case_sensitive \
+            and getattr(ctx, "token_normalize_func", None) is None:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            return next((c for c in kind if c.value == value), _TYPER)
+    return _TYPER
+
+
+if _RuntimeParam is not None:
+    @dataclass(frozen=True)
+    class _DirectParam(_RuntimeParam):
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            direct = _direct_value(self.annotation, self.parameter_info, value, ctx)
+            if direct is not _TYPER:
+                return direct
+            typer_own = _typer_runtime_param(param.type_descriptor)
+            return typer_own._coerce_value(value, param=param, ctx=ctx)
+
+
+def _coerce_directly(params: list[Any]) -> None:
+    if _RuntimeParam is None:
+        return
+    for param in params:
+        if getattr(param, "_runtime_param", False) is None and hasattr(param, "type_descriptor"):
+            param._runtime_param = _direct_param(param)
+
+
+def _direct_param(param: Any) -> Any:
+    """The runtime coercion of one of our options (Typer's own for file arguments)."""
+    descriptor = param.type_descriptor
+    if descriptor.file_annotation is not None:
+        return _typer_runtime_param(descriptor)
+    return _DirectParam(parameter_info=descriptor.parameter_info,
+                        annotation=descriptor.annotation)
+# -- end start-up ---------------------------------------------------------------------------------
 
 
 def _silence_stdout() -> None:
@@ -339,5 +421,37 @@ def presets(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name=PROG)
+    """Console-script entry point.
+
+    Typer converts every command's options to Click parameters before it reads argv: 7 ms of
+    a 0.13 s `--help` for the 60 options of compute and mine. Only the command argv names is
+    built, and the top-level help lists the commands from their help text alone.
+    """
+    from typer.main import get_command_name
+
+    args = sys.argv[1:]
+    registered = app.registered_commands
+    if args and not args[0].startswith("-"):  # (`--help compute` is the top-level help)
+        app.registered_commands = [
+            c for c in registered
+            if (c.name or get_command_name(c.callback.__name__)) == args[0]] or registered
+    elif args in ([], ["--help"]):
+        app.registered_commands = [_listed(c) for c in registered]
+    try:
+        app(prog_name=PROG)
+    finally:
+        app.registered_commands = registered
+
+
+def _listed(command: Any) -> Any:
+    """A command as the top-level help lists it: its name and help, no options."""
+    import inspect
+
+    from typer.main import get_command_name
+    from typer.models import CommandInfo
+
+    return CommandInfo(
+        name=command.name or get_command_name(command.callback.__name__),
+        callback=lambda: None, help=command.help or inspect.getdoc(command.callback),
+        short_help=command.short_help, hidden=command.hidden, deprecated=command.deprecated,
+        rich_help_panel=command.rich_help_panel)

@@ -119,12 +119,12 @@ def pnorm_sum(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
         return squared_euclidean(x, y, shift)
     if placement == EPS_LEGACY_ROOT:
         # MLX <= 0.31: power of the signed difference, then always a square root.
-        return power_sum(x, y, p, 0.0, True)
+        return power_sum(x, y, p, 0.0, np.bool_(True))  # typed: one specialisation
     if code == CHEBYSHEV:
         return chebyshev(x, y, shift)
     if code == MANHATTAN:
         return manhattan(x, y, shift)
-    return power_sum(x, y, p, shift, False)
+    return power_sum(x, y, p, shift, np.bool_(False))
 
 
 @jit
@@ -221,6 +221,12 @@ def distance_pair(
     squared_terms(x, y, z, eps if placement == EPS_DIFFERENCE else 0.0, t, u)
     s, r = running_sums(t, u)
     return pnorm_finish(s, code, p, eps, placement), pnorm_finish(r, code, p, eps, placement)
+
+
+def square_family(code: int, p: float, placement: int) -> bool:
+    """Whether distance_pair takes its square-terms path (the distance sums squares: euclidean,
+    squared-euclidean, or any p = 2 under legacy-root). Plain Python, to choose a kernel."""
+    return code not in (COSINE, DOT) and sums_squares.py_func(code, p, placement)
 
 
 def kernel_code(distance_name: str, p: float) -> int:

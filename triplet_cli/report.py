@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
+import os
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -86,6 +87,65 @@ def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS) -> list
     return lines
 
 
+PIPED_WIDTH = 80  # the usual terminal: what a report piped to a file or a pager is laid out for
+
+
+def output_width(out: IO[str]) -> int:
+    """Columns to lay the report out in: $COLUMNS, else the terminal's, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if out.isatty():
+        try:
+            return os.get_terminal_size(out.fileno()).columns
+        except (OSError, ValueError):
+            pass
+    return PIPED_WIDTH
+
+
+def _table_width(widths: Sequence[int]) -> int:
+    """Columns a Rich table with the default box takes: one space of padding per side."""
+    return sum(w + 2 for w in widths) + len(widths) + 1
+
+
+def fitted_tables(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], width: int,
+                  keys: int = 1) -> list[Any]:
+    """A table of short cells (numbers) in `width` columns, no cell ever cut or wrapped.
+
+    When the whole table is wider than the terminal, its columns are folded into several
+    tables one under the other, each repeating the first `keys` columns (the row's name or
+    index) so rows still line up; when even one value column does not fit beside the keys,
+    each row becomes lines of `name value` pairs.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    groups: list[list[int]] = []
+    current = list(range(keys))
+    for i in range(keys, len(header)):
+        if len(current) > keys and _table_width([widths[j] for j in [*current, i]]) > width:
+            groups.append(current)
+            current = list(range(keys))
+        current.append(i)
+    groups.append(current)
+    parts: list[Any] = [Text(title, style="italic")]
+    if any(_table_width([widths[j] for j in g]) > width for g in groups):
+        for r in rows:  # narrower than any table: stacked, wrapped between pairs only
+            parts.append(Text(", ".join(f"{h} {v}" if h else v
+                                        for h, v in zip(header, r, strict=True))))
+        return parts
+    for group in groups:
+        table = Table(pad_edge=True)
+        for j in group:
+            table.add_column(header[j], justify="right" if header[j] else "left",
+                             no_wrap=True, min_width=widths[j])
+        for r in rows:
+            table.add_row(*(Text(r[j]) for j in group))
+        parts.append(table)
+    return parts
+
+
 def render(
     out: IO[str],
     title: str,
@@ -94,40 +154,41 @@ def render(
     hardest: dict[str, np.ndarray],
     sample: np.ndarray,
 ) -> None:
-    """The human report: summary, the hardest triplets, the d_ap / d_an histogram, params."""
+    """The human report: summary, the hardest triplets, the d_ap / d_an histogram, params.
+
+    Laid out for the terminal's width ($COLUMNS, else 80 when piped); a number is never cut:
+    tables too wide are folded (see fitted_tables), text wraps between values.
+    """
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     tty = out.isatty()
+    width = output_width(out)
     buffer = io.StringIO()
-    console = Console(file=buffer, highlight=False, force_terminal=tty,
-                      width=shutil.get_terminal_size().columns if tty else 100)
-    head = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
-    head.add_column(style="bold")
-    head.add_column()
+    console = Console(file=buffer, highlight=False, force_terminal=tty, width=width)
+    console.print(Text(title, style="italic"))
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(no_wrap=True)
     head.add_row(f"loss ({summary['reduction']})", Text(fmt(summary["loss"])))
     for key in summary_keys:
         head.add_row(key, Text(fmt(summary.get(key))))
     console.print(head)
-    stats = Table(title=f"distances (quantiles: {summary.get('quantiles', 'exact')})",
-                  title_justify="left")
-    stats.add_column("")
-    for name in ("mean", "std", "min", "p50", "max"):
-        stats.add_column(name, justify="right")
-    for which in ("d_ap", "d_an"):
-        stats.add_row(which, *(Text(fmt(v)) for v in summary[which].values()))
-    console.print(stats)
+    names = ("mean", "std", "min", "p50", "max")
+    rows = [[which, *(fmt(v) for v in summary[which].values())] for which in ("d_ap", "d_an")]
+    for part in fitted_tables(f"distances (quantiles: {summary.get('quantiles', 'exact')})",
+                              ["", *names], rows, width):
+        console.print(part)
     if hardest and len(hardest.get("loss", ())):
-        top = Table(title=f"{len(hardest['loss'])} hardest triplets", title_justify="left")
-        for name in hardest:
-            top.add_column(name, justify="right")
-        for i in range(len(hardest["loss"])):
-            top.add_row(*(Text(fmt(hardest[c][i].item())) for c in hardest))
-        console.print(top)
+        header = list(hardest)
+        rows = [[fmt(hardest[c][i].item()) for c in header] for i in range(len(hardest["loss"]))]
+        keys = 1 if header[0] == "index" else 3  # compute: the row index; mine: the triplet
+        for part in fitted_tables(f"{len(rows)} hardest triplets", header, rows, width, keys):
+            console.print(part)
     if sample.size:
         console.print(Text("d_ap against d_an", style="bold"))
-        for line in histogram(sample[:, 0], sample[:, 1]):
+        for line in histogram(sample[:, 0], sample[:, 1], max(10, min(HIST_BINS, width - 8))):
             console.print(Text(line))
     params = summary.get("params", {})
     sources = params.get("sources", {})
@@ -135,7 +196,8 @@ def render(
                                           != "default" else "")
                       for k, v in params.items() if k != "sources")
     console.print(Text("params: " + shown, style="dim"))
-    out.write(buffer.getvalue())  # one write: a closed pipe raises here, where we handle it
+    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+    out.write(text + "\n")  # one write: a closed pipe raises here, where we handle it
 
 
 def warn(lines: Sequence[str], quiet: bool) -> None:
@@ -145,15 +207,95 @@ def warn(lines: Sequence[str], quiet: bool) -> None:
         print(f"triplet-loss: warning: {line}", file=sys.stderr)
 
 
+COMPILE_NOTICE_AFTER = 1.0  # seconds one compile must run before we say why nothing moves
+COMPILE_NOTICE = ("first run: compiling the kernels (once for these settings and dtypes; later "
+                  "runs load them from the cache)")
+
+
+class CompileNotice:
+    """Says once (`say(COMPILE_NOTICE)`, from a timer thread) that numba is compiling, when one
+    compile has run for `after` seconds: the first run after installing compiles for 4-30 s with
+    nothing on screen. Numba broadcasts "numba:compile" only around a real compile, never
+    around a cache load, so a cached run says nothing; nor does a compile shorter than `after`.
+    """
+
+    def __init__(self, say: Callable[[str], object], after: float | None = None) -> None:
+        self.say = say
+        self.after = COMPILE_NOTICE_AFTER if after is None else after
+        self.said = threading.Event()
+        self._depth = 0  # nested: compiling a kernel compiles the functions it calls
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._listener: Any = None
+
+    @property
+    def pending(self) -> bool:
+        return self._timer is not None
+
+    def __enter__(self) -> CompileNotice:
+        from numba.core import event
+
+        notice = self
+
+        class Listener(event.Listener):
+            def on_start(self, _: object) -> None:
+                notice._started()
+
+            def on_end(self, _: object) -> None:
+                notice._ended()
+
+        self._listener = Listener()
+        event.register("numba:compile", self._listener)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from numba.core import event
+
+        event.unregister("numba:compile", self._listener)
+        with self._lock:
+            self._cancel()
+
+    def _started(self) -> None:
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1 and self._timer is None and not self.said.is_set():
+                self._timer = threading.Timer(self.after, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _ended(self) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                self._cancel()
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._depth > 0 and not self.said.is_set():
+                self.say(COMPILE_NOTICE)
+                self.said.set()
+
+
 @contextmanager
 def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
-    """A progress bar on stderr when it is a terminal (and enabled); otherwise a no-op."""
+    """A progress bar on stderr when it is a terminal (and enabled), with the one-line notice
+    that kernels are being compiled when a first run does so; otherwise a no-op."""
     if not (enabled and sys.stderr.isatty()):
         yield lambda advance: None
         return
     from rich.console import Console
     from rich.progress import Progress
+    from rich.text import Text
 
     with Progress(console=Console(file=sys.stderr), transient=True) as bar:
+        def say(message: str) -> None:
+            bar.console.print(Text(f"triplet-loss: {message}"), soft_wrap=True)
+
         task = bar.add_task(description, total=total)
-        yield lambda advance: bar.update(task, advance=advance)
+        with CompileNotice(say):
+            yield lambda advance: bar.update(task, advance=advance)
