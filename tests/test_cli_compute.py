@@ -74,8 +74,8 @@ def test_json_has_the_stable_keys(cli, aligned) -> None:
     assert list(summary["d_ap"]) == STAT_KEYS and list(summary["d_an"]) == STAT_KEYS
     assert 0 < summary["active_fraction"] <= 1 and 0.8 < summary["accuracy"] < 0.95
     assert summary["warnings"] == []
-    assert summary["inputs"][aligned[2]] == {"role": "anchors", "shape": [N, 32],
-                                             "dtype": "float32"}
+    assert summary["inputs"]["anchors"] == {"path": str(aligned[2]), "shape": [N, 32],
+                                            "dtype": "float32"}
     params = summary["params"]
     assert {"distance", "p", "margin", "eps", "soft_margin", "swap", "reduction"} <= set(params)
     assert set(params["sources"]) == set(params) - {"sources"}
@@ -237,7 +237,7 @@ def test_k_candidates(cli, sample: Path) -> None:
             sample / "candidates_positives.npy", "--negatives", sample / "candidates_negatives.npy"]
     summary = json.loads(ok(cli(*argv, "-f", "json")))
     assert summary["count"] == 200
-    shapes = {v["role"]: v["shape"] for v in summary["inputs"].values()}
+    shapes = {role: v["shape"] for role, v in summary["inputs"].items()}
     assert shapes == {"anchors": [200, 32], "positives": [200, 3, 32], "negatives": [200, 5, 32]}
     summed = jsonl_rows(ok(cli(*argv, "-f", "jsonl")))
     mean = jsonl_rows(ok(cli(*argv, "-f", "jsonl", "--pair-reduction", "mean")))

@@ -241,12 +241,13 @@ def test_aligned_matches_reference(distance, placement, arrays, data):
 def test_legacy_root_uses_the_distance_order(distance, p, a, eps, want, dtype):
     """legacy-root (MLX <= 0.31), by hand on dyadic values: sqrt(sum (x-y)^q + eps) with q the
     distance's order (2, 1, minkowski's p) on the signed difference; squared-euclidean is
-    sum (x-y)^2 + eps. --p is passed to every distance: only minkowski may use it."""
+    sum (x-y)^2 + eps. --p goes to minkowski only (any other distance refuses it)."""
     anchors = np.array([a], dtype=dtype)
     positives = np.array([[1.0, 0.0]], dtype=dtype)
     negatives = np.zeros((1, 2), dtype=dtype)
-    r = quiet_compute(anchors, positives, negatives, distance=distance, p=p, eps=eps,
-                      eps_placement="legacy-root")
+    given_p = {"p": p} if distance == "minkowski" else {}  # --p is refused elsewhere
+    r = quiet_compute(anchors, positives, negatives, distance=distance, eps=eps,
+                      eps_placement="legacy-root", **given_p)
     with np.errstate(all="ignore"):
         ref = R.distance(f64(anchors), f64(positives), distance, p, eps, "legacy-root")
     np.testing.assert_allclose(ref, [want], rtol=1e-15, equal_nan=True, err_msg="reference")
@@ -259,11 +260,12 @@ def test_legacy_root_refuses_an_infinite_p(distance, p):
     """The one place the draws never go: legacy-root needs a finite order. The tool refuses it
     up front (UsageError), and so does the reference (ValueError)."""
     a, pos, neg = np.zeros((2, 3)), np.ones((2, 3)), np.full((2, 3), 2.0)
+    given_p = {"p": p} if distance == "minkowski" else {}  # --p is refused elsewhere
     with pytest.raises(UsageError, match="legacy-root needs a finite p"):
-        compute_loss(a, pos, neg, distance=distance, p=p, eps_placement="legacy-root")
+        compute_loss(a, pos, neg, distance=distance, eps_placement="legacy-root", **given_p)
     with pytest.raises(UsageError, match="legacy-root needs a finite p"):
-        compute_loss(embeddings=a, triplets=np.array([[0, 1, 1]]), distance=distance, p=p,
-                     eps_placement="legacy-root")
+        compute_loss(embeddings=a, triplets=np.array([[0, 1, 1]]), distance=distance,
+                     eps_placement="legacy-root", **given_p)
     with pytest.raises(ValueError, match="legacy-root needs a finite p"):
         R.distance(a, pos, distance, p, 1e-6, "legacy-root")
 
@@ -331,17 +333,14 @@ def test_unrolled_tail_exact_on_integers(distance, d):
 
 @pytest.mark.parametrize(("distance", "placement"),
                          [c for c in COMBOS if c[0] in R.NORM_DISTANCES and c[0] != "minkowski"])
-def test_p_is_ignored_by_distances_that_are_not_minkowski(distance, placement):
-    """--p belongs to minkowski; with an explicit --distance other than minkowski it must not
-    change the number, under every placement (legacy-root included: the distance's own order).
-    NaN (legacy-root manhattan, negative sums) compares equal to NaN."""
+def test_p_with_a_distance_that_is_not_minkowski_is_refused(distance, placement):
+    """--p belongs to minkowski; given with an explicit other --distance it is a usage error
+    (it was silently ignored), under every placement."""
     rng = np.random.default_rng(7)
     a, p, n = (rng.standard_normal((6, 5)) for _ in range(3))
-    base = quiet_compute(a, p, n, distance=distance, eps_placement=placement)
     for other_p in (1.0, 3.0, 4.5):
-        with_p = quiet_compute(a, p, n, distance=distance, eps_placement=placement, p=other_p)
-        np.testing.assert_array_equal(with_p.d_ap, base.d_ap, err_msg=f"p={other_p}")
-        np.testing.assert_array_equal(with_p.d_an, base.d_an, err_msg=f"p={other_p}")
+        with pytest.raises(UsageError, match="--p applies to the minkowski distance"):
+            quiet_compute(a, p, n, distance=distance, eps_placement=placement, p=other_p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,7 +391,8 @@ def test_overflowing_distance_is_an_input_error(distance, placement):
     if distance == "dot":
         p[1] = (big, big)
     with pytest.raises(InputError) as info:
-        quiet_compute(a, p, n, distance=distance, eps_placement=placement, p=3.0)
+        quiet_compute(a, p, n, distance=distance, eps_placement=placement,
+                      **({"p": 3.0} if distance == "minkowski" else {}))
     text = str(info.value)
     assert "anchors" in text and "row 1: the distance overflows float64" in text, text
 

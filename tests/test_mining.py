@@ -64,8 +64,11 @@ class Dist:
         return f"{self.distance}{p}-{self.placement}"
 
     def api(self, normalize: bool = False) -> dict[str, object]:
-        return dict(distance=self.distance, p=self.p, eps_placement=self.placement, eps=self.eps,
-                    normalize=normalize)
+        kw: dict[str, object] = dict(distance=self.distance, eps_placement=self.placement,
+                                     eps=self.eps, normalize=normalize)
+        if self.distance == "minkowski":  # --p belongs to minkowski; elsewhere it is refused
+            kw["p"] = self.p
+        return kw
 
     def ref(self, normalize: bool = False) -> dict[str, object]:
         return dict(distance=self.distance, p=self.p, placement=self.placement, eps=self.eps,

@@ -30,10 +30,21 @@ parallel_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, 
 prange = numba.prange
 
 
-def set_threads(threads: int | None) -> None:
-    """Use `threads` numba threads (None: all cores). Results do not depend on it."""
-    numba.set_num_threads(threads or numba.config.NUMBA_NUM_THREADS)
+def set_threads(threads: int | None) -> str | None:
+    """Use `threads` numba threads (None: all cores), at most as many as this machine runs, so a
+    script written on a big machine runs on a small one; the note returned says when it capped.
+    Results do not depend on the count."""
+    available = max_threads()
+    used = available if threads is None else min(threads, available)
+    numba.set_num_threads(used)
+    if threads is not None and used < threads:
+        return f"--threads {threads}: this machine runs {available} threads; using {available}"
+    return None
 
 
 def max_threads() -> int:
     return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def threads_in_use() -> int:
+    return int(numba.get_num_threads())

@@ -5,6 +5,8 @@ The CLI calls exactly these functions; so can any Python program.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -12,12 +14,28 @@ import numpy as np
 
 from . import validate
 from .errors import InputError, UsageError
-from .params import DistanceParams, LossParams, PairReduction, Reduction, Settings
-from .presets import resolve
-from .readers import STDIN, ArrowMatrix, ArrowTriplets, open_matrix, open_triplets
+from .params import (
+    Distance,
+    DistanceParams,
+    EpsPlacement,
+    LossParams,
+    PairReduction,
+    Reduction,
+    Settings,
+    check_threads,
+)
+from .presets import FROM_FILE, resolve
+from .readers import (
+    STDIN,
+    ArrowMatrix,
+    ArrowTriplets,
+    open_matrix,
+    open_triplets,
+    shown_name,
+)
 from .reductions import TripletStats
 
-ArrayLike = np.ndarray | str
+ArrayLike = np.ndarray | str | os.PathLike[str]
 Matrix = np.ndarray | ArrowMatrix  # in memory (or memory-mapped), or streamed from parquet/Arrow
 BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
 BLOCK_ROWS = 1 << 20
@@ -103,7 +121,9 @@ class ComputeJob(Resolved):
         return any(a.ndim == 3 for a in self.arrays.values())
 
     def inputs(self) -> dict[str, dict[str, object]]:
-        return {self.names[k]: {"role": k, "shape": list(a.shape), "dtype": str(a.dtype)}
+        """JSON `inputs`: by role, so one file in two roles keeps both (path None: an array)."""
+        return {k: {"path": None if self.names[k] == k else self.names[k],
+                    "shape": list(a.shape), "dtype": str(a.dtype)}
                 for k, a in self.loaded.items()}
 
     def block_rows(self) -> int:
@@ -217,6 +237,11 @@ class ComputeJob(Resolved):
                              "large); rescale the embeddings", name)
 
 
+def path_or_array(x: object) -> object:
+    """A path-like input as its str path (arrays and None pass through)."""
+    return os.fspath(x) if isinstance(x, os.PathLike) else x
+
+
 def _normalized(a: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm in float64 (x / max(|x|, 1e-12), as torch's normalize)."""
     a = a.astype(np.float64)
@@ -228,11 +253,11 @@ def _load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = Fal
                  ) -> tuple[Matrix, str]:
     """An input as a float array, or (stream=True) as an ArrowMatrix left on disk."""
     if isinstance(x, str):
-        m = open_matrix(x, column)
+        m, name = open_matrix(x, column), shown_name(x)
         if isinstance(m, ArrowMatrix):
-            validate.as_float_array(np.empty((0, m.width), m.dtype), x)  # dtype check up front
-            return (m, x) if stream else (validate.as_float_array(m.read(), x), x)
-        return validate.as_float_array(m, x), x
+            validate.as_float_array(np.empty((0, m.width), m.dtype), name)  # dtype check first
+            return (m, name) if stream else (validate.as_float_array(m.read(), name), name)
+        return validate.as_float_array(m, name), name
     array = np.asarray(x)
     return validate.as_float_array(array, role), role
 
@@ -250,6 +275,8 @@ def prepare_compute(
 ) -> ComputeJob:
     """Read, validate and resolve everything a compute run needs, without computing."""
     settings = resolve("compute", preset, options)
+    anchors, positives, negatives, embeddings, triplets = (
+        path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets))
     if sum(isinstance(x, str) and x == STDIN
            for x in (anchors, positives, negatives, embeddings, triplets)) > 1:
         raise UsageError("only one input can be read from stdin (-)")
@@ -261,7 +288,7 @@ def prepare_compute(
         if any(aligned) or embeddings is None or triplets is None:
             raise UsageError("use --embeddings with --triplets, or --anchors --positives "
                              "--negatives, not a mix")
-        return _prepare_indexed(settings, embeddings, triplets, column)
+        return _prepare_indexed(settings, embeddings, triplets, column, preset, options)
     if not all(aligned):
         raise UsageError("give --anchors, --positives and --negatives (or --embeddings with "
                          "--triplets)")
@@ -307,25 +334,99 @@ def _check_aligned(job: ComputeJob) -> ComputeJob:
 
 
 def _prepare_indexed(settings: Settings, embeddings: ArrayLike, triplets: ArrayLike,
-                     column: str | None) -> ComputeJob:
+                     column: str | None, preset: str | None = None,
+                     options: dict[str, object] | None = None) -> ComputeJob:
     x, name = _load_matrix(embeddings, "embeddings", column)
     validate.require_rank(x, name, (2,), "embeddings")
     validate.require_rows(x, name)
     if isinstance(triplets, str):
-        t, tname = open_triplets(triplets), triplets
+        t, tname = open_triplets(triplets), shown_name(triplets)
     else:
         t, tname = np.ascontiguousarray(np.asarray(triplets), dtype=np.int64), "triplets"
         if t.ndim != 2 or t.shape[1] != 3 or t.shape[0] == 0:
             raise InputError(f"triplets must have shape (t, 3) with t > 0, got {t.shape}", tname)
+    warnings: list[str] = []
+    if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
+        settings, warnings = _with_recorded(settings, t.recorded, tname, preset, options or {})
+        warnings += _shape_warning(t.recorded, tname, x.shape, name)
     if isinstance(t, np.ndarray):  # streamed triplets are checked block by block
         validate.require_indices(t, x.shape[0], tname)
     validate.require_finite(x, name)
     if settings.values["normalize"]:
         x = _normalized(x)
-    job = ComputeJob(settings, {"embeddings": x}, {"embeddings": name}, t, t.shape[0])
+    job = ComputeJob(settings, {"embeddings": x}, {"embeddings": name}, t, t.shape[0],
+                     warnings=warnings)
     job.loaded = {"embeddings": x, "triplets": t}
     job.names["triplets"] = tname
     return job
+
+
+# Settings a triplets file records that define its losses: compute's defaults for it.
+RECORDED_KEYS = ("distance", "p", "eps", "eps_placement", "normalize", "margin", "soft_margin",
+                 "swap", "reduction")
+
+
+def _recorded_value(key: str, value: object) -> object:
+    """A recorded setting as resolve takes it, or None when this version cannot use it."""
+    choices = {"distance": Distance, "eps_placement": EpsPlacement, "reduction": Reduction}
+    if key in choices:
+        return value if value in {c.value for c in choices[key]} else None
+    if key in ("normalize", "soft_margin", "swap"):
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    lowest = 1.0 if key == "p" else 0.0
+    finite = key == "p" or math.isfinite(value)
+    return float(value) if finite and value >= lowest else None
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _with_recorded(settings: Settings, record: dict, tname: str, preset: str | None,
+                   options: dict[str, object]) -> tuple[Settings, list[str]]:
+    """The settings with those a triplets file records as defaults (flags win; a preset
+    replaces them), and a warning naming every setting that contradicts the file."""
+    params = record["params"]
+    given = {k for k, v in options.items() if v is not None}
+    usable = {}
+    for key in (k for k in RECORDED_KEYS if k in params):
+        value = _recorded_value(key, params[key])
+        if value is None and key not in given and preset is None:
+            raise InputError(f"records {key} = {params[key]!r}, which this version cannot use; "
+                             f"choose one with --{key.replace('_', '-')}", tname)
+        if value is not None:
+            usable[key] = value
+    if preset is None:
+        try:
+            settings = resolve("compute", None, options, recorded=usable)
+            v = settings.values
+            DistanceParams(v["distance"], float(v["p"]), float(v["eps"]), v["eps_placement"])
+            LossParams(float(v["margin"]))
+        except UsageError as e:
+            raise UsageError(f"{e.message} (with the settings {tname} records)", e.path) from None
+    v, sources = settings.values, settings.sources
+    differ = [k for k in usable if sources[k] != FROM_FILE and v[k] != usable[k]]
+    if not differ:
+        return settings, []
+    was = ", ".join(f"{k}={_shown(usable[k])}" for k in differ)
+    now = ", ".join(f"{k}={_shown(v[k])} ({sources[k]})" for k in differ)
+    return settings, [f"{tname} records {was} (the settings its rows were computed with); "
+                      f"scoring with {now} instead"]
+
+
+def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) -> list[str]:
+    """Embeddings of another shape than the triplets were mined on: another row count may put
+    other samples under the same indices; another width, another model. Both may be meant (a
+    later checkpoint), so a warning, not an error: row indices still index rows."""
+    embeddings = record.get("embeddings")
+    was = embeddings.get("shape") if isinstance(embeddings, dict) else None
+    if (not isinstance(was, list) or len(was) != 2 or not all(type(n) is int for n in was)
+            or [int(n) for n in shape] == was):
+        return []
+    return [f"{tname} was written for embeddings of shape ({was[0]}, {was[1]}); {name} has "
+            f"shape ({shape[0]}, {shape[1]}): are these the same rows in the same order?"]
 
 
 def summarize(job_settings: Settings, stats: TripletStats, inputs: dict[str, object],
@@ -358,9 +459,12 @@ def compute_loss(
     """
     from ._jit import set_threads
 
+    check_threads(threads)
     job = prepare_compute(anchors, positives, negatives, embeddings=embeddings,
                           triplets=triplets, preset=preset, column=column, **options)
-    set_threads(threads)
+    note = set_threads(threads)
+    if note:
+        job.warnings.append(note)
     stats = TripletStats(margin=job.loss_params.margin)
     blocks = list(job.blocks())
     for b in blocks:

@@ -5,6 +5,7 @@ Kept apart from cli.py so the Typer layer stays declarative and `--help` stays l
 
 from __future__ import annotations
 
+import io
 import math
 import sys
 import time
@@ -15,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .errors import UsageError
+from .params import check_threads
 from .report import Hardest, progress, render, to_json, warn
-from .writers import STDOUT, check_output, open_rows
+from .writers import STDOUT, check_output, open_rows, settings_metadata
 
 FAIL_EXIT = 3
 COMPUTE_KEYS = ("count", "mean", "sum", "mean_nonzero", "active_fraction", "accuracy")
@@ -50,12 +52,15 @@ def stream_rows(
     total: int,
     quiet: bool,
     what: str,
+    metadata: dict[str, str] | None = None,
 ) -> None:
-    """Send each block's rows to --output and/or stdout while summarising them."""
+    """Send each block's rows to --output and/or stdout while summarising them; `metadata`
+    (the settings, see writers.settings_metadata) goes into a .parquet output's schema."""
     with ExitStack() as stack:
         writers = []
         if output:
-            writers.append(stack.enter_context(open_rows(output, schema, npy_columns)))
+            writers.append(stack.enter_context(open_rows(output, schema, npy_columns,
+                                                         metadata=metadata)))
         if fmt in ROW_FORMATS:
             sys.stdout.flush()
             writers.append(stack.enter_context(open_rows(STDOUT, schema, npy_columns, fmt=fmt,
@@ -83,36 +88,56 @@ def finish(summary: dict[str, Any], *, title: str, keys: Sequence[str], hardest:
     return FAIL_EXIT if failed else 0
 
 
-def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: str | None,
-                options: dict[str, Any], output: str | None, fmt: str, top: int,
-                fail_above: float | None, threads: int | None, quiet: bool,
-                verbose: bool, scheduler: str | None = None, workers: int | None = None) -> int:
-    from ._jit import max_threads, set_threads
-    from .api import prepare_compute, summarize
-    from .reductions import TripletStats
-
+def _check_run_flags(output: str | None, fail_above: float | None, threads: int | None) -> None:
+    """Flags every command checks before it reads anything."""
     if output == STDOUT:
         raise UsageError("--output - is not needed: use --format jsonl or csv for rows on stdout")
     if fail_above is not None and math.isnan(fail_above):
         raise UsageError("--fail-above must be a number (got nan)")
+    check_threads(threads)
+
+
+def _use_threads(job: Any, threads: int | None, scheduler: str | None,
+                 workers: int | None) -> None:
+    """Kernel threads here (capped at this machine's, said once among the warnings); on a
+    cluster --threads means threads per worker and each worker caps it itself."""
+    from ._jit import set_threads
+
+    note = set_threads(None if scheduler or workers else threads)
+    if note:
+        job.warnings.append(note)
+
+
+def run_compute(*, inputs: dict[str, str | None], column: str | None, preset: str | None,
+                options: dict[str, Any], output: str | None, fmt: str, top: int,
+                fail_above: float | None, threads: int | None, quiet: bool,
+                verbose: bool, scheduler: str | None = None, workers: int | None = None) -> int:
+    from ._jit import threads_in_use
+    from .api import prepare_compute, summarize
+    from .reductions import TripletStats
+
+    _check_run_flags(output, fail_above, threads)
     started = time.perf_counter()
     _check_cluster(scheduler, workers)  # distributed (issue #5)
     if output:
         check_output(output, [p for p in inputs.values() if p])
     job = prepare_compute(**inputs, preset=preset, column=column, **options)
-    set_threads(threads)
+    _use_threads(job, threads, scheduler, workers)
     stats = TripletStats(margin=job.loss_params.margin)
     hardest = Hardest(top if fmt == "table" else 0)
     loaded = time.perf_counter()
     stream_rows(_blocks(job, "compute", scheduler, workers, threads, verbose),
                 schema=_row_schema(job.triplets is not None),
                 npy_columns=("d_ap", "d_an", "loss"), output=output, fmt=fmt, stats=stats,
-                hardest=hardest, total=job.count, quiet=quiet, what="triplets")
+                hardest=hardest, total=job.count, quiet=quiet, what="triplets",
+                metadata=settings_metadata("compute", job.settings.values, None
+                                           if job.triplets is None else
+                                           job.arrays["embeddings"].shape))
     summary = summarize(job.settings, stats, job.inputs(), job.warnings)
     if verbose:
         done = time.perf_counter()
         print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
-              f"{done - loaded:.3f} s, {threads or max_threads()} threads", file=sys.stderr)
+              f"{done - loaded:.3f} s, {threads_in_use()} threads", file=sys.stderr)
     return finish(summary, title="triplet-loss compute", keys=COMPUTE_KEYS, hardest=hardest,
                   stats=stats, fmt=fmt, fail_above=fail_above, quiet=quiet)
 
@@ -128,30 +153,30 @@ def run_mine(*, embeddings: str, labels: str | None, column: str | None,
              output: str | None, fmt: str, top: int, fail_above: float | None,
              threads: int | None, quiet: bool, verbose: bool, scheduler: str | None = None,
              workers: int | None = None) -> int:
-    from ._jit import max_threads, set_threads
+    from ._jit import threads_in_use
     from .mining_api import mine_summary, prepare_mine
     from .reductions import TripletStats
 
-    if output == STDOUT:
-        raise UsageError("--output - is not needed: use --format jsonl or csv for rows on stdout")
+    _check_run_flags(output, fail_above, threads)
     started = time.perf_counter()
     _check_cluster(scheduler, workers)  # distributed (issue #5)
     if output:
         check_output(output, [p for p in (embeddings, labels) if p])
     job = prepare_mine(embeddings, labels, preset=preset, column=column,
                        label_column=label_column, **options)
-    set_threads(threads)
+    _use_threads(job, threads, scheduler, workers)
     stats = TripletStats(margin=job.loss_params.margin)
     hardest = Hardest(top if fmt == "table" else 0)
     loaded = time.perf_counter()
     stream_rows(_blocks(job, "mine", scheduler, workers, threads, verbose), schema=MINE_SCHEMA,
                 npy_columns=("anchor", "positive", "negative"),
                 output=output, fmt=fmt, stats=stats, hardest=hardest, total=job.x.shape[0],
-                quiet=quiet, what="anchors")
+                quiet=quiet, what="anchors",
+                metadata=settings_metadata("mine", job.settings.values, job.x.shape))
     summary = mine_summary(job, stats)
     if verbose:
         print(f"{__package__}: read {loaded - started:.3f} s, mining and output "
-              f"{time.perf_counter() - loaded:.3f} s, {threads or max_threads()} threads",
+              f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads",
               file=sys.stderr)
     return finish(summary, title="triplet-loss mine", keys=MINE_KEYS, hardest=hardest,
                   stats=stats, fmt=fmt, fail_above=fail_above, quiet=quiet)
@@ -178,6 +203,8 @@ def _blocks(job: Any, command: str, scheduler: str | None, workers: int | None,
 
 
 def print_presets(fmt: str) -> None:
+    """The presets, one block each (what it follows, its compute and mine settings, wrapped
+    between settings), in the terminal's width (80 columns when piped): nothing is cut."""
     from .presets import PRESETS
 
     if fmt == "json":
@@ -188,14 +215,21 @@ def print_presets(fmt: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="presets (explicit flags override them)", title_justify="left")
-    for name in ("preset", "follows", "compute", "mine"):
-        table.add_column(name)
+    from .report import output_width
 
-    def settings(values: dict[str, object] | None) -> Text:
-        return Text("-" if values is None else
-                    ", ".join(f"{k}={v}" for k, v in values.items()))
-
+    tty = sys.stdout.isatty()
+    buffer = io.StringIO()
+    console = Console(file=buffer, highlight=False, force_terminal=tty,
+                      width=output_width(sys.stdout))
+    console.print(Text("presets (explicit flags override them)", style="italic"))
     for name, p in PRESETS.items():
-        table.add_row(name, Text(p.follows), settings(p.compute), settings(p.mine))
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200).print(table)
+        console.print(Text(name, style="bold"))
+        grid = Table.grid(padding=(0, 2), pad_edge=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_row("follows", Text(p.follows))
+        for command, values in (("compute", p.compute), ("mine", p.mine)):
+            grid.add_row(command, Text("-" if values is None else ", ".join(
+                f"{k}={v}" for k, v in values.items())))
+        console.print(grid)
+    sys.stdout.write("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n")

@@ -35,6 +35,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
+import sys
 import threading
 import uuid
 import warnings
@@ -118,6 +120,39 @@ def _quiet_logs(quiet: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _starting_workers(quiet: bool) -> Iterator[None]:
+    """Start local workers with their stderr on /dev/null (unless --verbose), and Ctrl-C held
+    until they are up. Ctrl-C reaches the whole process group: each worker would print a
+    KeyboardInterrupt traceback (their logs are off then anyway), and a cluster interrupted
+    half-built cannot be shut down (Dask's atexit hook then prints its own traceback); this
+    process answers the Ctrl-C once the cluster can be closed: one line."""
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda *_: held.append(1)) if main else None
+    if not quiet:
+        saved = None
+    else:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    try:
+        yield
+    except Exception:
+        if not held:
+            raise
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if main:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+    if held:  # the workers took the Ctrl-C too, so a failed start is that Ctrl-C
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
 def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False,
             timeout: float | None = None) -> Iterator[Cluster]:
     """A Cluster on the scheduler at `scheduler` (tcp://host:8786), or on a LocalCluster of
@@ -130,13 +165,14 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False,
         stack.enter_context(_quiet_logs(quiet))
         try:
             if scheduler == LOCAL:
-                local = stack.enter_context(dd.LocalCluster(
-                    n_workers=workers or _cores(), threads_per_worker=1, processes=True,
-                    dashboard_address="127.0.0.1:0", worker_dashboard_address=None,
-                    silence_logs=logging.CRITICAL if quiet else logging.WARNING))
+                with _starting_workers(quiet):
+                    local = stack.enter_context(dd.LocalCluster(
+                        n_workers=workers or _cores(), threads_per_worker=1, processes=True,
+                        dashboard_address="127.0.0.1:0", worker_dashboard_address=None,
+                        silence_logs=logging.CRITICAL if quiet else logging.WARNING))
+                    client = stack.enter_context(dd.Client(local, timeout=timeout,
+                                                           set_as_default=False))
                 where = f"local cluster {local.scheduler_address}"
-                client = stack.enter_context(dd.Client(local, timeout=timeout,
-                                                       set_as_default=False))
             else:
                 _identify(scheduler, timeout, where)
                 client = stack.enter_context(dd.Client(scheduler, timeout=timeout,
@@ -467,10 +503,10 @@ class Cluster:
             source, share = self._setup(job.arrays["embeddings"], transfer, threads)
             self._note(verbose, "compute", source)
             x = self._send(source, "embeddings")
-            t = job.triplets
+            triplets = job._triplet_blocks(rows)  # streamed from parquet/Arrow, range-checked
             tasks: Iterable[Task] = (
                 (f"compute-{s}", _compute_task,
-                 (slim, x, t[s:s + rows], None, candidates, s, share))
+                 (slim, x, next(triplets), None, candidates, s, share))
                 for s in range(0, job.count, rows))
         else:
             _, share = self._setup(None, "send", threads)
@@ -593,5 +629,6 @@ class Cluster:
 
 def _slim(job: ComputeJob) -> ComputeJob:
     """What a compute task needs of its job: settings, names and input ranks, not the arrays."""
-    return replace(job, arrays={}, triplets=None if job.triplets is None else job.triplets[:0],
+    return replace(job, arrays={},
+                   triplets=None if job.triplets is None else np.empty((0, 3), np.int64),
                    loaded={k: np.empty((0,) * a.ndim) for k, a in job.loaded.items()})

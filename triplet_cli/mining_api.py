@@ -6,19 +6,17 @@ take at most BLOCK_BYTES, and its output slots at most MAX_SLOTS triplets.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from . import validate
-from .api import ArrayLike, Resolved, _load_matrix, _normalized, summarize
-from .errors import InputError
-from .params import DistanceParams, LossParams, MiningParams, Settings
+from .api import ArrayLike, Resolved, _load_matrix, _normalized, path_or_array, summarize
+from .errors import InputError, UsageError
+from .params import DistanceParams, LossParams, MiningParams, Settings, check_threads
 from .presets import resolve
-from .readers import read_labels
+from .readers import STDIN, read_labels, read_labels_beside, shown_name
 from .reductions import TripletStats
 
 BLOCK_BYTES = 256 << 20
@@ -110,9 +108,9 @@ class MineJob(Resolved):
                             int(v["seed"]), v["semi_hard_threshold"], v["margin_filter"])
 
     def inputs(self) -> dict[str, dict[str, object]]:
-        return {f"{self.names[k]}" + (" (labels)" if k == "labels" and self.names["labels"]
-                                      == self.names["embeddings"] else ""):
-                {"role": k, "shape": list(a.shape), "dtype": str(a.dtype)}
+        """JSON `inputs`: by role, so one file in two roles keeps both (path None: an array)."""
+        return {k: {"path": None if self.names[k] == k else self.names[k],
+                    "shape": list(a.shape), "dtype": str(a.dtype)}
                 for k, a in self.loaded.items()}
 
     def batches(self) -> Iterator[np.ndarray]:
@@ -304,16 +302,12 @@ def _block_ranges(caps: np.ndarray, m: int, itemsize: int, block_rows: int | Non
 def _load_labels(labels: ArrayLike | None, embeddings: ArrayLike, label_column: str | None
                  ) -> tuple[np.ndarray, str]:
     if labels is None:
-        tabular = isinstance(embeddings, str) and (
-            os.path.isdir(embeddings)
-            or Path(embeddings).suffix.lower() in (".parquet", ".pq", ".arrow", ".feather", ".ipc"))
-        if not tabular:
-            name = embeddings if isinstance(embeddings, str) else "embeddings"
+        if not isinstance(embeddings, str):
             raise InputError("holds no labels; give them with --labels (only a parquet or "
-                             "Arrow file can hold both)", name)
-        return read_labels(embeddings, label_column), embeddings
+                             "Arrow file can hold both)", "embeddings")
+        return read_labels_beside(embeddings, label_column), shown_name(embeddings)
     if isinstance(labels, str):
-        return read_labels(labels, label_column), labels
+        return read_labels(labels, label_column), shown_name(labels)
     return np.asarray(labels), "labels"
 
 
@@ -328,6 +322,9 @@ def prepare_mine(
 ) -> MineJob:
     """Read, validate and resolve everything a mining run needs."""
     settings = resolve("mine", preset, options)
+    embeddings, labels = path_or_array(embeddings), path_or_array(labels)
+    if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
+        raise UsageError("only one input can be read from stdin (-)")
     v = settings.values
     DistanceParams(v["distance"], float(v["p"]), float(v["eps"]), v["eps_placement"])
     LossParams(float(v["margin"]))
@@ -412,9 +409,12 @@ def mine_triplets(
     """
     from ._jit import set_threads
 
+    check_threads(threads)
     job = prepare_mine(embeddings, labels, preset=preset, column=column,
                        label_column=label_column, **options)
-    set_threads(threads)
+    note = set_threads(threads)
+    if note:
+        job.warnings.append(note)
     stats = TripletStats(margin=job.loss_params.margin)
     blocks = []
     for b in job.blocks(block_rows):

@@ -6,6 +6,7 @@ Everything here is pure Python so that `triplet-loss --help` imports neither num
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -171,6 +172,55 @@ class MiningParams:
             raise UsageError(f"--per-anchor must be >= 1 (got {self.per_anchor})")
         if self.batch_size is not None and self.batch_size < 2:
             raise UsageError(f"--batch-size must be >= 2 (got {self.batch_size})")
+
+
+_CHOICES: dict[str, type[StrEnum]] = {
+    "distance": Distance, "eps_placement": EpsPlacement, "reduction": Reduction,
+    "pair_reduction": PairReduction, "strategy": Strategy, "positive_strategy": PositiveStrategy,
+    "semi_hard_fallback": Fallback, "semi_hard_threshold": SemiHardThreshold,
+    "margin_filter": MarginFilter,
+}
+_FLAGS = ("normalize", "soft_margin", "swap", "active_only")
+_NUMBERS = ("p", "margin", "eps")
+_INTEGERS = ("per_anchor", "batch_size", "seed")
+
+
+def flag(name: str) -> str:
+    """The CLI spelling of an option name."""
+    return "--" + name.replace("_", "-")
+
+
+def checked(name: str, value: object) -> object:
+    """An option value as the kernels expect it (enum choices as their CLI string), or a
+    UsageError naming the option: a typo never silently means a default."""
+    if name in _CHOICES:
+        choices = _CHOICES[name]
+        try:
+            return choices(value).value
+        except ValueError:
+            raise UsageError(f"{flag(name)}: unknown value {value!r}; choose from "
+                             f"{', '.join(c.value for c in choices)}") from None
+    if name in _FLAGS:
+        if not (isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "")
+                == "b"):
+            raise UsageError(f"{flag(name)} must be True or False (got {value!r})")
+        return bool(value)
+    if name in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise UsageError(f"{flag(name)} must be a number (got {value!r})")
+        return float(value)
+    if name in _INTEGERS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise UsageError(f"{flag(name)} must be a whole number (got {value!r})")
+        return int(value)
+    return value
+
+
+def check_threads(threads: object) -> None:
+    """--threads is a whole number >= 1 (or None: all cores)."""
+    if threads is not None and (isinstance(threads, bool)
+                                or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise UsageError(f"--threads must be a whole number >= 1 (got {threads!r})")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .params import Settings
+from .params import Settings, checked
 
 COMPUTE_DEFAULTS: dict[str, object] = {
     "distance": "euclidean",
@@ -92,8 +92,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def resolve(command: str, preset: str | None, explicit: dict[str, object]) -> Settings:
-    """Merge built-in defaults, a preset and explicit flags (None means 'not given')."""
+FROM_FILE = "triplets file"  # the source of a setting recorded in a --triplets .parquet/.arrow
+
+
+def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
+            recorded: dict[str, object] | None = None) -> Settings:
+    """Merge built-in defaults, a preset and explicit flags (None means 'not given').
+
+    `recorded`: settings a triplets file records (how its rows were mined), the defaults when
+    no preset is given (a preset replaces them: it asks for one framework's number); flags win.
+    """
     defaults = COMPUTE_DEFAULTS if command == "compute" else MINE_DEFAULTS
     values = dict(defaults)
     sources = dict.fromkeys(defaults, "default")
@@ -107,18 +115,31 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object]) -> Se
                              f"{command}: {', '.join(have)}")
         values.update(overrides)
         sources.update(dict.fromkeys(overrides, f"preset {preset}"))
+    elif recorded:
+        soft = explicit.get("soft_margin")
+        # The recorded margin belongs to the recorded loss: a flag switching between hinge and
+        # soft margin takes that loss's default margin instead.
+        taken = {k: v for k, v in recorded.items() if k in defaults and not (
+            k == "margin" and soft is not None and soft != recorded.get("soft_margin", False))}
+        values.update(taken)
+        sources.update(dict.fromkeys(taken, FROM_FILE))
     given = {k: v for k, v in explicit.items() if v is not None}
     unknown = set(given) - set(defaults)
     if unknown:
         raise UsageError(f"{command} takes no option {', '.join(sorted(unknown))}")
+    given = {k: checked(k, v) for k, v in given.items()}
     values.update(given)
     sources.update(dict.fromkeys(given, "flag"))
     soft_margin = PRESETS[preset].soft_margin_margin if preset else 0.0
-    if values["soft_margin"] and sources["margin"] != "flag" and soft_margin is not None:
+    if (values["soft_margin"] and sources["margin"] not in ("flag", FROM_FILE)
+            and soft_margin is not None):
         # Soft margin means margin 0 unless asked (Hermans et al. 2017, TF Similarity, TF Addons).
         values["margin"] = soft_margin
         sources["margin"] = "default with --soft-margin"
     if given.get("p") is not None and values["distance"] == "euclidean" and "distance" not in given:
         values["distance"] = "minkowski"  # --p alone means the p-norm the user asked for
         sources["distance"] = "implied by --p"
+    if "p" in given and values["distance"] != "minkowski":
+        raise UsageError(f"--p applies to the minkowski distance, not {values['distance']} "
+                         "(drop --p, or use --distance minkowski)")
     return Settings(values, sources)
