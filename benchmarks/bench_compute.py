@@ -5,7 +5,7 @@
     python benchmarks/bench_compute.py --data DIR  # keep the generated .npy files in DIR for reuse
 
 What it prints, with the targets of the issue:
-  kernel   losses.aligned_losses as api.py calls it, best of --repeats after a warm-up, against
+  kernel   losses.aligned_losses as compute.py calls it, best of --repeats after a warm-up, against
            a FLOOR (one parallel numba pass that only reads the three arrays, target kernel <=
            1.1x floor) and a numpy float64 reference (expected 6-12x slower than the kernel);
   start-up `triplet-loss --help` (< 0.3 s, imports neither numba nor pyarrow) and a second
@@ -199,12 +199,12 @@ def numpy_reference(a: np.ndarray, p: np.ndarray, n: np.ndarray,
 
 
 class KernelTimer:
-    """Runs api's ComputeJob.blocks() with losses.aligned_losses wrapped in a stopwatch, so the
-    kernel is timed with exactly the arguments api.py gives it."""
+    """Runs ComputeJob.blocks() with losses.aligned_losses wrapped in a stopwatch, so the
+    kernel is timed with exactly the arguments compute.py gives it."""
 
     def __init__(self, paths: dict[str, Path]) -> None:
         from triplet_cli import losses
-        from triplet_cli.api import prepare_compute
+        from triplet_cli.compute import prepare_compute
 
         self.job = prepare_compute(*(str(paths[r]) for r in ROLES))
         self.losses = losses
@@ -228,7 +228,7 @@ class KernelTimer:
             self.losses.aligned_losses = kernel
 
     def run(self) -> None:
-        """One pass of api's blocks(); the time inside the kernel goes into self.kernel."""
+        """One pass of the job's blocks(); the time inside the kernel goes into self.kernel."""
         spent = [0.0, 0.0]
         with self._wrapped(spent):
             blocks = list(self.job.blocks())
@@ -245,7 +245,7 @@ def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     floor_out = np.empty(a.shape[0])
     threads = numba.get_num_threads()
     times = interleaved_best({
-        "api": (timer.run, threads),
+        "job": (timer.run, threads),
         "floor": (lambda: read_floor(a, p, n, floor_out), threads),
         "numpy": (lambda: numpy_reference(a, p, n, margin), 1),
     }, repeats)
@@ -257,10 +257,10 @@ def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     gb = (a.nbytes + p.nbytes + n.nbytes) / 1e9
     print(f"  rows x d            {a.shape[0]:,} x {a.shape[1]} float32, {gb:.2f} GB read per "
           f"pass, {threads} numba threads; best of {repeats}")
-    around = (times["api"].wall - kernel.wall) * 1e3
+    around = (times["job"].wall - kernel.wall) * 1e3
     print("                      wall s     GB/s   cpu s/thread")
     for name, t, note in (
-            ("kernel", kernel, f"api.blocks() around it: +{around:.0f} ms"),
+            ("kernel", kernel, f"job.blocks() around it: +{around:.0f} ms"),
             ("floor (read only)", floor, ""),
             ("numpy float64 ref", numpy, f"1 thread, {NUMPY_CHUNK_BYTES >> 20} MB chunks")):
         print(f"  {name:<18} {t.wall:8.4f} {gb / t.wall:8.1f} {t.cpu:10.4f}    {note}")

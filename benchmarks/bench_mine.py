@@ -63,7 +63,7 @@ def best_of(fn, repeats: int = 3) -> float:
 
 def ratios(n: int) -> None:
     from triplet_cli import mine_triplets
-    from triplet_cli.mining_api import MineSet, prepare_mine
+    from triplet_cli.mine import MineSet, prepare_mine
 
     x, y = make_data(n)
     job = prepare_mine(x, y, **STRATEGIES["batch-hard"])

@@ -6,11 +6,9 @@ import contextlib
 import csv
 import io
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 
 def ok(result) -> str:
@@ -30,18 +28,6 @@ def csv_rows(text: str) -> dict[str, np.ndarray]:
     header = next(reader)
     values = np.array(list(reader), dtype=np.float64)
     return {k: values[:, i] for i, k in enumerate(header)}
-
-
-def case_params(cases: Iterable) -> list:
-    """A bad-input table as parameters: a case writing -o runs twice, without an output file
-    ("fresh") and over a sentinel that must stay byte-identical ("sentinel")."""
-    params = []
-    for case in cases:
-        modes = ("fresh", "sentinel") if "-o" in case.argv else ("fresh",)
-        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
-        params += [pytest.param(case, mode, id=f"{case.id}-{mode}", marks=marks)
-                   for mode in modes]
-    return params
 
 
 def snapshot(d: Path) -> dict[str, object]:

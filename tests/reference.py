@@ -1,4 +1,4 @@
-"""Plain numpy float64 oracles, written from SPEC.md sections 1-3 (not from the kernels).
+"""Plain numpy float64 oracles, written from SPEC.md sections 1-4 (not from the kernels).
 
 Slow and obvious on purpose: whole-array numpy over the last axis, one formula per function. The
 tests compare the library's public functions against these on the same (upcast) input values.
@@ -8,7 +8,8 @@ Sections:
   2. per-triplet losses                    softplus(), hinge(), triplet_losses()
   3. k candidates per anchor               candidate_losses(), candidate_correct()
   4. reductions and normalisation          reduce(), active_fraction(), accuracy(), normalize()
-  5. brute-force miner                     (to be added; see the section at the end)
+  5. brute-force miner                     distance_matrix(), brute_force_mine(), margin_band(),
+                                           minibatches(), anchors_without()
 """
 
 from __future__ import annotations
@@ -232,19 +233,18 @@ def accuracy(d_ap, d_an) -> float:
 # ---------------------------------------------------------------------------------------------
 # 5. Brute-force miner (SPEC section 4)
 # ---------------------------------------------------------------------------------------------
-# Reserved: a brute-force miner for small m (full m x m distance matrix from distance() above,
-# strategies all / hard / semi-hard / easy, positive strategies, per-anchor K, fallbacks, ties
-# by lowest row index) is being added by another engineer. Keep it below this line and keep it
-# built on distance() and pair_loss() so compute and mine share one definition of d and l.
-#
-# Section 5 content (added by the mining tests, tests/test_mining.py): SPEC section 4 read
-# literally, one anchor at a time over a full m x m matrix. Every choice sorts by the key
-# (distance, row index), so ties go to the lowest row index; nothing is blocked or approximated.
+# SPEC section 4 read literally, one anchor at a time over a full m x m matrix built from
+# distance() (and losses from pair_loss()), so compute and mine share one definition of d and l.
+# Every choice sorts by the key (distance, row index), so ties go to the lowest row index;
+# nothing is blocked or approximated.
+# margin_band() is --margin-filter (SPEC section 6, the pytorch-metric-learning row; README
+# "mine"): TripletMarginMiner's types read from its source.
 
 MINE_STRATEGIES = ("semi-hard", "hard", "easy", "all")
 POSITIVE_STRATEGIES = ("all", "hard", "easy")
 FALLBACKS = ("easiest", "skip")
 THRESHOLDS = ("positive", "hardest-positive")
+MARGIN_FILTERS = ("any", "violating", "hard", "semi-hard", "easy")
 
 
 def distance_matrix(X, distance: str = "euclidean", p: float = 2.0, eps: float = 1e-6,
@@ -279,6 +279,7 @@ def brute_force_mine(X, labels, strategy: str = "semi-hard", positive_strategy: 
                      distance: str = "euclidean", p: float = 2.0, margin: float = 1.0,
                      soft: bool = False, active_only: bool = False, *, eps: float = 1e-6,
                      placement: str = "none", normalize_rows: bool = False, D=None,
+                     margin_filter: str = "any",
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mined (triplets (t, 3) int64, d_ap, d_an, loss) for one set of rows (SPEC section 4).
 
@@ -288,11 +289,14 @@ def brute_force_mine(X, labels, strategy: str = "semi-hard", positive_strategy: 
     ascending index, semi-hard = the K closest with d(i, k) > t, where t = d(i, j) or, with
     threshold "hardest-positive", max_j d(i, j); when no negative lies beyond t, fallback
     "easiest" takes the K farthest and "skip" nothing. Output: anchor ascending, then the
-    positives in their order, then the negatives in the strategy's order. `D` replaces the
-    matrix from distance() (to check decisions on exactly the distances a kernel saw).
+    positives in their order, then the negatives in the strategy's order. active_only keeps
+    loss > 0, margin_filter the triplets in margin_band(). `D` replaces the matrix from
+    distance() (to check decisions on exactly the distances a kernel saw).
     """
     if strategy not in MINE_STRATEGIES or positive_strategy not in POSITIVE_STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} / {positive_strategy!r}")
+    if margin_filter not in MARGIN_FILTERS:
+        raise ValueError(f"unknown margin filter {margin_filter!r}")
     if fallback not in FALLBACKS or threshold not in THRESHOLDS or per_anchor < 1:
         raise ValueError(f"bad fallback {fallback!r}, threshold {threshold!r} or K {per_anchor}")
     labels = np.asarray(labels)
@@ -332,7 +336,28 @@ def brute_force_mine(X, labels, strategy: str = "semi-hard", positive_strategy: 
     d_ap = D[triplets[:, 0], triplets[:, 1]]
     d_an = D[triplets[:, 0], triplets[:, 2]]
     loss = pair_loss(d_ap, d_an, margin, soft)
+    keep = margin_band(d_ap, d_an, margin, margin_filter)
     if active_only:
-        keep = loss > 0
-        triplets, d_ap, d_an, loss = triplets[keep], d_ap[keep], d_an[keep], loss[keep]
-    return triplets, d_ap, d_an, loss
+        keep &= loss > 0
+    return triplets[keep], d_ap[keep], d_an[keep], loss[keep]
+
+
+def margin_band(d_ap, d_an, margin: float, band: str) -> np.ndarray:
+    """Which triplets pytorch-metric-learning's TripletMarginMiner keeps, by gap = d_an - d_ap
+    (its an_dist - ap_dist; for a similarity such as dot it takes ap_sim - an_sim, the same gap
+    as our dot distance -(x.y)): violating (its "all") gap <= margin, hard gap <= 0 (and
+    <= margin), semi-hard 0 < gap <= margin, easy gap > margin; "any" keeps every triplet.
+    A NaN gap is in no band."""
+    gap = _f64(d_an) - _f64(d_ap)
+    if band == "any":
+        return np.ones(gap.shape, dtype=bool)
+    if band == "easy":
+        return gap > margin
+    keep = gap <= margin
+    if band == "hard":
+        keep &= gap <= 0
+    elif band == "semi-hard":
+        keep &= gap > 0
+    elif band != "violating":
+        raise ValueError(f"unknown margin filter {band!r}")
+    return keep

@@ -2,25 +2,23 @@
 
 Runs on sample_data (1797 digit embeddings, 10 classes). Row formats use one positive per anchor
 (`--positive-strategy hard`: 1797 triplets) to keep stdout small; the default (every positive,
-semi-hard) mines 321,192 triplets and is used for reports only. The bad-input table copies
-test_hostile_inputs.py: (file factory, argv, exit code, message pattern), each case in a fresh
-folder of good inputs, run twice when it has `-o PATH` (no file there: none may appear; a
-sentinel there: it must stay byte for byte).
+semi-hard) mines 321,192 triplets and is used for reports only. The bad-input table runs
+through the shared harness (tests/hostile.py), as compute's does: each case in a fresh folder of
+good inputs (x.npy: (8, 4) float32; y.npy: 4 classes of 2; lab.parquet: both, with string names).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_helpers import case_params, csv_rows, jsonl_rows, ok, snapshot
+from cli_helpers import csv_rows, jsonl_rows, ok
+from hostile import OUT, Case, Maker, Table, both, npy, spoil, symlink, table, text
 
 from triplet_cli import compute_loss, mine_triplets
 
@@ -36,12 +34,6 @@ ONE_POSITIVE = ("--positive-strategy", "hard")
 def mine(sample: Path) -> list[str]:
     return ["mine", "--embeddings", str(sample / "embeddings.npy"), "--labels",
             str(sample / "labels.npy")]
-
-
-
-
-
-
 
 
 def as_rows(result) -> dict[str, np.ndarray]:
@@ -264,12 +256,10 @@ def test_explicit_flag_beats_preset(cli, mine) -> None:
     assert summary["triplets"] == N
 
 
-# ---- bad input: one table ---------------------------------------------------------------------
+# ---- bad input: one table, run by the shared harness (tests/hostile.py) ------------------------
 
-Maker = Callable[[Path], None]
 ROWS, DIM = 8, 4
 LABELS = np.array([0, 0, 1, 1, 2, 2, 3, 3])
-SENTINEL = b"sentinel: must survive a failed run\n"
 
 
 def _vectors(rows: int = ROWS) -> pa.Array:
@@ -284,50 +274,9 @@ def _good_inputs(d: Path) -> None:
                              "name": pa.array([f"c{v}" for v in LABELS])}), d / "lab.parquet")
 
 
-def npy(name: str, array: np.ndarray) -> Maker:
-    return lambda d: np.save(d / name, array)
-
-
-def table(name: str, columns: dict[str, object]) -> Maker:
-    return lambda d: pq.write_table(pa.table(columns), d / name)
-
-
-def text(name: str, data: str) -> Maker:
-    return lambda d: (d / name).write_text(data)
-
-
-def spoil(name: str, row: int, col: int, value: float) -> Maker:
-    def make(d: Path) -> None:
-        a = np.load(d / name)
-        a[row, col] = value
-        np.save(d / name, a)
-    return make
-
-
-def both_files(*makers: Maker) -> Maker:
-    def make(d: Path) -> None:
-        for m in makers:
-            m(d)
-    return make
-
-
-OUT = ("-o", "{d}/out.parquet")
-
-
 def mine_argv(x: str = "x.npy", y: str | None = "y.npy", *extra: str) -> tuple[str, ...]:
     labels = ("--labels", f"{{d}}/{y}") if y else ()
     return ("mine", "--embeddings", f"{{d}}/{x}", *labels, *extra)
-
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    make: Maker | None
-    argv: tuple[str, ...]
-    code: int
-    pattern: str
-    xfail: str | None = None  # a known bug outside tests/
 
 
 CASES = [
@@ -336,6 +285,11 @@ CASES = [
          1, r"/y7\.npy: 7 labels for 8 embedding rows in .*/x\.npy$"),
     Case("labels-csv-length-differs", text("y.csv", "label\n" + "a\n" * 9),
          mine_argv("x.npy", "y.csv", *OUT), 1, r"/y\.csv: 9 labels for 8 embedding rows"),
+    Case("labels-longer", npy("y9.npy", np.arange(9) % 3), mine_argv("x.npy", "y9.npy", *OUT),
+         1, r"/y9\.npy: 9 labels for 8 embedding rows in .*/x\.npy$"),
+    Case("labels-parquet-length-differs", table("y6.parquet", {"label": pa.array(LABELS[:6])}),
+         mine_argv("x.npy", "y6.parquet", *OUT), 1,
+         r"/y6\.parquet: 6 labels for 8 embedding rows in .*/x\.npy$"),
     Case("labels-2d", npy("y2.npy", np.zeros((ROWS, 2), np.int64)),
          mine_argv("x.npy", "y2.npy", *OUT), 1,
          r"/y2\.npy: labels must be one value per row, got shape \(8, 2\)$"),
@@ -398,55 +352,64 @@ CASES = [
          mine_argv("x1.npy", "y.npy", *OUT), 1, r"/x1\.npy: embeddings must have shape \(n, d\)"),
     # -- flags (usage errors: exit 2)
     Case("per-anchor-0", None, mine_argv("x.npy", "y.npy", "--per-anchor", "0", *OUT), 2,
-         r"--per-anchor must be >= 1 \(got 0\)$"),
+         r"--per-anchor must be from 1 to 2147483647 \(got 0\)$"),
     Case("batch-size-1", None, mine_argv("x.npy", "y.npy", "--batch-size", "1", *OUT), 2,
          r"--batch-size must be >= 2 \(got 1\)$"),
     Case("batch-size-negative", None, mine_argv("x.npy", "y.npy", "--batch-size", "-4", *OUT), 2,
          r"--batch-size must be >= 2 \(got -4\)$"),
     Case("unknown-strategy", None, mine_argv("x.npy", "y.npy", "--strategy", "medium", *OUT), 2,
          r"Invalid value for '--strategy'"),
+    Case("strategy-combination-name", None,  # batch-hard is two flags, not a --strategy value
+         mine_argv("x.npy", "y.npy", "--strategy", "batch-hard", *OUT), 2,
+         r"Invalid value for '--strategy': .*'batch-hard'"),
+    Case("unknown-positive-strategy", None,
+         mine_argv("x.npy", "y.npy", "--positive-strategy", "medium", *OUT), 2,
+         r"Invalid value for '--positive-strategy'"),
+    Case("unknown-margin-filter", None,
+         mine_argv("x.npy", "y.npy", "--margin-filter", "soft", *OUT), 2,
+         r"Invalid value for '--margin-filter'"),
+    Case("unknown-semi-hard-fallback", None,
+         mine_argv("x.npy", "y.npy", "--semi-hard-fallback", "none", *OUT), 2,
+         r"Invalid value for '--semi-hard-fallback'"),
+    Case("fail-above-nan", None, mine_argv("x.npy", "y.npy", "--fail-above", "nan", *OUT), 2,
+         r"--fail-above must be a number \(got nan\)$"),
+    Case("p-with-cosine", None,
+         mine_argv("x.npy", "y.npy", "--p", "3", "--distance", "cosine", *OUT), 2,
+         r"--p applies to the minkowski distance, not cosine"),
+    Case("p-with-euclidean", None,
+         mine_argv("x.npy", "y.npy", "--p", "2", "--distance", "euclidean", *OUT), 2,
+         r"--p applies to the minkowski distance, not euclidean"),
+    Case("p-below-1", None, mine_argv("x.npy", "y.npy", "--p", "0.5", *OUT), 2,
+         r"--p must be >= 1 \(got 0\.5\)$"),
+    Case("threads-zero", None, mine_argv("x.npy", "y.npy", "--threads", "0", *OUT), 2,
+         r"Invalid value for '--threads'"),
+    Case("workers-zero", None,
+         mine_argv("x.npy", "y.npy", "--scheduler", "local", "--workers", "0", *OUT), 2,
+         r"Invalid value for '--workers'"),
+    Case("seed-negative", None,
+         mine_argv("x.npy", "y.npy", "--batch-size", "4", "--seed", "-1", *OUT), 2, r"--seed"),
+    Case("per-anchor-huge", None,
+         mine_argv("x.npy", "y.npy", "--per-anchor", "99999999999999999999", *OUT), 2,
+         r"--per-anchor"),
     Case("compute-only-preset", None, mine_argv("x.npy", "y.npy", "--preset", "torch", *OUT), 2,
          r"preset 'torch' has no mine operation"),
     Case("negative-margin", None, mine_argv("x.npy", "y.npy", "--margin", "-1", *OUT), 2,
          r"--margin must be a finite number >= 0"),
     Case("output-is-labels", None, mine_argv("x.npy", "y.npy", "-o", "{d}/y.npy"), 2,
          r"--output .*/y\.npy is also an input; refusing to overwrite it$"),
+    Case("output-is-embeddings", None, mine_argv("x.npy", "y.npy", "-o", "{d}/x.npy"), 2,
+         r"--output .*/x\.npy is also an input; refusing to overwrite it$"),
+    Case("output-is-labelled-parquet", None,
+         mine_argv("lab.parquet", None, "-o", "{d}/lab.parquet"), 2,
+         r"--output .*/lab\.parquet is also an input"),
+    Case("output-is-input-via-symlink", symlink("link.npy", "x.npy"),
+         mine_argv("x.npy", "y.npy", "-o", "{d}/link.npy"), 2,
+         r"--output .*/link\.npy is also an input"),
 ]
 
 
-
-
-
-
-@pytest.mark.parametrize(("case", "mode"), case_params(CASES))
-def test_bad_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                   cli) -> None:
-    monkeypatch.chdir(tmp_path)
-    _good_inputs(tmp_path)
-    argv = [a.format(d=tmp_path) for a in case.argv]
-    output = Path(argv[argv.index("-o") + 1]) if "-o" in argv else None
-    if case.make is not None:
-        case.make(tmp_path)
-    existed = output is not None and output.exists()
-    if mode == "sentinel" and output is not None and not existed:
-        output.write_bytes(SENTINEL)
-    before = snapshot(tmp_path)
-
-    result = cli(*argv)
-
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), result.exception  # a crash also exits 1
-    assert result.exit_code == case.code, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), result.stderr
-    assert lines[0].startswith("triplet-loss: error: "), lines[0]
-    assert re.search(case.pattern, lines[0]), lines[0]
-    if case.code == 1:
-        assert f"error: {tmp_path}" in lines[0], "a bad-input message starts with the file"
-    assert result.stdout == ""
-    assert snapshot(tmp_path) == before, "a failed run must not create or change any file"
-    if output is not None and mode == "fresh" and not existed:
-        assert not output.exists()
+MINE = Table("mine", _good_inputs, CASES)
+test_bad_input = MINE.test()
 
 
 # ---- odd but fine -----------------------------------------------------------------------------
@@ -467,7 +430,7 @@ FINE = [
     ("labels-from-other-parquet", None, mine_argv("x.npy", "lab.parquet"), {"triplets": 8}),
     ("int32-labels-parquet", table("y32.parquet", {"label": pa.array(LABELS, pa.int32())}),
      mine_argv("x.npy", "y32.parquet"), {"triplets": 8}),
-    ("smallest-set", both_files(npy("x.npy", np.array([[0.0], [1.0], [3.0]])),
+    ("smallest-set", both(npy("x.npy", np.array([[0.0], [1.0], [3.0]])),
                                 npy("y.npy", np.array([0, 0, 1]))), mine_argv(),
      {"anchors": 3, "triplets": 2}),
 ]
@@ -476,10 +439,10 @@ FINE = [
 @pytest.mark.parametrize(("make", "argv", "expect"), [pytest.param(m, a, e, id=i)
                                                       for i, m, a, e in FINE])
 def test_fine_input(make: Maker | None, argv: tuple[str, ...], expect: dict, tmp_path: Path,
-                    cli) -> None:
+                    monkeypatch: pytest.MonkeyPatch, cli) -> None:
     _good_inputs(tmp_path)
     if make is not None:
-        make(tmp_path)
+        make(tmp_path, monkeypatch)
     result = cli(*(a.format(d=tmp_path) for a in argv), "--format", "json")
     assert result.exit_code == 0, (result.stderr, result.exception)
     summary = json.loads(result.stdout)

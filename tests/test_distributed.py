@@ -1,4 +1,4 @@
-"""`--scheduler` (issue #5): Dask runs give the single-process rows, in order, byte for byte.
+"""`--scheduler`: Dask runs give the single-process rows, in order, byte for byte.
 
 One LocalCluster of 2 worker processes serves the module (clusters of 1 and 3 in-process
 workers are started where the worker count is the point); small data, many small blocks.
@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 from triplet_cli import distributed as tl_dask
-from triplet_cli import mining_api
-from triplet_cli.api import ComputeJob, prepare_compute
+from triplet_cli import mine as mine_module
+from triplet_cli.compute import ComputeJob, prepare_compute
 from triplet_cli.errors import InputError
-from triplet_cli.mining_api import mine_summary, prepare_mine
-from triplet_cli.reductions import TripletStats
+from triplet_cli.jobs import collect
+from triplet_cli.mine import prepare_mine
 
 distributed = pytest.importorskip("distributed")
 
@@ -87,18 +87,15 @@ def threaded() -> Iterator[Callable[[int], tl_dask.Cluster]]:
 
 
 def same_blocks(expected: list, got: list) -> None:
-    assert [(b.start, len(b), b.progress) for b in got] == \
-        [(b.start, len(b), b.progress) for b in expected]
+    assert [(len(b), b.progress) for b in got] == [(len(b), b.progress) for b in expected]
     for a, b in zip(expected, got, strict=True):
-        for name, column in a.columns().items():
-            assert np.array_equal(column, b.columns()[name]), name
+        assert (a.correct is None) == (b.correct is None)
+        for name, column in a.columns.items():
+            assert np.array_equal(column, b.columns[name]), name
 
 
 def summary_of(job, blocks: list) -> dict:
-    stats = TripletStats(margin=job.loss_params.margin)
-    for b in blocks:
-        stats.add(b.start, b.d_ap, b.d_an, b.loss)
-    return mine_summary(job, stats)
+    return collect(job, iter(blocks))[1]
 
 
 # ---- the same blocks as one process -----------------------------------------------------------
@@ -108,34 +105,34 @@ def summary_of(job, blocks: list) -> dict:
 @pytest.mark.parametrize("options", MINE_OPTIONS.values(), ids=MINE_OPTIONS)
 def test_mine_blocks_equal_single_process(data, cluster, threaded, workers: int,
                                           options: dict) -> None:
-    job = prepare_mine(str(data["x"]), str(data["labels"]), **options)
-    expected = list(job.blocks(BLOCK))
+    job = prepare_mine(str(data["x"]), str(data["labels"]), block_rows=BLOCK, **options)
+    expected = list(job.blocks())
     summary = summary_of(job, expected)
     on = cluster if workers == 2 else threaded(workers)
     for transfer in ("path", "send"):
-        got = list(on.mine_blocks(job, block_rows=BLOCK, transfer=transfer))
+        got = list(on.blocks(job, transfer=transfer))
         same_blocks(expected, got)
         assert summary_of(job, got) == summary
 
 
 def test_normalised_embeddings_are_sent(data, cluster) -> None:
-    job = prepare_mine(str(data["x"]), str(data["labels"]), normalize=True)
+    job = prepare_mine(str(data["x"]), str(data["labels"]), normalize=True, block_rows=BLOCK)
     assert tl_dask.NpyFile.of(job.x) is None, "normalised rows are not the file's"
-    expected = list(job.blocks(BLOCK))
-    same_blocks(expected, list(cluster.mine_blocks(job, block_rows=BLOCK)))
+    expected = list(job.blocks())
+    same_blocks(expected, list(cluster.blocks(job)))
     with pytest.raises(tl_dask.UsageError, match=r"transfer 'path' needs \.npy"):
-        next(cluster.mine_blocks(job, transfer="path"))
+        next(cluster.blocks(job, transfer="path"))
 
 
 def test_embeddings_workers_cannot_read_are_sent(data, cluster, tmp_path) -> None:
     gone = tmp_path / "gone.npy"
     gone.write_bytes(data["x"].read_bytes())
-    job = prepare_mine(str(gone), str(data["labels"]))
-    expected = list(job.blocks(BLOCK))
+    job = prepare_mine(str(gone), str(data["labels"]), block_rows=BLOCK)
+    expected = list(job.blocks())
     gone.unlink()  # the client keeps its mapping; workers find no file
     with pytest.raises(InputError, match="no such file on worker tcp://"):
-        list(cluster.mine_blocks(job, block_rows=BLOCK, transfer="path"))
-    got = list(cluster.mine_blocks(job, block_rows=BLOCK))
+        list(cluster.blocks(job, transfer="path"))
+    got = list(cluster.blocks(job))
     same_blocks(expected, got)
     assert any("embeddings sent, not read by path" in n for n in cluster.notes)
 
@@ -151,12 +148,12 @@ def test_a_changed_file_is_refused(data) -> None:
 
 def test_a_killed_worker_changes_nothing(data, own_cluster) -> None:
     cluster = own_cluster
-    job = prepare_mine(str(data["x"]), str(data["labels"]))
-    expected = list(job.blocks(2))  # 150 small tasks: the run outlasts the kill
+    job = prepare_mine(str(data["x"]), str(data["labels"]), block_rows=2)
+    expected = list(job.blocks())  # 150 small tasks: the run outlasts the kill
     client = cluster.client
     pids = client.run(os.getpid)
     got, busy = [], {}
-    for block in cluster.mine_blocks(job, block_rows=2):
+    for block in cluster.blocks(job):
         got.append(block)
         if not busy:  # kill a worker while it runs one of this run's tasks
             busy = {w: keys for w, keys in client.processing().items() if keys}
@@ -184,20 +181,18 @@ def test_a_killed_worker_changes_nothing(data, own_cluster) -> None:
 def test_compute_blocks_equal_single_process(data, sample, cluster, threaded,
                                              workers: int) -> None:
     on = cluster if workers == 2 else threaded(workers)
+    roles = ("anchors", "positives", "negatives")
     jobs = [
-        prepare_compute(embeddings=str(data["x"]), triplets=str(data["triplets"]), swap=True),
-        prepare_compute(*(str(sample / f"{r}.parquet") for r in tl_dask.ROLES), margin=0.3),
+        prepare_compute(embeddings=str(data["x"]), triplets=str(data["triplets"]), swap=True,
+                        block_rows=150),
+        prepare_compute(*(str(sample / f"{r}.parquet") for r in roles), margin=0.3,
+                        block_rows=150),
         prepare_compute(str(sample / "anchors_200.npy"), str(sample / "candidates_positives.npy"),
-                        str(sample / "candidates_negatives.npy"), pair_reduction="mean"),
+                        str(sample / "candidates_negatives.npy"), pair_reduction="mean",
+                        block_rows=150),
     ]
     for job in jobs:
-        expected = list(job.blocks(150))
-        got = list(on.compute_blocks(job, block_rows=150))
-        assert [b.start for b in got] == [b.start for b in expected]
-        for a, b in zip(expected, got, strict=True):
-            assert (a.correct is None) == (b.correct is None)
-            for name, column in a.columns().items():
-                assert np.array_equal(column, b.columns()[name]), name
+        same_blocks(list(job.blocks()), list(on.blocks(job)))
 
 
 # ---- the CLI: same bytes, one error line, no partial output -----------------------------------
@@ -206,8 +201,8 @@ def test_compute_blocks_equal_single_process(data, sample, cluster, threaded,
 @pytest.fixture
 def small_blocks(monkeypatch) -> None:
     """Many blocks through the CLI too (its block sizes come from the byte budgets)."""
-    monkeypatch.setattr(mining_api, "BLOCK_BYTES", M * 8 * BLOCK)
-    monkeypatch.setattr(ComputeJob, "block_rows", lambda self: 150)
+    monkeypatch.setattr(mine_module, "BLOCK_BYTES", M * 8 * BLOCK)
+    monkeypatch.setattr(ComputeJob, "rows_per_unit", lambda self: 150)
 
 
 def _flags(options: dict) -> list[str]:
@@ -256,11 +251,13 @@ def test_cli_scheduler_local_starts_and_stops_a_cluster(cli, data, tmp_path) -> 
 def test_cli_compute_writes_the_same_bytes(cli, data, sample, cluster, small_blocks,
                                            tmp_path) -> None:
     scheduler = cluster.client.scheduler.address
+    aligned = [a for r in ("anchors", "positives", "negatives")
+               for a in (f"--{r}", sample / f"{r}.npy")]
     for i, argv in enumerate((
             ["compute", "--embeddings", data["x"], "--triplets", data["triplets"]],
             ["compute", "--embeddings", sample / "embeddings.npy", "--triplets",
              sample / "triplets.parquet"],  # streamed triplets (crashed: not subscriptable)
-            ["compute", *(a for r in tl_dask.ROLES for a in (f"--{r}", sample / f"{r}.npy"))])):
+            ["compute", *aligned])):
         assert _outputs(cli, argv, tmp_path / f"one{i}", []) == \
             _outputs(cli, argv, tmp_path / f"dask{i}", ["--scheduler", scheduler])
 

@@ -15,8 +15,8 @@ import pytest
 
 from triplet_cli import TripletLossError, compute_loss, mine_triplets
 from triplet_cli._jit import max_threads
-from triplet_cli.api import prepare_compute
-from triplet_cli.mining_api import prepare_mine
+from triplet_cli.compute import prepare_compute
+from triplet_cli.mine import prepare_mine
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 MISSING = "no-such-file.npy"  # a bad option must be reported before any file is opened

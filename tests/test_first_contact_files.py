@@ -1,4 +1,4 @@
-"""Output files as other people and programs find them (issue 8, item 3).
+"""Output files as other people and programs find them .
 
 - Modes: a new file gets 0666 & ~umask, an overwritten file keeps its mode (the 0600 of the
   temporary file never survives the rename).

@@ -1,4 +1,4 @@
-"""First contact (issue 8): inputs as producers write them, and memory when they write large
+"""First contact: inputs as producers write them, and memory when they write large
 parquet row groups.
 
 - A Hugging Face tokenised dataset: integer token lists next to one float embedding list.
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from cli_helpers import csv_rows, ok
 
-from triplet_cli import readers
+from triplet_cli import arrow, readers
 from triplet_cli.errors import InputError
 
 ROWS, DIM = 40, 8
@@ -351,10 +351,10 @@ def test_parquet_reads_stay_small_in_a_large_row_group(tmp_path: Path,
             real(source, **kw))
 
     monkeypatch.setattr(pq, "ParquetFile", spied)
-    matrix = readers.ArrowMatrix(str(tmp_path / "big.parquet"), "parquet", None, "--column")
+    matrix = arrow.ArrowMatrix(str(tmp_path / "big.parquet"), "parquet", None, "--column")
     blocks = list(matrix.blocks(3_000))
     assert sum(len(b) for b in blocks) == 40_000
-    assert max(reads) <= 2 * readers.READ_BUFFER_BYTES, max(reads)
+    assert max(reads) <= 2 * arrow.READ_BUFFER_BYTES, max(reads)
 
 
 @pytest.mark.parametrize("kind", ["parquet", "parquet-list", "arrow", "stream"])
@@ -366,10 +366,10 @@ def test_batches_never_exceed_the_requested_rows(kind: str, tmp_path: Path) -> N
         table = _embedding_table(_vectors(7, 40_000, 32))
         path.write_bytes(_table_bytes(table, kind))  # one record batch of 40,000 rows
     source = "parquet" if kind.startswith("parquet") else "arrow"
-    sizes = [b.num_rows for b in readers._record_batches(str(path), source, None,
-                                                          ["embedding"], 1_000)]
+    sizes = [b.num_rows for b in arrow.record_batches(str(path), source, ["embedding"],
+                                                      1_000)]
     assert sum(sizes) == 40_000 and max(sizes) <= 1_000, max(sizes)
-    matrix = readers.ArrowMatrix(str(path), source, None, "--column")
+    matrix = arrow.ArrowMatrix(str(path), source, None, "--column")
     blocks = list(matrix.blocks(777))
     assert [len(b) for b in blocks[:-1]] == [777] * (len(blocks) - 1)
     np.testing.assert_array_equal(np.concatenate(blocks), _vectors(7, 40_000, 32))
@@ -389,6 +389,6 @@ def test_decoded_batches_are_bounded_in_bytes(tmp_path: Path,
         return real(self, batch_size=batch_size, **kw)
 
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", spied)
-    matrix = readers.ArrowMatrix(str(tmp_path / "wide.parquet"), "parquet", None, "--column")
+    matrix = arrow.ArrowMatrix(str(tmp_path / "wide.parquet"), "parquet", None, "--column")
     assert sum(len(b) for b in matrix.blocks(5_000)) == 3_000
-    assert max(asked) * 1_024 * 4 <= readers.READ_BATCH_BYTES
+    assert max(asked) * 1_024 * 4 <= arrow.READ_BATCH_BYTES

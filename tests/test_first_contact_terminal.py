@@ -1,4 +1,4 @@
-"""First contact (issue 8, items 5 and 7): the terminal, the README and start-up.
+"""First contact: the terminal, the README and start-up.
 
 Each test here failed before its fix: at 60-80 columns the report and `presets` cut numbers and
 settings with an ellipsis, piped `presets` was 200 columns wide, README examples printed 963,512

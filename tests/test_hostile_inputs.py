@@ -1,34 +1,45 @@
-"""Every user mistake: exit 1 (usage 2), one `triplet-loss: error:` line, no output touched.
+"""compute's bad input: exit 1 (usage 2), one `triplet-loss: error:` line, no output touched.
 
-One table of (file factory, argv, exit code, message pattern). Each case runs in a fresh folder
-that already holds good inputs (a.npy, p.npy, n.npy: (5, 4) float32; x.npy: (6, 4); t.parquet and
-t.csv: 3 index triples into x.npy); the factory adds or spoils files. Cases whose argv has
-`-o PATH` run twice: once with no file at PATH (it must not appear) and once with a sentinel
-there (it must stay byte for byte).
+The table runs through the shared harness (tests/hostile.py: what every case must satisfy). Each
+case starts in a fresh folder of good inputs (a.npy, p.npy, n.npy: (5, 4) float32; x.npy: (6, 4);
+t.parquet and t.csv: 3 index triples into x.npy); its factory adds or spoils files.
 """
 
 from __future__ import annotations
 
-import builtins
 import io
 import json
 import os
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from cli_helpers import case_params, snapshot
+from hostile import (
+    OUT,
+    SENTINEL,
+    Case,
+    Maker,
+    Table,
+    access_denied,
+    both,
+    chmod_000,
+    folder,
+    npy,
+    npy_header,
+    npz,
+    open_denied,
+    raw,
+    spoil,
+    symlink,
+    table,
+    truncated,
+)
 
 from triplet_cli import writers
 
-Maker = Callable[[Path, pytest.MonkeyPatch], None]
 ROWS, DIM, EMB_ROWS = 5, 4, 6
-SENTINEL = b"sentinel: must survive a failed run\n"
 
 
 def _good_inputs(d: Path) -> None:
@@ -39,114 +50,6 @@ def _good_inputs(d: Path) -> None:
     triplets = pa.table({"anchor": [0, 1, 2], "positive": [1, 2, 3], "negative": [3, 4, 5]})
     pq.write_table(triplets, d / "t.parquet")
     (d / "t.csv").write_text("anchor,positive,negative\n0,1,3\n1,2,4\n2,3,5\n")
-
-
-# ---- factories ------------------------------------------------------------------------------
-
-
-def npy(name: str, array: np.ndarray | Callable[[], np.ndarray], **kw: object) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        np.save(d / name, array() if callable(array) else array, **kw)
-    return make
-
-
-def raw(name: str, data: bytes) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        (d / name).write_bytes(data)
-    return make
-
-
-def table(name: str, columns: dict[str, pa.Array]) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        pq.write_table(pa.table(columns), d / name)
-    return make
-
-
-def npz(name: str, **arrays: np.ndarray) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        np.savez(d / name, **arrays)
-    return make
-
-
-def spoil(name: str, row: int, col: int, value: float) -> Maker:
-    """Overwrite one value of a good input, e.g. a NaN in row 3 of a.npy."""
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        a = np.load(d / name)
-        a[row, col] = value
-        np.save(d / name, a)
-    return make
-
-
-def truncated(name: str) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        data = (d / "a.npy").read_bytes()
-        (d / name).write_bytes(data[:-7])
-    return make
-
-
-def npy_header(name: str, shape: str, descr: str = "<f4") -> Maker:
-    """A .npy whose header promises `shape` (written by hand: numpy refuses some of these)."""
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        text = f"{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}"
-        text += " " * (-(10 + len(text) + 1) % 64) + "\n"
-        head = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode()
-        (d / name).write_bytes(head + b"\0" * 64)
-    return make
-
-
-def folder(name: str) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        (d / name).mkdir()
-    return make
-
-
-def symlink(name: str, target: str) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        (d / name).symlink_to(d / target)
-    return make
-
-
-def chmod_000(name: str) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        if os.geteuid() == 0:
-            pytest.skip("root reads a chmod 000 file; the simulated cases cover it")
-        (d / name).chmod(0)
-    return make
-
-
-def access_denied(name: str) -> Maker:
-    """As root, make os.access report `name` unreadable (what chmod 000 does for other users)."""
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        target, real = str(d / name), os.access
-
-        def access(path: object, mode: int, **kw: object) -> bool:
-            if str(path) == target and mode & os.R_OK:
-                return False
-            return real(path, mode, **kw)  # type: ignore[arg-type]
-
-        mp.setattr(os, "access", access)
-    return make
-
-
-def open_denied(name: str) -> Maker:
-    """os.access says yes but open() fails (ACLs, NFS root squash, a race): still one line."""
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        target, real = str(d / name), builtins.open
-
-        def fake_open(file: object, *args: object, **kw: object) -> object:
-            if str(file) == target:
-                raise PermissionError(13, "Permission denied", target)
-            return real(file, *args, **kw)  # type: ignore[call-overload]
-
-        mp.setattr(builtins, "open", fake_open)
-    return make
-
-
-def both(*makers: Maker) -> Maker:
-    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
-        for m in makers:
-            m(d, mp)
-    return make
 
 
 def fixed_list(values: list[list[float] | None], value_type: pa.DataType | None = None
@@ -176,9 +79,7 @@ def _parquet_bytes(columns: dict[str, pa.Array]) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-# ---- argv -----------------------------------------------------------------------------------
-
-OUT = ("-o", "{d}/out.parquet")
+# ---- argv ---------------------------------------------------------------------------------------
 
 
 def aligned(a: str = "a.npy", p: str = "p.npy", n: str = "n.npy", *extra: str) -> tuple:
@@ -188,17 +89,6 @@ def aligned(a: str = "a.npy", p: str = "p.npy", n: str = "n.npy", *extra: str) -
 
 def indexed(x: str = "x.npy", t: str = "t.parquet", *extra: str) -> tuple:
     return ("compute", "--embeddings", f"{{d}}/{x}", "--triplets", f"{{d}}/{t}", *extra)
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    make: Maker | None
-    argv: tuple[str, ...]
-    code: int
-    pattern: str
-    stdin: bytes | None = None
-    xfail: str | None = None  # a known bug outside the files this suite may fix
 
 
 CASES = [
@@ -218,7 +108,8 @@ CASES = [
     Case("directory-named-npy", folder("d.npy"), aligned("a.npy", "d.npy", "n.npy", *OUT), 1,
          r"/d\.npy: is a directory"),
     # -- .npy files that are not what they claim
-    Case("truncated-npy", truncated("cut.npy"), aligned("cut.npy", "p.npy", "n.npy", *OUT), 1,
+    Case("truncated-npy", truncated("cut.npy", "a.npy"),
+         aligned("cut.npy", "p.npy", "n.npy", *OUT), 1,
          r"/cut\.npy: truncated: header promises 80 data bytes, found 73$"),
     Case("text-named-npy", raw("text.npy", b"anchor,positive\n1,2\n"),
          aligned("a.npy", "text.npy", "n.npy", *OUT), 1, r"/text\.npy: not a \.npy file"),
@@ -436,44 +327,11 @@ CASES = [
          r"--output - is not needed"),
 ]
 
+COMPUTE = Table("compute", _good_inputs, CASES)
+test_hostile_input = COMPUTE.test()
 
 
-
-
-
-@pytest.mark.parametrize(("case", "mode"), case_params(CASES))
-def test_hostile_input(case: Case, mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                       cli) -> None:
-    monkeypatch.chdir(tmp_path)
-    _good_inputs(tmp_path)
-    argv = [a.format(d=tmp_path) for a in case.argv]
-    output = Path(argv[argv.index("-o") + 1]) if "-o" in argv else None
-    if case.make is not None:
-        case.make(tmp_path, monkeypatch)
-    existed = output is not None and (output.exists() or output.is_symlink())
-    if mode == "sentinel" and output is not None and output.parent.is_dir() and not existed:
-        output.write_bytes(SENTINEL)
-    before = snapshot(tmp_path)
-
-    result = cli(*argv, input=case.stdin)
-    monkeypatch.undo()
-
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit), result.exception  # a crash also exits 1
-    assert result.exit_code == case.code, result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].strip(), result.stderr
-    assert lines[0].startswith("triplet-loss: error: "), lines[0]
-    assert re.search(case.pattern, lines[0]), lines[0]
-    if case.code == 1 and not case.id.startswith("output-"):
-        named = "<stdin>" if case.stdin is not None else str(tmp_path)
-        assert f"error: {named}" in lines[0], "a bad-input message starts with the file"
-    assert snapshot(tmp_path) == before, "a failed run must not create or change any file"
-    if output is not None and mode == "fresh" and not existed:
-        assert not output.exists()
-
-
-# ---- inputs that look odd but are fine --------------------------------------------------------
+# ---- inputs that look odd but are fine -------------------------------------------------------
 
 FINE = [
     ("int16", npy("i.npy", np.arange(ROWS * DIM, dtype=np.int16).reshape(ROWS, DIM)),
@@ -565,14 +423,20 @@ def test_atomic_path_success_replaces_target(tmp_path: Path) -> None:
     assert target.read_bytes() == b"new"
 
 
-def test_failed_run_after_writing_started_leaves_no_output(tmp_path: Path, cli) -> None:
-    """A NaN is found after the kernels ran, i.e. after --output's temp file was opened."""
+@pytest.mark.parametrize("existing", [None, SENTINEL], ids=["fresh", "sentinel"])
+def test_failed_run_after_writing_started_leaves_no_output(existing: bytes | None, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           cli) -> None:
+    """A NaN is found after the kernels ran, i.e. after --output's temp file was opened: in
+    every output format, no file appears, or the one there keeps its bytes."""
     _good_inputs(tmp_path)
-    spoil("a.npy", 4, 0, np.nan)(tmp_path, pytest.MonkeyPatch())
+    spoil("a.npy", 4, 0, np.nan)(tmp_path, monkeypatch)
     for suffix in (".parquet", ".csv", ".jsonl", ".npy"):
         out = tmp_path / f"out{suffix}"
+        if existing is not None:
+            out.write_bytes(existing)
         result = cli(*(a.format(d=tmp_path) for a in aligned()), "-o", out)
         assert result.exit_code == 1
         assert result.stderr.endswith("a.npy: row 4 contains NaN\n")
-        assert not out.exists()
+        assert out.read_bytes() == existing if existing is not None else not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]

@@ -32,8 +32,7 @@ import reference as R
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from triplet_cli import compute_loss, mine_triplets
-from triplet_cli.errors import InputError
+from triplet_cli import TripletLossError, compute_loss, mine_triplets
 
 # deadline=None: the first example of each kernel signature pays numba's JIT compile.
 # MINING_EXAMPLES=200 soaks it (default 8: about 20 s on 2 idle cores, kernels cached).
@@ -75,13 +74,13 @@ class Dist:
                     normalize_rows=normalize)
 
 
-# Every distance of SPEC section 2 with every eps placement that gives finite distances. Not
-# legacy-root for squared-euclidean / manhattan / chebyshev (test_kernels.py pins those bugs) nor
-# for p != 2 (a signed power: NaN for finite input).
+# Every distance of SPEC section 2 with every eps placement that gives finite distances: not
+# legacy-root for manhattan or p != 2 (a power of the signed difference: NaN for finite input),
+# nor for chebyshev (an infinite order: refused, test_kernels.py checks it).
 DISTS = [
     *(Dist(d, 2.0, pl) for d in ("euclidean", "squared-euclidean", "manhattan", "chebyshev")
       for pl in ("none", "difference", "root")),
-    Dist("euclidean", 2.0, "legacy-root"),
+    Dist("euclidean", 2.0, "legacy-root"), Dist("squared-euclidean", 2.0, "legacy-root"),
     Dist("euclidean", 2.0, "root", 1e-3),
     Dist("cosine"), Dist("cosine", eps=1e-3), Dist("dot"),
     *(Dist("minkowski", p, pl) for p in (1.5, 3.0) for pl in ("none", "difference", "root")),
@@ -521,8 +520,98 @@ def test_pinned_examples(pin: Pin, dtype: type) -> None:
     ([0, 0, 1, 1], r"4 labels for 3 embedding rows"),
 ])
 def test_sets_without_triplets_are_input_errors(labels, pattern: str) -> None:
-    with pytest.raises(InputError, match=pattern):
+    with pytest.raises(TripletLossError, match=pattern) as error:
         mine_triplets(line(0, 1, 3), np.array(labels))
+    assert error.value.exit_code == 1, "bad input (exit 1), not a usage error"
+
+
+# ---------------------------------------------------------------------------------------------
+# --margin-filter: pytorch-metric-learning's TripletMarginMiner over batch-all
+# ---------------------------------------------------------------------------------------------
+
+# Distances of every kind: p-norms with and without a root, a non-norm (cosine), a similarity
+# (dot: gap = ap_sim - an_sim, PML's is_inverted), and a shifted eps placement.
+FILTER_DISTS = [Dist(), Dist("squared-euclidean"), Dist("manhattan"), Dist("chebyshev"),
+                Dist("minkowski", 3.0), Dist("euclidean", placement="difference"),
+                Dist("cosine"), Dist("dot")]
+FILTER_MARGINS = (0.0, 0.05, 0.2, 1.0)  # 0: violating = hard; 0.05 and 0.2: PML's defaults
+
+
+@settings(MINING, max_examples=MINING.max_examples * 20)
+@given(data=labelled_sets(max_m=24), band=st.sampled_from(R.MARGIN_FILTERS[1:]),
+       margin=st.sampled_from(FILTER_MARGINS), dist=st.sampled_from(FILTER_DISTS),
+       normalize=st.booleans(), soft=st.booleans())
+def test_margin_filter_equals_reference(data, band, margin, dist, normalize, soft) -> None:
+    """strategy all + margin_filter keeps exactly reference.margin_band()'s triplets.
+
+    Against the numpy float64 reference: the same triplets, distances within TOL. Where numpy
+    and the kernels round a gap to opposite sides of 0 or of the margin (a gap within TOL of
+    it), the reference run on the library's own distances decides, bit for bit.
+    """
+    x, labels = data
+    result = mine_triplets(x, labels, threads=1, strategy="all", margin_filter=band,
+                           margin=margin, soft_margin=soft, **dist.api(normalize))
+    options = dict(strategy="all", margin=margin, soft=soft, margin_filter=band)
+    d_ref = R.distance_matrix(x, **dist.ref(normalize))
+    ref = R.brute_force_mine(x, labels, **options, D=d_ref)
+    d_lib = library_distances(x, dist, normalize)
+    lib = R.brute_force_mine(x, labels, **options, D=d_lib)
+    assert_identical(result, lib)
+    assert result.summary["params"]["margin_filter"] == band
+
+    scale = max(1.0, float(np.abs(d_ref).max()))
+    np.testing.assert_allclose(d_lib, d_ref, rtol=TOL, atol=TOL * scale)
+    if ref[0].shape == lib[0].shape and np.array_equal(ref[0], lib[0]):
+        event(f"{band}: exact triplets against numpy")
+    else:  # the sets differ only by triplets whose gap numpy puts within TOL of a boundary
+        every = R.brute_force_mine(x, labels, strategy="all", D=d_ref)
+        gap = every[2] - every[1]
+        kept_ref = set(map(tuple, ref[0].tolist()))
+        kept_lib = set(map(tuple, lib[0].tolist()))
+        moved = np.array([tuple(t) in kept_ref ^ kept_lib for t in every[0].tolist()])
+        edge = np.minimum(np.abs(gap), np.abs(gap - margin))[moved]
+        assert np.all(edge <= TOL * scale), (band, margin, edge.max())
+        event(f"{band}: a gap rounded across a boundary; library distances decide")
+        return
+    np.testing.assert_array_equal(result.triplets, ref[0])
+    np.testing.assert_allclose(result.d_ap, ref[1], rtol=TOL, atol=TOL * scale)
+    np.testing.assert_allclose(result.d_an, ref[2], rtol=TOL, atol=TOL * scale)
+    np.testing.assert_allclose(result.loss, ref[3], rtol=TOL, atol=TOL * scale)
+
+
+# Rows on a line: anchor 0 (class 0) with positive 1 at d 1 has negatives 2, 3, 4 at d 1, 2, 3:
+# gaps exactly 0, 1 and 2, so margin 1 puts one on each boundary and one beyond.
+BOUNDARY_X, BOUNDARY_Y = line(0, 1, 1, 2, 3), np.array([0, 0, 1, 1, 1])
+
+
+@pytest.mark.parametrize(("band", "negatives"), [
+    ("violating", [2, 3]), ("hard", [2]), ("semi-hard", [3]), ("easy", [4]), ("any", [2, 3, 4])])
+@pytest.mark.parametrize("distance", ["euclidean", "squared-euclidean", "manhattan"])
+def test_margin_filter_boundaries(band: str, negatives: list, distance: str) -> None:
+    """gap = 0 is hard, not semi-hard; gap = margin is violating, not easy (ties exact)."""
+    margin = 3.0 if distance == "squared-euclidean" else 1.0  # d 1, 4, 9: gaps 0, 3, 8
+    r = mine_triplets(BOUNDARY_X, BOUNDARY_Y, strategy="all", margin=margin, margin_filter=band,
+                      distance=distance)
+    first = r.triplets[(r.triplets[:, 0] == 0) & (r.triplets[:, 1] == 1)]
+    assert first[:, 2].tolist() == negatives
+    expected = R.brute_force_mine(BOUNDARY_X, BOUNDARY_Y, "all", distance=distance,
+                                  margin=margin, margin_filter=band)
+    assert_identical(r, expected)
+
+
+def test_margin_filter_bands_partition_batch_all() -> None:
+    """violating = hard + semi-hard, and violating + easy = every triplet, in the same order."""
+    x, labels = build(30, 6, np.float32, "integers", 4, 5)
+    for margin in (0.5, 2.0):
+        every = mine_triplets(x, labels, strategy="all", margin=margin).triplets
+        got = {band: mine_triplets(x, labels, strategy="all", margin=margin,
+                                   margin_filter=band).triplets for band in R.MARGIN_FILTERS}
+        assert len(every) == len(got["any"]) and np.array_equal(every, got["any"])
+        for parts, whole in ((("hard", "semi-hard"), "violating"), (("violating", "easy"), "any")):
+            union = np.concatenate([got[b] for b in parts])
+            order = np.lexsort(union.T[::-1])
+            np.testing.assert_array_equal(union[order], got[whole])
+            assert all(len(got[b]) for b in parts), (margin, parts)  # no empty band here
 
 
 # ---------------------------------------------------------------------------------------------

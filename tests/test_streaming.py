@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from triplet_cli import api, compute_loss, reductions
+from triplet_cli import compute, compute_loss, reductions
 from triplet_cli.errors import InputError
 
 N, D = 1_000, 7
@@ -32,7 +32,7 @@ def arrays() -> dict[str, np.ndarray]:
 @pytest.fixture
 def small_blocks(monkeypatch) -> None:
     """Blocks of 97 rows (a prime: block edges never align with parquet row groups)."""
-    monkeypatch.setattr(api, "BLOCK_ROWS", 97)
+    monkeypatch.setattr(compute, "BLOCK_ROWS", 97)
 
 
 def _write_inputs(tmp_path, arrays, layout: str) -> dict[str, str]:
@@ -107,11 +107,11 @@ def test_nan_in_a_later_parquet_block_names_the_global_row(tmp_path, arrays,
 def test_sampled_quantiles_do_not_depend_on_block_size(arrays, monkeypatch) -> None:
     results = []
     for rows in (97, 333, 1 << 20):
-        monkeypatch.setattr(api, "BLOCK_ROWS", rows)
+        monkeypatch.setattr(compute, "BLOCK_ROWS", rows)
         stats = reductions.TripletStats(margin=1.0, sample_size=100)
-        job = api.prepare_compute(**arrays)
+        job = compute.prepare_compute(**arrays)
         for block in job.blocks():
-            stats.add(block.start, block.d_ap, block.d_an, block.loss)
+            stats.add(block.d_ap, block.d_an, block.loss)
         results.append((stats.summary("mean")["d_ap"], stats.summary("mean")["quantiles"]))
     (first, how), *others = results
     assert how == "sample of 100"

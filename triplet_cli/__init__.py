@@ -13,12 +13,12 @@ __version__ = "0.1.0"
 __all__ = ["ComputeResult", "MineResult", "TripletLossError", "compute_loss", "mine_triplets"]
 
 if TYPE_CHECKING:
-    from .api import ComputeResult, compute_loss
+    from .compute import ComputeResult, compute_loss
     from .errors import TripletLossError
-    from .mining_api import MineResult, mine_triplets
+    from .mine import MineResult, mine_triplets
 
-_HOMES = {"compute_loss": "api", "ComputeResult": "api", "mine_triplets": "mining_api",
-          "MineResult": "mining_api", "TripletLossError": "errors"}
+_HOMES = {"compute_loss": "compute", "ComputeResult": "compute", "mine_triplets": "mine",
+          "MineResult": "mine", "TripletLossError": "errors"}
 
 
 def __getattr__(name: str) -> Any:

@@ -32,6 +32,7 @@ from .params import (
     Reduction,
     SemiHardThreshold,
     Strategy,
+    help_text,
 )
 
 PROG = "triplet-loss"
@@ -71,7 +72,7 @@ class _OneLineErrors(TyperGroup):
         return name, command, rest
 
 
-# -- start-up: Typer's coercion without pydantic (issue 8, item 7) -------------------------------
+# -- start-up: Typer's coercion without pydantic ---------------------------------------------
 # Typer 0.29 coerces every option, given or not, through a pydantic TypeAdapter it builds on
 # each run: importing pydantic and building 26 adapters took 0.06-0.1 s of a 0.6 s `compute`.
 # Values of the types our options use (str, int, float, str-Enum) are coerced here as Typer
@@ -204,28 +205,27 @@ PresetOpt = Annotated[str | None, typer.Option(
     "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`).",
     show_default=False)]
 DistanceOpt = Annotated[Distance | None, typer.Option(
-    "--distance", help="Distance d(x, y). (default: euclidean)", rich_help_panel=_DIST,
+    "--distance", help=help_text("distance"), rich_help_panel=_DIST,
     show_default=False)]
 POpt = Annotated[float | None, typer.Option(
-    "--p", help="p of the minkowski distance (>= 1); alone it selects minkowski. (default: 2)",
+    "--p", help=help_text("p"),
     rich_help_panel=_DIST, show_default=False)]
 EpsOpt = Annotated[float | None, typer.Option(
-    "--eps", help="Stabiliser: cosine's norm floor, or where --eps-placement puts it. "
-    "(default: 1e-6)", rich_help_panel=_DIST, show_default=False)]
+    "--eps", help=help_text("eps"), rich_help_panel=_DIST, show_default=False)]
 EpsPlacementOpt = Annotated[EpsPlacement | None, typer.Option(
-    "--eps-placement", help="none (ours), difference (PyTorch), root (MLX), legacy-root "
-    "(MLX <= 0.31). (default: none)", rich_help_panel=_DIST, show_default=False)]
+    "--eps-placement", help=help_text("eps_placement"), rich_help_panel=_DIST,
+    show_default=False)]
 NormalizeOpt = Annotated[bool | None, typer.Option(
-    "--normalize/--no-normalize", help="L2-normalise rows first. (default: no)",
+    "--normalize/--no-normalize", help=help_text("normalize"),
     rich_help_panel=_DIST, show_default=False)]
 MarginOpt = Annotated[float | None, typer.Option(
-    "--margin", help="Margin (>= 0). (default: 1.0; 0 with --soft-margin)",
+    "--margin", help=help_text("margin"),
     rich_help_panel=_LOSS, show_default=False)]
 SoftOpt = Annotated[bool | None, typer.Option(
-    "--soft-margin/--hard-margin", help="softplus(d_ap - d_an + margin) instead of the hinge. "
-    "(default: hinge)", rich_help_panel=_LOSS, show_default=False)]
+    "--soft-margin/--hard-margin", help=help_text("soft_margin"), rich_help_panel=_LOSS,
+    show_default=False)]
 ReductionOpt = Annotated[Reduction | None, typer.Option(
-    "--reduction", help="Headline loss: mean, sum, none or mean-nonzero. (default: mean)",
+    "--reduction", help=help_text("reduction"),
     rich_help_panel=_LOSS, show_default=False)]
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Write per-triplet rows to .parquet, .csv, .jsonl or .npy "
@@ -247,7 +247,6 @@ ColumnOpt = Annotated[str | None, typer.Option(
     "--column", help="Embedding column of .parquet/.arrow inputs (auto when there is one).",
     show_default=False)]
 
-# -- distributed (issue #5) ----------------------------------------------------------------------
 _DASK = "Distributed"
 SchedulerOpt = Annotated[str | None, typer.Option(
     "--scheduler", help="Run the blocks on a Dask cluster: its scheduler (tcp://host:8786), or "
@@ -257,11 +256,6 @@ SchedulerOpt = Annotated[str | None, typer.Option(
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=1, help="Worker processes of --scheduler local, 1 thread each. "
     "(default: one per core)", rich_help_panel=_DASK, show_default=False)]
-# -- end distributed ----------------------------------------------------------------------------
-
-
-def _enum_values(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in options.items()}
 
 
 @app.command()
@@ -290,12 +284,12 @@ def compute(
     margin: MarginOpt = None,
     soft_margin: SoftOpt = None,
     swap: Annotated[bool | None, typer.Option(
-        "--swap/--no-swap", help="d(a,n) := min(d(a,n), d(p,n)) (PyTorch). (default: no)",
+        "--swap/--no-swap", help=help_text("swap"),
         rich_help_panel=_LOSS, show_default=False)] = None,
     reduction: ReductionOpt = None,
     pair_reduction: Annotated[PairReduction | None, typer.Option(
-        "--pair-reduction", help="With k candidates: sum or mean over the k_p x k_n pairs. "
-        "(default: sum)", rich_help_panel=_LOSS, show_default=False)] = None,
+        "--pair-reduction", help=help_text("pair_reduction"), rich_help_panel=_LOSS,
+        show_default=False)] = None,
     output: OutputOpt = None,
     format: FormatOpt = Format.table,
     top: TopOpt = 10,
@@ -303,23 +297,23 @@ def compute(
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
-    scheduler: SchedulerOpt = None,  # distributed (issue #5)
+    scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
     """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
-    from .commands import run_compute
+    from .compute import prepare_compute
+    from .console import Run, run
 
-    options = _enum_values(dict(
-        distance=distance, p=p, eps=eps, eps_placement=eps_placement, normalize=normalize,
-        margin=margin, soft_margin=soft_margin, swap=swap, reduction=reduction,
-        pair_reduction=pair_reduction))
+    inputs = dict(anchors=anchors, positives=positives, negatives=negatives,
+                  embeddings=embeddings, triplets=triplets)
+    options = dict(distance=distance, p=p, eps=eps, eps_placement=eps_placement,
+                   normalize=normalize, margin=margin, soft_margin=soft_margin, swap=swap,
+                   reduction=reduction, pair_reduction=pair_reduction)
     with _errors_to_exit():
-        code = run_compute(
-            inputs=dict(anchors=anchors, positives=positives, negatives=negatives,
-                        embeddings=embeddings, triplets=triplets),
-            column=column, preset=preset, options=options, output=output, fmt=format.value,
-            top=top, fail_above=fail_above, threads=threads, quiet=quiet, verbose=verbose,
-            scheduler=scheduler, workers=workers)
+        code = run(lambda: prepare_compute(**inputs, preset=preset, column=column, **options),
+                   [p for p in inputs.values() if p],
+                   Run(output, format.value, top, fail_above, threads, quiet, verbose,
+                       scheduler, workers))
     raise typer.Exit(code)
 
 
@@ -337,36 +331,31 @@ def mine(
         "or the only integer/string column)", show_default=False)] = None,
     preset: PresetOpt = None,
     strategy: Annotated[Strategy | None, typer.Option(
-        "--strategy", help="Negatives per (anchor, positive): semi-hard, hard (closest), easy "
-        "(farthest), all. (default: semi-hard)", rich_help_panel=_MINE,
+        "--strategy", help=help_text("strategy"), rich_help_panel=_MINE,
         show_default=False)] = None,
     positive_strategy: Annotated[PositiveStrategy | None, typer.Option(
-        "--positive-strategy", help="Positives per anchor: all, hard (farthest), easy "
-        "(closest). (default: all)", rich_help_panel=_MINE, show_default=False)] = None,
+        "--positive-strategy", help=help_text("positive_strategy"), rich_help_panel=_MINE,
+        show_default=False)] = None,
     semi_hard_fallback: Annotated[Fallback | None, typer.Option(
-        "--semi-hard-fallback", help="No negative farther than the positive: easiest (the "
-        "farthest negative, as TF) or skip. (default: easiest)", rich_help_panel=_MINE,
+        "--semi-hard-fallback", help=help_text("semi_hard_fallback"), rich_help_panel=_MINE,
         show_default=False)] = None,
     semi_hard_threshold: Annotated[SemiHardThreshold | None, typer.Option(
-        "--semi-hard-threshold", help="Semi-hard negatives lie beyond the paired positive "
-        "(FaceNet, TF Addons) or the anchor's hardest positive (TF Similarity). "
-        "(default: positive)", rich_help_panel=_MINE, show_default=False)] = None,
-    margin_filter: Annotated[MarginFilter | None, typer.Option(
-        "--margin-filter", help="Keep triplets by d_an - d_ap: violating (<= margin), hard "
-        "(<= 0), semi-hard (0 < gap <= margin), easy (> margin): pytorch-metric-learning's "
-        "TripletMarginMiner types all/hard/semihard/easy. (default: any)",
+        "--semi-hard-threshold", help=help_text("semi_hard_threshold"),
         rich_help_panel=_MINE, show_default=False)] = None,
+    margin_filter: Annotated[MarginFilter | None, typer.Option(
+        "--margin-filter", help=help_text("margin_filter"), rich_help_panel=_MINE,
+        show_default=False)] = None,
     per_anchor: Annotated[int | None, typer.Option(
-        "--per-anchor", help="Up to K negatives per (anchor, positive), in the strategy's "
-        "order. (default: 1)", rich_help_panel=_MINE, show_default=False)] = None,
+        "--per-anchor", help=help_text("per_anchor"), rich_help_panel=_MINE,
+        show_default=False)] = None,
     active_only: Annotated[bool | None, typer.Option(
-        "--active-only/--all-triplets", help="Keep only triplets with loss > 0. (default: all)",
+        "--active-only/--all-triplets", help=help_text("active_only"),
         rich_help_panel=_MINE, show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Mine inside random mini-batches of B rows (online mining). "
-        "(default: the whole file)", rich_help_panel=_MINE, show_default=False)] = None,
+        "--batch-size", help=help_text("batch_size"), rich_help_panel=_MINE,
+        show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(
-        "--seed", help="Seed of the mini-batch shuffle. (default: 0)", rich_help_panel=_MINE,
+        "--seed", help=help_text("seed"), rich_help_panel=_MINE,
         show_default=False)] = None,
     distance: DistanceOpt = None,
     p: POpt = None,
@@ -383,7 +372,7 @@ def mine(
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
     verbose: VerboseOpt = False,
-    scheduler: SchedulerOpt = None,  # distributed (issue #5)
+    scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
 ) -> None:
     """Mine triplets from labelled embeddings in blocks (memory never grows as m x m).
@@ -391,22 +380,22 @@ def mine(
     Rows anchor, positive, negative, d_ap, d_an, loss go to --output (.parquet, .csv, .jsonl;
     .npy holds the (t, 3) int64 indices) or to stdout with --format jsonl/csv.
     """
-    from .commands import run_mine
+    from .console import Run, run
+    from .mine import prepare_mine
 
-    options = _enum_values(dict(
+    options = dict(
         strategy=strategy, positive_strategy=positive_strategy,
         semi_hard_fallback=semi_hard_fallback, semi_hard_threshold=semi_hard_threshold,
-        margin_filter=margin_filter,
-        per_anchor=per_anchor, active_only=active_only,
+        margin_filter=margin_filter, per_anchor=per_anchor, active_only=active_only,
         batch_size=batch_size, seed=seed, distance=distance, p=p, eps=eps,
         eps_placement=eps_placement, normalize=normalize, margin=margin, soft_margin=soft_margin,
-        reduction=reduction))
+        reduction=reduction)
     with _errors_to_exit():
-        code = run_mine(embeddings=embeddings, labels=labels, column=column,
-                        label_column=label_column, preset=preset, options=options,
-                        output=output, fmt=format.value, top=top, fail_above=fail_above,
-                        threads=threads, quiet=quiet, verbose=verbose,
-                        scheduler=scheduler, workers=workers)
+        code = run(lambda: prepare_mine(embeddings, labels, preset=preset, column=column,
+                                        label_column=label_column, **options),
+                   [p for p in (embeddings, labels) if p],
+                   Run(output, format.value, top, fail_above, threads, quiet, verbose,
+                       scheduler, workers))
     raise typer.Exit(code)
 
 
@@ -415,7 +404,7 @@ def presets(
     format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
 ) -> None:
     """List the presets and the settings each one implies."""
-    from .commands import print_presets
+    from .report import print_presets
 
     print_presets(format.value)
 

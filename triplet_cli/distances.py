@@ -17,9 +17,8 @@ import numpy as np
 
 from ._jit import jit
 
-# Distance codes: the order of params.Distance.
+# Distance codes and eps placements (DISTANCE_CODES and PLACEMENT_CODES name them).
 EUCLIDEAN, SQUARED_EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, DOT = range(7)
-# Eps placements: the order of params.EpsPlacement.
 EPS_NONE, EPS_DIFFERENCE, EPS_ROOT, EPS_LEGACY_ROOT = range(4)
 
 
@@ -229,16 +228,87 @@ def square_family(code: int, p: float, placement: int) -> bool:
     return code not in (COSINE, DOT) and sums_squares.py_func(code, p, placement)
 
 
+# ---- ranking by one matrix product (mining) ---------------------------------------------------
+# Per distance: how a block's ranking values come from G = X[block] @ X.T and the row norms
+# (rank_kind, fill_ranks), and a bound on their error (rank_error); the other distances and
+# placements are computed directly (RANK_DIRECT). Decisions are then taken on exact distances.
+# How a block's ranking values are stored.
+RANK_SQUARED, RANK_COSINE, RANK_DOT, RANK_DIRECT = range(4)
+# Unit roundoff of the matrix product's input dtype, for the expansion's error bound.
+_ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
+
+
+def rank_kind(code: int, placement: int) -> int:
+    """Which matrix-product expansion ranks this distance (RANK_DIRECT: none, compute it)."""
+    if placement != 0:
+        return RANK_DIRECT
+    return {EUCLIDEAN: RANK_SQUARED, SQUARED_EUCLIDEAN: RANK_SQUARED, COSINE: RANK_COSINE,
+            DOT: RANK_DOT}.get(code, RANK_DIRECT)
+
+
+@jit
+def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, norms: np.ndarray, i: int,
+                eps: float) -> None:
+    """Ranking values of anchor i against every row from its matrix-product row g (one
+    branch-free loop per kind, so it vectorises)."""
+    m = r.shape[0]
+    ni = norms[i]
+    if kind == RANK_SQUARED:
+        for k in range(m):
+            r[k] = ni * ni + norms[k] * norms[k] - 2.0 * np.float64(g[k])
+    elif kind == RANK_COSINE:
+        di = max(ni, eps)
+        for k in range(m):
+            r[k] = 1.0 - np.float64(g[k]) / (di * max(norms[k], eps))
+    elif kind == RANK_DOT:
+        for k in range(m):
+            r[k] = -np.float64(g[k])
+    else:
+        for k in range(m):
+            r[k] = g[k]
+
+
+def rank_error(kind: int, norms: np.ndarray, start: int, stop: int, x: np.ndarray
+                     ) -> np.ndarray:
+    """A bound on |approx - exact| ranking value per anchor (twice the classic gamma_d bound).
+
+    |fl(x.y) - x.y| <= gamma_d |x||y| with gamma_d = d u / (1 - d u) for any summation order.
+    """
+    d = x.shape[1]
+    u = _ROUNDOFF[x.dtype]
+    gamma = 2.0 * d * u / (1.0 - d * u)
+    top = float(norms.max()) if norms.size else 0.0
+    ni = norms[start:stop]
+    if kind == RANK_SQUARED:
+        return 2.0 * gamma * (ni * ni + top * top) + 8 * u * (ni * ni + top * top)
+    if kind == RANK_COSINE:
+        return np.full(stop - start, 2.0 * gamma + 16 * u)
+    return 2.0 * gamma * ni * top
+
+
+
+# The kernels' integer codes for the CLI spellings of params.Distance and params.EpsPlacement.
+DISTANCE_CODES = {"euclidean": EUCLIDEAN, "squared-euclidean": SQUARED_EUCLIDEAN,
+                  "cosine": COSINE, "manhattan": MANHATTAN, "chebyshev": CHEBYSHEV,
+                  "minkowski": MINKOWSKI, "dot": DOT}
+PLACEMENT_CODES = {"none": EPS_NONE, "difference": EPS_DIFFERENCE, "root": EPS_ROOT,
+                   "legacy-root": EPS_LEGACY_ROOT}
+
+
 def kernel_code(distance_name: str, p: float) -> int:
     """The code a kernel runs: minkowski with p = 1, 2 or inf takes the faster exact path."""
-    from .params import Distance
-
-    d = Distance(distance_name)
-    if d is Distance.minkowski:
+    if distance_name == "minkowski":
         if p == 1.0:
             return MANHATTAN
         if p == 2.0:
             return EUCLIDEAN
         if math.isinf(p):
             return CHEBYSHEV
-    return d.code
+    return DISTANCE_CODES[distance_name]
+
+
+def kernel_args(distance_name: str, p: float, eps: float, placement: str
+                ) -> tuple[int, float, float, int]:
+    """(code, p, eps, placement code): the distance arguments every kernel takes. `p` is the
+    distance's own order (params.DistanceParams.norm_p)."""
+    return kernel_code(distance_name, p), p, eps, PLACEMENT_CODES[placement]

@@ -1,24 +1,24 @@
-"""`mine` and `compute` on a Dask cluster (`--scheduler`): the optional extra triplet-loss[dask].
+"""A Dask executor for any job (`--scheduler`): the optional extra triplet-loss[dask].
 
 Nothing else in the package imports this module's Dask side: `import triplet_cli` and every run
-without --scheduler stay free of dask (it is imported inside `connect`).
+without --scheduler stay free of dask (it is imported inside `connect`). It knows the job seam
+(jobs.py), not what a job computes.
 
-How a run is shaped (issue #5):
-- Tasks. One per block of anchor rows (`MineSet.ranges`, each task calls `mine_range`), one per
-  group of mini-batches (--batch-size), or one per block of triplet rows (compute). Blocks have
-  the single-process boundaries, so every writer sees the same `write` calls.
-- Data. The embedding matrix reaches each worker once: by path when it is a .npy file the client
-  memory-mapped unchanged (workers map it from shared storage; its SHA-256 is checked on each
-  worker), otherwise sent once by the client. Sent data (the matrix, labels, class tables) is
-  held by a task, not scattered: the scheduler keeps that task, so data lost with a worker is
-  sent again. Scattered data is gone for good once its last holder dies, and Dask's active
-  memory manager trims broadcast copies down to one: with `client.scatter(broadcast=True)`, a
-  loop killing 1 of 2 workers mid-run failed within a few runs ("cancelled: already
-  forgotten"); with held data, 18 of 18 passed. Per-block data of `compute` (triplet rows,
-  aligned inputs) travels inside its task.
+How a run is shaped:
+- Tasks. One per unit of the job (`job.units()`, each task calls `job.run(unit)`), so blocks
+  have the single-process boundaries and every writer sees the same `write` calls.
+- Data. The job's shared inputs (`job.shared()`: the embedding matrix) reach each worker once: by
+  path when it is a .npy file the client memory-mapped unchanged (workers map it from shared
+  storage; its SHA-256 is checked on each worker), otherwise sent once by the client, as is the
+  job without them. Sent data is held by a task, not scattered: the scheduler keeps that task,
+  so data lost with a worker is sent again. Scattered data is gone for good once its last holder
+  dies, and Dask's active memory manager trims broadcast copies down to one: with
+  `client.scatter(broadcast=True)`, a loop killing 1 of 2 workers mid-run failed within a few
+  runs ("cancelled: already forgotten"); with held data, 18 of 18 passed. Units travel inside
+  their tasks (row blocks of aligned inputs, triplet rows, anchor ranges).
 - Order. At most `window` tasks are in flight beyond the oldest block not yet handed on; results
-  arrive in any order (`as_completed`) and wait in a reorder buffer, so blocks leave in block
-  order and client memory holds at most `window` blocks.
+  arrive in any order (`as_completed`) and wait in a reorder buffer, so blocks leave in order
+  and client memory holds at most `window` blocks.
 - Failures. Each task has `retries=RETRIES`; a task lost with its worker is rerun elsewhere by the
   scheduler. A user error (TripletLossError, e.g. a NaN row found by a compute block) comes back
   as a value, is not retried, and is raised as itself; anything else is one SchedulerError line.
@@ -42,7 +42,7 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
@@ -54,16 +54,13 @@ from .errors import InputError, TripletLossError, UsageError
 if TYPE_CHECKING:
     from distributed import Client
 
-    from .api import Block, ComputeJob
-    from .mining_api import KernelPlan, MineBlock, MineJob, MineSet
+    from .jobs import Block, Job
 
 LOCAL = "local"
 CONNECT_TIMEOUT = 10.0  # seconds to reach --scheduler, and again for its first worker
 RETRIES = 2
-TASK_ROWS = 65_536  # mini-batch rows per task, fewer when that leaves workers idle
 INSTALL = "pip install 'triplet-loss[dask]'"
 TRANSFERS = ("auto", "path", "send")
-ROLES = ("anchors", "positives", "negatives")
 
 
 class SchedulerError(TripletLossError):
@@ -227,15 +224,14 @@ def _identify(scheduler: str, timeout: float, where: str) -> None:
                              "scheduler)", where)
 
 
-def cluster_blocks(command: str, job: Any, scheduler: str | None, workers: int | None, *,
-                   threads: int | None = None, verbose: bool = False) -> Iterator[Any]:
+def cluster_blocks(job: Job, scheduler: str | None, workers: int | None, *,
+                   threads: int | None = None, verbose: bool = False) -> Iterator[Block]:
     """The CLI's entry: flags checked now, then (lazily) connect and yield the job's blocks."""
     check_flags(scheduler, workers)
 
-    def blocks() -> Iterator[Any]:
+    def blocks() -> Iterator[Block]:
         with connect(scheduler, workers, quiet=not verbose) as cluster:
-            run = cluster.mine_blocks if command == "mine" else cluster.compute_blocks
-            yield from run(job, threads=threads, verbose=verbose)
+            yield from cluster.blocks(job, threads=threads, verbose=verbose)
 
     return blocks()
 
@@ -299,6 +295,7 @@ class NpyFile:
 _LOADED: dict[NpyFile, np.ndarray] = {}
 _LOADED_LOCK = threading.Lock()
 _KERNEL_LOCK = threading.Lock()
+_JOBS: dict[str, Any] = {}  # run -> its job with shared inputs, on this worker (under the lock)
 
 
 def _worker_name() -> str:
@@ -359,50 +356,18 @@ def _held(data: Any) -> Any:
     return data
 
 
-def _mine_range_task(data: MineSet, x: np.ndarray | NpyFile, plan: KernelPlan, start: int,
-                     stop: int, threads: Threads) -> MineBlock | _Failed:
-    """Anchors start..stop of the whole file (`data` is the MineSet without its rows `x`)."""
-    from .mining_api import mine_range
-
-    try:
-        data = replace(data, x=_matrix(x))
-        with _kernel_slot(threads):
-            return mine_range(data, plan, start, stop)
-    except TripletLossError as e:
-        return _Failed(e)
-
-
-def _mine_batches_task(x: np.ndarray | NpyFile, codes: np.ndarray, plan: KernelPlan,
-                       batches: list[np.ndarray], ranges: list[list[tuple[int, int]]],
-                       threads: Threads) -> list[MineBlock] | _Failed:
-    """Mini-batches mined as MineJob.blocks mines them, in the blocks the client chose."""
-    from .mining_api import MineSet, mine_range
-
-    try:
-        x = _matrix(x)
-        out = []
-        with _kernel_slot(threads):
-            for rows, spans in zip(batches, ranges, strict=True):
-                data = MineSet.build(x[rows], codes[rows], plan)
-                for start, stop in spans:
-                    block = mine_range(data, plan, start, stop)
-                    block.triplets = rows[block.triplets]
-                    out.append(block)
-        return out
-    except TripletLossError as e:
-        return _Failed(e)
-
-
-def _compute_task(job: ComputeJob, x: np.ndarray | NpyFile | None, triplets: np.ndarray | None,
-                  inputs: list[np.ndarray] | None, candidates: bool, start: int,
-                  threads: Threads) -> Block | _Failed:
-    """One block of ComputeJob.blocks (rows start..start+n, of the indexed `triplets` or of the
-    aligned `inputs`), kept in step with it by the tests; `job` is the slim copy of `_slim`."""
-    part = dict(zip(ROLES, inputs, strict=True)) if inputs is not None else {}
+def _run_unit(run: str, job: Job, shared: dict[str, np.ndarray | NpyFile], unit: Any,
+              threads: Threads) -> Block | _Failed:
+    """One unit of a job; the job is rebuilt with its shared inputs once per worker and run."""
     try:
         with _kernel_slot(threads):
-            return job.compute_block(start, part, triplets,
-                                     _matrix(x) if triplets is not None else None, candidates)
+            here = _JOBS.get(run)
+            if here is None:
+                here = job.with_shared({k: _matrix(v) for k, v in shared.items()})
+                _JOBS[run] = here
+                while len(_JOBS) > 2:  # this run's job and perhaps the previous run's
+                    _JOBS.pop(next(iter(_JOBS)))
+            return here.run(unit)
     except TripletLossError as e:
         return _Failed(e)
 
@@ -435,87 +400,22 @@ class Cluster:
     window: int | None = None
     notes: list[str] = field(default_factory=list)
 
-    # ---- mine ----------------------------------------------------------------------------------
-
-    def mine_blocks(self, job: MineJob, *, threads: int | None = None,
-                    block_rows: int | None = None, transfer: str = "auto",
-                    verbose: bool = False) -> Iterator[MineBlock]:
-        """job.blocks(block_rows), computed on the workers: the same blocks, in the same order,
-        with the same anchors_without_positive/negative counts left on `job`."""
-        from .mining_api import MineSet
-
-        plan = job.plan()
-        batches = list(job.batches())
-        m = job.x.shape[0]
-        job.anchors_without_positive = job.anchors_without_negative = 0
-        source, share = self._setup(job.x, transfer, threads)
-        self._note(verbose, "mine", source)
-        produced = 0
-        if len(batches) == 1 and batches[0].size == m:  # the whole file, as MineJob.blocks
-            data = MineSet.build(job.x, job.codes[batches[0]], plan)
-            job.anchors_without_positive = data.without_positive
-            job.anchors_without_negative = data.without_negative
-            x = self._send(source, "embeddings")
-            classes = self._send(replace(data, x=job.x[:0]), "classes")
-            tasks = ((f"mine-{a}-{b}", _mine_range_task, (classes, x, plan, a, b, share))
-                     for a, b in data.ranges(block_rows))
-            for block in self._in_order(tasks):
-                block.start = produced
-                produced += len(block)
-                yield block
-            return
-        x = self._send(source, "embeddings")
-        codes = self._send(job.codes, "labels")
-        per_task = max(1, min(TASK_ROWS // batches[0].size,
-                              -(-len(batches) // (4 * self._slots()))))
-
-        def tasks() -> Iterator[Task]:
-            """Groups of batches; their blocks are chosen here, so that the client's budgets
-            (not a worker's copy of them) decide the block boundaries, as in one process."""
-            for i in range(0, len(batches), per_task):
-                group, ranges = batches[i:i + per_task], []
-                for rows in group:
-                    data = MineSet.build(job.x[rows], job.codes[rows], plan)
-                    job.anchors_without_positive += data.without_positive
-                    job.anchors_without_negative += data.without_negative
-                    ranges.append(data.ranges(block_rows))
-                yield (f"mine-batches-{i}", _mine_batches_task,
-                       (x, codes, plan, group, ranges, share))
-
-        for blocks in self._in_order(tasks()):
-            for block in blocks:
-                block.start = produced
-                produced += len(block)
-                yield block
-
-    # ---- compute -------------------------------------------------------------------------------
-
-    def compute_blocks(self, job: ComputeJob, *, threads: int | None = None,
-                       block_rows: int | None = None, transfer: str = "auto",
-                       verbose: bool = False) -> Iterator[Block]:
-        """job.blocks(block_rows), computed on the workers, in order. Indexed triplets: the
-        embeddings reach workers once (by path or sent); aligned inputs: each block's rows are
-        read here and travel inside its task."""
-        rows = block_rows or job.block_rows()
-        candidates = job.candidates
-        slim = _slim(job)
-        if job.triplets is not None:
-            source, share = self._setup(job.arrays["embeddings"], transfer, threads)
-            self._note(verbose, "compute", source)
-            x = self._send(source, "embeddings")
-            triplets = job._triplet_blocks(rows)  # streamed from parquet/Arrow, range-checked
-            tasks: Iterable[Task] = (
-                (f"compute-{s}", _compute_task,
-                 (slim, x, next(triplets), None, candidates, s, share))
-                for s in range(0, job.count, rows))
-        else:
+    def blocks(self, job: Job, *, threads: int | None = None, transfer: str = "auto",
+               verbose: bool = False) -> Iterator[Block]:
+        """job.blocks(), run on the workers: the same blocks in the same order."""
+        shared = job.shared()
+        sources: dict[str, Any] = {}
+        share = None
+        for name, x in shared.items():
+            sources[name], share = self._setup(x, transfer, threads)
+        if share is None:
             _, share = self._setup(None, "send", threads)
-            self._note(verbose, "compute", None)
-            parts = job._input_blocks(rows)
-            tasks = ((f"compute-{s}", _compute_task,
-                      (slim, None, None, list(next(parts).values()), candidates, s, share))
-                     for s in range(0, job.count, rows))
-        yield from self._in_order(tasks)
+        self._note(verbose, job.title.split()[-1], next(iter(sources.values()), None))
+        refs = {name: self._send(source, name) for name, source in sources.items()}
+        run = uuid.uuid4().hex[:12]
+        slim = self._send(job.without_shared(), "job")
+        yield from self._in_order((f"unit-{i}", _run_unit, (run, slim, refs, unit, share))
+                                  for i, unit in enumerate(job.units()))
 
     # ---- machinery -----------------------------------------------------------------------------
 
@@ -625,10 +525,3 @@ class Cluster:
             if position:
                 with contextlib.suppress(Exception):
                     self.client.cancel(list(position), force=True)
-
-
-def _slim(job: ComputeJob) -> ComputeJob:
-    """What a compute task needs of its job: settings, names and input ranks, not the arrays."""
-    return replace(job, arrays={},
-                   triplets=None if job.triplets is None else np.empty((0, 3), np.int64),
-                   loaded={k: np.empty((0,) * a.ndim) for k, a in job.loaded.items()})

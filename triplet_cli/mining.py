@@ -22,44 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, parallel_jit, prange
-from .distances import COSINE, DOT, EUCLIDEAN, SQUARED_EUCLIDEAN, distance
-from .losses import triplet_loss
+from .distances import EUCLIDEAN, distance, fill_ranks
 
-# How a block's ranking values are stored.
-RANK_SQUARED, RANK_COSINE, RANK_DOT, RANK_DIRECT = range(4)
-# Strategies, in the order of params.Strategy / params.PositiveStrategy.
+# Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
 SEMI_HARD, HARD, EASY, ALL = range(4)
 POS_ALL, POS_HARD, POS_EASY = range(3)
-
-
-def rank_kind(code: int, placement: int) -> int:
-    """Which matrix-product expansion ranks this distance (RANK_DIRECT: none, compute it)."""
-    if placement != 0:
-        return RANK_DIRECT
-    return {EUCLIDEAN: RANK_SQUARED, SQUARED_EUCLIDEAN: RANK_SQUARED, COSINE: RANK_COSINE,
-            DOT: RANK_DOT}.get(code, RANK_DIRECT)
-
-
-@jit
-def _fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, norms: np.ndarray, i: int,
-                eps: float) -> None:
-    """Ranking values of anchor i against every row from its matrix-product row g (one
-    branch-free loop per kind, so it vectorises)."""
-    m = r.shape[0]
-    ni = norms[i]
-    if kind == RANK_SQUARED:
-        for k in range(m):
-            r[k] = ni * ni + norms[k] * norms[k] - 2.0 * np.float64(g[k])
-    elif kind == RANK_COSINE:
-        di = max(ni, eps)
-        for k in range(m):
-            r[k] = 1.0 - np.float64(g[k]) / (di * max(norms[k], eps))
-    elif kind == RANK_DOT:
-        for k in range(m):
-            r[k] = -np.float64(g[k])
-    else:
-        for k in range(m):
-            r[k] = g[k]
+STRATEGY_CODES = {"semi-hard": SEMI_HARD, "hard": HARD, "easy": EASY, "all": ALL}
+POSITIVE_CODES = {"all": POS_ALL, "hard": POS_HARD, "easy": POS_EASY}
 
 
 @jit
@@ -265,8 +234,7 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
 
 
 @jit
-def _emit(i, j, dj, negs_v, negs_i, count, code, placement, margin, soft, slot, out_idx,
-          out_d, out_loss) -> None:
+def _emit(i, j, dj, negs_v, negs_i, count, slot, out_idx, out_d) -> None:
     d_ap = dj
     for s in range(count):
         d_an = negs_v[s]
@@ -275,13 +243,12 @@ def _emit(i, j, dj, negs_v, negs_i, count, code, placement, margin, soft, slot, 
         out_idx[slot + s, 2] = negs_i[s]
         out_d[slot + s, 0] = d_ap
         out_d[slot + s, 1] = d_an
-        out_loss[slot + s] = triplet_loss(d_ap, d_an, margin, soft)
 
 
 @jit
-def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d, margin, soft,
+def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
                  pos_strategy, strategy, fallback_easiest, threshold_hardest, K, slot, out_idx,
-                 out_d, out_loss) -> None:
+                 out_d) -> None:
     """All triplets of anchor i, given its ranking row r (which it overwrites)."""
     npos = c_hi - c_lo - 1
     cap = npos if pos_strategy == POS_ALL else 1
@@ -304,8 +271,7 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d, margi
         count = _extreme_negatives(X, i, r, code, p, eps, placement, d, K, strategy == EASY,
                                    negs_v, negs_i)
         for q in range(npicked):
-            _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, count, code, placement, margin, soft,
-                  slot + q * K, out_idx, out_d, out_loss)
+            _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, count, slot + q * K, out_idx, out_d)
         return
     thresholds = pos_v[:npicked].copy()
     if threshold_hardest and pos_strategy != POS_HARD:
@@ -318,14 +284,14 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d, margi
     fallback_n = -1
     for q in range(npicked):
         if res_n[q] > 0:
-            _emit(i, pos_i[q], pos_v[q], res_v[q], res_i[q], res_n[q], code, placement, margin,
-                  soft, slot + q * K, out_idx, out_d, out_loss)
+            _emit(i, pos_i[q], pos_v[q], res_v[q], res_i[q], res_n[q], slot + q * K, out_idx,
+                  out_d)
         elif fallback_easiest:
             if fallback_n < 0:
                 fallback_n = _extreme_negatives(X, i, r, code, p, eps, placement, d, K,
                                                 np.bool_(True), negs_v, negs_i)
-            _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, fallback_n, code, placement, margin,
-                  soft, slot + q * K, out_idx, out_d, out_loss)
+            _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, fallback_n, slot + q * K, out_idx,
+                  out_d)
 
 
 _CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m floats
@@ -333,8 +299,8 @@ _CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m f
 
 @parallel_jit
 def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code, p, eps,
-               placement, margin, soft, pos_strategy, strategy, fallback_easiest,
-               threshold_hardest, K, offsets, out_idx, out_d, out_loss):
+               placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
+               offsets, out_idx, out_d):
     """Mine anchors start..start+G.shape[0]: G holds their matrix-product row (or distances).
 
     threshold_hardest: semi-hard negatives must lie beyond the anchor's hardest positive
@@ -352,10 +318,10 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
             c_lo, c_hi = class_ptr[c], class_ptr[c + 1]
             if c_hi - c_lo < 2 or c_hi - c_lo == m:
                 continue
-            _fill_ranks(r, G[row], kind, norms, i, eps)
+            fill_ranks(r, G[row], kind, norms, i, eps)
             _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
-                         margin, soft, pos_strategy, strategy, fallback_easiest,
-                         threshold_hardest, K, offsets[row], out_idx, out_d, out_loss)
+                         pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
+                         offsets[row], out_idx, out_d)
 
 
 @parallel_jit
@@ -368,8 +334,8 @@ def direct_block(X, start, stop, code, p, eps, placement, out):
 
 
 @parallel_jit
-def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, placement, margin,
-                   soft, pos_strategy, offsets, out_idx, out_d, out_loss):
+def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, placement,
+                   pos_strategy, offsets, out_idx, out_d):
     """Batch-all: every negative for each chosen positive of anchors start..stop, positives
     and negatives in index order; slots as in mine_block."""
     m = X.shape[0]
@@ -402,5 +368,4 @@ def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, pla
                     out_idx[slot, 2] = k
                     out_d[slot, 0] = d_ap
                     out_d[slot, 1] = d_an
-                    out_loss[slot] = triplet_loss(d_ap, d_an, margin, soft)
                     slot += 1

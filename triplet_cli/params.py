@@ -9,6 +9,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 
 from .errors import UsageError
 
@@ -22,11 +23,6 @@ class Distance(StrEnum):
     minkowski = "minkowski"
     dot = "dot"
 
-    @property
-    def code(self) -> int:
-        """Integer code the jitted kernels dispatch on (see distances.py)."""
-        return list(Distance).index(self)
-
 
 class EpsPlacement(StrEnum):
     """Where the stabiliser eps goes in a p-norm distance (SPEC section 2)."""
@@ -35,10 +31,6 @@ class EpsPlacement(StrEnum):
     difference = "difference"  # PyTorch: norm_p(x - y + eps)
     root = "root"  # MLX >= 0.32: (sum |x - y|^p + eps)^(1/p)
     legacy_root = "legacy-root"  # MLX <= 0.31: sqrt(sum (x - y)^p + eps), signed power
-
-    @property
-    def code(self) -> int:
-        return list(EpsPlacement).index(self)
 
 
 class Reduction(StrEnum):
@@ -148,6 +140,9 @@ class LossParams:
             raise UsageError(f"--margin must be a finite number >= 0 (got {self.margin})")
 
 
+MAX_PER_ANCHOR = 2**31 - 1  # K slots per (anchor, positive) are allocated: more is a typo
+
+
 @dataclass(frozen=True)
 class MiningParams:
     """Which triplets `mine` selects (SPEC section 4)."""
@@ -168,8 +163,11 @@ class MiningParams:
         object.__setattr__(self, "strategy", Strategy(self.strategy))
         object.__setattr__(self, "positive_strategy", PositiveStrategy(self.positive_strategy))
         object.__setattr__(self, "semi_hard_fallback", Fallback(self.semi_hard_fallback))
-        if self.per_anchor < 1:
-            raise UsageError(f"--per-anchor must be >= 1 (got {self.per_anchor})")
+        if not 1 <= self.per_anchor <= MAX_PER_ANCHOR:
+            raise UsageError(f"--per-anchor must be from 1 to {MAX_PER_ANCHOR} (got "
+                             f"{self.per_anchor})")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be >= 0 (got {self.seed})")
         if self.batch_size is not None and self.batch_size < 2:
             raise UsageError(f"--batch-size must be >= 2 (got {self.batch_size})")
 
@@ -224,8 +222,97 @@ def check_threads(threads: object) -> None:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved parameters and where each value came from (flag, preset or default)."""
+class Option:
+    """One setting: its built-in default and the help text its flag shows."""
 
+    default: object
+    help: str
+    shown: str = ""  # the default as --help shows it, when not str(default)
+
+
+# The one table of defaults; --help texts and presets.resolve both read it.
+OPTIONS: dict[str, Option] = {
+    "distance": Option("euclidean", "Distance d(x, y)."),
+    "p": Option(2.0, "p of the minkowski distance (>= 1); alone it selects minkowski.", "2"),
+    "margin": Option(1.0, "Margin (>= 0).", "1.0; 0 with --soft-margin"),
+    "eps": Option(1e-6, "Stabiliser: cosine's norm floor, or where --eps-placement puts it.",
+                  "1e-6"),
+    "eps_placement": Option("none", "none (ours), difference (PyTorch), root (MLX), "
+                            "legacy-root (MLX <= 0.31)."),
+    "normalize": Option(False, "L2-normalise rows first.", "no"),
+    "soft_margin": Option(False, "softplus(d_ap - d_an + margin) instead of the hinge.",
+                          "hinge"),
+    "swap": Option(False, "d(a,n) := min(d(a,n), d(p,n)) (PyTorch).", "no"),
+    "reduction": Option("mean", "Headline loss: mean, sum, none or mean-nonzero."),
+    "pair_reduction": Option("sum", "With k candidates: sum or mean over the k_p x k_n pairs."),
+    "strategy": Option("semi-hard", "Negatives per (anchor, positive): semi-hard, hard "
+                       "(closest), easy (farthest), all."),
+    "positive_strategy": Option("all", "Positives per anchor: all, hard (farthest), easy "
+                                "(closest)."),
+    "semi_hard_fallback": Option("easiest", "No negative farther than the positive: easiest "
+                                 "(the farthest negative, as TF) or skip."),
+    "semi_hard_threshold": Option("positive", "Semi-hard negatives lie beyond the paired "
+                                  "positive (FaceNet, TF Addons) or the anchor's hardest positive "
+                                  "(TF Similarity)."),
+    "margin_filter": Option("any", "Keep triplets by d_an - d_ap: violating (<= margin), hard "
+                            "(<= 0), semi-hard (0 < gap <= margin), easy (> margin): "
+                            "pytorch-metric-learning's TripletMarginMiner types "
+                            "all/hard/semihard/easy."),
+    "per_anchor": Option(1, "Up to K negatives per (anchor, positive), in the strategy's order."),
+    "active_only": Option(False, "Keep only triplets with loss > 0.", "all"),
+    "batch_size": Option(None, "Mine inside random mini-batches of B rows (online mining).",
+                         "the whole file"),
+    "seed": Option(0, "Seed of the mini-batch shuffle."),
+}
+_LOSS_KEYS = ("distance", "p", "margin", "eps", "eps_placement", "normalize", "soft_margin")
+COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "compute": (*_LOSS_KEYS, "swap", "reduction", "pair_reduction"),
+    "mine": (*_LOSS_KEYS, "reduction", "strategy", "positive_strategy", "semi_hard_fallback",
+             "semi_hard_threshold", "margin_filter", "per_anchor", "active_only", "batch_size",
+             "seed"),
+}
+
+
+def defaults(command: str) -> dict[str, object]:
+    """The built-in value of every setting `command` has, in a fixed order."""
+    return {k: OPTIONS[k].default for k in COMMAND_OPTIONS[command]}
+
+
+def help_text(name: str) -> str:
+    """A flag's help, with its default as --help shows it."""
+    option = OPTIONS[name]
+    return f"{option.help} (default: {option.shown or option.default})"
+
+
+@dataclass(frozen=True)
+class Params:
+    """A command's settings, checked once: flat values (their CLI spellings, for JSON and file
+    metadata), the typed parameter objects the jobs use, and where each value came from (flag,
+    preset, triplets file or default)."""
+
+    command: str
     values: dict[str, object]
-    sources: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str]
+    distance: DistanceParams = field(init=False)
+    loss: LossParams = field(init=False)
+    reduction: Reduction = field(init=False)
+    mining: MiningParams | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        v = self.values
+        put = partial(object.__setattr__, self)
+        put("distance", DistanceParams(Distance(v["distance"]), float(v["p"]), float(v["eps"]),
+                                       EpsPlacement(v["eps_placement"]), bool(v["normalize"])))
+        put("loss", LossParams(float(v["margin"]), bool(v["soft_margin"]),
+                               bool(v.get("swap", False))))
+        put("reduction", Reduction(v["reduction"]))
+        put("mining", None if self.command != "mine" else MiningParams(
+            Strategy(v["strategy"]), PositiveStrategy(v["positive_strategy"]),
+            Fallback(v["semi_hard_fallback"]), int(v["per_anchor"]), bool(v["active_only"]),
+            v["batch_size"], int(v["seed"]), SemiHardThreshold(v["semi_hard_threshold"]),
+            MarginFilter(v["margin_filter"])))
+
+    @property
+    def pair_mean(self) -> bool:
+        """k candidates: the mean (not the sum) of the k_p x k_n pair losses."""
+        return self.values.get("pair_reduction") == PairReduction.mean

@@ -9,33 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .params import Settings, checked
-
-COMPUTE_DEFAULTS: dict[str, object] = {
-    "distance": "euclidean",
-    "p": 2.0,
-    "margin": 1.0,
-    "eps": 1e-6,
-    "eps_placement": "none",
-    "normalize": False,
-    "soft_margin": False,
-    "swap": False,
-    "reduction": "mean",
-    "pair_reduction": "sum",
-}
-
-MINE_DEFAULTS: dict[str, object] = {
-    **{k: v for k, v in COMPUTE_DEFAULTS.items() if k not in ("swap", "pair_reduction")},
-    "strategy": "semi-hard",
-    "positive_strategy": "all",
-    "semi_hard_fallback": "easiest",
-    "semi_hard_threshold": "positive",
-    "margin_filter": "any",
-    "per_anchor": 1,
-    "active_only": False,
-    "batch_size": None,
-    "seed": 0,
-}
+from .params import Params, checked, defaults
 
 
 @dataclass(frozen=True)
@@ -96,15 +70,14 @@ FROM_FILE = "triplets file"  # the source of a setting recorded in a --triplets 
 
 
 def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
-            recorded: dict[str, object] | None = None) -> Settings:
+            recorded: dict[str, object] | None = None) -> Params:
     """Merge built-in defaults, a preset and explicit flags (None means 'not given').
 
     `recorded`: settings a triplets file records (how its rows were mined), the defaults when
     no preset is given (a preset replaces them: it asks for one framework's number); flags win.
     """
-    defaults = COMPUTE_DEFAULTS if command == "compute" else MINE_DEFAULTS
-    values = dict(defaults)
-    sources = dict.fromkeys(defaults, "default")
+    values = defaults(command)
+    sources = dict.fromkeys(values, "default")
     if preset is not None:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
@@ -119,12 +92,12 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
         soft = explicit.get("soft_margin")
         # The recorded margin belongs to the recorded loss: a flag switching between hinge and
         # soft margin takes that loss's default margin instead.
-        taken = {k: v for k, v in recorded.items() if k in defaults and not (
+        taken = {k: v for k, v in recorded.items() if k in values and not (
             k == "margin" and soft is not None and soft != recorded.get("soft_margin", False))}
         values.update(taken)
         sources.update(dict.fromkeys(taken, FROM_FILE))
     given = {k: v for k, v in explicit.items() if v is not None}
-    unknown = set(given) - set(defaults)
+    unknown = set(given) - set(values)
     if unknown:
         raise UsageError(f"{command} takes no option {', '.join(sorted(unknown))}")
     given = {k: checked(k, v) for k, v in given.items()}
@@ -142,4 +115,4 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     if "p" in given and values["distance"] != "minkowski":
         raise UsageError(f"--p applies to the minkowski distance, not {values['distance']} "
                          "(drop --p, or use --distance minkowski)")
-    return Settings(values, sources)
+    return Params(command, values, sources)

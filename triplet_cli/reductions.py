@@ -85,9 +85,9 @@ class TripletStats:
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
 
-    def add(self, start: int, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
+    def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
-        """Add the next triplets, numbered start.. (consecutive with the previous call).
+        """Add the next triplets (in output order: they are numbered from the first).
 
         They are summarised in chunks of CHUNK_ROWS rows counted from the first triplet, so
         every running sum sees the same values in the same order whatever the callers' blocks.

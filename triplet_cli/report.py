@@ -299,3 +299,34 @@ def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
         task = bar.add_task(description, total=total)
         with CompileNotice(say):
             yield lambda advance: bar.update(task, advance=advance)
+
+
+def print_presets(fmt: str) -> None:
+    """The presets, one block each (what it follows, its compute and mine settings, wrapped
+    between settings), in the terminal's width (80 columns when piped): nothing is cut."""
+    from .presets import PRESETS
+
+    if fmt == "json":
+        print(to_json({n: {"follows": p.follows, "compute": p.compute, "mine": p.mine}
+                       for n, p in PRESETS.items()}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    tty = sys.stdout.isatty()
+    buffer = io.StringIO()
+    console = Console(file=buffer, highlight=False, force_terminal=tty,
+                      width=output_width(sys.stdout))
+    console.print(Text("presets (explicit flags override them)", style="italic"))
+    for name, p in PRESETS.items():
+        console.print(Text(name, style="bold"))
+        grid = Table.grid(padding=(0, 2), pad_edge=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_row("follows", Text(p.follows))
+        for command, values in (("compute", p.compute), ("mine", p.mine)):
+            grid.add_row(command, Text("-" if values is None else ", ".join(
+                f"{k}={v}" for k, v in values.items())))
+        console.print(grid)
+    sys.stdout.write("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n")

@@ -1,10 +1,17 @@
-"""Checks at the boundary: dtype, shape, finiteness, matching sizes. Messages name the file."""
+"""Checks of what inputs hold, made once at the boundary: dtype, shape, finiteness, nulls, row
+counts, labels and indices. Readers only read; a check here names the file (and the row) of the
+first offending value, and the as_* functions return the array normalised for the kernels."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Integers convert exactly to these float types; wider ones only when every value fits.
 _EXACT_FLOAT = {1: np.float32, 2: np.float32, 4: np.float64}
@@ -42,31 +49,95 @@ def require_rows(array: np.ndarray, path: str) -> None:
         raise InputError("has zero dimensions (d = 0)", path)
 
 
-def first_nonfinite_row(array: np.ndarray) -> int | None:
-    """The first row (axis 0) holding NaN or inf, read in blocks to bound memory."""
+def describe_nonfinite(array: np.ndarray, row: int) -> str:
+    return "NaN" if np.isnan(np.asarray(array[row])).any() else "inf"
+
+
+def require_finite(array: np.ndarray, path: str) -> None:
+    """Raise naming the first row (axis 0) with NaN or inf, read in blocks to bound memory."""
     for start in range(0, array.shape[0], _FINITE_BLOCK_ROWS):
         block = array[start:start + _FINITE_BLOCK_ROWS]
-        bad = ~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
-        if bad.any():
-            return start + int(np.flatnonzero(bad)[0])
-    return None
+        bad = np.flatnonzero(~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1))
+        if bad.size:
+            row = start + int(bad[0])
+            raise InputError(f"row {row} contains {describe_nonfinite(array, row)}", path)
 
 
-def describe_nonfinite(array: np.ndarray, row: int) -> str:
-    values = np.asarray(array[row])
-    return "NaN" if np.isnan(values).any() else "inf"
+def require_no_nulls(column: pa.Array | pa.ChunkedArray, what: str, path: str, row0: int = 0,
+                     width: int | None = None) -> None:
+    """Raise naming the first null row of an Arrow column (row0 numbers a streamed batch); with
+    `width`, `column` holds the values of rows of `width` values, flattened."""
+    if not column.null_count:
+        return
+    at = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+    if width is None:
+        raise InputError(f"{what}: row {row0 + at} is null", path)
+    raise InputError(f"{what}: row {row0 + at // max(width, 1)} holds a null value", path)
 
 
-def require_finite(array: np.ndarray, path: str, rows: np.ndarray | None = None) -> None:
-    """Raise naming the first row with NaN or inf (among `rows` when given)."""
-    if rows is not None:
-        checked = np.asarray(array[rows])
-        bad = ~np.isfinite(checked.reshape(checked.shape[0], -1)).all(axis=1)
-        row = int(rows[np.flatnonzero(bad)[0]]) if bad.any() else None
-    else:
-        row = first_nonfinite_row(array)
-    if row is not None:
-        raise InputError(f"row {row} contains {describe_nonfinite(array, row)}", path)
+def require_width(lengths: np.ndarray, width: int, what: str, path: str, row0: int = 0) -> None:
+    """Every row of a list column holds `width` values (the first row's count)."""
+    bad = np.flatnonzero(lengths != width)
+    if bad.size:
+        row = int(bad[0])
+        raise InputError(f"{what} is ragged: row {row0 + row} has {lengths[row]} values, row 0 "
+                         f"has {width}", path)
+
+
+def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
+    """A label file's values as a 1-D array of integers or strings: an (n, 1) column flattened,
+    integral floats as int64; NaN, fractions and other dtypes refused."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise InputError(f"labels must be one value per row, got shape {labels.shape}", path)
+    if labels.dtype.kind == "f":
+        if np.isnan(labels).any():
+            raise InputError(f"label row {int(np.flatnonzero(np.isnan(labels))[0])} is NaN", path)
+        if (labels != np.round(labels)).any():
+            raise InputError("labels are non-integer floats; use integers or strings", path)
+        labels = labels.astype(np.int64)
+    if labels.dtype.kind not in "iubUSO":
+        raise InputError(f"labels have dtype {labels.dtype}; use integers or strings", path)
+    return labels
+
+
+def require_labels(labels: np.ndarray, n_rows: int, yname: str, xname: str) -> np.ndarray:
+    """Labels that can give triplets for the `n_rows` embedding rows of `xname`: one per row, at
+    least two classes, some class twice. Returns each row's class code (int64, classes sorted)."""
+    if labels.ndim != 1:
+        raise InputError(f"labels must be one value per row, got shape {labels.shape}", yname)
+    if labels.shape[0] != n_rows:
+        raise InputError(f"{labels.shape[0]} labels for {n_rows} embedding rows in {xname}",
+                         yname)
+    classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if classes.size == 1:
+        raise InputError(f"every row has label {classes[0].item()!r}: a single class gives no "
+                         "negatives", yname)
+    if counts.max() < 2:
+        raise InputError("no label occurs twice, so no anchor has a positive (each class needs "
+                         ">= 2 rows)", yname)
+    return codes.astype(np.int64)
+
+
+def require_index_dtype(dtype: object, path: str) -> None:
+    """Triplet indices are integers (`dtype`: a numpy dtype, or how a file's type is named)."""
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
+        raise InputError(f"triplet indices must be integers, got {dtype}", path)
+
+
+def require_triplet_count(rows: int, path: str) -> None:
+    if rows == 0:
+        raise InputError("holds zero triplets", path)
+
+
+def as_triplets(triplets: np.ndarray, path: str) -> np.ndarray:
+    """A (t, 3) integer array of t >= 1 rows as C-contiguous int64."""
+    if triplets.ndim != 2 or triplets.shape[1] != 3:
+        raise InputError(f"triplets must have shape (t, 3), got {triplets.shape}", path)
+    require_index_dtype(triplets.dtype, path)
+    require_triplet_count(triplets.shape[0], path)
+    return np.ascontiguousarray(triplets, dtype=np.int64)
 
 
 def require_indices(triplets: np.ndarray, rows: int, path: str, row0: int = 0) -> None:

@@ -180,7 +180,7 @@ def _check_artefact(case: dict, f: dict, call) -> None:
 
 
 def _no_triplet_possible(labels: np.ndarray) -> bool:
-    """One class, or no label twice: the libraries return 0 or NaN, we refuse (issue 3)."""
+    """One class, or no label twice: the libraries return 0 or NaN, we refuse."""
     _, counts = np.unique(labels, return_counts=True)
     return counts.size < 2 or counts.max() < 2
 

@@ -4,7 +4,7 @@ writes corpus.json, corpus.npz and inputs.npz) and tests/test_golden.py (which c
 A case's `spec` (stored in corpus.json) says how it was run, in today's API and CLI terms:
 - kind "compute" / "mine": `compute_loss(**inputs, preset=..., **options)` or
   `mine_triplets(embeddings, labels, preset=..., block_rows=..., **options)`;
-- kind "compute-blocks": `prepare_compute(...)` then `job.blocks(block_rows=...)` (streaming);
+- kind "compute-blocks": `prepare_compute(..., block_rows=...)` then `job.blocks()` (streaming);
 - kind "cli": `triplet-loss` argv lists run in-process through typer's CliRunner;
 - kind "dask": the same argv lists run as `python -m triplet_cli` subprocesses.
 An input is a path under the repository ("sample_data/anchors.npy") or "inputs:KEY", an array of
@@ -105,24 +105,20 @@ def run_case(spec: dict[str, Any], tmp: Path) -> Rows:
 
 def _compute_blocks(spec: dict[str, Any]) -> Rows:
     """compute through the job's block loop with a small block size: streamed parquet input."""
-    from triplet_cli.api import prepare_compute, summarize
-    from triplet_cli.reductions import TripletStats
+    from triplet_cli.compute import prepare_compute
+    from triplet_cli.jobs import collect
 
     inputs = {k: resolve_input(v) for k, v in spec["inputs"].items()}
     job = prepare_compute(**inputs, preset=spec.get("preset"), column=spec.get("column"),
-                          **spec.get("options", {}))
-    stats = TripletStats(margin=job.loss_params.margin)
-    blocks = list(job.blocks(block_rows=spec["block_rows"]))
+                          block_rows=spec["block_rows"], **spec.get("options", {}))
+    blocks = list(job.blocks())
     if len(blocks) < 2:
         raise AssertionError(f"expected several blocks of {spec['block_rows']} rows, got "
                              f"{len(blocks)}")
-    for b in blocks:
-        stats.add(b.start, b.d_ap, b.d_an, b.loss, b.correct)
-    summary = summarize(job.settings, stats, job.inputs(), job.warnings)
-    d_ap, d_an, loss = (np.concatenate([getattr(b, c) for b in blocks]) for c in FLOATS)
-    triplets = (None if blocks[0].triplets is None else
-                np.concatenate([b.triplets for b in blocks]))
-    return Rows(d_ap, d_an, loss, triplets, summary=headline(summary))
+    columns, summary = collect(job, iter(blocks))
+    triplets = (np.stack([columns[c] for c in ("anchor", "positive", "negative")], axis=1)
+                if "anchor" in columns else None)
+    return Rows(*(columns[c] for c in FLOATS), triplets, summary=headline(summary))
 
 
 def _argv(argv: list[str], tmp: Path) -> list[str]:

@@ -1,0 +1,66 @@
+"""Exact CLI output, so that a change to the help texts or the JSON report shows in review.
+
+The expected texts live in tests/expected/; after a deliberate change, regenerate them with
+`UPDATE_EXPECTED=1 python -m pytest tests/test_exact_output.py` and review the diff. The tiny
+inputs use dyadic values, so every number is exact on any CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+EXPECTED = Path(__file__).resolve().parent / "expected"
+UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"
+HELP = [[], ["compute"], ["mine"], ["presets"]]
+
+
+def check(name: str, text: str) -> None:
+    path = EXPECTED / name
+    if UPDATE:
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing: run with UPDATE_EXPECTED=1 and review it"
+    assert text == path.read_text(), f"{name} changed: compare with {path}"
+
+
+@pytest.fixture
+def tiny(tmp_path: Path, monkeypatch) -> Path:
+    """Four 2-d rows on a line, two classes: triplets whose distances are exact."""
+    x = np.array([[0.0, 0.0], [1.0, 0.0], [2.25, 0.0], [1.5, 0.0], [3.25, 0.0]])
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.array([0, 0, 0, 1, 1]))
+    np.save(tmp_path / "a.npy", x[[0, 1, 2]])
+    np.save(tmp_path / "p.npy", x[[1, 0, 0]])
+    np.save(tmp_path / "n.npy", x[[3, 4, 3]])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("argv", HELP, ids=lambda a: "-".join(a) or "top")
+def test_help_text(cli, monkeypatch, argv: list[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setenv("TERMINAL_WIDTH", "100")
+    r = cli(*argv, "--help")
+    assert r.exit_code == 0, r.stderr
+    check(f"help-{'-'.join(argv) or 'top'}.txt", r.stdout)
+
+
+@pytest.mark.parametrize(("name", "argv"), [
+    ("compute", ["compute", "--anchors", "a.npy", "--positives", "p.npy", "--negatives",
+                 "n.npy", "-f", "json"]),
+    ("compute-indexed", ["compute", "--embeddings", "x.npy", "--triplets", "t.npy", "--margin",
+                         "0.5", "-f", "json"]),
+    ("mine", ["mine", "--embeddings", "x.npy", "--labels", "y.npy", "-f", "json"]),
+    ("mine-batch-hard", ["mine", "--embeddings", "x.npy", "--labels", "y.npy", "--strategy",
+                         "hard", "--positive-strategy", "hard", "--preset",
+                         "sentence-transformers", "-f", "json"]),
+])
+def test_json_report(cli, tiny: Path, name: str, argv: list[str]) -> None:
+    np.save(tiny / "t.npy", np.array([[0, 1, 3], [1, 2, 4], [3, 4, 0]]))
+    r = cli(*argv)
+    assert r.exit_code == 0, r.stderr
+    check(f"json-{name}.json", re.sub(r"\s+$", "", r.stdout) + "\n")

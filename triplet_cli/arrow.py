@@ -1,0 +1,341 @@
+"""Parquet and Arrow IPC inputs, read in record batches so that files larger than memory stream.
+
+A .parquet file or a folder of them, an Arrow IPC file (.arrow/.feather/.ipc) or stream
+(.arrows): schemas and row counts without reading the data, the embedding column (a
+fixed_size_list or constant-length list) as (rows, width) blocks, the triplet index columns as
+(rows, 3) blocks, and the settings a writer recorded in the schema metadata. Reads are bounded
+(READ_BUFFER_BYTES, READ_BATCH_BYTES) whatever the producer's row groups. A file pyarrow cannot
+read raises an InputError naming it; its contents are checked by validate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import validate
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+ARROW_SUFFIXES = {".arrow", ".arrows", ".feather", ".ipc"}
+TRIPLET_COLUMNS = ("anchor", "positive", "negative")
+BATCH_ROWS = 65_536  # rows per record batch where the caller sets no byte bound
+# Parquet is read through a buffer of this size, page by page: without one pyarrow reads a whole
+# column chunk at once (a 500,000-row group of 128 float32 is 256 MB per input).
+READ_BUFFER_BYTES = 1 << 20
+# Values decoded per record batch. pyarrow's working memory for a list column is about 5x the
+# batch (values, levels, builders: 174 MB at 65,536 rows of 128 float32). Measured on 2,000,000
+# x 128 float32 in 500,000-row groups: 1 MiB batches (2,048 rows) read in 1.1 s at 111 MB peak
+# RSS, 16 MiB batches in 1.4 s at 245 MB.
+READ_BATCH_BYTES = 1 << 20
+
+
+@contextlib.contextmanager
+def read_errors(what: str, path: str) -> Iterator[None]:
+    """pyarrow's failures inside as one InputError: `cannot read as WHAT (its first line)`."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, KeyError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"cannot read as {what} ({first})", path) from None
+
+
+def _parquet_files(path: str) -> list[str]:
+    """A parquet file, or the .parquet files of a folder (a dataset) in name order."""
+    if os.path.isdir(path):
+        return sorted(str(f) for f in Path(path).rglob("*.parquet"))
+    return [path]
+
+
+def _ipc_reader(path: str) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader:
+    """The reader of an Arrow IPC file or stream, memory-mapped: its batches are views of the
+    file (pages the kernel reads and drops as for a memory-mapped .npy), not copies."""
+    import pyarrow as pa
+
+    try:
+        return pa.ipc.open_file(pa.memory_map(path))
+    except pa.ArrowInvalid:
+        return pa.ipc.open_stream(pa.memory_map(path))
+
+
+def read_schema(path: str, kind: str) -> pa.Schema:
+    """The schema alone (a parquet footer, an IPC schema message): no batch is read."""
+    with read_errors(kind, path):
+        if kind == "parquet":
+            import pyarrow.dataset as ds
+
+            return ds.dataset(path, format="parquet").schema
+        return _ipc_reader(path).schema
+
+
+def read_table(path: str, kind: str, columns: list[str] | None = None) -> pa.Table:
+    """`columns` (all by default) in memory."""
+    with read_errors(kind, path):
+        if kind == "parquet":
+            import pyarrow.dataset as ds
+
+            return ds.dataset(path, format="parquet").to_table(columns=columns)
+        table = _ipc_reader(path).read_all()
+        return table.select(columns) if columns else table
+
+
+def record_batches(path: str, kind: str, columns: list[str], batch_rows: int = BATCH_ROWS
+                   ) -> Iterator[pa.RecordBatch]:
+    """`columns`, batch by batch in file order, never more than `batch_rows` rows at a time
+    however the producer grouped them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with read_errors(kind, path):
+        if kind == "parquet":
+            for file in _parquet_files(path):
+                # pre_buffer=False: with it, pyarrow keeps every row group read so far
+                # (measured: +70 MB per 131,072-row block of 128 floats; memory unbounded).
+                # buffer_size: without it, each column chunk is read whole before its first
+                # page is decoded (`compute` on three 6,000,000 x 128 float32 files in
+                # 500,000-row groups: peak RSS 2.44 GB; 0.79 GB with it and 1 MiB batches).
+                reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
+                yield from reader.iter_batches(batch_size=batch_rows, columns=columns)
+            return
+        reader = _ipc_reader(path)
+        batches = ((reader.get_batch(i) for i in range(reader.num_record_batches))
+                   if isinstance(reader, pa.ipc.RecordBatchFileReader) else reader)
+        for batch in batches:  # zero-copy views: slicing costs nothing
+            batch = batch.select(columns)
+            for start in range(0, batch.num_rows, batch_rows):
+                yield batch.slice(start, batch_rows)
+
+
+def _count_rows(path: str, kind: str, columns: list[str]) -> int:
+    """Rows of a parquet file or folder from its metadata; of an IPC file or stream by reading
+    its (memory-mapped) batches."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        with read_errors(kind, path):
+            return sum(pq.ParquetFile(f).metadata.num_rows for f in _parquet_files(path))
+    return sum(len(b) for b in record_batches(path, kind, columns))
+
+
+def _filled(parts: Iterator[np.ndarray], rows: int, total: int) -> Iterator[np.ndarray]:
+    """Blocks of `rows` rows (the last as long as the rows left of `total`) filled in place from
+    arrays of any length: one block and one part are held at a time."""
+    block: np.ndarray | None = None
+    filled = emitted = 0
+    for part in parts:
+        start = 0
+        while start < len(part):
+            if block is None:
+                block = np.empty((max(1, min(rows, total - emitted)), *part.shape[1:]),
+                                 part.dtype)
+            take = min(len(block) - filled, len(part) - start)
+            block[filled:filled + take] = part[start:start + take]
+            filled, start = filled + take, start + take
+            if filled == len(block):
+                yield block
+                block, filled, emitted = None, 0, emitted + filled
+    if block is not None:
+        yield block[:filled]
+
+
+def _is_vector_type(t: pa.DataType, floats_only: bool = False) -> bool:
+    """A list (fixed-size, variable or large) of floats, or of integers unless floats_only."""
+    import pyarrow.types as pt
+
+    if pt.is_fixed_size_list(t) or pt.is_list(t) or pt.is_large_list(t):
+        v = t.value_type
+        return pt.is_floating(v) or (pt.is_integer(v) and not floats_only)
+    return False
+
+
+def _pick_column(path: str, schema: pa.Schema, column: str | None, flag: str) -> str:
+    """The embedding column: `column`, else the only list of floats. Lists of integers (token
+    ids and attention masks in a tokenised dataset) are taken only when named, or when one is
+    the file's only list column."""
+    names = schema.names
+    if column is not None:
+        _require_columns(path, names, [column])
+        if not _is_vector_type(schema.field(column).type):
+            raise InputError(f"column '{column}' is {schema.field(column).type}, not a list of "
+                             "floats", path)
+        return column
+    floats = [f.name for f in schema if _is_vector_type(f.type, floats_only=True)]
+    integers = [f.name for f in schema if _is_vector_type(f.type) and f.name not in floats]
+    candidates = floats or integers
+    if len(candidates) == 1:
+        return candidates[0]
+    if len(floats) > 1:
+        raise InputError(f"several list<float> columns ({', '.join(floats)}); choose one with "
+                         f"{flag}", path)
+    held = (f" ({', '.join(integers[:-1])} and {integers[-1]} hold integers: name one with "
+            f"{flag} to use it)" if integers else "")
+    raise InputError(f"no list<float> column{held}; columns: {', '.join(names)}", path)
+
+
+def pick_label_column(path: str, schema: pa.Schema, column: str | None) -> str:
+    """The label column: `column`, else `label`, else the only integer or string column."""
+    import pyarrow.types as pt
+
+    names = schema.names
+    if column is not None:
+        _require_columns(path, names, [column])
+        return column
+    if "label" in names:
+        return "label"
+    scalars = [f.name for f in schema
+               if pt.is_integer(f.type) or pt.is_string(f.type) or pt.is_large_string(f.type)]
+    if len(scalars) == 1:
+        return scalars[0]
+    raise InputError(f"cannot tell the label column; choose one with --label-column "
+                     f"(columns: {', '.join(names)})", path)
+
+
+def _require_columns(path: str, names: list[str], wanted: Sequence[str]) -> None:
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise InputError(f"no column {', '.join(repr(c) for c in missing)}; columns: "
+                         f"{', '.join(names)}", path)
+
+
+def triplet_columns(path: str, table: pa.Table | pa.RecordBatch, row0: int = 0) -> np.ndarray:
+    """The anchor, positive and negative columns side by side, (n, 3); row0 numbers the first
+    row in messages (for streamed batches)."""
+    _require_columns(path, table.schema.names, TRIPLET_COLUMNS)
+    cols = []
+    for c in TRIPLET_COLUMNS:
+        col = table.column(c)
+        validate.require_no_nulls(col, f"column '{c}'", path, row0)
+        cols.append(col.to_numpy(zero_copy_only=False))
+    return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, 3), np.int64)
+
+
+def _list_column_to_matrix(path: str, name: str, column: pa.Array, width: int, row0: int = 0
+                          ) -> np.ndarray:
+    """A fixed_size_list or constant-length list column as an (n, width) array, checked for
+    nulls and ragged rows; row0 numbers the first row in messages (for streamed batches)."""
+    import pyarrow.compute as pc
+
+    validate.require_no_nulls(column, f"column '{name}'", path, row0)
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    validate.require_width(lengths, width, f"column '{name}'", path, row0)
+    values = column.flatten()
+    validate.require_no_nulls(values, f"column '{name}'", path, row0, width)
+    return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
+
+
+def _recorded_settings(path: str, schema: pa.Schema) -> dict[str, object] | None:
+    """What the writer of a triplets file recorded in its schema metadata (how the rows were
+    mined: see writers.settings_metadata), or None. Its values are checked where they are used."""
+    import json
+
+    from .writers import SETTINGS_KEY
+
+    raw = (schema.metadata or {}).get(SETTINGS_KEY.encode())
+    if raw is None:
+        return None
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
+        raise InputError(f"its '{SETTINGS_KEY}' metadata (the settings its rows were computed "
+                         "with) is not readable; remove it or rewrite the file", path)
+    return record
+
+
+class _Streamed:
+    """Rows of a parquet file or folder, or an Arrow IPC file or stream, read in record batches:
+    inputs larger than memory stream through `blocks`."""
+
+    ndim = 2
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.width)
+
+    def batch_rows(self, rows: int) -> int:
+        """Rows per record batch read for blocks of `rows`: at most READ_BATCH_BYTES of values."""
+        row_bytes = max(self.width * self.dtype.itemsize, 1)
+        return max(1, min(rows, READ_BATCH_BYTES // row_bytes))
+
+    def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def blocks(self, rows: int) -> Iterator[np.ndarray]:
+        """(rows, width) arrays in order (the last may be shorter), checked for nulls. Each is
+        filled batch by batch in place: reading holds one block and one batch (and pyarrow's
+        working memory for that batch), whatever the producer's row groups."""
+        def parts() -> Iterator[np.ndarray]:
+            done = 0
+            for batch in record_batches(self.path, self.kind, self.columns, self.batch_rows(rows)):
+                yield self._rows(batch, done)
+                done += batch.num_rows
+
+        return _filled(parts(), rows, self.rows)
+
+    def read(self) -> np.ndarray:
+        """All rows in memory (one allocation)."""
+        parts = list(self.blocks(max(self.rows, 1))) or [np.empty((0, self.width), self.dtype)]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+class ArrowMatrix(_Streamed):
+    """An embedding column (`name`) as (rows, width) blocks."""
+
+    def __init__(self, path: str, kind: str, column: str | None = None, flag: str = "--column"
+                 ) -> None:
+        import pyarrow as pa
+
+        self.path, self.kind = path, kind
+        schema = read_schema(path, kind)
+        self.name = _pick_column(path, schema, column, flag)
+        self.columns = [self.name]
+        column_type = schema.field(self.name).type
+        if pa.types.is_fixed_size_list(column_type):
+            self.width = column_type.list_size
+        else:  # constant-length lists: the first row's length (checked on every batch)
+            with contextlib.closing(record_batches(path, kind, self.columns, 1)) as batches:
+                first = next(batches, None)
+            self.width = (len(first[0][0]) if first is not None and first.num_rows
+                          and first[0][0].is_valid else 0)
+        self.dtype = np.dtype(column_type.value_type.to_pandas_dtype())
+        self.rows = _count_rows(path, kind, self.columns)
+
+    def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
+        return _list_column_to_matrix(self.path, self.name, batch.column(0), self.width, row0)
+
+
+class ArrowTriplets(_Streamed):
+    """Index triples (anchor, positive, negative) as (rows, 3) int64 blocks, so that hundreds of
+    millions of triplets stay on disk; with the settings their writer recorded (`recorded`, or
+    None)."""
+
+    width = 3
+    dtype = np.dtype(np.int64)
+
+    def __init__(self, path: str, kind: str) -> None:
+        import pyarrow as pa
+
+        self.path, self.kind, self.columns = path, kind, list(TRIPLET_COLUMNS)
+        schema = read_schema(path, kind)
+        _require_columns(path, schema.names, TRIPLET_COLUMNS)
+        for c in TRIPLET_COLUMNS:
+            t = schema.field(c).type  # messages name a primitive type by its numpy dtype
+            validate.require_index_dtype(
+                np.dtype(t.to_pandas_dtype()) if pa.types.is_primitive(t) else t, path)
+        self.rows = _count_rows(path, kind, self.columns)
+        validate.require_triplet_count(self.rows, path)
+        self.recorded = _recorded_settings(path, schema)
+
+    def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
+        return triplet_columns(self.path, batch, row0).astype(np.int64, copy=False)

@@ -1,0 +1,406 @@
+"""The compute job and compute_loss(): per-triplet losses of aligned or indexed triplets.
+
+Units are consecutive row ranges, each carrying its rows (aligned inputs, streamed from disk)
+or its index triples (the embeddings are the shared input every unit reads).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import validate
+from .arrow import ArrowMatrix, ArrowTriplets
+from .errors import InputError, UsageError
+from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
+from .jobs import Block, Job, collect, use_threads
+from .params import Distance, EpsPlacement, Params, Reduction, check_threads
+from .presets import FROM_FILE, resolve
+from .readers import STDIN, open_triplets, shown_name
+
+BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
+BLOCK_ROWS = 1 << 20
+ROLES = ("anchors", "positives", "negatives")
+_NO_INDEX = np.empty(0, np.int64)
+# Settings a triplets file records that define its losses: compute's defaults for it.
+RECORDED_KEYS = ("distance", "p", "eps", "eps_placement", "normalize", "margin", "soft_margin",
+                 "swap", "reduction")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A compute unit: rows start.. given as aligned input rows or as index triples."""
+
+    start: int
+    part: dict[str, np.ndarray] | None = None
+    triplets: np.ndarray | None = None
+
+
+@dataclass
+class ComputeResult:
+    """Per-triplet distances and losses with the summary object of SPEC section 3."""
+
+    d_ap: np.ndarray
+    d_an: np.ndarray
+    loss: np.ndarray
+    summary: dict[str, object]
+    triplets: np.ndarray | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The headline loss for the chosen reduction (None for reduction 'none')."""
+        return self.summary["loss"]  # type: ignore[return-value]
+
+
+@dataclass
+class ComputeJob(Job):
+    """Validated inputs and resolved settings for one compute run."""
+
+    arrays: dict[str, Matrix] = field(default_factory=dict)
+    triplets: np.ndarray | ArrowTriplets | None = None
+    count: int = 0
+    loaded: dict[str, Matrix] = field(default_factory=dict)
+    block_rows: int | None = None
+
+    title = "triplet-loss compute"
+    keys = ("count", "mean", "sum", "mean_nonzero", "active_fraction", "accuracy")
+    progress_what = "triplets"
+    npy_columns = ("d_ap", "d_an", "loss")
+
+    @property
+    def candidates(self) -> bool:
+        """k candidates per anchor: (n, k, d) inputs, or one anchor (d,) against (k, d) sets."""
+        anchors = self.loaded.get("anchors")
+        return any(a.ndim == 3 for a in self.loaded.values()) or (
+            anchors is not None and anchors.ndim == 1)
+
+    @property
+    def progress_total(self) -> int:
+        return self.count
+
+    def schema(self) -> dict[str, np.dtype]:
+        ints = ("index", "anchor", "positive", "negative") if self.triplets is not None else (
+            "index",)
+        return {**dict.fromkeys(ints, np.dtype(np.int64)),
+                **dict.fromkeys(("d_ap", "d_an", "loss"), np.dtype(np.float64))}
+
+    def inputs(self) -> dict[str, dict[str, object]]:
+        """By role, so one file in two roles keeps both (path None: an array)."""
+        return {k: {"path": None if self.names[k] == k else self.names[k],
+                    "shape": list(a.shape), "dtype": str(a.dtype)}
+                for k, a in self.loaded.items()}
+
+    def metadata(self) -> dict[str, str]:
+        from .writers import settings_metadata
+
+        x = self.loaded.get("embeddings")
+        return settings_metadata("compute", self.params.values,
+                                 None if x is None else x.shape)
+
+    def rows_per_unit(self) -> int:
+        """Rows per unit: all three inputs' rows of a unit fit in BLOCK_BYTES."""
+        if self.block_rows:
+            return self.block_rows
+        row_bytes = sum(int(np.prod(a.shape[1:])) * a.dtype.itemsize for a in self.arrays.values())
+        return int(min(BLOCK_ROWS, max(4096, BLOCK_BYTES // max(row_bytes, 1))))
+
+    def units(self) -> Iterator[Rows]:
+        rows = self.rows_per_unit()
+        starts = range(0, self.count, rows)
+        if self.triplets is not None:
+            for start, t in zip(starts, self._triplet_blocks(rows), strict=True):
+                yield Rows(start, triplets=t)
+        else:
+            for start, part in zip(starts, self._input_blocks(rows), strict=True):
+                yield Rows(start, part=part)
+
+    def shared(self) -> dict[str, np.ndarray]:
+        return {"embeddings": self.arrays["embeddings"]} if self.triplets is not None else {}
+
+    def without_shared(self) -> ComputeJob:
+        """Settings, names and input ranks: what a unit needs besides its rows."""
+        return replace(self, arrays={}, triplets=None if self.triplets is None else _NO_INDEX,
+                       loaded={k: np.empty((0,) * a.ndim) for k, a in self.loaded.items()})
+
+    def with_shared(self, arrays: dict[str, np.ndarray]) -> ComputeJob:
+        return replace(self, arrays={**self.arrays, **arrays})
+
+    def run(self, unit: Rows) -> Block:
+        from .distances import kernel_args
+        from .losses import aligned_losses, candidate_losses
+
+        dist, lp = self.params.distance, self.params.loss
+        common = (*kernel_args(dist.distance.value, dist.norm_p, dist.eps,
+                               dist.eps_placement.value), lp.margin, lp.soft_margin)
+        t = unit.triplets
+        n = len(t) if t is not None else len(unit.part["anchors"])
+        d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)
+        correct = None
+        part = unit.part or {}
+        if t is not None:
+            x = self.arrays["embeddings"]
+            aligned_losses(x, x, x, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *common,
+                           lp.swap, d_ap, d_an, loss)
+        else:
+            a, p, neg = (self._prepared(part[k]) for k in ROLES)
+            if self.candidates:
+                correct = np.empty(n)
+                candidate_losses(a, p, neg, *common, lp.swap, self.params.pair_mean, d_ap, d_an,
+                                 loss, correct)
+            else:
+                aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
+                               d_ap, d_an, loss)
+        self._check_finite(unit.start, d_ap, d_an, part)
+        columns = {"index": np.arange(unit.start, unit.start + n, dtype=np.int64)}
+        if t is not None:
+            columns.update(anchor=t[:, 0], positive=t[:, 1], negative=t[:, 2])
+        columns.update(d_ap=d_ap, d_an=d_an, loss=loss)
+        return Block(columns, n, correct)
+
+    def _input_blocks(self, rows: int) -> Iterator[dict[str, np.ndarray]]:
+        """The aligned inputs' rows, block by block, streamed where they live on disk."""
+        def stream(role: str) -> Iterator[np.ndarray]:
+            a = self.arrays[role]
+            if isinstance(a, ArrowMatrix):
+                for block in a.blocks(rows):
+                    yield validate.as_float_array(block, self.names[role])
+            else:
+                for start in range(0, self.count, rows):
+                    yield a[start:start + rows]
+
+        for parts in zip(*(stream(r) for r in ROLES), strict=True):
+            yield dict(zip(ROLES, parts, strict=True))
+
+    def _triplet_blocks(self, rows: int) -> Iterator[np.ndarray]:
+        """The index triples block by block, range-checked (streamed from parquet/Arrow)."""
+        t, m, name = self.triplets, self.arrays["embeddings"].shape[0], self.names["triplets"]
+        parts = (t.blocks(rows) if isinstance(t, ArrowTriplets) else
+                 (t[s:s + rows] for s in range(0, self.count, rows)))
+        start = 0
+        for part in parts:
+            validate.require_indices(part, m, name, start)
+            start += len(part)
+            yield part
+
+    def _prepared(self, a: np.ndarray) -> np.ndarray:
+        return normalized(a) if self.params.distance.normalize else a
+
+    def _check_finite(self, start: int, d_ap: np.ndarray, d_an: np.ndarray,
+                      part: dict[str, np.ndarray]) -> None:
+        """A non-finite distance points at a NaN/inf input row (named), or at an overflow.
+
+        Legacy MLX (eps placement legacy-root) gives NaN from finite input for odd p: that is
+        the library's defect, reproduced and reported in the warnings, not an input error.
+        """
+        bad = np.flatnonzero(~(np.isfinite(d_ap) & np.isfinite(d_an)))
+        for i in bad:
+            for role, a in part.items():
+                if not np.isfinite(a[int(i)]).all():
+                    raise InputError(self._where(role, a, int(i), start + int(i)),
+                                     self.names[role])
+        if bad.size and self.params.distance.eps_placement is not EpsPlacement.legacy_root:
+            i = int(bad[0])
+            name = self.names["triplets" if self.triplets is not None else "anchors"]
+            if np.isnan(d_ap[i]) or np.isnan(d_an[i]):
+                raise InputError(f"row {start + i}: the distance is undefined (NaN) for finite "
+                                 "values (a zero vector with cosine and --eps 0?)", name)
+            raise InputError(f"row {start + i}: the distance overflows float64 (values too "
+                             "large); rescale the embeddings", name)
+
+    def _where(self, role: str, a: np.ndarray, i: int, row: int) -> str:
+        """Which row (and candidate) of an input holds the non-finite value, and what it is."""
+        what = validate.describe_nonfinite(a, i)
+        values = a[i]
+        one_anchor = self.loaded["anchors"].ndim == 1
+        if values.ndim == 2 and (one_anchor or self.loaded[role].ndim == 3):
+            # k candidates: the row of a (k, d) set, or row and candidate of (n, k, d)
+            k = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
+            return f"row {k} contains {what}" if one_anchor else \
+                f"row {row}, candidate {k} contains {what}"
+        return f"row {row} contains {what}"
+
+
+def prepare_compute(
+    anchors: ArrayLike | None = None,
+    positives: ArrayLike | None = None,
+    negatives: ArrayLike | None = None,
+    *,
+    embeddings: ArrayLike | None = None,
+    triplets: ArrayLike | None = None,
+    preset: str | None = None,
+    column: str | None = None,
+    block_rows: int | None = None,
+    **options: object,
+) -> ComputeJob:
+    """Read, validate and resolve everything a compute run needs, without computing."""
+    params = resolve("compute", preset, options)
+    given = [path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets)]
+    if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
+        raise UsageError("only one input can be read from stdin (-)")
+    anchors, positives, negatives, embeddings, triplets = given
+    aligned = [x is not None for x in (anchors, positives, negatives)]
+    if embeddings is not None or triplets is not None:
+        if any(aligned) or embeddings is None or triplets is None:
+            raise UsageError("use --embeddings with --triplets, or --anchors --positives "
+                             "--negatives, not a mix")
+        job = _indexed(params, embeddings, triplets, column, preset, options)
+    elif not all(aligned):
+        raise UsageError("give --anchors, --positives and --negatives (or --embeddings with "
+                         "--triplets)")
+    else:
+        arrays, names = {}, {}
+        for role, x in zip(ROLES, (anchors, positives, negatives), strict=True):
+            arrays[role], names[role] = load_matrix(x, role, column, stream=True)  # type: ignore
+        job = _aligned(ComputeJob(params, names, arrays=arrays))
+    job.block_rows = block_rows
+    return job
+
+
+def _aligned(job: ComputeJob) -> ComputeJob:
+    a = job.arrays["anchors"]
+    validate.require_rank(a, job.names["anchors"], (1, 2), "anchors")
+    one_anchor = a.ndim == 1
+    for role in ("positives", "negatives"):
+        ranks = (2,) if one_anchor else (2, 3)
+        validate.require_rank(job.arrays[role], job.names[role], ranks, role)
+    for role, x in job.arrays.items():
+        validate.require_rows(x, job.names[role])
+    dims = {role: x.shape[-1] for role, x in job.arrays.items()}
+    if len(set(dims.values())) > 1:
+        raise InputError("dimensions differ: " + ", ".join(f"{job.names[r]} has d = {d}"
+                                                           for r, d in dims.items()),
+                         job.names["anchors"])
+    job.loaded = dict(job.arrays)
+    if one_anchor or job.candidates:  # reshaped below: streamed inputs are read whole
+        job.arrays = {r: validate.as_float_array(x.read(), job.names[r])
+                      if isinstance(x, ArrowMatrix) else x for r, x in job.arrays.items()}
+    if one_anchor:  # one anchor against k_p positive and k_n negative candidates
+        job.arrays = {"anchors": a[None], **{r: job.arrays[r][None] for r in ROLES[1:]}}
+        job.count = 1
+        return job
+    if job.candidates:  # (n, d) next to (n, k, d): one candidate each
+        job.arrays = {r: x[:, None] if x.ndim == 2 and r != "anchors" else x
+                      for r, x in job.arrays.items()}
+    rows = {role: x.shape[0] for role, x in job.arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise InputError("row counts differ: " + ", ".join(f"{job.names[r]} has {n}"
+                                                          for r, n in rows.items()),
+                         job.names["anchors"])
+    job.count = rows["anchors"]
+    return job
+
+
+def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column: str | None,
+             preset: str | None, options: dict[str, object]) -> ComputeJob:
+    x, name = load_matrix(embeddings, "embeddings", column)
+    validate.require_rank(x, name, (2,), "embeddings")
+    validate.require_rows(x, name)
+    if isinstance(triplets, str):
+        t, tname = open_triplets(triplets), shown_name(triplets)
+    else:
+        t, tname = np.ascontiguousarray(np.asarray(triplets), dtype=np.int64), "triplets"
+        if t.ndim != 2 or t.shape[1] != 3 or t.shape[0] == 0:
+            raise InputError(f"triplets must have shape (t, 3) with t > 0, got {t.shape}", tname)
+    warnings: list[str] = []
+    if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
+        params, warnings = _with_recorded(params, t.recorded, tname, preset, options)
+        warnings += _shape_warning(t.recorded, tname, x.shape, name)
+    if isinstance(t, np.ndarray):  # streamed triplets are checked block by block
+        validate.require_indices(t, x.shape[0], tname)
+    validate.require_finite(x, name)
+    if params.distance.normalize:
+        x = normalized(x)
+    return ComputeJob(params, {"embeddings": name, "triplets": tname}, warnings,
+                      arrays={"embeddings": x}, triplets=t, count=t.shape[0],
+                      loaded={"embeddings": x, "triplets": t})
+
+
+def _recorded_value(key: str, value: object) -> object:
+    """A recorded setting as resolve takes it, or None when this version cannot use it."""
+    choices = {"distance": Distance, "eps_placement": EpsPlacement, "reduction": Reduction}
+    if key in choices:
+        return value if value in {c.value for c in choices[key]} else None
+    if key in ("normalize", "soft_margin", "swap"):
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    lowest = 1.0 if key == "p" else 0.0
+    finite = key == "p" or math.isfinite(value)
+    return float(value) if finite and value >= lowest else None
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _with_recorded(params: Params, record: dict, tname: str, preset: str | None,
+                   options: dict[str, object]) -> tuple[Params, list[str]]:
+    """The settings with those a triplets file records as defaults (flags win; a preset
+    replaces them), and a warning naming every setting that contradicts the file."""
+    recorded = record["params"]
+    given = {k for k, v in options.items() if v is not None}
+    usable = {}
+    for key in (k for k in RECORDED_KEYS if k in recorded):
+        value = _recorded_value(key, recorded[key])
+        if value is None and key not in given and preset is None:
+            raise InputError(f"records {key} = {recorded[key]!r}, which this version cannot "
+                             f"use; choose one with --{key.replace('_', '-')}", tname)
+        if value is not None:
+            usable[key] = value
+    if preset is None:
+        try:
+            params = resolve("compute", None, options, recorded=usable)
+        except UsageError as e:
+            raise UsageError(f"{e.message} (with the settings {tname} records)", e.path) from None
+    v, sources = params.values, params.sources
+    differ = [k for k in usable if sources[k] != FROM_FILE and v[k] != usable[k]]
+    if not differ:
+        return params, []
+    was = ", ".join(f"{k}={_shown(usable[k])}" for k in differ)
+    now = ", ".join(f"{k}={_shown(v[k])} ({sources[k]})" for k in differ)
+    return params, [f"{tname} records {was} (the settings its rows were computed with); "
+                    f"scoring with {now} instead"]
+
+
+def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) -> list[str]:
+    """Embeddings of another shape than the triplets were mined on: another row count may put
+    other samples under the same indices; another width, another model. Both may be meant (a
+    later checkpoint), so a warning, not an error: row indices still index rows."""
+    embeddings = record.get("embeddings")
+    was = embeddings.get("shape") if isinstance(embeddings, dict) else None
+    if (not isinstance(was, list) or len(was) != 2 or not all(type(n) is int for n in was)
+            or [int(n) for n in shape] == was):
+        return []
+    return [f"{tname} was written for embeddings of shape ({was[0]}, {was[1]}); {name} has "
+            f"shape ({shape[0]}, {shape[1]}): are these the same rows in the same order?"]
+
+
+def compute_loss(
+    anchors: ArrayLike | None = None,
+    positives: ArrayLike | None = None,
+    negatives: ArrayLike | None = None,
+    *,
+    embeddings: ArrayLike | None = None,
+    triplets: ArrayLike | None = None,
+    preset: str | None = None,
+    threads: int | None = None,
+    column: str | None = None,
+    **options: object,
+) -> ComputeResult:
+    """Per-triplet losses and their summary for aligned arrays or indexed triplets.
+
+    Arrays or file paths are accepted. Options are the CLI's flags in snake case: distance, p,
+    margin, eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
+    """
+    check_threads(threads)
+    job = prepare_compute(anchors, positives, negatives, embeddings=embeddings,
+                          triplets=triplets, preset=preset, column=column, **options)
+    use_threads(job, threads)
+    columns, summary = collect(job, job.blocks())
+    indexed = job.triplets is not None
+    return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
+                         np.stack([columns[c] for c in ("anchor", "positive", "negative")],
+                                  axis=1) if indexed else None)

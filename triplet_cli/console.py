@@ -1,0 +1,120 @@
+"""One routine for every command: a job's blocks to the writers, progress, statistics, the
+report and the exit code. It knows the seam (jobs.py), not what a job computes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+from .errors import UsageError
+from .jobs import Block, Job, add, use_threads
+from .params import check_threads
+from .report import Hardest, progress, render, to_json, warn
+from .writers import STDOUT, check_output, open_rows
+
+FAIL_EXIT = 3
+ROW_FORMATS = ("jsonl", "csv")
+
+
+@dataclass(frozen=True)
+class Run:
+    """Where a command's results go and how it runs: the flags every command shares."""
+
+    output: str | None = None
+    fmt: str = "table"
+    top: int = 10
+    fail_above: float | None = None
+    threads: int | None = None
+    quiet: bool = False
+    verbose: bool = False
+    scheduler: str | None = None
+    workers: int | None = None
+
+    @property
+    def on_cluster(self) -> bool:
+        return self.scheduler is not None or self.workers is not None
+
+    def check(self, inputs: Sequence[str]) -> None:
+        """Flags every command checks before it reads anything."""
+        if self.output == STDOUT:
+            raise UsageError("--output - is not needed: use --format jsonl or csv for rows on "
+                             "stdout")
+        if self.fail_above is not None and math.isnan(self.fail_above):
+            raise UsageError("--fail-above must be a number (got nan)")
+        check_threads(self.threads)
+        if self.on_cluster:
+            from .distributed import check_flags
+
+            check_flags(self.scheduler, self.workers)
+        if self.output:
+            check_output(self.output, inputs)
+
+
+def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
+    """Prepare the job, stream its blocks to --output and stdout, report; the exit code."""
+    how.check(inputs)
+    started = time.perf_counter()
+    job = prepare()
+    # On a cluster --threads means threads per worker, and each worker caps it itself.
+    use_threads(job, None if how.on_cluster else how.threads)
+    stats = job.stats()
+    hardest = Hardest(how.top if how.fmt == "table" else 0)
+    loaded = time.perf_counter()
+    with ExitStack() as stack:
+        writers = []
+        if how.output:
+            writers.append(stack.enter_context(open_rows(how.output, job.schema(),
+                                                         job.npy_columns,
+                                                         metadata=job.metadata())))
+        if how.fmt in ROW_FORMATS:
+            sys.stdout.flush()
+            writers.append(stack.enter_context(open_rows(STDOUT, job.schema(), job.npy_columns,
+                                                         fmt=how.fmt,
+                                                         stdout=sys.stdout.buffer)))
+        advance = stack.enter_context(progress(job.progress_total, job.progress_what,
+                                               enabled=not how.quiet))
+        for block in _blocks(job, how):
+            for writer in writers:
+                writer.write(block.columns)
+            add(stats, block)
+            hardest.add(block.columns)
+            advance(block.progress)
+    summary = job.summary(stats)
+    if how.verbose:
+        from ._jit import threads_in_use
+
+        print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
+              f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads",
+              file=sys.stderr)
+    warn(summary["warnings"], how.quiet)
+    if how.fmt == "table":
+        render(sys.stdout, job.title, summary, job.keys, hardest.rows, stats.sample)
+    elif how.fmt == "json":
+        print(to_json(summary))
+    sys.stdout.flush()
+    return FAIL_EXIT if _exceeds(how.fail_above, summary, stats.loss_max,
+                                 stats.nan_count > 0) else 0
+
+
+def _blocks(job: Job, how: Run) -> Iterator[Block]:
+    """The job's blocks, run here or (--scheduler) on Dask workers: same blocks, same order."""
+    if not how.on_cluster:
+        return job.blocks()
+    from .distributed import cluster_blocks  # imports dask only when it connects
+
+    return cluster_blocks(job, how.scheduler, how.workers, threads=how.threads,
+                          verbose=how.verbose)
+
+
+def _exceeds(fail_above: float | None, summary: dict[str, object], loss_max: float,
+             has_nan: bool) -> bool:
+    """--fail-above: the headline loss (or, with reduction none, any loss) is above the limit."""
+    if fail_above is None:
+        return False
+    value = summary["loss"] if summary["loss"] is not None else loss_max
+    return has_nan or value is None or not value <= fail_above  # type: ignore[operator]

@@ -1,0 +1,40 @@
+"""A job's inputs as given: a path (str or path-like) or an array, made a checked float matrix."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import validate
+from .arrow import ArrowMatrix
+from .readers import open_matrix, shown_name
+
+ArrayLike = np.ndarray | str | os.PathLike[str]
+Matrix = np.ndarray | ArrowMatrix  # in memory (or memory-mapped), or streamed from parquet/Arrow
+NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as pytorch-metric-learning uses it
+
+
+def path_or_array(x: object) -> object:
+    """A path-like input as its str path (arrays and None pass through)."""
+    return os.fspath(x) if isinstance(x, os.PathLike) else x
+
+
+def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False
+                ) -> tuple[Matrix, str]:
+    """An input as a float array and the name errors give it, or (stream=True) a parquet/Arrow
+    input left on disk to be read block by block."""
+    if isinstance(x, str):
+        m, name = open_matrix(x, column), shown_name(x)
+        if isinstance(m, ArrowMatrix):
+            validate.as_float_array(np.empty((0, m.width), m.dtype), name)  # dtype check first
+            return (m, name) if stream else (validate.as_float_array(m.read(), name), name)
+        return validate.as_float_array(m, name), name
+    return validate.as_float_array(np.asarray(x), role), role
+
+
+def normalized(a: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm in float64 (x / max(|x|, 1e-12), as torch's normalize)."""
+    a = a.astype(np.float64)
+    norm = np.sqrt(np.einsum("...i,...i->...", a, a))[..., None]
+    return a / np.maximum(norm, NORMALIZE_EPS)

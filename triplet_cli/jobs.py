@@ -1,0 +1,132 @@
+"""The unit-of-work seam: a job lists picklable units and runs one unit into a block of rows.
+
+compute_loss, mine_triplets, the console and the Dask executor all drive a job through this
+seam and nothing else; none of them knows what the job computes. A new command is a new job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .params import Params
+from .reductions import TripletStats
+
+
+@dataclass
+class Block:
+    """The output rows of one unit (columns in output order) and what statistics need."""
+
+    columns: dict[str, np.ndarray]
+    progress: int  # how much of the job's progress total this block covers
+    correct: np.ndarray | None = None  # per-row accuracy when not d_ap < d_an (k candidates)
+
+    def __len__(self) -> int:
+        return len(self.columns["loss"])
+
+    @property
+    def d_ap(self) -> np.ndarray:
+        return self.columns["d_ap"]
+
+    @property
+    def d_an(self) -> np.ndarray:
+        return self.columns["d_an"]
+
+    @property
+    def loss(self) -> np.ndarray:
+        return self.columns["loss"]
+
+
+@dataclass
+class Job:
+    """What every command's job provides; subclasses fill in units() and run()."""
+
+    params: Params
+    names: dict[str, str]  # role -> the file (or role, for an array) it came from
+    warnings: list[str] = field(default_factory=list)
+
+    title: ClassVar[str] = "triplet-loss"
+    keys: ClassVar[tuple[str, ...]] = ()  # summary keys the table report shows
+    progress_what: ClassVar[str] = "rows"
+    npy_columns: ClassVar[tuple[str, ...]] = ()  # what an .npy output holds
+
+    def units(self) -> Iterator[Any]:
+        """Picklable units of work, in output order."""
+        raise NotImplementedError
+
+    def run(self, unit: Any) -> Block:
+        """One unit's rows: pure computation on the job's inputs (a Dask task runs one)."""
+        raise NotImplementedError
+
+    def shared(self) -> dict[str, np.ndarray]:
+        """The large inputs every unit reads: an executor ships them once, not per unit."""
+        return {}
+
+    def without_shared(self) -> Job:
+        """This job without shared(), to travel to workers; with_shared() puts them back."""
+        return self
+
+    def with_shared(self, arrays: dict[str, np.ndarray]) -> Job:
+        return self
+
+    @property
+    def progress_total(self) -> int:
+        raise NotImplementedError
+
+    def schema(self) -> dict[str, np.dtype]:
+        """The output columns and their dtypes."""
+        raise NotImplementedError
+
+    def inputs(self) -> dict[str, dict[str, object]]:
+        """JSON `inputs`, by role."""
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, str] | None:
+        """Schema metadata of a .parquet output (how its rows were made)."""
+        return None
+
+    def stats(self) -> TripletStats:
+        return TripletStats(margin=self.params.loss.margin)
+
+    def summary(self, stats: TripletStats) -> dict[str, object]:
+        """The JSON summary: statistics, params with their sources, inputs and warnings."""
+        summary = stats.summary(self.params.reduction)
+        summary["params"] = {**self.params.values, "sources": self.params.sources}
+        summary["inputs"] = self.inputs()
+        summary["warnings"] = self.warnings + stats.warnings(self.params.loss.soft_margin)
+        return summary
+
+    def blocks(self) -> Iterator[Block]:
+        """Every unit run here, in order."""
+        for unit in self.units():
+            yield self.run(unit)
+
+
+def collect(job: Job, blocks: Iterator[Block]) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+    """All rows of a job's blocks as whole columns, and its summary: the library's results."""
+    stats = job.stats()
+    parts: list[Block] = []
+    for block in blocks:
+        add(stats, block)
+        parts.append(block)
+    schema = job.schema()
+    columns = {c: np.concatenate([b.columns[c] for b in parts]) if parts
+               else np.empty(0, dtype) for c, dtype in schema.items()}
+    return columns, job.summary(stats)
+
+
+def use_threads(job: Job, threads: int | None) -> None:
+    """Kernel threads for a run here, capped at the machine's (said once, in the warnings)."""
+    from ._jit import set_threads
+
+    note = set_threads(threads)
+    if note:
+        job.warnings.append(note)
+
+
+def add(stats: TripletStats, block: Block) -> None:
+    """A block's rows into the running statistics (blocks arrive in output order)."""
+    stats.add(block.d_ap, block.d_an, block.loss, block.correct)

@@ -1,0 +1,393 @@
+"""The mine job and mine_triplets(): triplets from labelled embeddings, in blocks of anchors.
+
+Units are ranges of anchors of one row set (the whole file or one mini-batch); the embeddings
+and labels are the shared input. Memory is O(m*d + block*m): a unit's matrix-product rows take
+at most BLOCK_BYTES, and its output slots at most MAX_SLOTS triplets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import validate
+from .errors import InputError, UsageError
+from .inputs import ArrayLike, load_matrix, normalized, path_or_array
+from .jobs import Block, Job, collect, use_threads
+from .params import check_threads
+from .presets import resolve
+from .readers import STDIN, read_labels, read_labels_beside, shown_name
+from .reductions import TripletStats
+
+BLOCK_BYTES = 256 << 20
+MAX_SLOTS = 4 << 20
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """A mine unit: anchors start..stop of row set `batch` (rows: its rows, None for all)."""
+
+    batch: int
+    rows: np.ndarray | None
+    start: int
+    stop: int
+
+
+@dataclass
+class MineResult:
+    """Mined (anchor, positive, negative) row indices with distances, losses and the summary."""
+
+    triplets: np.ndarray
+    d_ap: np.ndarray
+    d_an: np.ndarray
+    loss: np.ndarray
+    summary: dict[str, object]
+
+    @property
+    def value(self) -> float | None:
+        return self.summary["loss"]  # type: ignore[return-value]
+
+
+@dataclass
+class _Classes:
+    """Rows grouped by class: members[ptr[c]:ptr[c+1]] are class c's rows in index order."""
+
+    codes: np.ndarray
+    members: np.ndarray
+    ptr: np.ndarray
+
+    @classmethod
+    def of(cls, codes: np.ndarray) -> _Classes:
+        counts = np.bincount(codes)
+        ptr = np.zeros(counts.size + 1, np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return cls(codes.astype(np.int32), np.argsort(codes, kind="stable").astype(np.int64), ptr)
+
+    def sizes(self) -> np.ndarray:
+        """Each row's class size."""
+        return np.diff(self.ptr)[self.codes]
+
+
+@dataclass
+class MineJob(Job):
+    """Validated embeddings and labels with resolved settings, mined set by set."""
+
+    x: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    label_counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    loaded: dict[str, np.ndarray] = field(default_factory=dict)
+    block_rows: int | None = None
+    anchors_without_positive: int = 0
+    anchors_without_negative: int = 0
+    _set: tuple[int, MineSet] | None = None  # the row set the last unit ran on
+
+    title = "triplet-loss mine"
+    keys = ("anchors", "anchors_without_positive", "anchors_without_negative", "triplets",
+            "mean", "mean_nonzero", "active_fraction", "accuracy")
+    progress_what = "anchors"
+    npy_columns = ("anchor", "positive", "negative")
+
+    @property
+    def progress_total(self) -> int:
+        return int(self.x.shape[0])
+
+    def schema(self) -> dict[str, np.dtype]:
+        return {**dict.fromkeys(("anchor", "positive", "negative"), np.dtype(np.int64)),
+                **dict.fromkeys(("d_ap", "d_an", "loss"), np.dtype(np.float64))}
+
+    def inputs(self) -> dict[str, dict[str, object]]:
+        """By role; path None for an array passed to the library."""
+        return {k: {"path": None if self.names[k] == k else self.names[k],
+                    "shape": list(a.shape), "dtype": str(a.dtype)}
+                for k, a in self.loaded.items()}
+
+    def metadata(self) -> dict[str, str]:
+        from .writers import settings_metadata
+
+        return settings_metadata("mine", self.params.values, self.x.shape)
+
+    def plan(self) -> KernelPlan:
+        from .distances import kernel_args
+        from .mining import POSITIVE_CODES, STRATEGY_CODES
+
+        dist, lp, mp = self.params.distance, self.params.loss, self.params.mining
+        return KernelPlan(*kernel_args(dist.distance.value, dist.norm_p, dist.eps,
+                                       dist.eps_placement.value), lp.margin, lp.soft_margin,
+                          POSITIVE_CODES[mp.positive_strategy.value],
+                          STRATEGY_CODES[mp.strategy.value],
+                          mp.semi_hard_fallback.value == "easiest", mp.per_anchor,
+                          mp.active_only, mp.semi_hard_threshold.value == "hardest-positive",
+                          mp.margin_filter.value)
+
+    def batches(self) -> Iterator[np.ndarray | None]:
+        """Row indices of each mini-batch (sorted), or None once for all rows."""
+        m = self.x.shape[0]
+        size = self.params.mining.batch_size
+        if size is None or size >= m:
+            yield None
+            return
+        perm = np.random.default_rng(self.params.mining.seed).permutation(m)
+        for s in range(0, m, size):
+            yield np.sort(perm[s:s + size]).astype(np.int64)
+
+    def units(self) -> Iterator[Anchors]:
+        """Anchor ranges set by set; counts the anchors each set must skip as it goes."""
+        self.anchors_without_positive = self.anchors_without_negative = 0
+        for batch, rows in enumerate(self.batches()):
+            data = self._mine_set(batch, rows)
+            self.anchors_without_positive += data.without_positive
+            self.anchors_without_negative += data.without_negative
+            for start, stop in data.ranges(self.block_rows):
+                yield Anchors(batch, rows, start, stop)
+
+    def run(self, unit: Anchors) -> Block:
+        block = mine_range(self._mine_set(unit.batch, unit.rows), self.plan(), unit.start,
+                           unit.stop)
+        if unit.rows is not None:
+            for c in ("anchor", "positive", "negative"):
+                block.columns[c] = unit.rows[block.columns[c]]
+        return block
+
+    def _mine_set(self, batch: int, rows: np.ndarray | None) -> MineSet:
+        if self._set is None or self._set[0] != batch:
+            x = self.x if rows is None else self.x[rows]
+            codes = self.codes if rows is None else self.codes[rows]
+            self._set = (batch, MineSet.build(x, codes, self.plan()))
+        return self._set[1]
+
+    def shared(self) -> dict[str, np.ndarray]:
+        return {"embeddings": self.x}
+
+    def without_shared(self) -> MineJob:
+        return replace(self, x=np.empty((0, self.x.shape[1]), self.x.dtype), loaded={},
+                       _set=None)
+
+    def with_shared(self, arrays: dict[str, np.ndarray]) -> MineJob:
+        return replace(self, x=arrays["embeddings"], _set=None)
+
+    def summary(self, stats: TripletStats) -> dict[str, object]:
+        """SPEC section 4's summary object."""
+        summary = super().summary(stats)
+        summary.pop("count")
+        counts = self.label_counts
+        head = {
+            "anchors": int(self.x.shape[0]),
+            "anchors_without_positive": self.anchors_without_positive,
+            "anchors_without_negative": self.anchors_without_negative,
+            "triplets": stats.count,
+        }
+        summary["labels"] = {"classes": int(counts.size), "smallest_class": int(counts.min()),
+                             "largest_class": int(counts.max())}
+        extra = []
+        if self.anchors_without_positive:
+            extra.append(f"{self.anchors_without_positive} anchors have no positive (a class of "
+                         "one row" + (" in their mini-batch" if self.params.mining.batch_size
+                                      else "") + "): skipped")
+        if self.anchors_without_negative:
+            extra.append(f"{self.anchors_without_negative} anchors have no negative (one class "
+                         "in their mini-batch): skipped")
+        if stats.count == 0:
+            extra.append("no triplet was mined")
+        summary["warnings"] = extra + summary["warnings"]  # type: ignore[operator]
+        return {**head, **summary}
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """What the mining kernels need besides the data: small and picklable (one per run)."""
+
+    code: int
+    p: float
+    eps: float
+    placement: int
+    margin: float
+    soft: bool
+    pos_strategy: int
+    strategy: int
+    fallback_easiest: bool
+    per_anchor: int
+    active_only: bool
+    threshold_hardest: bool
+    margin_filter: str = "any"
+
+
+@dataclass
+class MineSet:
+    """One set of rows mined together (the whole file or one mini-batch), ready for kernels."""
+
+    x: np.ndarray
+    classes: _Classes
+    norms: np.ndarray
+    caps: np.ndarray
+
+    @classmethod
+    def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
+        from .mining import ALL
+
+        x = np.ascontiguousarray(x)
+        classes = _Classes.of(np.unique(codes, return_inverse=True)[1].astype(np.int64))
+        m = x.shape[0]
+        sizes = classes.sizes()
+        valid = (sizes >= 2) & (sizes < m)
+        positives = sizes - 1 if plan.pos_strategy == 0 else 1
+        negatives = m - sizes if plan.strategy == ALL else plan.per_anchor
+        caps = np.where(valid, positives * negatives, 0).astype(np.int64)
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        return cls(x, classes, norms, caps)
+
+    @property
+    def without_positive(self) -> int:
+        return int((self.classes.sizes() < 2).sum())
+
+    @property
+    def without_negative(self) -> int:
+        sizes = self.classes.sizes()
+        return int(((sizes == self.x.shape[0]) & (sizes >= 2)).sum())
+
+    def ranges(self, block_rows: int | None = None) -> list[tuple[int, int]]:
+        return list(_block_ranges(self.caps, self.x.shape[0], self.x.dtype.itemsize,
+                                  block_rows))
+
+
+def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
+    """Mine anchors start..stop of one set: the unit of work (a Dask task runs one)."""
+    from .distances import RANK_DIRECT, rank_error, rank_kind
+    from .losses import pair_losses
+    from .mining import ALL, direct_block, mine_all_block, mine_block
+
+    x, classes = data.x, data.classes
+    m = x.shape[0]
+    args = (plan.code, plan.p, plan.eps, plan.placement)
+    offsets = np.zeros(stop - start + 1, np.int64)
+    np.cumsum(data.caps[start:stop], out=offsets[1:])
+    slots = int(offsets[-1])
+    out_idx = np.full((slots, 3), -1, np.int64)
+    out_d = np.empty((slots, 2))
+    if plan.strategy == ALL:
+        mine_all_block(x, classes.codes, classes.members, classes.ptr, start, stop, *args,
+                       plan.pos_strategy, offsets, out_idx, out_d)
+    else:
+        kind = rank_kind(plan.code, plan.placement)
+        if kind == RANK_DIRECT:
+            g = np.empty((stop - start, m))
+            direct_block(x, start, stop, *args, g)
+            delta = np.zeros(stop - start)
+        else:
+            g = x[start:stop] @ x.T
+            delta = rank_error(kind, data.norms, start, stop, x)
+        mine_block(x, classes.codes, data.norms, classes.members, classes.ptr, start, g, kind,
+                   delta, *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,
+                   plan.threshold_hardest, plan.per_anchor, offsets, out_idx, out_d)
+    found = out_idx[:, 0] >= 0
+    t, d_ap, d_an = out_idx[found], out_d[found, 0], out_d[found, 1]
+    loss = pair_losses(d_ap, d_an, plan.margin, np.bool_(plan.soft))
+    keep = np.ones(len(t), bool)
+    if plan.active_only:
+        keep &= loss > 0
+    if plan.margin_filter != "any":
+        keep &= _margin_band(d_an - d_ap, plan.margin, plan.margin_filter)
+    return Block({"anchor": t[keep, 0], "positive": t[keep, 1], "negative": t[keep, 2],
+                  "d_ap": d_ap[keep], "d_an": d_an[keep], "loss": loss[keep]}, stop - start)
+
+
+def _margin_band(gap: np.ndarray, margin: float, band: str) -> np.ndarray:
+    """Triplets whose gap d_an - d_ap lies in pytorch-metric-learning's TripletMarginMiner band."""
+    if band == "easy":
+        return gap > margin
+    keep = gap <= margin
+    if band == "hard":
+        keep &= gap <= 0
+    elif band == "semi-hard":
+        keep &= gap > 0
+    return keep
+
+
+def _block_ranges(caps: np.ndarray, m: int, itemsize: int, block_rows: int | None
+                  ) -> Iterator[tuple[int, int]]:
+    """Consecutive anchor ranges within the matrix-product and output-slot budgets."""
+    rows = block_rows or max(1, BLOCK_BYTES // max(m * max(itemsize, 8), 1))
+    start = 0
+    cum = np.concatenate([[0], np.cumsum(caps)])
+    while start < m:
+        stop = min(start + rows, m)
+        fit = int(np.searchsorted(cum, cum[start] + MAX_SLOTS, side="right")) - 1
+        stop = max(start + 1, min(stop, fit))
+        yield start, stop
+        start = stop
+
+
+def _labels(labels: ArrayLike | None, embeddings: ArrayLike, label_column: str | None
+            ) -> tuple[np.ndarray, str]:
+    if labels is None:
+        if not isinstance(embeddings, str):
+            raise InputError("holds no labels; give them with --labels (only a parquet or "
+                             "Arrow file can hold both)", "embeddings")
+        return read_labels_beside(embeddings, label_column), shown_name(embeddings)
+    if isinstance(labels, str):
+        return read_labels(labels, label_column), shown_name(labels)
+    return np.asarray(labels), "labels"
+
+
+def prepare_mine(
+    embeddings: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    preset: str | None = None,
+    column: str | None = None,
+    label_column: str | None = None,
+    block_rows: int | None = None,
+    **options: object,
+) -> MineJob:
+    """Read, validate and resolve everything a mining run needs."""
+    params = resolve("mine", preset, options)
+    embeddings, labels = path_or_array(embeddings), path_or_array(labels)
+    if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
+        raise UsageError("only one input can be read from stdin (-)")
+    x, xname = load_matrix(embeddings, "embeddings", column)
+    validate.require_rank(x, xname, (2,), "embeddings")
+    validate.require_rows(x, xname)
+    y, yname = _labels(labels, embeddings, label_column)
+    codes = validate.require_labels(y, x.shape[0], yname, xname)
+    validate.require_finite(x, xname)
+    warnings = []
+    dist = params.distance
+    if preset == "tf-similarity" and dist.distance.value == "cosine" and not dist.normalize:
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+        if np.abs(norms - 1).max() > 1e-3:
+            warnings.append("tf-similarity assumes L2-normalised rows; these are not, and TF "
+                            "Similarity would compute 1 - x.y clipped at 0 on them, not the "
+                            "cosine distance computed here")
+    if dist.normalize:
+        x = normalized(x)
+    loaded = {"embeddings": x, "labels": y}
+    return MineJob(params, {"embeddings": xname, "labels": yname}, warnings,
+                   x=np.ascontiguousarray(x), codes=codes, label_counts=np.bincount(codes),
+                   loaded=loaded, block_rows=block_rows)
+
+
+def mine_triplets(
+    embeddings: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    preset: str | None = None,
+    threads: int | None = None,
+    column: str | None = None,
+    label_column: str | None = None,
+    block_rows: int | None = None,
+    **options: object,
+) -> MineResult:
+    """Mine triplets from labelled embeddings (arrays or file paths), SPEC section 4.
+
+    Options are the CLI's flags in snake case: strategy, positive_strategy, semi_hard_fallback,
+    per_anchor, active_only, batch_size, seed, distance, p, margin, eps, eps_placement,
+    normalize, soft_margin, reduction, margin_filter, semi_hard_threshold.
+    """
+    check_threads(threads)
+    job = prepare_mine(embeddings, labels, preset=preset, column=column,
+                       label_column=label_column, block_rows=block_rows, **options)
+    use_threads(job, threads)
+    columns, summary = collect(job, job.blocks())
+    triplets = np.stack([columns[c] for c in ("anchor", "positive", "negative")], axis=1)
+    return MineResult(triplets, columns["d_ap"], columns["d_an"], columns["loss"], summary)
