@@ -334,8 +334,6 @@ def test_an_interrupted_run_leaves_no_output(cli, data, cluster, small_blocks, t
         raise KeyboardInterrupt  # as Ctrl-C lands while the client waits for a block
 
     monkeypatch.setattr(tl_dask.Cluster, "_in_order", interrupted)
-    # .npy, not .parquet: after a failed run writers.py leaves its pyarrow ParquetWriter open on
-    # the closed temp file; its __del__ raises later, at a random point (with or without Dask)
     out = tmp_path / "rows.npy"
     result = cli("mine", "--embeddings", data["x"], "--labels", data["labels"], "-o", out,
                  "--scheduler", cluster.client.scheduler.address)

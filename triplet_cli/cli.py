@@ -9,11 +9,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions
@@ -22,6 +21,7 @@ from typer.core import TyperGroup
 from . import __version__
 from .errors import TripletLossError
 from .params import (
+    COMMAND_OPTIONS,
     Distance,
     EpsPlacement,
     Fallback,
@@ -32,6 +32,7 @@ from .params import (
     Reduction,
     SemiHardThreshold,
     Strategy,
+    flag,
     help_text,
 )
 
@@ -150,7 +151,6 @@ def _silence_stdout() -> None:
 app = typer.Typer(
     cls=_OneLineErrors,
     name=PROG,
-    help="Triplet losses and triplet mining over embedding files (.npy, .npz, .parquet, .arrow).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -169,14 +169,16 @@ def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Triplet losses and triplet mining over embedding files."""
+    """Triplet losses and triplet mining over embedding files (.npy, .npz, .parquet, .arrow)."""
 
 
-@contextmanager
-def _errors_to_exit(quiet: bool = False) -> Iterator[None]:
-    """Library errors become one `triplet-loss: error:` line and their exit code."""
+def _run(prepare: Callable[[], Any], inputs: Iterable[str | None], how: Any) -> NoReturn:
+    """Run a command's job through the console routine and exit with its code; library errors
+    become one `triplet-loss: error:` line and their exit code."""
+    from .console import run
+
     try:
-        yield
+        code = run(prepare, [path for path in inputs if path], how)
     except TripletLossError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         raise typer.Exit(e.exit_code) from None
@@ -193,87 +195,75 @@ def _errors_to_exit(quiet: bool = False) -> Iterator[None]:
         where = f"{e.filename}: " if e.filename else ""
         print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
         raise typer.Exit(1) from None
+    raise typer.Exit(code)
 
 
-# Options shared by compute and mine: defined once. None means "not given" so presets can fill in.
-_DIST = "Distance"
-_LOSS = "Loss"
-_OUT = "Output"
-_MINE = "Mining"
-PresetOpt = Annotated[str | None, typer.Option(
-    "--preset", help="Reproduce a framework: torch, mlx, mlx-legacy, tf-similarity, tf-addons, "
-    "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`).",
-    show_default=False)]
-DistanceOpt = Annotated[Distance | None, typer.Option(
-    "--distance", help=help_text("distance"), rich_help_panel=_DIST,
-    show_default=False)]
-POpt = Annotated[float | None, typer.Option(
-    "--p", help=help_text("p"),
-    rich_help_panel=_DIST, show_default=False)]
-EpsOpt = Annotated[float | None, typer.Option(
-    "--eps", help=help_text("eps"), rich_help_panel=_DIST, show_default=False)]
-EpsPlacementOpt = Annotated[EpsPlacement | None, typer.Option(
-    "--eps-placement", help=help_text("eps_placement"), rich_help_panel=_DIST,
-    show_default=False)]
-NormalizeOpt = Annotated[bool | None, typer.Option(
-    "--normalize/--no-normalize", help=help_text("normalize"),
-    rich_help_panel=_DIST, show_default=False)]
-MarginOpt = Annotated[float | None, typer.Option(
-    "--margin", help=help_text("margin"),
-    rich_help_panel=_LOSS, show_default=False)]
-SoftOpt = Annotated[bool | None, typer.Option(
-    "--soft-margin/--hard-margin", help=help_text("soft_margin"), rich_help_panel=_LOSS,
-    show_default=False)]
-ReductionOpt = Annotated[Reduction | None, typer.Option(
-    "--reduction", help=help_text("reduction"),
-    rich_help_panel=_LOSS, show_default=False)]
-OutputOpt = Annotated[str | None, typer.Option(
-    "--output", "-o", help="Write per-triplet rows to .parquet, .csv, .jsonl or .npy "
-    "(atomically).", rich_help_panel=_OUT, show_default=False)]
-FormatOpt = Annotated[Format, typer.Option(
-    "--format", "-f", help="stdout: table or json (the report), jsonl or csv (per-triplet rows).",
-    rich_help_panel=_OUT)]
+# Options. None means "not given": a setting then comes from a preset or the defaults table
+# (params.OPTIONS), which also holds its help text. Typer evaluates the calls in the commands'
+# annotations when it builds a command.
+def _option(kind: Any, flags: str, help: str, panel: str | None = None, **extra: Any) -> Any:
+    """An option of type `kind` (or None), its flags space-separated; --help shows no default."""
+    return Annotated[kind | None, typer.Option(*flags.split(), help=help, rich_help_panel=panel,
+                                               show_default=False, **extra)]
+
+
+def _setting(name: str, kind: Any, panel: str, flags: str = "") -> Any:
+    """A setting of params.OPTIONS, its help and default from there; spelt --name (a bool:
+    --name/--no-name) unless `flags` say otherwise."""
+    off = f"/--no-{flag(name)[2:]}" if kind is bool else ""
+    return _option(kind, flags or flag(name) + off, help_text(name), panel)
+
+
+_DIST, _LOSS, _MINE, _OUT, _DASK = "Distance", "Loss", "Mining", "Output", "Distributed"
+# Shared by compute and mine: defined once.
+DistanceOpt = _setting("distance", Distance, _DIST)
+POpt = _setting("p", float, _DIST)
+EpsOpt = _setting("eps", float, _DIST)
+EpsPlacementOpt = _setting("eps_placement", EpsPlacement, _DIST)
+NormalizeOpt = _setting("normalize", bool, _DIST)
+MarginOpt = _setting("margin", float, _LOSS)
+SoftOpt = _setting("soft_margin", bool, _LOSS, "--soft-margin/--hard-margin")
+ReductionOpt = _setting("reduction", Reduction, _LOSS)
+PresetOpt = _option(str, "--preset", "Reproduce a framework: torch, mlx, mlx-legacy, "
+                    "tf-similarity, tf-addons, pytorch-metric-learning, sentence-transformers "
+                    "(see `triplet-loss presets`).")
+ColumnOpt = _option(str, "--column", "Embedding column of .parquet/.arrow inputs (auto when there "
+                    "is one).")
+OutputOpt = _option(str, "--output -o", "Write per-triplet rows to .parquet, .csv, .jsonl or .npy "
+                    "(atomically).", _OUT)
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="stdout: table or json (the "
+                      "report), jsonl or csv (per-triplet rows).", rich_help_panel=_OUT)]
 TopOpt = Annotated[int, typer.Option("--top", min=0, help="Hardest triplets in the table.",
                                      rich_help_panel=_OUT)]
-FailOpt = Annotated[float | None, typer.Option(
-    "--fail-above", help="Exit 3 when the headline loss (with --reduction none: any triplet's "
-    "loss) is above this.", rich_help_panel=_OUT, show_default=False)]
-ThreadsOpt = Annotated[int | None, typer.Option(
-    "--threads", min=1, help="Kernel threads (results do not depend on it). (default: all cores)",
-    show_default=False)]
+FailOpt = _option(float, "--fail-above", "Exit 3 when the headline loss (with --reduction none: "
+                  "any triplet's loss) is above this.", _OUT)
+ThreadsOpt = _option(int, "--threads", "Kernel threads (results do not depend on it). (default: "
+                     "all cores)", min=1)
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Timings on stderr.")]
-ColumnOpt = Annotated[str | None, typer.Option(
-    "--column", help="Embedding column of .parquet/.arrow inputs (auto when there is one).",
-    show_default=False)]
+SchedulerOpt = _option(str, "--scheduler", "Run the blocks on a Dask cluster: its scheduler "
+                       "(tcp://host:8786), or local to start one here. Same rows, same order, "
+                       "same bytes; --threads then means numba threads per worker (default: the "
+                       "worker's share of its host's cores). Needs pip install "
+                       "'triplet-loss\\[dask]'.", _DASK)
+WorkersOpt = _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each. "
+                     "(default: one per core)", _DASK, min=1)
 
-_DASK = "Distributed"
-SchedulerOpt = Annotated[str | None, typer.Option(
-    "--scheduler", help="Run the blocks on a Dask cluster: its scheduler (tcp://host:8786), or "
-    "local to start one here. Same rows, same order, same bytes; --threads then means numba "
-    "threads per worker (default: the worker's share of its host's cores). Needs "
-    "pip install 'triplet-loss\\[dask]'.", rich_help_panel=_DASK, show_default=False)]
-WorkersOpt = Annotated[int | None, typer.Option(
-    "--workers", min=1, help="Worker processes of --scheduler local, 1 thread each. "
-    "(default: one per core)", rich_help_panel=_DASK, show_default=False)]
+
+def _settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The settings `command` takes (params.COMMAND_OPTIONS), from its parameters."""
+    return {name: given[name] for name in COMMAND_OPTIONS[command]}
 
 
 @app.command()
 def compute(
-    anchors: Annotated[str | None, typer.Option(
-        "--anchors", help="Anchors (n, d), or one anchor (d,).", show_default=False)] = None,
-    positives: Annotated[str | None, typer.Option(
-        "--positives", help="Positives (n, d) or k per anchor (n, k, d).",
-        show_default=False)] = None,
-    negatives: Annotated[str | None, typer.Option(
-        "--negatives", help="Negatives (n, d) or k per anchor (n, k, d).",
-        show_default=False)] = None,
-    embeddings: Annotated[str | None, typer.Option(
-        "--embeddings", help="Embedding matrix (m, d) that --triplets indexes.",
-        show_default=False)] = None,
-    triplets: Annotated[str | None, typer.Option(
-        "--triplets", help="Index triples: columns anchor, positive, negative (e.g. from mine).",
-        show_default=False)] = None,
+    anchors: _option(str, "--anchors", "Anchors (n, d), or one anchor (d,).") = None,
+    positives: _option(str, "--positives", "Positives (n, d) or k per anchor (n, k, d).") = None,
+    negatives: _option(str, "--negatives", "Negatives (n, d) or k per anchor (n, k, d).") = None,
+    embeddings: _option(str, "--embeddings",
+                        "Embedding matrix (m, d) that --triplets indexes.") = None,
+    triplets: _option(str, "--triplets",
+                      "Index triples: columns anchor, positive, negative (e.g. from mine).") = None,
     column: ColumnOpt = None,
     preset: PresetOpt = None,
     distance: DistanceOpt = None,
@@ -283,13 +273,9 @@ def compute(
     normalize: NormalizeOpt = None,
     margin: MarginOpt = None,
     soft_margin: SoftOpt = None,
-    swap: Annotated[bool | None, typer.Option(
-        "--swap/--no-swap", help=help_text("swap"),
-        rich_help_panel=_LOSS, show_default=False)] = None,
+    swap: _setting("swap", bool, _LOSS) = None,
     reduction: ReductionOpt = None,
-    pair_reduction: Annotated[PairReduction | None, typer.Option(
-        "--pair-reduction", help=help_text("pair_reduction"), rich_help_panel=_LOSS,
-        show_default=False)] = None,
+    pair_reduction: _setting("pair_reduction", PairReduction, _LOSS) = None,
     output: OutputOpt = None,
     format: FormatOpt = Format.table,
     top: TopOpt = 10,
@@ -302,61 +288,35 @@ def compute(
 ) -> None:
     """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
     from .compute import prepare_compute
-    from .console import Run, run
+    from .console import Run
 
+    settings = _settings("compute", locals())
     inputs = dict(anchors=anchors, positives=positives, negatives=negatives,
                   embeddings=embeddings, triplets=triplets)
-    options = dict(distance=distance, p=p, eps=eps, eps_placement=eps_placement,
-                   normalize=normalize, margin=margin, soft_margin=soft_margin, swap=swap,
-                   reduction=reduction, pair_reduction=pair_reduction)
-    with _errors_to_exit():
-        code = run(lambda: prepare_compute(**inputs, preset=preset, column=column, **options),
-                   [p for p in inputs.values() if p],
-                   Run(output, format.value, top, fail_above, threads, quiet, verbose,
-                       scheduler, workers))
-    raise typer.Exit(code)
+    _run(lambda: prepare_compute(**inputs, preset=preset, column=column, **settings),
+         inputs.values(),
+         Run(output, format.value, top, fail_above, threads, quiet, verbose, scheduler, workers))
 
 
 @app.command()
 def mine(
-    embeddings: Annotated[str, typer.Option(
-        "--embeddings", help="Embedding matrix (m, d): .npy, .npz, .parquet, .arrow.",
-        show_default=False)],
-    labels: Annotated[str | None, typer.Option(
-        "--labels", help="Labels (m,), integers or strings: .npy, .parquet, .arrow, .csv. "
-        "(default: the label column of --embeddings)", show_default=False)] = None,
+    embeddings: _option(str, "--embeddings", "Embedding matrix (m, d): .npy, .npz, .parquet, "
+                        ".arrow."),
+    labels: _option(str, "--labels", "Labels (m,), integers or strings: .npy, .parquet, .arrow, "
+                    ".csv. (default: the label column of --embeddings)") = None,
     column: ColumnOpt = None,
-    label_column: Annotated[str | None, typer.Option(
-        "--label-column", help="Label column of a .parquet/.arrow/.csv file. (default: 'label', "
-        "or the only integer/string column)", show_default=False)] = None,
+    label_column: _option(str, "--label-column", "Label column of a .parquet/.arrow/.csv file. "
+                          "(default: 'label', or the only integer/string column)") = None,
     preset: PresetOpt = None,
-    strategy: Annotated[Strategy | None, typer.Option(
-        "--strategy", help=help_text("strategy"), rich_help_panel=_MINE,
-        show_default=False)] = None,
-    positive_strategy: Annotated[PositiveStrategy | None, typer.Option(
-        "--positive-strategy", help=help_text("positive_strategy"), rich_help_panel=_MINE,
-        show_default=False)] = None,
-    semi_hard_fallback: Annotated[Fallback | None, typer.Option(
-        "--semi-hard-fallback", help=help_text("semi_hard_fallback"), rich_help_panel=_MINE,
-        show_default=False)] = None,
-    semi_hard_threshold: Annotated[SemiHardThreshold | None, typer.Option(
-        "--semi-hard-threshold", help=help_text("semi_hard_threshold"),
-        rich_help_panel=_MINE, show_default=False)] = None,
-    margin_filter: Annotated[MarginFilter | None, typer.Option(
-        "--margin-filter", help=help_text("margin_filter"), rich_help_panel=_MINE,
-        show_default=False)] = None,
-    per_anchor: Annotated[int | None, typer.Option(
-        "--per-anchor", help=help_text("per_anchor"), rich_help_panel=_MINE,
-        show_default=False)] = None,
-    active_only: Annotated[bool | None, typer.Option(
-        "--active-only/--all-triplets", help=help_text("active_only"),
-        rich_help_panel=_MINE, show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help=help_text("batch_size"), rich_help_panel=_MINE,
-        show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(
-        "--seed", help=help_text("seed"), rich_help_panel=_MINE,
-        show_default=False)] = None,
+    strategy: _setting("strategy", Strategy, _MINE) = None,
+    positive_strategy: _setting("positive_strategy", PositiveStrategy, _MINE) = None,
+    semi_hard_fallback: _setting("semi_hard_fallback", Fallback, _MINE) = None,
+    semi_hard_threshold: _setting("semi_hard_threshold", SemiHardThreshold, _MINE) = None,
+    margin_filter: _setting("margin_filter", MarginFilter, _MINE) = None,
+    per_anchor: _setting("per_anchor", int, _MINE) = None,
+    active_only: _setting("active_only", bool, _MINE, "--active-only/--all-triplets") = None,
+    batch_size: _setting("batch_size", int, _MINE) = None,
+    seed: _setting("seed", int, _MINE) = None,
     distance: DistanceOpt = None,
     p: POpt = None,
     eps: EpsOpt = None,
@@ -380,23 +340,14 @@ def mine(
     Rows anchor, positive, negative, d_ap, d_an, loss go to --output (.parquet, .csv, .jsonl;
     .npy holds the (t, 3) int64 indices) or to stdout with --format jsonl/csv.
     """
-    from .console import Run, run
+    from .console import Run
     from .mine import prepare_mine
 
-    options = dict(
-        strategy=strategy, positive_strategy=positive_strategy,
-        semi_hard_fallback=semi_hard_fallback, semi_hard_threshold=semi_hard_threshold,
-        margin_filter=margin_filter, per_anchor=per_anchor, active_only=active_only,
-        batch_size=batch_size, seed=seed, distance=distance, p=p, eps=eps,
-        eps_placement=eps_placement, normalize=normalize, margin=margin, soft_margin=soft_margin,
-        reduction=reduction)
-    with _errors_to_exit():
-        code = run(lambda: prepare_mine(embeddings, labels, preset=preset, column=column,
-                                        label_column=label_column, **options),
-                   [p for p in (embeddings, labels) if p],
-                   Run(output, format.value, top, fail_above, threads, quiet, verbose,
-                       scheduler, workers))
-    raise typer.Exit(code)
+    settings = _settings("mine", locals())
+    _run(lambda: prepare_mine(embeddings, labels, preset=preset, column=column,
+                              label_column=label_column, **settings),
+         [embeddings, labels],
+         Run(output, format.value, top, fail_above, threads, quiet, verbose, scheduler, workers))
 
 
 @app.command()
@@ -420,27 +371,24 @@ def main() -> None:
 
     args = sys.argv[1:]
     registered = app.registered_commands
+    named = {c.name or get_command_name(c.callback.__name__): c for c in registered}
     if args and not args[0].startswith("-"):  # (`--help compute` is the top-level help)
-        app.registered_commands = [
-            c for c in registered
-            if (c.name or get_command_name(c.callback.__name__)) == args[0]] or registered
+        app.registered_commands = [named[args[0]]] if args[0] in named else registered
     elif args in ([], ["--help"]):
-        app.registered_commands = [_listed(c) for c in registered]
+        app.registered_commands = [_listed(name, c) for name, c in named.items()]
     try:
         app(prog_name=PROG)
     finally:
         app.registered_commands = registered
 
 
-def _listed(command: Any) -> Any:
+def _listed(name: str, command: Any) -> Any:
     """A command as the top-level help lists it: its name and help, no options."""
     import inspect
 
-    from typer.main import get_command_name
     from typer.models import CommandInfo
 
     return CommandInfo(
-        name=command.name or get_command_name(command.callback.__name__),
-        callback=lambda: None, help=command.help or inspect.getdoc(command.callback),
+        name=name, callback=lambda: None, help=command.help or inspect.getdoc(command.callback),
         short_help=command.short_help, hidden=command.hidden, deprecated=command.deprecated,
         rich_help_panel=command.rich_help_panel)

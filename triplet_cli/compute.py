@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -16,8 +17,8 @@ from . import validate
 from .arrow import ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
-from .jobs import Block, Job, collect, use_threads
-from .params import Distance, EpsPlacement, Params, Reduction, check_threads
+from .jobs import Block, Job, run_here
+from .params import Distance, EpsPlacement, Params, Reduction
 from .presets import FROM_FILE, resolve
 from .readers import STDIN, open_triplets, shown_name
 
@@ -108,14 +109,13 @@ class ComputeJob(Job):
         return int(min(BLOCK_ROWS, max(4096, BLOCK_BYTES // max(row_bytes, 1))))
 
     def units(self) -> Iterator[Rows]:
+        """Row blocks in order; no reference to one is kept while the next is read (streamed
+        inputs hold one block being computed and one being filled)."""
         rows = self.rows_per_unit()
-        starts = range(0, self.count, rows)
-        if self.triplets is not None:
-            for start, t in zip(starts, self._triplet_blocks(rows), strict=True):
-                yield Rows(start, triplets=t)
-        else:
-            for start, part in zip(starts, self._input_blocks(rows), strict=True):
-                yield Rows(start, part=part)
+        indexed = self.triplets is not None
+        blocks = self._triplet_blocks(rows) if indexed else self._input_blocks(rows)
+        for start in range(0, self.count, rows):
+            yield Rows(start, triplets=next(blocks)) if indexed else Rows(start, part=next(blocks))
 
     def shared(self) -> dict[str, np.ndarray]:
         return {"embeddings": self.arrays["embeddings"]} if self.triplets is not None else {}
@@ -165,14 +165,13 @@ class ComputeJob(Job):
         def stream(role: str) -> Iterator[np.ndarray]:
             a = self.arrays[role]
             if isinstance(a, ArrowMatrix):
-                for block in a.blocks(rows):
-                    yield validate.as_float_array(block, self.names[role])
-            else:
-                for start in range(0, self.count, rows):
-                    yield a[start:start + rows]
+                return map(partial(validate.as_float_array, path=self.names[role]),
+                           a.blocks(rows))
+            return (a[start:start + rows] for start in range(0, self.count, rows))
 
-        for parts in zip(*(stream(r) for r in ROLES), strict=True):
-            yield dict(zip(ROLES, parts, strict=True))
+        streams = {r: stream(r) for r in ROLES}
+        for _ in range(0, self.count, rows):
+            yield {r: next(s) for r, s in streams.items()}
 
     def _triplet_blocks(self, rows: int) -> Iterator[np.ndarray]:
         """The index triples block by block, range-checked (streamed from parquet/Arrow)."""
@@ -395,12 +394,10 @@ def compute_loss(
     Arrays or file paths are accepted. Options are the CLI's flags in snake case: distance, p,
     margin, eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
     """
-    check_threads(threads)
-    job = prepare_compute(anchors, positives, negatives, embeddings=embeddings,
-                          triplets=triplets, preset=preset, column=column, **options)
-    use_threads(job, threads)
-    columns, summary = collect(job, job.blocks())
-    indexed = job.triplets is not None
+    _, columns, summary = run_here(lambda: prepare_compute(
+        anchors, positives, negatives, embeddings=embeddings, triplets=triplets, preset=preset,
+        column=column, **options), threads)
+    indexed = "anchor" in columns
     return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
                          np.stack([columns[c] for c in ("anchor", "positive", "negative")],
                                   axis=1) if indexed else None)

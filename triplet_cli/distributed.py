@@ -1,32 +1,17 @@
 """A Dask executor for any job (`--scheduler`): the optional extra triplet-loss[dask].
 
-Nothing else in the package imports this module's Dask side: `import triplet_cli` and every run
-without --scheduler stay free of dask (it is imported inside `connect`). It knows the job seam
-(jobs.py), not what a job computes.
+It knows the job seam (jobs.py), not what a job computes, and imports dask only once it runs
+(`connect`, `Cluster`): `import triplet_cli` and runs without --scheduler never load it.
 
-How a run is shaped:
-- Tasks. One per unit of the job (`job.units()`, each task calls `job.run(unit)`), so blocks
-  have the single-process boundaries and every writer sees the same `write` calls.
-- Data. The job's shared inputs (`job.shared()`: the embedding matrix) reach each worker once: by
-  path when it is a .npy file the client memory-mapped unchanged (workers map it from shared
-  storage; its SHA-256 is checked on each worker), otherwise sent once by the client, as is the
-  job without them. Sent data is held by a task, not scattered: the scheduler keeps that task,
-  so data lost with a worker is sent again. Scattered data is gone for good once its last holder
-  dies, and Dask's active memory manager trims broadcast copies down to one: with
-  `client.scatter(broadcast=True)`, a loop killing 1 of 2 workers mid-run failed within a few
-  runs ("cancelled: already forgotten"); with held data, 18 of 18 passed. Units travel inside
-  their tasks (row blocks of aligned inputs, triplet rows, anchor ranges).
-- Order. At most `window` tasks are in flight beyond the oldest block not yet handed on; results
-  arrive in any order (`as_completed`) and wait in a reorder buffer, so blocks leave in order
-  and client memory holds at most `window` blocks.
-- Failures. Each task has `retries=RETRIES`; a task lost with its worker is rerun elsewhere by the
-  scheduler. A user error (TripletLossError, e.g. a NaN row found by a compute block) comes back
-  as a value, is not retried, and is raised as itself; anything else is one SchedulerError line.
-- Threads. One kernel at a time per worker process (a lock: concurrent parallel launches would
-  oversubscribe the cores, and numba's workqueue threading layer is not thread-safe), with numba
-  set to the process's share of its host's cores: cores // worker processes on that host, or
-  --threads. Dask already limits BLAS in workers to 1 thread (OMP/OPENBLAS_NUM_THREADS=1).
-- No worker left: the run waits for workers to join, as Dask does (Ctrl-C stops it cleanly).
+One task per unit: blocks keep their single-process boundaries, so every writer sees the same
+`write` calls. The job's shared inputs (`job.shared()`) reach each worker once, by path
+(NpyFile) or sent once, as is the job without them. Sent data is held by a task, not scattered:
+the scheduler reruns a holding task lost with its worker, while scattered data is gone once its
+last holder dies, and Dask's active memory manager trims broadcast copies down to one (with
+`client.scatter(broadcast=True)`, killing 1 of 2 workers mid-run failed within a few runs,
+"cancelled: already forgotten"; with held data, 18 of 18 passed). A task lost with its worker is
+rerun elsewhere (RETRIES); with no worker left the run waits for workers to join, as Dask does
+(Ctrl-C stops it cleanly).
 """
 
 from __future__ import annotations
@@ -40,10 +25,10 @@ import sys
 import threading
 import uuid
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.util import find_spec
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,14 +65,6 @@ def check_flags(scheduler: str | None, workers: int | None) -> None:
         raise TripletLossError(f"--scheduler needs Dask: {INSTALL}")
 
 
-def _distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise TripletLossError(f"--scheduler needs Dask: {INSTALL}") from None
-    return distributed
-
-
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -100,12 +77,9 @@ def _first_line(e: BaseException) -> str:
 @contextlib.contextmanager
 def _quiet_logs(quiet: bool) -> Iterator[None]:
     """Dask's own log lines (a worker restarting, a lost connection) off stderr: the run ends in
-    our one line instead. Restored afterwards."""
-    if not quiet:
-        yield
-        return
+    our one line instead: each of its loggers (dask sets some levels itself), then restored."""
     names = ["distributed", *(n for n in logging.root.manager.loggerDict
-                              if n.startswith("distributed."))]  # dask sets some levels itself
+                              if n.startswith("distributed."))] if quiet else []
     levels = {n: logging.getLogger(n).level for n in names}
     for n in names:
         logging.getLogger(n).setLevel(logging.CRITICAL)
@@ -126,9 +100,8 @@ def _starting_workers(quiet: bool) -> Iterator[None]:
     held: list[int] = []
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: held.append(1)) if main else None
-    if not quiet:
-        saved = None
-    else:
+    saved = None
+    if quiet:
         sys.stderr.flush()
         saved = os.dup(2)
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -150,13 +123,16 @@ def _starting_workers(quiet: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False,
-            timeout: float | None = None) -> Iterator[Cluster]:
+def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
+            ) -> Iterator[Cluster]:
     """A Cluster on the scheduler at `scheduler` (tcp://host:8786), or on a LocalCluster of
     `workers` processes (1 thread each; default one per core) started for the run ('local')."""
     check_flags(scheduler, workers)
-    dd = _distributed()
-    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    try:
+        import distributed as dd
+    except ImportError:
+        raise TripletLossError(f"--scheduler needs Dask: {INSTALL}") from None
+    timeout = CONNECT_TIMEOUT
     where = f"scheduler {scheduler}"
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_logs(quiet))
@@ -205,11 +181,8 @@ def _identify(scheduler: str, timeout: float, where: str) -> None:
         finally:
             comm.abort()
 
-    async def bounded() -> Any:  # Dask's own handshake waits for ever on an HTTP server;
-        return await asyncio.wait_for(identity(), timeout + 2)  # +2 s: its connect fails first
-
-    try:
-        reply = asyncio.run(bounded())
+    try:  # Dask's own handshake waits for ever on an HTTP server; +2 s: its connect fails first
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout + 2))
     except TimeoutError:
         raise SchedulerError(f"cannot connect (no Dask handshake within {timeout + 2:g} s: "
                              "the dashboard's port instead of the scheduler's?)", where) from None
@@ -226,14 +199,9 @@ def _identify(scheduler: str, timeout: float, where: str) -> None:
 
 def cluster_blocks(job: Job, scheduler: str | None, workers: int | None, *,
                    threads: int | None = None, verbose: bool = False) -> Iterator[Block]:
-    """The CLI's entry: flags checked now, then (lazily) connect and yield the job's blocks."""
-    check_flags(scheduler, workers)
-
-    def blocks() -> Iterator[Block]:
-        with connect(scheduler, workers, quiet=not verbose) as cluster:
-            yield from cluster.blocks(job, threads=threads, verbose=verbose)
-
-    return blocks()
+    """The CLI's entry: connect, and yield the job's blocks (console.py checked the flags)."""
+    with connect(scheduler, workers, quiet=not verbose) as cluster:
+        yield from cluster.blocks(job, threads=threads, verbose=verbose)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -269,14 +237,11 @@ class NpyFile:
 
     def load(self, worker: str | None = None) -> np.ndarray:
         """The mapped matrix, checked against the client's digest once per worker process."""
+        if worker is None:
+            here = _this_worker()
+            worker = "a worker" if here is None else f"worker {here.address}"
         with _LOADED_LOCK:
-            x = _LOADED.get(self)
-            if x is None:
-                x = self._read(worker or _worker_name())
-                _LOADED[self] = x
-                while len(_LOADED) > 2:  # this run's matrix and perhaps the previous run's
-                    _LOADED.pop(next(iter(_LOADED)))
-            return x
+            return _cached(_LOADED, self, lambda: self._read(worker))
 
     def _read(self, worker: str) -> np.ndarray:
         from .readers import read_matrix
@@ -298,53 +263,41 @@ _KERNEL_LOCK = threading.Lock()
 _JOBS: dict[str, Any] = {}  # run -> its job with shared inputs, on this worker (under the lock)
 
 
-def _worker_name() -> str:
+def _cached(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """cache[key], made on first use; the cache keeps this run's entry and perhaps the previous
+    run's."""
+    value = cache.get(key)
+    if value is None:
+        value = cache[key] = make()
+        while len(cache) > 2:
+            cache.pop(next(iter(cache)))
+    return value
+
+
+def _this_worker() -> Any:
+    """The Dask worker running this task, or None outside one."""
     try:
         from distributed import get_worker
 
-        return f"worker {get_worker().address}"
+        return get_worker()
     except (ImportError, ValueError):
-        return "a worker"
-
-
-def _matrix(source: np.ndarray | NpyFile) -> np.ndarray:
-    return source.load() if isinstance(source, NpyFile) else source
-
-
-@dataclass(frozen=True)
-class Threads:
-    """numba threads per worker process: `requested` (--threads) or its host's core share."""
-
-    requested: int | None = None
-    by_host: dict[str, int] = field(default_factory=dict)
-
-    def here(self) -> int:
-        if self.requested:
-            return self.requested
-        try:
-            from distributed import get_worker
-
-            return self.by_host.get(get_worker().ip) or _cores()
-        except (ImportError, ValueError):
-            return _cores()
+        return None
 
 
 @contextlib.contextmanager
-def _kernel_slot(threads: Threads) -> Iterator[None]:
-    """One kernel launch at a time in this process, with this thread's numba thread count set
-    (numba's count is per calling thread, and Dask runs tasks on a thread pool)."""
-    from ._jit import max_threads, set_threads
+def _kernel_slot(threads: int | None, by_host: dict[str, int]) -> Iterator[None]:
+    """One kernel launch at a time in this process (concurrent parallel launches would
+    oversubscribe the cores, and numba's workqueue threading layer is not thread-safe), with this
+    thread's numba count set (it is per calling thread, and Dask runs tasks on a thread pool):
+    --threads, else the process's share of its host's cores. Dask already limits BLAS in workers
+    to 1 thread (OMP/OPENBLAS_NUM_THREADS=1)."""
+    from ._jit import set_threads
 
+    here = _this_worker()
+    share = None if here is None else by_host.get(here.ip)
     with _KERNEL_LOCK:
-        set_threads(max(1, min(threads.here(), max_threads())))
+        set_threads(max(1, threads or share or _cores()))
         yield
-
-
-@dataclass
-class _Failed:
-    """A user error raised in a task, returned as a value so that it is not retried."""
-
-    error: TripletLossError
 
 
 # ------------------------------------------------------------------------------------------------
@@ -357,19 +310,17 @@ def _held(data: Any) -> Any:
 
 
 def _run_unit(run: str, job: Job, shared: dict[str, np.ndarray | NpyFile], unit: Any,
-              threads: Threads) -> Block | _Failed:
-    """One unit of a job; the job is rebuilt with its shared inputs once per worker and run."""
+              threads: int | None, by_host: dict[str, int]) -> Block | TripletLossError:
+    """One unit of a job; the job is rebuilt with its shared inputs once per worker and run. A
+    user error (e.g. a NaN row) is returned, not raised: Dask does not retry it, and the client
+    raises it as itself."""
     try:
-        with _kernel_slot(threads):
-            here = _JOBS.get(run)
-            if here is None:
-                here = job.with_shared({k: _matrix(v) for k, v in shared.items()})
-                _JOBS[run] = here
-                while len(_JOBS) > 2:  # this run's job and perhaps the previous run's
-                    _JOBS.pop(next(iter(_JOBS)))
+        with _kernel_slot(threads, by_host):
+            here = _cached(_JOBS, run, lambda: job.with_shared(
+                {k: v.load() if isinstance(v, NpyFile) else v for k, v in shared.items()}))
             return here.run(unit)
     except TripletLossError as e:
-        return _Failed(e)
+        return e
 
 
 def _probe(x: NpyFile | None, dask_worker: Any = None) -> dict[str, Any]:
@@ -388,49 +339,57 @@ def _probe(x: NpyFile | None, dask_worker: Any = None) -> dict[str, Any]:
 # the client side
 
 
-Task = tuple[str, Callable[..., Any], tuple[Any, ...]]
-
-
 @dataclass
 class Cluster:
     """A connected Dask client and what to call it in messages; runs jobs' blocks in order."""
 
     client: Client
     where: str
-    window: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def blocks(self, job: Job, *, threads: int | None = None, transfer: str = "auto",
                verbose: bool = False) -> Iterator[Block]:
         """job.blocks(), run on the workers: the same blocks in the same order."""
-        shared = job.shared()
-        sources: dict[str, Any] = {}
-        share = None
-        for name, x in shared.items():
-            sources[name], share = self._setup(x, transfer, threads)
-        if share is None:
-            _, share = self._setup(None, "send", threads)
-        self._note(verbose, job.title.split()[-1], next(iter(sources.values()), None))
-        refs = {name: self._send(source, name) for name, source in sources.items()}
+        if transfer not in TRANSFERS:
+            raise UsageError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
+        sources: dict[str, np.ndarray | NpyFile] = {}
+        infos = None
+        for name, x in job.shared().items():
+            file = NpyFile.of(x) if transfer != "send" else None
+            if transfer == "path" and file is None:
+                raise UsageError("transfer 'path' needs .npy embeddings used unchanged (not "
+                                 "converted or --normalize'd)")
+            infos = self._ask_workers(file)
+            unread = [info["reads"] for info in infos.values() if info["reads"]]
+            if file is not None and unread:
+                if transfer == "path":
+                    raise InputError(unread[0], file.path)
+                self.notes.append(f"embeddings sent, not read by path: {file.path}: {unread[0]}")
+                file = None
+            sources[name] = x if file is None else file
+        cores: dict[str, list[int]] = {}
+        for info in (infos or self._ask_workers(None)).values():
+            cores.setdefault(info["host"], []).append(info["cores"])
+        by_host = {host: max(1, min(c) // len(c)) for host, c in cores.items()}
+        if verbose:
+            source = next(iter(sources.values()), None)
+            how = ("by path" if isinstance(source, NpyFile) else
+                   "sent once" if source is not None else "sent block by block")
+            extra = "".join(f"; {n}" for n in self.notes)
+            print(f"triplet-loss: {job.title.split()[-1]} on {self.where}: "
+                  f"{len(self.client.nthreads())} workers, {self._slots()} threads, "
+                  f"embeddings {how}{extra}", file=sys.stderr)
         run = uuid.uuid4().hex[:12]
-        slim = self._send(job.without_shared(), "job")
-        yield from self._in_order((f"unit-{i}", _run_unit, (run, slim, refs, unit, share))
-                                  for i, unit in enumerate(job.units()))
-
-    # ---- machinery -----------------------------------------------------------------------------
+        refs = {name: self._send(source, f"{name}-{run}") for name, source in sources.items()}
+        slim = self._send(job.without_shared(), f"job-{run}")
+        yield from self._in_order((run, slim, refs, unit, threads, by_host)
+                                  for unit in job.units())
 
     def _slots(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
 
-    def _setup(self, x: np.ndarray | None, transfer: str, threads: int | None = None
-               ) -> tuple[np.ndarray | NpyFile | None, Threads]:
-        """How x reaches the workers (its NpyFile, or x itself to send) and their threads."""
-        if transfer not in TRANSFERS:
-            raise UsageError(f"transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
-        file = NpyFile.of(x) if x is not None and transfer != "send" else None
-        if transfer == "path" and file is None:
-            raise UsageError("transfer 'path' needs .npy embeddings used unchanged (not "
-                             "converted or --normalize'd)")
+    def _ask_workers(self, file: NpyFile | None) -> dict[str, dict[str, Any]]:
+        """Every worker's _probe(file), refused when a worker runs another version."""
         try:
             infos = self.client.run(_probe, file)
         except Exception as e:
@@ -441,36 +400,11 @@ class Cluster:
             if info["version"] != __version__:
                 raise SchedulerError(f"worker {address} runs triplet-loss {info['version']}, "
                                      f"this is {__version__}", self.where)
-        per_host = Counter(info["host"] for info in infos.values())
-        cores = {}
-        for info in infos.values():
-            cores[info["host"]] = min(cores.get(info["host"], info["cores"]), info["cores"])
-        share = Threads(threads, {h: max(1, cores[h] // n) for h, n in per_host.items()})
-        unread = [info["reads"] for info in infos.values() if info["reads"]]
-        if file is not None and unread:
-            if transfer == "path":
-                raise InputError(unread[0], file.path)
-            self.notes.append(f"embeddings sent, not read by path: {file.path}: {unread[0]}")
-            return x, share
-        return (file if file is not None else x), share
+        return infos
 
-    def _note(self, verbose: bool, command: str, source: object) -> None:
-        if not verbose:
-            return
-        import sys
-
-        how = ("by path" if isinstance(source, NpyFile) else
-               "sent once" if source is not None else "sent block by block")
-        workers = len(self.client.nthreads())
-        extra = "".join(f"; {n}" for n in self.notes)
-        print(f"triplet-loss: {command} on {self.where}: {workers} workers, {self._slots()} "
-              f"threads, embeddings {how}{extra}", file=sys.stderr)
-
-    def _send(self, data: Any, label: str) -> Any:
+    def _send(self, data: Any, key: str) -> Any:
         """A future holding `data` (an NpyFile travels as it is: workers map the file)."""
-        if isinstance(data, NpyFile):
-            return data
-        return self._submit(_held, (data,), f"{label}-{uuid.uuid4().hex[:12]}", retries=0)
+        return data if isinstance(data, NpyFile) else self._submit(_held, (data,), key, retries=0)
 
     def _submit(self, function: Callable[..., Any], args: tuple[Any, ...], key: str,
                 retries: int = RETRIES) -> Any:
@@ -479,28 +413,24 @@ class Cluster:
             return self.client.submit(function, *args, key=f"triplet-loss-{key}",
                                       retries=retries, pure=False)
 
-    def _in_order(self, tasks: Iterable[Task]) -> Iterator[Any]:
-        """Submit tasks at most `window` ahead of the oldest unfinished one; yield their results
-        in submission order (a reorder buffer holds the early ones)."""
-        dd = _distributed()
+    def _in_order(self, tasks: Iterable[tuple[Any, ...]]) -> Iterator[Block]:
+        """_run_unit on each tuple of arguments, at most a window (2 per worker thread, + 2)
+        ahead of the oldest block not yet handed on; results arrive in any order and wait in a
+        reorder buffer, so blocks leave in order and client memory holds at most a window."""
+        from distributed import as_completed
+
         tasks = iter(tasks)
-        window = self.window or 2 * self._slots() + 2
+        window = 2 * self._slots() + 2
         run = uuid.uuid4().hex[:12]
-        done = dd.as_completed(loop=self.client.loop, with_results=True, raise_errors=False)
+        done = as_completed(loop=self.client.loop, with_results=True, raise_errors=False)
         position: dict[Any, int] = {}
-        labels: dict[int, str] = {}
         early: dict[int, Any] = {}
         submitted = handed = 0
         try:
             while True:
-                while submitted - handed < window:
-                    task = next(tasks, None)
-                    if task is None:
-                        break
-                    label, function, args = task
-                    future = self._submit(function, args, f"{label}-{run}")
+                for args in islice(tasks, window - (submitted - handed)):
+                    future = self._submit(_run_unit, args, f"unit-{submitted}-{run}")
                     position[future] = submitted
-                    labels[submitted] = label
                     done.add(future)
                     submitted += 1
                 if not position:
@@ -511,15 +441,14 @@ class Cluster:
                     if "scheduler-connection-lost" in str(result):
                         raise SchedulerError("lost the connection to the scheduler",
                                              self.where)
-                    raise SchedulerError(f"task {labels[i]} failed ({type(result).__name__}: "
+                    raise SchedulerError(f"task unit-{i} failed ({type(result).__name__}: "
                                          f"{_first_line(result)})", self.where)
-                if isinstance(result, _Failed):
-                    raise result.error
+                if isinstance(result, TripletLossError):
+                    raise result
                 early[i] = result
                 future.release()
                 while handed in early:
                     yield early.pop(handed)
-                    labels.pop(handed)
                     handed += 1
         finally:
             if position:

@@ -6,13 +6,13 @@ seam and nothing else; none of them knows what the job computes. A new command i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from .params import Params
+from .params import Params, check_threads
 from .reductions import TripletStats
 
 
@@ -100,9 +100,22 @@ class Job:
         return summary
 
     def blocks(self) -> Iterator[Block]:
-        """Every unit run here, in order."""
-        for unit in self.units():
-            yield self.run(unit)
+        """Every unit run here, in order (a unit is let go before the next is made)."""
+        units = self.units()
+        while (unit := next(units, None)) is not None:
+            block = self.run(unit)
+            del unit
+            yield block
+
+
+def run_here(prepare: Callable[[], Job], threads: int | None
+             ) -> tuple[Job, dict[str, np.ndarray], dict[str, object]]:
+    """The library's run: prepare a job, run its units in this process with `threads` kernel
+    threads; the job, all its rows as whole columns, and its summary."""
+    check_threads(threads)
+    job = prepare()
+    use_threads(job, threads)
+    return job, *collect(job, job.blocks())
 
 
 def collect(job: Job, blocks: Iterator[Block]) -> tuple[dict[str, np.ndarray], dict[str, object]]:

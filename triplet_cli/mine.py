@@ -15,8 +15,7 @@ import numpy as np
 from . import validate
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
-from .jobs import Block, Job, collect, use_threads
-from .params import check_threads
+from .jobs import Block, Job, run_here
 from .presets import resolve
 from .readers import STDIN, read_labels, read_labels_beside, shown_name
 from .reductions import TripletStats
@@ -384,10 +383,8 @@ def mine_triplets(
     per_anchor, active_only, batch_size, seed, distance, p, margin, eps, eps_placement,
     normalize, soft_margin, reduction, margin_filter, semi_hard_threshold.
     """
-    check_threads(threads)
-    job = prepare_mine(embeddings, labels, preset=preset, column=column,
-                       label_column=label_column, block_rows=block_rows, **options)
-    use_threads(job, threads)
-    columns, summary = collect(job, job.blocks())
+    _, columns, summary = run_here(lambda: prepare_mine(
+        embeddings, labels, preset=preset, column=column, label_column=label_column,
+        block_rows=block_rows, **options), threads)
     triplets = np.stack([columns[c] for c in ("anchor", "positive", "negative")], axis=1)
     return MineResult(triplets, columns["d_ap"], columns["d_an"], columns["loss"], summary)

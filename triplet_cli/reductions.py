@@ -78,10 +78,8 @@ class TripletStats:
     loss_max: float = -math.inf
     d_ap: Moments = field(default_factory=Moments)
     d_an: Moments = field(default_factory=Moments)
-    _keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    _sample: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
-    _key_parts: list[np.ndarray] = field(default_factory=list)
-    _sample_parts: list[np.ndarray] = field(default_factory=list)
+    _keys: list[np.ndarray] = field(default_factory=lambda: [np.empty(0, np.uint64)])
+    _sample: list[np.ndarray] = field(default_factory=lambda: [np.empty((0, 2))])  # float64
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
 
@@ -107,82 +105,50 @@ class TripletStats:
 
     def _process(self, rows: int) -> None:
         parts = [np.concatenate(c) for c in zip(*self._pending, strict=True)]
-        head = [p[:rows] for p in parts]
-        rest = [p[rows:] for p in parts]
-        self._pending = [tuple(rest)] if rest[0].size else []
+        d_ap, d_an, loss, correct = (p[:rows] for p in parts)
+        self._pending = [tuple(p[rows:] for p in parts)] if parts[0].size > rows else []
         self._pending_rows -= rows
+        start, self.count = self.count, self.count + rows
         with np.errstate(invalid="ignore", over="ignore"):
-            self._add(self.count, *head)
-
-    def _add(self, start: int, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
-             correct: np.ndarray) -> None:
-        n = loss.size
-        self.count += n
-        self.loss_sum += float(loss.sum(dtype=np.float64))
-        active = loss > 0
-        self.nonzero_count += int(active.sum())
-        self.nonzero_sum += float(loss[active].sum(dtype=np.float64))
-        self.correct_sum += float(correct.sum(dtype=np.float64))
-        nan = np.isnan(loss)
-        self.nan_count += int(nan.sum())
-        if not nan.all():
-            self.loss_max = max(self.loss_max, float(loss[~nan].max()))
-        scale = max(float(np.abs(d_an).max()), 1.0)
-        gap = d_an - d_ap
-        self.ties += int((np.abs(gap) <= TIE_TOLERANCE * scale).sum())
-        self.on_margin += int((gap == self.margin).sum())
-        self.zero_distances += int((d_ap == 0).sum() + (d_an == 0).sum())
-        self.d_ap.add(d_ap)
-        self.d_an.add(d_an)
-        self._add_sample(start, d_ap, d_an)
-
-    def _add_sample(self, start: int, d_ap: np.ndarray, d_an: np.ndarray) -> None:
-        self._key_parts.append(_hash_keys(start, d_ap.size))
-        self._sample_parts.append(np.stack([d_ap, d_an], axis=1))
-        if sum(k.size for k in self._key_parts) > 2 * self.sample_size:
+            self.loss_sum += float(loss.sum(dtype=np.float64))
+            active = loss > 0
+            self.nonzero_count += int(active.sum())
+            self.nonzero_sum += float(loss[active].sum(dtype=np.float64))
+            self.correct_sum += float(correct.sum(dtype=np.float64))
+            nan = np.isnan(loss)
+            self.nan_count += int(nan.sum())
+            if not nan.all():
+                self.loss_max = max(self.loss_max, float(loss[~nan].max()))
+            scale = max(float(np.abs(d_an).max()), 1.0)
+            gap = d_an - d_ap
+            self.ties += int((np.abs(gap) <= TIE_TOLERANCE * scale).sum())
+            self.on_margin += int((gap == self.margin).sum())
+            self.zero_distances += int((d_ap == 0).sum() + (d_an == 0).sum())
+            self.d_ap.add(d_ap)
+            self.d_an.add(d_an)
+        self._keys.append(_hash_keys(start, rows))
+        self._sample.append(np.stack([d_ap, d_an], axis=1))
+        if sum(k.size for k in self._keys) > 2 * self.sample_size:
             self._compact()
 
     def _compact(self) -> None:
         """Keep the sample_size rows with the smallest keys (the order of arrival is irrelevant:
         splitmix64 is a bijection, so keys are distinct)."""
-        keys = np.concatenate([self._keys, *self._key_parts])
-        sample = np.concatenate([self._sample, *self._sample_parts])
+        keys, sample = np.concatenate(self._keys), np.concatenate(self._sample)
         if keys.size > self.sample_size:
             keep = np.argpartition(keys, self.sample_size)[: self.sample_size]
             keys, sample = keys[keep], sample[keep]
-        self._keys, self._sample = keys, sample
-        self._key_parts, self._sample_parts = [], []
-
-    @property
-    def exact_quantiles(self) -> bool:
-        return self.count <= self.sample_size
+        self._keys, self._sample = [keys], [sample]
 
     @property
     def sample(self) -> np.ndarray:
         """(k, 2) array of (d_ap, d_an): every triplet, or the bottom-k sample."""
         self.settle()
-        if self._key_parts:
+        if len(self._keys) > 1:
             self._compact()
-        return self._sample
+        return self._sample[0]
 
-    def headline(self, reduction: Reduction) -> float | None:
-        return {
-            Reduction.mean: self.mean,
-            Reduction.sum: self.loss_sum,
-            Reduction.mean_nonzero: self.mean_nonzero,
-            Reduction.none: None,
-        }[Reduction(reduction)]
-
-    @property
-    def mean(self) -> float:
-        return self.loss_sum / self.count if self.count else 0.0
-
-    @property
-    def mean_nonzero(self) -> float:
-        """Mean over losses > 0; 0 when none is (as pytorch-metric-learning, not NaN from 0/0)."""
-        return self.nonzero_sum / self.nonzero_count if self.nonzero_count else 0.0
-
-    def distance_summary(self, which: str) -> dict[str, float]:
+    def _distances(self, which: str) -> dict[str, float]:
         m = self.d_ap if which == "d_ap" else self.d_an
         column = self.sample[:, 0 if which == "d_ap" else 1]
         p50 = float(np.median(column)) if column.size else math.nan
@@ -191,18 +157,23 @@ class TripletStats:
     def summary(self, reduction: Reduction) -> dict[str, object]:
         """The stable summary keys of SPEC section 3 (without params, inputs and warnings)."""
         self.settle()
+        n, reduction = self.count, Reduction(reduction)
+        mean = self.loss_sum / n if n else 0.0
+        # over losses > 0; 0 when none is (as pytorch-metric-learning, not NaN from 0/0)
+        mean_nonzero = self.nonzero_sum / self.nonzero_count if self.nonzero_count else 0.0
         return {
-            "count": self.count,
-            "loss": self.headline(reduction),
-            "reduction": Reduction(reduction).value,
-            "mean": self.mean,
+            "count": n,
+            "loss": {Reduction.mean: mean, Reduction.sum: self.loss_sum,
+                     Reduction.mean_nonzero: mean_nonzero, Reduction.none: None}[reduction],
+            "reduction": reduction.value,
+            "mean": mean,
             "sum": self.loss_sum,
-            "mean_nonzero": self.mean_nonzero,
-            "active_fraction": self.nonzero_count / self.count if self.count else 0.0,
-            "accuracy": self.correct_sum / self.count if self.count else 0.0,
-            "d_ap": self.distance_summary("d_ap"),
-            "d_an": self.distance_summary("d_an"),
-            "quantiles": "exact" if self.exact_quantiles else f"sample of {self.sample_size}",
+            "mean_nonzero": mean_nonzero,
+            "active_fraction": self.nonzero_count / n if n else 0.0,
+            "accuracy": self.correct_sum / n if n else 0.0,
+            "d_ap": self._distances("d_ap"),
+            "d_an": self._distances("d_an"),
+            "quantiles": "exact" if n <= self.sample_size else f"sample of {self.sample_size}",
         }
 
     def warnings(self, soft_margin: bool) -> list[str]:

@@ -8,7 +8,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -43,19 +43,19 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _finite(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """JSON has no NaN or inf: they become null."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
 def to_json(summary: dict[str, Any]) -> str:
-    return json.dumps(_finite(summary), indent=2, default=json_default)
+    return json.dumps(json_safe(summary), indent=2, default=json_default)
 
 
 def fmt(value: Any) -> str:
@@ -87,9 +87,6 @@ def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS) -> list
     return lines
 
 
-PIPED_WIDTH = 80  # the usual terminal: what a report piped to a file or a pager is laid out for
-
-
 def output_width(out: IO[str]) -> int:
     """Columns to lay the report out in: $COLUMNS, else the terminal's, else 80."""
     columns = os.environ.get("COLUMNS", "")
@@ -100,7 +97,7 @@ def output_width(out: IO[str]) -> int:
             return os.get_terminal_size(out.fileno()).columns
         except (OSError, ValueError):
             pass
-    return PIPED_WIDTH
+    return 80  # the usual terminal: what a report piped to a file or a pager is laid out for
 
 
 def _table_width(widths: Sequence[int]) -> int:
@@ -159,45 +156,49 @@ def render(
     Laid out for the terminal's width ($COLUMNS, else 80 when piped); a number is never cut:
     tables too wide are folded (see fitted_tables), text wraps between values.
     """
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    tty = out.isatty()
     width = output_width(out)
-    buffer = io.StringIO()
-    console = Console(file=buffer, highlight=False, force_terminal=tty, width=width)
-    console.print(Text(title, style="italic"))
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold", no_wrap=True)
     head.add_column(no_wrap=True)
     head.add_row(f"loss ({summary['reduction']})", Text(fmt(summary["loss"])))
     for key in summary_keys:
         head.add_row(key, Text(fmt(summary.get(key))))
-    console.print(head)
+    parts: list[Any] = [Text(title, style="italic"), head]
     names = ("mean", "std", "min", "p50", "max")
     rows = [[which, *(fmt(v) for v in summary[which].values())] for which in ("d_ap", "d_an")]
-    for part in fitted_tables(f"distances (quantiles: {summary.get('quantiles', 'exact')})",
-                              ["", *names], rows, width):
-        console.print(part)
+    parts += fitted_tables(f"distances (quantiles: {summary.get('quantiles', 'exact')})",
+                           ["", *names], rows, width)
     if hardest and len(hardest.get("loss", ())):
         header = list(hardest)
         rows = [[fmt(hardest[c][i].item()) for c in header] for i in range(len(hardest["loss"]))]
         keys = 1 if header[0] == "index" else 3  # compute: the row index; mine: the triplet
-        for part in fitted_tables(f"{len(rows)} hardest triplets", header, rows, width, keys):
-            console.print(part)
+        parts += fitted_tables(f"{len(rows)} hardest triplets", header, rows, width, keys)
     if sample.size:
-        console.print(Text("d_ap against d_an", style="bold"))
-        for line in histogram(sample[:, 0], sample[:, 1], max(10, min(HIST_BINS, width - 8))):
-            console.print(Text(line))
+        parts.append(Text("d_ap against d_an", style="bold"))
+        parts += map(Text, histogram(sample[:, 0], sample[:, 1],
+                                     max(10, min(HIST_BINS, width - 8))))
     params = summary.get("params", {})
     sources = params.get("sources", {})
     shown = ", ".join(f"{k}={fmt(v)}" + (f" ({sources[k]})" if sources.get(k, "default")
                                           != "default" else "")
                       for k, v in params.items() if k != "sources")
-    console.print(Text("params: " + shown, style="dim"))
-    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
-    out.write(text + "\n")  # one write: a closed pipe raises here, where we handle it
+    parts.append(Text("params: " + shown, style="dim"))
+    _write(out, width, parts)
+
+
+def _write(out: IO[str], width: int, parts: Iterable[Any]) -> None:
+    """Rich renderables laid out in `width` columns, written to `out` in one write, each line
+    right-stripped (a closed pipe raises there, where we handle it)."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, highlight=False, force_terminal=out.isatty(), width=width)
+    for part in parts:
+        console.print(part)
+    out.write("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n")
 
 
 def warn(lines: Sequence[str], quiet: bool) -> None:
@@ -310,17 +311,11 @@ def print_presets(fmt: str) -> None:
         print(to_json({n: {"follows": p.follows, "compute": p.compute, "mine": p.mine}
                        for n, p in PRESETS.items()}))
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    tty = sys.stdout.isatty()
-    buffer = io.StringIO()
-    console = Console(file=buffer, highlight=False, force_terminal=tty,
-                      width=output_width(sys.stdout))
-    console.print(Text("presets (explicit flags override them)", style="italic"))
+    parts: list[Any] = [Text("presets (explicit flags override them)", style="italic")]
     for name, p in PRESETS.items():
-        console.print(Text(name, style="bold"))
         grid = Table.grid(padding=(0, 2), pad_edge=True)
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
@@ -328,5 +323,5 @@ def print_presets(fmt: str) -> None:
         for command, values in (("compute", p.compute), ("mine", p.mine)):
             grid.add_row(command, Text("-" if values is None else ", ".join(
                 f"{k}={v}" for k, v in values.items())))
-        console.print(grid)
-    sys.stdout.write("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n")
+        parts += [Text(name, style="bold"), grid]
+    _write(sys.stdout, output_width(sys.stdout), parts)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import stat
 import tempfile
@@ -22,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import InputError, UsageError
+from .report import json_safe
 
 STDOUT = "-"
 SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
@@ -29,6 +29,7 @@ SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json
 Batch = dict[str, np.ndarray]
 SETTINGS_KEY = "triplet_loss"  # schema metadata key of the recorded settings (JSON)
 SETTINGS_VERSION = 1
+NPY_HEADER_BYTES = 128  # a .npy v1.0 header, written after the rows: fits any shape to 10**18 x 999
 
 
 def output_format(path: str) -> str:
@@ -74,7 +75,11 @@ def atomic_path(path: str) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
-        os.chmod(tmp, _final_mode(path))
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode) & 0o777  # overwriting keeps the mode
+        except OSError:
+            mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,23 +87,12 @@ def atomic_path(path: str) -> Iterator[str]:
         raise
 
 
-def _final_mode(path: str) -> int:
-    """The mode of the file `path` replaces (so overwriting keeps it), else 0666 & ~umask."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode) & 0o777
-    except OSError:
-        return 0o666 & ~_umask()
-
-
 def _umask() -> int:
     """The process umask, read without changing it where Linux shows it (/proc)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe; we write one file)
     os.umask(mask)
     return mask
@@ -130,8 +124,7 @@ class RowWriter:
         self.rows = 0
         self._arrow_writer = None
         if fmt == "npy":
-            self._header_size = _npy_header_size()
-            stream.write(b"\0" * self._header_size)
+            stream.write(b"\0" * NPY_HEADER_BYTES)
 
     def write(self, batch: Batch) -> None:
         n = len(next(iter(batch.values())))
@@ -181,28 +174,16 @@ class RowWriter:
             self._arrow_writer.close()
         if self.fmt == "npy":
             self.stream.seek(0)
-            self.stream.write(_npy_header(self._npy_dtype(), (self.rows, len(self.npy_columns)),
-                                          self._header_size))
+            self.stream.write(_npy_header(self._npy_dtype(), (self.rows, len(self.npy_columns))))
         self.stream.flush()
 
 
-def _npy_header_size() -> int:
-    """Bytes reserved for a .npy header so the final shape can be written after the rows."""
-    return len(_npy_header(np.dtype(np.float64), (10**18, 3), None))
-
-
-def _npy_header(dtype: np.dtype, shape: tuple[int, int], size: int | None) -> bytes:
-    """A version 1.0 .npy header, space-padded to `size` bytes (or 64-byte aligned)."""
+def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
+    """A version 1.0 .npy header, space-padded to NPY_HEADER_BYTES (64-byte aligned)."""
     text = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
                  "shape": shape})
-    body_len = len(text) + 1
-    total = size if size is not None else -(-(10 + body_len) // 64) * 64
-    text = text + " " * (total - 10 - body_len) + "\n"
+    text += " " * (NPY_HEADER_BYTES - 11 - len(text)) + "\n"
     return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
-
-
-def _json_value(v: object) -> object:
-    return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
 def _jsonl(batch: Batch) -> str:
@@ -213,7 +194,7 @@ def _jsonl(batch: Batch) -> str:
         keys = [json.dumps(c) for c in names]
         return "".join("{" + ", ".join(f"{k}: {v!r}" for k, v in zip(keys, row, strict=True))
                        + "}\n" for row in zip(*columns, strict=True))
-    return "".join(json.dumps({k: _json_value(v) for k, v in zip(names, row, strict=True)}) + "\n"
+    return "".join(json.dumps(json_safe(dict(zip(names, row, strict=True)))) + "\n"
                    for row in zip(*columns, strict=True))
 
 
