@@ -219,20 +219,6 @@ def triplet_columns(path: str, table: pa.Table | pa.RecordBatch, row0: int = 0) 
     return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, 3), np.int64)
 
 
-def _list_column_to_matrix(path: str, name: str, column: pa.Array, width: int, row0: int = 0
-                          ) -> np.ndarray:
-    """A fixed_size_list or constant-length list column as an (n, width) array, checked for
-    nulls and ragged rows; row0 numbers the first row in messages (for streamed batches)."""
-    import pyarrow.compute as pc
-
-    validate.require_no_nulls(column, f"column '{name}'", path, row0)
-    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
-    validate.require_width(lengths, width, f"column '{name}'", path, row0)
-    values = column.flatten()
-    validate.require_no_nulls(values, f"column '{name}'", path, row0, width)
-    return values.to_numpy(zero_copy_only=False).reshape(len(column), width)
-
-
 def _recorded_settings(path: str, schema: pa.Schema) -> dict[str, object] | None:
     """What the writer of a triplets file recorded in its schema metadata (how the rows were
     mined: see writers.settings_metadata), or None. Its values are checked where they are used."""
@@ -263,30 +249,27 @@ class _Streamed:
     def shape(self) -> tuple[int, int]:
         return (self.rows, self.width)
 
-    def batch_rows(self, rows: int) -> int:
-        """Rows per record batch read for blocks of `rows`: at most READ_BATCH_BYTES of values."""
-        row_bytes = max(self.width * self.dtype.itemsize, 1)
-        return max(1, min(rows, READ_BATCH_BYTES // row_bytes))
-
     def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
         raise NotImplementedError
 
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
         """(rows, width) arrays in order (the last may be shorter), checked for nulls. Each is
-        filled batch by batch in place: reading holds one block and one batch (and pyarrow's
-        working memory for that batch), whatever the producer's row groups."""
+        filled in place from record batches of at most READ_BATCH_BYTES of values: reading holds
+        one block and one batch (and pyarrow's working memory for that batch), whatever the
+        producer's row groups."""
+        batch_rows = max(1, min(rows, READ_BATCH_BYTES // max(self.width * self.dtype.itemsize, 1)))
+
         def parts() -> Iterator[np.ndarray]:
             done = 0
-            for batch in record_batches(self.path, self.kind, self.columns, self.batch_rows(rows)):
+            for batch in record_batches(self.path, self.kind, self.columns, batch_rows):
                 yield self._rows(batch, done)
                 done += batch.num_rows
 
         return _filled(parts(), rows, self.rows)
 
     def read(self) -> np.ndarray:
-        """All rows in memory (one allocation)."""
-        parts = list(self.blocks(max(self.rows, 1))) or [np.empty((0, self.width), self.dtype)]
-        return np.concatenate(parts) if len(parts) > 1 else parts[0]
+        """All rows in memory: one block (one allocation)."""
+        return next(self.blocks(max(self.rows, 1)), np.empty((0, self.width), self.dtype))
 
 
 class ArrowMatrix(_Streamed):
@@ -312,7 +295,16 @@ class ArrowMatrix(_Streamed):
         self.rows = _count_rows(path, kind, self.columns)
 
     def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
-        return _list_column_to_matrix(self.path, self.name, batch.column(0), self.width, row0)
+        """The list column as (n, width), checked for nulls and ragged rows."""
+        import pyarrow.compute as pc
+
+        column, what = batch.column(0), f"column '{self.name}'"
+        validate.require_no_nulls(column, what, self.path, row0)
+        lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+        validate.require_width(lengths, self.width, what, self.path, row0)
+        values = column.flatten()
+        validate.require_no_nulls(values, what, self.path, row0, self.width)
+        return values.to_numpy(zero_copy_only=False).reshape(len(column), self.width)
 
 
 class ArrowTriplets(_Streamed):

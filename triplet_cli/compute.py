@@ -6,7 +6,6 @@ or its index triples (the embeddings are the shared input every unit reads).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -18,17 +17,14 @@ from .arrow import ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, run_here
-from .params import Distance, EpsPlacement, Params, Reduction
-from .presets import FROM_FILE, resolve
+from .params import EpsPlacement, Params
+from .presets import resolve, with_recorded
 from .readers import STDIN, open_triplets, shown_name
 
 BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
 BLOCK_ROWS = 1 << 20
 ROLES = ("anchors", "positives", "negatives")
 _NO_INDEX = np.empty(0, np.int64)
-# Settings a triplets file records that define its losses: compute's defaults for it.
-RECORDED_KEYS = ("distance", "p", "eps", "eps_placement", "normalize", "margin", "soft_margin",
-                 "swap", "reduction")
 
 
 @dataclass(frozen=True)
@@ -305,7 +301,7 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
             raise InputError(f"triplets must have shape (t, 3) with t > 0, got {t.shape}", tname)
     warnings: list[str] = []
     if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
-        params, warnings = _with_recorded(params, t.recorded, tname, preset, options)
+        params, warnings = with_recorded(params, t.recorded, tname, preset, options)
         warnings += _shape_warning(t.recorded, tname, x.shape, name)
     if isinstance(t, np.ndarray):  # streamed triplets are checked block by block
         validate.require_indices(t, x.shape[0], tname)
@@ -315,53 +311,6 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
     return ComputeJob(params, {"embeddings": name, "triplets": tname}, warnings,
                       arrays={"embeddings": x}, triplets=t, count=t.shape[0],
                       loaded={"embeddings": x, "triplets": t})
-
-
-def _recorded_value(key: str, value: object) -> object:
-    """A recorded setting as resolve takes it, or None when this version cannot use it."""
-    choices = {"distance": Distance, "eps_placement": EpsPlacement, "reduction": Reduction}
-    if key in choices:
-        return value if value in {c.value for c in choices[key]} else None
-    if key in ("normalize", "soft_margin", "swap"):
-        return value if isinstance(value, bool) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    lowest = 1.0 if key == "p" else 0.0
-    finite = key == "p" or math.isfinite(value)
-    return float(value) if finite and value >= lowest else None
-
-
-def _shown(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _with_recorded(params: Params, record: dict, tname: str, preset: str | None,
-                   options: dict[str, object]) -> tuple[Params, list[str]]:
-    """The settings with those a triplets file records as defaults (flags win; a preset
-    replaces them), and a warning naming every setting that contradicts the file."""
-    recorded = record["params"]
-    given = {k for k, v in options.items() if v is not None}
-    usable = {}
-    for key in (k for k in RECORDED_KEYS if k in recorded):
-        value = _recorded_value(key, recorded[key])
-        if value is None and key not in given and preset is None:
-            raise InputError(f"records {key} = {recorded[key]!r}, which this version cannot "
-                             f"use; choose one with --{key.replace('_', '-')}", tname)
-        if value is not None:
-            usable[key] = value
-    if preset is None:
-        try:
-            params = resolve("compute", None, options, recorded=usable)
-        except UsageError as e:
-            raise UsageError(f"{e.message} (with the settings {tname} records)", e.path) from None
-    v, sources = params.values, params.sources
-    differ = [k for k in usable if sources[k] != FROM_FILE and v[k] != usable[k]]
-    if not differ:
-        return params, []
-    was = ", ".join(f"{k}={_shown(usable[k])}" for k in differ)
-    now = ", ".join(f"{k}={_shown(v[k])} ({sources[k]})" for k in differ)
-    return params, [f"{tname} records {was} (the settings its rows were computed with); "
-                    f"scoring with {now} instead"]
 
 
 def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) -> list[str]:

@@ -12,9 +12,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .jobs import Block, Job, add, use_threads
+from .jobs import Block, Job, use_threads
 from .params import check_threads
-from .report import Hardest, progress, render, to_json, warn
+from .report import progress, to_json, warn
 from .writers import STDOUT, check_output, open_rows
 
 FAIL_EXIT = 3
@@ -62,8 +62,7 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
     job = prepare()
     # On a cluster --threads means threads per worker, and each worker caps it itself.
     use_threads(job, None if how.on_cluster else how.threads)
-    stats = job.stats()
-    hardest = Hardest(how.top if how.fmt == "table" else 0)
+    tally = job.tally(how.top if how.fmt == "table" else 0)
     loaded = time.perf_counter()
     with ExitStack() as stack:
         writers = []
@@ -81,10 +80,9 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
         for block in _blocks(job, how):
             for writer in writers:
                 writer.write(block.columns)
-            add(stats, block)
-            hardest.add(block.columns)
+            tally.add(block)
             advance(block.progress)
-    summary = job.summary(stats)
+    summary = job.summary(tally)
     if how.verbose:
         from ._jit import threads_in_use
 
@@ -93,12 +91,11 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
               file=sys.stderr)
     warn(summary["warnings"], how.quiet)
     if how.fmt == "table":
-        render(sys.stdout, job.title, summary, job.keys, hardest.rows, stats.sample)
+        job.render(sys.stdout, summary, tally)
     elif how.fmt == "json":
         print(to_json(summary))
     sys.stdout.flush()
-    return FAIL_EXIT if _exceeds(how.fail_above, summary, stats.loss_max,
-                                 stats.nan_count > 0) else 0
+    return FAIL_EXIT if job.failed(summary, tally, how.fail_above) else 0
 
 
 def _blocks(job: Job, how: Run) -> Iterator[Block]:
@@ -109,12 +106,3 @@ def _blocks(job: Job, how: Run) -> Iterator[Block]:
 
     return cluster_blocks(job, how.scheduler, how.workers, threads=how.threads,
                           verbose=how.verbose)
-
-
-def _exceeds(fail_above: float | None, summary: dict[str, object], loss_max: float,
-             has_nan: bool) -> bool:
-    """--fail-above: the headline loss (or, with reduction none, any loss) is above the limit."""
-    if fail_above is None:
-        return False
-    value = summary["loss"] if summary["loss"] is not None else loss_max
-    return has_nan or value is None or not value <= fail_above  # type: ignore[operator]

@@ -3,10 +3,11 @@
 Accumulation is in float64 whatever the input dtype. Each function is one formula; eps
 placement (SPEC section 2) is an integer code too, so one compiled kernel serves every choice.
 
-Streaming kernels use `distance_pair`: distance's values bit for bit, but the squared
-differences come from a separate loop that LLVM vectorises, which the four-running-sum loops
-cannot be (numba leaves SLP vectorisation off; no fastmath): aligned_losses ran about 2x faster at
-d = 128 and 768 (benchmarks/bench_compute.py). The sums themselves stay one scalar add per term.
+Streaming kernels use `distance_pair` (or its square-sum path alone, `square_pair`): distance's
+values bit for bit, but the squared differences come from a separate loop that LLVM vectorises,
+which the four-running-sum loops cannot be (numba leaves SLP vectorisation off; no fastmath):
+aligned_losses ran about 2x faster at d = 128 and 768 (benchmarks/bench_compute.py). The sums
+themselves stay one scalar add per term.
 """
 
 from __future__ import annotations
@@ -110,12 +111,17 @@ def sums_squares(code: int, p: float, placement: int) -> bool:
 
 
 @jit
+def _shift(eps: float, placement: int) -> float:
+    """What is added to each difference: PyTorch's eps under EPS_DIFFERENCE, else 0."""
+    return eps if placement == EPS_DIFFERENCE else 0.0
+
+
+@jit
 def pnorm_sum(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
               placement: int) -> float:
-    """The sum (or, for chebyshev, the max) inside a p-norm family distance."""
-    shift = eps if placement == EPS_DIFFERENCE else 0.0
-    if sums_squares(code, p, placement):
-        return squared_euclidean(x, y, shift)
+    """The sum (or, for chebyshev, the max) inside a p-norm family distance that does not sum
+    squares (not sums_squares: those are square_distance)."""
+    shift = _shift(eps, placement)
     if placement == EPS_LEGACY_ROOT:
         # MLX <= 0.31: power of the signed difference, then always a square root.
         return power_sum(x, y, p, 0.0, np.bool_(True))  # typed: one specialisation
@@ -145,7 +151,16 @@ def pnorm_finish(s: float, code: int, p: float, eps: float, placement: int) -> f
 @jit
 def pnorm(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float, placement: int) -> float:
     """A p-norm family distance with eps placed as `placement` says (SPEC section 2)."""
+    if sums_squares(code, p, placement):
+        return square_distance(x, y, code, p, eps, placement)
     return pnorm_finish(pnorm_sum(x, y, code, p, eps, placement), code, p, eps, placement)
+
+
+@jit
+def square_distance(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
+                    placement: int) -> float:
+    """pnorm when sums_squares(code, p, placement): the square sum, then eps and the root."""
+    return pnorm_finish(squared_euclidean(x, y, _shift(eps, placement)), code, p, eps, placement)
 
 
 @jit
@@ -217,7 +232,17 @@ def distance_pair(
     """(d(x, y), d(x, z)) equal to `distance` bit for bit; t and u are float64 scratch of len(x)."""
     if code in (COSINE, DOT) or not sums_squares(code, p, placement):
         return (distance(x, y, code, p, eps, placement), distance(x, z, code, p, eps, placement))
-    squared_terms(x, y, z, eps if placement == EPS_DIFFERENCE else 0.0, t, u)
+    return square_pair(x, y, z, code, p, eps, placement, t, u)
+
+
+@jit
+def square_pair(
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int,
+    t: np.ndarray, u: np.ndarray,
+) -> tuple[float, float]:
+    """distance_pair when square_family(code, p, placement): (square_distance(x, y),
+    square_distance(x, z)) bit for bit, from the terms of squared_terms and running_sums."""
+    squared_terms(x, y, z, _shift(eps, placement), t, u)
     s, r = running_sums(t, u)
     return pnorm_finish(s, code, p, eps, placement), pnorm_finish(r, code, p, eps, placement)
 
@@ -240,7 +265,7 @@ _ROUNDOFF = {np.dtype(np.float32): 2.0**-24, np.dtype(np.float64): 2.0**-53}
 
 def rank_kind(code: int, placement: int) -> int:
     """Which matrix-product expansion ranks this distance (RANK_DIRECT: none, compute it)."""
-    if placement != 0:
+    if placement != EPS_NONE:
         return RANK_DIRECT
     return {EUCLIDEAN: RANK_SQUARED, SQUARED_EUCLIDEAN: RANK_SQUARED, COSINE: RANK_COSINE,
             DOT: RANK_DOT}.get(code, RANK_DIRECT)
@@ -269,7 +294,7 @@ def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, norms: np.ndarray, i: in
 
 
 def rank_error(kind: int, norms: np.ndarray, start: int, stop: int, x: np.ndarray
-                     ) -> np.ndarray:
+               ) -> np.ndarray:
     """A bound on |approx - exact| ranking value per anchor (twice the classic gamma_d bound).
 
     |fl(x.y) - x.y| <= gamma_d |x||y| with gamma_d = d u / (1 - d u) for any summation order.
@@ -284,7 +309,6 @@ def rank_error(kind: int, norms: np.ndarray, start: int, stop: int, x: np.ndarra
     if kind == RANK_COSINE:
         return np.full(stop - start, 2.0 * gamma + 16 * u)
     return 2.0 * gamma * ni * top
-
 
 
 # The kernels' integer codes for the CLI spellings of params.Distance and params.EpsPlacement.

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
 from .params import Params, check_threads
 from .reductions import TripletStats
+from .report import Hardest, render
 
 
 @dataclass
@@ -38,6 +39,19 @@ class Block:
     @property
     def loss(self) -> np.ndarray:
         return self.columns["loss"]
+
+
+@dataclass
+class Tally:
+    """What a run keeps of the blocks it has seen: running statistics, the hardest rows."""
+
+    stats: TripletStats
+    hardest: Hardest
+
+    def add(self, block: Block) -> None:
+        """A block's rows (blocks arrive in output order)."""
+        self.stats.add(block.d_ap, block.d_an, block.loss, block.correct)
+        self.hardest.add(block.columns)
 
 
 @dataclass
@@ -88,16 +102,30 @@ class Job:
         """Schema metadata of a .parquet output (how its rows were made)."""
         return None
 
-    def stats(self) -> TripletStats:
-        return TripletStats(margin=self.params.loss.margin)
+    def tally(self, top: int = 0) -> Tally:
+        """What a run keeps of the blocks it has seen (the `top` hardest rows for the table)."""
+        return Tally(TripletStats(margin=self.params.loss.margin), Hardest(top))
 
-    def summary(self, stats: TripletStats) -> dict[str, object]:
+    def summary(self, tally: Tally) -> dict[str, object]:
         """The JSON summary: statistics, params with their sources, inputs and warnings."""
+        stats = tally.stats
         summary = stats.summary(self.params.reduction)
         summary["params"] = {**self.params.values, "sources": self.params.sources}
         summary["inputs"] = self.inputs()
         summary["warnings"] = self.warnings + stats.warnings(self.params.loss.soft_margin)
         return summary
+
+    def render(self, out: IO[str], summary: dict[str, object], tally: Tally) -> None:
+        """The table report."""
+        render(out, self.title, summary, self.keys, tally.hardest.rows, tally.stats.sample)
+
+    def failed(self, summary: dict[str, object], tally: Tally, gate: float | None) -> bool:
+        """--fail-above: the headline loss (with reduction none: any triplet's loss, and any
+        NaN) is above `gate`."""
+        if gate is None:
+            return False
+        value = summary["loss"] if summary["loss"] is not None else tally.stats.loss_max
+        return tally.stats.nan_count > 0 or value is None or not value <= gate
 
     def blocks(self) -> Iterator[Block]:
         """Every unit run here, in order (a unit is let go before the next is made)."""
@@ -120,15 +148,15 @@ def run_here(prepare: Callable[[], Job], threads: int | None
 
 def collect(job: Job, blocks: Iterator[Block]) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """All rows of a job's blocks as whole columns, and its summary: the library's results."""
-    stats = job.stats()
+    tally = job.tally()
     parts: list[Block] = []
     for block in blocks:
-        add(stats, block)
+        tally.add(block)
         parts.append(block)
     schema = job.schema()
     columns = {c: np.concatenate([b.columns[c] for b in parts]) if parts
                else np.empty(0, dtype) for c, dtype in schema.items()}
-    return columns, job.summary(stats)
+    return columns, job.summary(tally)
 
 
 def use_threads(job: Job, threads: int | None) -> None:
@@ -138,8 +166,3 @@ def use_threads(job: Job, threads: int | None) -> None:
     note = set_threads(threads)
     if note:
         job.warnings.append(note)
-
-
-def add(stats: TripletStats, block: Block) -> None:
-    """A block's rows into the running statistics (blocks arrive in output order)."""
-    stats.add(block.d_ap, block.d_an, block.loss, block.correct)

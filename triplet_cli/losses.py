@@ -12,16 +12,7 @@ import math
 import numpy as np
 
 from ._jit import jit, parallel_jit, prange
-from .distances import (
-    EPS_DIFFERENCE,
-    distance,
-    distance_pair,
-    pnorm_finish,
-    running_sums,
-    square_family,
-    squared_euclidean,
-    squared_terms,
-)
+from .distances import distance, distance_pair, square_distance, square_family, square_pair
 
 # Rows per prange task: each task allocates its two scratch rows once (two allocations per row
 # cost 30% at d = 128 and 768); 256 rows still make 3,900 tasks of 10^6 rows to balance threads.
@@ -69,96 +60,67 @@ def aligned_losses(
 
     Distances that sum squares (the default euclidean among them) run a kernel that compiles
     only those terms, not every distance: the first `compute` on sample_data after installing
-    took 4.7 s of CPU, 2.5 s with it. Both kernels give the same bits.
+    took 4.7 s of CPU, 2.5 s with it. Both kernels give the same bits; they share the row
+    helpers below, so each is only its distance path.
     """
     kernel = aligned_square_losses if square_family(code, p, placement) else aligned_any_losses
     kernel(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap, d_ap, d_an, loss)
 
 
+@jit
+def _triple(A: np.ndarray, P: np.ndarray, N: np.ndarray, ia: np.ndarray, ip: np.ndarray,
+            ineg: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row i's (anchor, positive, negative): through the index arrays, or row i when empty."""
+    if ia.shape[0] > 0:
+        return A[ia[i]], P[ip[i]], N[ineg[i]]
+    return A[i], P[i], N[i]
+
+
+@jit
+def _nearer(d_an: float, d_pn: float) -> float:
+    """The swap: the positive-negative distance when it is the smaller (or NaN)."""
+    return d_pn if d_pn < d_an or d_pn != d_pn else d_an
+
+
+@jit
+def _store(i: int, dap: float, dan: float, margin: float, soft: bool, d_ap: np.ndarray,
+           d_an: np.ndarray, loss: np.ndarray) -> None:
+    """Row i's outputs: its two distances and their triplet loss."""
+    d_ap[i] = dap
+    d_an[i] = dan
+    loss[i] = triplet_loss(dap, dan, margin, soft)
+
+
+# The two kernels take aligned_losses' arguments.
 @parallel_jit
-def aligned_square_losses(
-    A: np.ndarray,
-    P: np.ndarray,
-    N: np.ndarray,
-    ia: np.ndarray,
-    ip: np.ndarray,
-    ineg: np.ndarray,
-    code: int,
-    p: float,
-    eps: float,
-    placement: int,
-    margin: float,
-    soft: bool,
-    swap: bool,
-    d_ap: np.ndarray,
-    d_an: np.ndarray,
-    loss: np.ndarray,
-) -> None:
-    """aligned_any_losses when square_family(code, p, placement): distance_pair's and
-    distance's square-terms path written out, so the first run compiles neither the other
-    distances nor their dispatch."""
-    indexed = ia.shape[0] > 0
+def aligned_square_losses(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap,
+                          d_ap, d_an, loss) -> None:
+    """aligned_losses when square_family(code, p, placement): only the square-sum path of
+    distance_pair and distance compiles, not the other distances nor their dispatch."""
     n = loss.shape[0]
-    shift = eps if placement == EPS_DIFFERENCE else 0.0
     for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        t_ap = np.empty(A.shape[1])
-        t_an = np.empty(A.shape[1])
+        t_ap, t_an = np.empty(A.shape[1]), np.empty(A.shape[1])
         for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            if indexed:
-                a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
-            else:
-                a, pos, neg = A[i], P[i], N[i]
-            squared_terms(a, pos, neg, shift, t_ap, t_an)
-            s_ap, s_an = running_sums(t_ap, t_an)
-            dap = pnorm_finish(s_ap, code, p, eps, placement)
-            dan = pnorm_finish(s_an, code, p, eps, placement)
+            a, pos, neg = _triple(A, P, N, ia, ip, ineg, i)
+            dap, dan = square_pair(a, pos, neg, code, p, eps, placement, t_ap, t_an)
             if swap:
-                dpn = pnorm_finish(squared_euclidean(pos, neg, shift), code, p, eps, placement)
-                if dpn < dan or dpn != dpn:
-                    dan = dpn
-            d_ap[i] = dap
-            d_an[i] = dan
-            loss[i] = triplet_loss(dap, dan, margin, soft)
+                dan = _nearer(dan, square_distance(pos, neg, code, p, eps, placement))
+            _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
 
 
 @parallel_jit
-def aligned_any_losses(
-    A: np.ndarray,
-    P: np.ndarray,
-    N: np.ndarray,
-    ia: np.ndarray,
-    ip: np.ndarray,
-    ineg: np.ndarray,
-    code: int,
-    p: float,
-    eps: float,
-    placement: int,
-    margin: float,
-    soft: bool,
-    swap: bool,
-    d_ap: np.ndarray,
-    d_an: np.ndarray,
-    loss: np.ndarray,
-) -> None:
+def aligned_any_losses(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap,
+                       d_ap, d_an, loss) -> None:
     """aligned_losses for any distance code."""
-    indexed = ia.shape[0] > 0
     n = loss.shape[0]
     for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        t_ap = np.empty(A.shape[1])
-        t_an = np.empty(A.shape[1])
+        t_ap, t_an = np.empty(A.shape[1]), np.empty(A.shape[1])
         for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            if indexed:
-                a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
-            else:
-                a, pos, neg = A[i], P[i], N[i]
+            a, pos, neg = _triple(A, P, N, ia, ip, ineg, i)
             dap, dan = distance_pair(a, pos, neg, code, p, eps, placement, t_ap, t_an)
             if swap:
-                dpn = distance(pos, neg, code, p, eps, placement)
-                if dpn < dan or dpn != dpn:
-                    dan = dpn
-            d_ap[i] = dap
-            d_an[i] = dan
-            loss[i] = triplet_loss(dap, dan, margin, soft)
+                dan = _nearer(dan, distance(pos, neg, code, p, eps, placement))
+            _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
 
 
 @parallel_jit
@@ -200,9 +162,7 @@ def candidate_losses(
             for k in range(kn):
                 dan = dns[k]
                 if swap:
-                    dpn = distance(P[i, j], N[i, k], code, p, eps, placement)
-                    if dpn < dan or dpn != dpn:
-                        dan = dpn
+                    dan = _nearer(dan, distance(P[i, j], N[i, k], code, p, eps, placement))
                 total += triplet_loss(dps[j], dan, margin, soft)
                 if dps[j] < dan:
                     right += 1

@@ -15,10 +15,9 @@ import numpy as np
 from . import validate
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
-from .jobs import Block, Job, run_here
+from .jobs import Block, Job, Tally, run_here
 from .presets import resolve
 from .readers import STDIN, read_labels, read_labels_beside, shown_name
-from .reductions import TripletStats
 
 BLOCK_BYTES = 256 << 20
 MAX_SLOTS = 4 << 20
@@ -166,9 +165,10 @@ class MineJob(Job):
     def with_shared(self, arrays: dict[str, np.ndarray]) -> MineJob:
         return replace(self, x=arrays["embeddings"], _set=None)
 
-    def summary(self, stats: TripletStats) -> dict[str, object]:
+    def summary(self, tally: Tally) -> dict[str, object]:
         """SPEC section 4's summary object."""
-        summary = super().summary(stats)
+        summary = super().summary(tally)
+        stats = tally.stats
         summary.pop("count")
         counts = self.label_counts
         head = {

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, parallel_jit, prange
-from .distances import EUCLIDEAN, distance, fill_ranks
+from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
 
 # Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
 SEMI_HARD, HARD, EASY, ALL = range(4)
@@ -80,6 +80,28 @@ def _count_below(t: np.ndarray, n: int, v: float) -> int:
     return lo
 
 
+@jit
+def _within(v: float, bound: float, largest: bool) -> bool:
+    """Whether v is on the kept side of bound: >= it when looking for the largest, else <=."""
+    return v >= bound if largest else v <= bound
+
+
+@jit
+def _keep_exact(X, i, k, code, p, eps, placement, largest, vals, idx, count) -> int:
+    """Offer row k, by its exact distance to anchor i, to the sorted top list; returns the count."""
+    e = distance(X[i], X[k], code, p, eps, placement)
+    if _worth(vals, count, e, largest):
+        return _insert(vals, idx, count, e, k, largest)
+    return count
+
+
+@jit
+def _exact_row(X, i, code, p, eps, placement, out) -> None:
+    """out[k] = the exact distance of anchor i to row k, for every row."""
+    for k in range(X.shape[0]):
+        out[k] = distance(X[i], X[k], code, p, eps, placement)
+
+
 _BAND_BUFFER = 256
 
 
@@ -103,7 +125,7 @@ def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_
     overflow = False
     for k in range(m):
         a = r[k]
-        if ((a >= bound) if largest else (a <= bound)) and a != sentinel:
+        if _within(a, bound, largest) and a != sentinel:
             if _worth(top_v, n, a, largest):
                 n = _insert(top_v, top_i, n, a, k, largest)
                 if n == K:
@@ -112,7 +134,7 @@ def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_
                 kept = 0
                 for q in range(nb):
                     v = buf_v[q]
-                    if (v >= bound) if largest else (v <= bound):
+                    if _within(v, bound, largest):
                         buf_v[kept] = v
                         buf_i[kept] = buf_i[q]
                         kept += 1
@@ -128,19 +150,14 @@ def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_
     count = np.int64(0)
     if overflow:  # more near-ties than the buffer holds: scan again
         for k in range(m):
-            a = r[k]
-            if ((a >= bound) if largest else (a <= bound)) and a != sentinel:
-                e = distance(X[i], X[k], code, p, eps, placement)
-                if _worth(out_vals, count, e, largest):
-                    count = _insert(out_vals, out_idx, count, e, k, largest)
+            if _within(r[k], bound, largest) and r[k] != sentinel:
+                count = _keep_exact(X, i, k, code, p, eps, placement, largest, out_vals,
+                                    out_idx, count)
         return count
     for q in range(nb):
-        a = buf_v[q]
-        if (a >= bound) if largest else (a <= bound):
-            k = buf_i[q]
-            e = distance(X[i], X[k], code, p, eps, placement)
-            if _worth(out_vals, count, e, largest):
-                count = _insert(out_vals, out_idx, count, e, k, largest)
+        if _within(buf_v[q], bound, largest):
+            count = _keep_exact(X, i, buf_i[q], code, p, eps, placement, largest, out_vals,
+                                out_idx, count)
     return count
 
 
@@ -169,9 +186,8 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
     n = np.int64(0)
     for q in range(c_lo, c_hi):
         j = members[q]
-        if j != i and ((r[j] >= bound) if largest else (r[j] <= bound)):
-            n = _insert(vals, idx, n, distance(X[i], X[j], code, p, eps, placement), j,
-                        largest)
+        if j != i and _within(r[j], bound, largest):
+            n = _keep_exact(X, i, j, code, p, eps, placement, largest, vals, idx, n)
     out_vals[0] = vals[0]
     out_idx[0] = idx[0]
     return n
@@ -194,7 +210,7 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
     for q in range(npos):
         t[q] = thresholds[order[q]]
     # The ranking values of euclidean are squared distances: thresholds in that space too.
-    ta = t * t if code == EUCLIDEAN and placement == 0 else t.copy()
+    ta = t * t if code == EUCLIDEAN and placement == EPS_NONE else t.copy()
     bucket_v = np.full((npos + 1, K), np.inf)
     bucket_i = np.full((npos + 1, K), -1, np.int64)
     bucket_n = np.zeros(npos + 1, np.int64)
@@ -234,15 +250,20 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
 
 
 @jit
-def _emit(i, j, dj, negs_v, negs_i, count, slot, out_idx, out_d) -> None:
-    d_ap = dj
+def _put(slot, i, j, k, d_ap, d_an, out_idx, out_d) -> None:
+    """Triplet (i, j, k) with its two distances into row `slot` of the outputs."""
+    out_idx[slot, 0] = i
+    out_idx[slot, 1] = j
+    out_idx[slot, 2] = k
+    out_d[slot, 0] = d_ap
+    out_d[slot, 1] = d_an
+
+
+@jit
+def _emit(i, j, d_ap, negs_v, negs_i, count, slot, out_idx, out_d) -> None:
+    """Anchor i, positive j at d_ap, and each of its `count` negatives, from row `slot` on."""
     for s in range(count):
-        d_an = negs_v[s]
-        out_idx[slot + s, 0] = i
-        out_idx[slot + s, 1] = j
-        out_idx[slot + s, 2] = negs_i[s]
-        out_d[slot + s, 0] = d_ap
-        out_d[slot + s, 1] = d_an
+        _put(slot + s, i, j, negs_i[s], d_ap, negs_v[s], out_idx, out_d)
 
 
 @jit
@@ -327,10 +348,8 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
 @parallel_jit
 def direct_block(X, start, stop, code, p, eps, placement, out):
     """Exact ranking values of anchors start..stop against every row (no matrix product)."""
-    m = X.shape[0]
     for r in prange(stop - start):
-        for k in range(m):
-            out[r, k] = distance(X[start + r], X[k], code, p, eps, placement)
+        _exact_row(X, start + r, code, p, eps, placement, out[r])
 
 
 @parallel_jit
@@ -346,8 +365,7 @@ def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, pla
         if c_hi - c_lo < 2 or c_hi - c_lo == m:
             continue
         exact = np.empty(m)
-        for k in range(m):
-            exact[k] = distance(X[i], X[k], code, p, eps, placement)
+        _exact_row(X, i, code, p, eps, placement, exact)
         chosen = -1
         for q in range(c_lo, c_hi):
             j = members[q]
@@ -359,13 +377,7 @@ def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, pla
             j = members[q]
             if j == i or (pos_strategy != POS_ALL and j != chosen):
                 continue
-            d_ap = exact[j]
             for k in range(m):
                 if labels[k] != c:
-                    d_an = exact[k]
-                    out_idx[slot, 0] = i
-                    out_idx[slot, 1] = j
-                    out_idx[slot, 2] = k
-                    out_d[slot, 0] = d_ap
-                    out_d[slot, 1] = d_an
+                    _put(slot, i, j, k, exact[j], exact[k], out_idx, out_d)
                     slot += 1

@@ -1,14 +1,16 @@
-"""Presets: the defaults that reproduce each framework's number (SPEC section 6).
+"""Presets, and resolving defaults, a preset, a triplets file's settings and flags into Params.
 
-A preset only sets defaults; an explicit flag wins, and the result records where each value
-came from ("flag", "preset NAME" or "default").
+A preset only sets defaults (the numbers each framework gives, SPEC section 6); an explicit flag
+wins, and the result records where each value came from ("flag", "preset NAME", "triplets
+file" or "default").
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .params import Params, checked, defaults
 
 
@@ -116,3 +118,53 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
         raise UsageError(f"--p applies to the minkowski distance, not {values['distance']} "
                          "(drop --p, or use --distance minkowski)")
     return Params(command, values, sources)
+
+
+# Settings a triplets file records that define its losses: compute's defaults for it.
+RECORDED_KEYS = ("distance", "p", "eps", "eps_placement", "normalize", "margin", "soft_margin",
+                 "swap", "reduction")
+
+
+def _recorded_value(key: str, value: object) -> object:
+    """A recorded setting as resolve takes it, or None when this version cannot use it."""
+    try:
+        value = checked(key, value)
+    except UsageError:
+        return None
+    if isinstance(value, float) and not (value >= 1 if key == "p" else
+                                         value >= 0 and math.isfinite(value)):
+        return None
+    return value
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def with_recorded(params: Params, record: dict, tname: str, preset: str | None,
+                   options: dict[str, object]) -> tuple[Params, list[str]]:
+    """The settings with those a triplets file records as defaults (flags win; a preset
+    replaces them), and a warning naming every setting that contradicts the file."""
+    recorded = record["params"]
+    given = {k for k, v in options.items() if v is not None}
+    usable = {}
+    for key in (k for k in RECORDED_KEYS if k in recorded):
+        value = _recorded_value(key, recorded[key])
+        if value is None and key not in given and preset is None:
+            raise InputError(f"records {key} = {recorded[key]!r}, which this version cannot "
+                             f"use; choose one with --{key.replace('_', '-')}", tname)
+        if value is not None:
+            usable[key] = value
+    if preset is None:
+        try:
+            params = resolve("compute", None, options, recorded=usable)
+        except UsageError as e:
+            raise UsageError(f"{e.message} (with the settings {tname} records)", e.path) from None
+    v, sources = params.values, params.sources
+    differ = [k for k in usable if sources[k] != FROM_FILE and v[k] != usable[k]]
+    if not differ:
+        return params, []
+    was = ", ".join(f"{k}={_shown(usable[k])}" for k in differ)
+    now = ", ".join(f"{k}={_shown(v[k])} ({sources[k]})" for k in differ)
+    return params, [f"{tname} records {was} (the settings its rows were computed with); "
+                    f"scoring with {now} instead"]

@@ -1,5 +1,5 @@
 """Inputs into arrays: the entry points for embeddings (open_matrix, read_matrix), labels
-(read_labels, read_labels_beside) and triplets (open_triplets, read_triplets), in every format.
+(read_labels, read_labels_beside) and triplets (open_triplets), in every format.
 
 .npy is memory-mapped and never unpickled, .npz read by key, CSV and JSON lines through pyarrow;
 parquet and Arrow IPC go to arrow, which streams them. A file's format is told by its magic
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["STDIN", "STDIN_NAME", "open_matrix", "open_triplets", "read_labels",
-           "read_labels_beside", "read_matrix", "read_triplets", "shown_name", "split_key"]
+           "read_labels_beside", "read_matrix", "shown_name", "split_key"]
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"  # how messages name it
@@ -47,7 +47,7 @@ _SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "csv", ".txt":
 
 def split_key(path: str) -> tuple[str, str]:
     """`file.npz:key` -> (file.npz, key); any path that exists as written has no key."""
-    if path == STDIN or os.path.exists(path) or ":" not in path:
+    if os.path.exists(path) or ":" not in path:
         return path, ""
     file, _, key = path.rpartition(":")
     return file, key
@@ -63,9 +63,8 @@ def shown_name(path: str) -> str:
 
 
 def _kind(path: str) -> str:
-    """The format of the file `path` names, once it is known to be readable: by its magic bytes,
-    else by its suffix, else (no known suffix, as for stdin) text is CSV, or JSON lines when it
-    opens with `{`. A folder holding .parquet files is a parquet dataset."""
+    """The format of the file `path` names, once it is known to be readable (see the module
+    docstring); a folder holding .parquet files is a parquet dataset."""
     file = split_key(path)[0]
     if not os.path.exists(file):
         raise InputError("no such file", file)
@@ -156,12 +155,17 @@ def _named_stdin(file: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _from_stdin(path: str) -> Iterator[str]:
-    """`-` (or `-:KEY` for an .npz) as the path of stdin's copy; errors name <stdin>."""
+def _source(path: str) -> Iterator[tuple[str, str]]:
+    """`path` and its format; `-` (`-:KEY` for an .npz) is stdin's copy, and errors raised
+    inside name <stdin>."""
+    if not _is_stdin(path):
+        yield path, _kind(path)
+        return
     key = split_key(path)[1]
     file = _stdin_file()
     with _named_stdin(file):
-        yield file + (f":{key}" if key else "")
+        file += f":{key}" if key else ""
+        yield file, _kind(file)
 
 
 class _StdinMatrix(ArrowMatrix):
@@ -253,11 +257,9 @@ def _read_label_csv(path: str, column: str | None) -> pa.Table:
     headerless file: numbers all the way down, or strings all the way down)."""
     import pyarrow as pa
 
-    headed = _read_csv(path)
-    if headed.num_columns != 1:
-        return headed
+    headed = _read_csv(path)  # pyarrow refuses a CSV file without columns
     first = headed.column_names[0]
-    if first.strip().lower() == "label" or first == column:
+    if headed.num_columns != 1 or first.strip().lower() == "label" or first == column:
         return headed
     bare = _read_csv(path, header=False)
     if headed.num_rows and bare.schema.types[0] != headed.schema.types[0]:
@@ -282,95 +284,66 @@ def _read_jsonl(path: str) -> pa.Table:
 # Entry points
 
 
-def read_matrix(path: str, column: str | None = None, flag: str = "--column") -> np.ndarray:
+def read_matrix(path: str) -> np.ndarray:
     """The numeric array stored in `path` (embeddings), as a numpy array; .npy is memory-mapped."""
-    m = open_matrix(path, column, flag)
+    m = open_matrix(path)
     return m.read() if isinstance(m, ArrowMatrix) else m
 
 
-def open_matrix(path: str, column: str | None = None, flag: str = "--column"
-                ) -> np.ndarray | ArrowMatrix:
+def open_matrix(path: str, column: str | None = None) -> np.ndarray | ArrowMatrix:
     """Like read_matrix, but a parquet/Arrow file stays on disk and streams (ArrowMatrix).
     `-` is stdin (`-:KEY` an array of an .npz on stdin), in any of these formats."""
-    if _is_stdin(path):
-        with _from_stdin(path) as file:
-            return _open_matrix(file, column, flag, _StdinMatrix)
-    return _open_matrix(path, column, flag, ArrowMatrix)
-
-
-def _open_matrix(path: str, column: str | None, flag: str, streamed: type[ArrowMatrix]
-                 ) -> np.ndarray | ArrowMatrix:
-    kind = _kind(path)
-    if kind in ("npy", "npz"):
-        return _read_array(path, kind)
-    if kind in ("parquet", "arrow"):
-        return streamed(path, kind, column, flag)
-    raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", path)
+    with _source(path) as (file, kind):
+        if kind in ("npy", "npz"):
+            return _read_array(file, kind)
+        if kind in ("parquet", "arrow"):
+            return (_StdinMatrix if _is_stdin(path) else ArrowMatrix)(file, kind, column)
+        raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", file)
 
 
 def read_labels(path: str, column: str | None = None) -> np.ndarray:
     """A 1-D array of integer or string labels from .npy/.npz, .parquet/.arrow or .csv (`-`:
     stdin, in any of these)."""
-    if _is_stdin(path):
-        with _from_stdin(path) as file:
-            return read_labels(file, column)
-    return _labels(path, _kind(path), column)
+    with _source(path) as (file, kind):
+        if kind in ("npy", "npz"):
+            return validate.as_labels(_read_array(file, kind), file)
+        if kind == "csv":
+            table = _read_label_csv(file, column)
+            name = arrow.pick_label_column(file, table.schema, column)
+        elif kind in ("parquet", "arrow"):
+            name = arrow.pick_label_column(file, arrow.read_schema(file, kind), column)
+            table = arrow.read_table(file, kind, [name])
+        else:
+            raise InputError("unknown label format: use .npy, .parquet, .arrow or .csv", file)
+        labels = table.column(name)
+        validate.require_no_nulls(labels, f"label column '{name}'", file)
+        return validate.as_labels(labels.to_numpy(zero_copy_only=False), file)
 
 
 def read_labels_beside(path: str, column: str | None = None) -> np.ndarray:
     """The labels stored next to the embeddings of `path` (`mine` without --labels): only a
     parquet or Arrow table holds both."""
-    if _is_stdin(path):
-        with _from_stdin(path) as file:
-            return read_labels_beside(file, column)
-    kind = _kind(path)
-    if kind not in ("parquet", "arrow"):
-        raise InputError("holds no labels; give them with --labels (only a parquet or Arrow file "
-                         "can hold both)", path)
-    return _labels(path, kind, column)
-
-
-def _labels(path: str, kind: str, column: str | None) -> np.ndarray:
-    if kind in ("npy", "npz"):
-        return validate.as_labels(_read_array(path, kind), path)
-    if kind not in ("parquet", "arrow", "csv"):
-        raise InputError("unknown label format: use .npy, .parquet, .arrow or .csv", path)
-    if kind == "csv":
-        table = _read_label_csv(path, column)
-        name = arrow.pick_label_column(path, table.schema, column)
-    else:
-        name = arrow.pick_label_column(path, arrow.read_schema(path, kind), column)
-        table = arrow.read_table(path, kind, [name])
-    labels = table.column(name)
-    validate.require_no_nulls(labels, f"label column '{name}'", path)
-    return validate.as_labels(labels.to_numpy(zero_copy_only=False), path)
+    with _source(path) as (file, kind):
+        if kind not in ("parquet", "arrow"):
+            raise InputError("holds no labels; give them with --labels (only a parquet or Arrow "
+                             "file can hold both)", file)
+        return read_labels(file, column)
 
 
 def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
-    """Like read_triplets, but a parquet/Arrow file stays on disk and streams (and carries the
-    settings its writer recorded, `.recorded`)."""
-    if _is_stdin(path):
-        return read_triplets(path)
-    kind = _kind(path)
-    return ArrowTriplets(path, kind) if kind in ("parquet", "arrow") else _triplets(path, kind)
-
-
-def read_triplets(path: str) -> np.ndarray:
-    """An (t, 3) int64 array of (anchor, positive, negative) row indices."""
-    if _is_stdin(path):
-        with _from_stdin(path) as file:
-            return read_triplets(file)
-    return _triplets(path, _kind(path))
-
-
-def _triplets(path: str, kind: str) -> np.ndarray:
-    if kind in ("npy", "npz"):
-        triplets = _read_array(path, kind)
-    elif kind in ("parquet", "arrow", "csv", "jsonl"):
-        table = (_read_csv(path) if kind == "csv" else _read_jsonl(path) if kind == "jsonl"
-                 else arrow.read_table(path, kind))
-        triplets = arrow.triplet_columns(path, table)
-    else:
-        raise InputError("unknown triplet format: use .parquet, .arrow, .csv, .jsonl or .npy",
-                         path)
-    return validate.as_triplets(triplets, path)
+    """An (t, 3) int64 array of (anchor, positive, negative) row indices; a parquet/Arrow file
+    stays on disk and streams (ArrowTriplets, with the settings its writer recorded,
+    `.recorded`), except from stdin."""
+    with _source(path) as (file, kind):
+        if kind in ("parquet", "arrow") and not _is_stdin(path):
+            return ArrowTriplets(file, kind)
+        if kind in ("npy", "npz"):
+            triplets = _read_array(file, kind)
+        elif kind in ("parquet", "arrow", "csv", "jsonl"):
+            table = (_read_csv(file) if kind == "csv" else _read_jsonl(file) if kind == "jsonl"
+                     else arrow.read_table(file, kind))
+            triplets = arrow.triplet_columns(file, table)
+        else:
+            raise InputError("unknown triplet format: use .parquet, .arrow, .csv, .jsonl or "
+                             ".npy", file)
+        return validate.as_triplets(triplets, file)

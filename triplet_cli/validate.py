@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
 # Integers convert exactly to these float types; wider ones only when every value fits.
 _EXACT_FLOAT = {1: np.float32, 2: np.float32, 4: np.float64}
-_FLOAT64_EXACT_LIMIT = 2**53
 _FINITE_BLOCK_ROWS = 65_536
 
 
@@ -29,7 +28,7 @@ def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
     if kind in "iu" and size in _EXACT_FLOAT:
         return array.astype(_EXACT_FLOAT[size])
     if kind in "iu" and size == 8:
-        if array.size and np.abs(array).max() > _FLOAT64_EXACT_LIMIT:
+        if array.size and np.abs(array).max() > 2**53:
             raise InputError(f"{array.dtype} values beyond 2^53 cannot be used as floats "
                              "exactly", path)
         return array.astype(np.float64)
