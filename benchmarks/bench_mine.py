@@ -1,13 +1,17 @@
 """Mining speed and memory, measured in one run (by hand, not in CI).
 
-    python benchmarks/bench_mine.py            # N = 16,384 ratios and N = 100,000 time / RSS
-    python benchmarks/bench_mine.py --quick    # N = 4,096 and 20,000
+    python benchmarks/bench_mine.py                 # N = 16,384 ratios, N = 100,000 time / RSS
+    python benchmarks/bench_mine.py --quick         # N = 4,096 and 20,000
+    python benchmarks/bench_mine.py --d 1536        # OpenAI-size embeddings
 
-Data: L2-normalised float32 embeddings, d = 128, about 50 rows per class (class centres plus
-noise). The floor is the same blocked matrix products the miner makes (X[block] @ X.T over
-every block, same BLAS, same process): batch-hard should stay within 1.25x of it, semi-hard
-(all positives) within 2.5x. The large size runs each strategy in a fresh process so its peak
-RSS is its own. If torch / pytorch-metric-learning are importable they are timed too.
+Data, both kinds in every run: L2-normalised float32 embeddings, about 50 rows per class,
+"clustered" (class centres plus noise: what a trained model gives) and "random" (random unit
+vectors: concentrated distances, as an untrained or early checkpoint gives them, when negatives
+interleave with positives and semi-hard mining is hardest). The floor is the same blocked
+matrix products the miner makes (X[block] @ X.T over every block, same BLAS, same process),
+measured in the same run: batch-hard should stay within 1.25x of it, semi-hard (all positives)
+within 2x batch-hard on both kinds. The large size runs each strategy in a fresh process so its
+peak RSS is its own. If torch / pytorch-metric-learning are importable they are timed too.
 """
 
 from __future__ import annotations
@@ -25,15 +29,19 @@ import numpy as np
 
 D = 128
 PER_CLASS = 50
+KINDS = ("clustered", "random")
 STRATEGIES = {"batch-hard": {"strategy": "hard", "positive_strategy": "hard"},
               "semi-hard": {"strategy": "semi-hard", "positive_strategy": "all"}}
 
 
-def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_data(n: int, kind: str = "clustered", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % max(n // PER_CLASS, 2)
-    centres = rng.normal(size=(labels.max() + 1, D))
-    x = centres[labels] + 0.9 * rng.normal(size=(n, D))
+    if kind == "random":
+        x = rng.normal(size=(n, D))
+    else:
+        centres = rng.normal(size=(labels.max() + 1, D))
+        x = centres[labels] + 0.9 * rng.normal(size=(n, D))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x.astype(np.float32), labels.astype(np.int64)
 
@@ -61,11 +69,11 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def ratios(n: int) -> None:
+def ratios(n: int, kind: str) -> None:
     from triplet_cli import mine_triplets
     from triplet_cli.mine import MineSet, prepare_mine
 
-    x, y = make_data(n)
+    x, y = make_data(n, kind)
     job = prepare_mine(x, y, **STRATEGIES["batch-hard"])
     ranges = MineSet.build(job.x, job.codes, job.plan()).ranges()
 
@@ -76,11 +84,13 @@ def ratios(n: int) -> None:
     for options in STRATEGIES.values():  # compile and load every kernel first
         mine_triplets(x[:512], np.arange(512) % 8, **options)
     floor_s = best_of(floor)
-    print(f"\nN = {n:,}, d = {D}: floor (blocked X[block] @ X.T, {len(ranges)} blocks) "
-          f"{floor_s:.3f} s")
+    print(f"\nN = {n:,}, d = {D}, {kind}: floor (blocked X[block] @ X.T, {len(ranges)} "
+          f"blocks) {floor_s:.3f} s")
+    took = {}
     for name, options in STRATEGIES.items():
-        took = best_of(lambda o=options: mine_triplets(x, y, **o))
-        print(f"  {name:10s} {took:.3f} s = {took / floor_s:.2f}x the floor")
+        took[name] = best_of(lambda o=options: mine_triplets(x, y, **o))
+        print(f"  {name:10s} {took[name]:.3f} s = {took[name] / floor_s:.2f}x the floor")
+    print(f"  semi-hard / batch-hard: {took['semi-hard'] / took['batch-hard']:.2f}x")
     peers(x, y, floor_s)
 
 
@@ -126,13 +136,13 @@ print(json.dumps({"seconds": took, "rss_mb": rss, "triplets": int(r.summary["tri
 """
 
 
-def large(n: int) -> None:
-    x, y = make_data(n)
+def large(n: int, kind: str) -> None:
+    x, y = make_data(n, kind)
     with tempfile.TemporaryDirectory() as folder:
         xp, yp = Path(folder, "x.npy"), Path(folder, "y.npy")
         np.save(xp, x)
         np.save(yp, y)
-        print(f"\nN = {n:,}, d = {D} (an N x N float32 matrix alone would be "
+        print(f"\nN = {n:,}, d = {D}, {kind} (an N x N float32 matrix alone would be "
               f"{n * n * 4 / 2**30:.1f} GiB); each run in its own process:")
         for name, options in STRATEGIES.items():
             out = subprocess.run([sys.executable, "-c", CHILD, str(xp), str(yp),
@@ -146,10 +156,16 @@ def large(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--d", type=int, default=D, help="embedding width (default 128)")
+    parser.add_argument("--no-large", action="store_true", help="ratios only")
     args = parser.parse_args()
+    globals()["D"] = args.d
     environment()
-    ratios(4_096 if args.quick else 16_384)
-    large(20_000 if args.quick else 100_000)
+    for kind in KINDS:
+        ratios(4_096 if args.quick else 16_384, kind)
+    if not args.no_large:
+        for kind in KINDS:
+            large(20_000 if args.quick else 100_000, kind)
 
 
 if __name__ == "__main__":
