@@ -343,7 +343,7 @@ def compute_loss(
     Arrays or file paths are accepted. Options are the CLI's flags in snake case: distance, p,
     margin, eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
     """
-    _, columns, summary = run_here(lambda: prepare_compute(
+    columns, summary = run_here(lambda: prepare_compute(
         anchors, positives, negatives, embeddings=embeddings, triplets=triplets, preset=preset,
         column=column, **options), threads)
     indexed = "anchor" in columns

@@ -137,13 +137,13 @@ class Job:
 
 
 def run_here(prepare: Callable[[], Job], threads: int | None
-             ) -> tuple[Job, dict[str, np.ndarray], dict[str, object]]:
+             ) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """The library's run: prepare a job, run its units in this process with `threads` kernel
-    threads; the job, all its rows as whole columns, and its summary."""
+    threads; all its rows as whole columns, and its summary."""
     check_threads(threads)
     job = prepare()
     use_threads(job, threads)
-    return job, *collect(job, job.blocks())
+    return collect(job, job.blocks())
 
 
 def collect(job: Job, blocks: Iterator[Block]) -> tuple[dict[str, np.ndarray], dict[str, object]]:

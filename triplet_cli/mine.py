@@ -383,7 +383,7 @@ def mine_triplets(
     per_anchor, active_only, batch_size, seed, distance, p, margin, eps, eps_placement,
     normalize, soft_margin, reduction, margin_filter, semi_hard_threshold.
     """
-    _, columns, summary = run_here(lambda: prepare_mine(
+    columns, summary = run_here(lambda: prepare_mine(
         embeddings, labels, preset=preset, column=column, label_column=label_column,
         block_rows=block_rows, **options), threads)
     triplets = np.stack([columns[c] for c in ("anchor", "positive", "negative")], axis=1)
