@@ -323,8 +323,9 @@ print(json.dumps({"compute": by_compute, "all": compiled}))
 def test_first_run_compiles_only_what_it_needs(tmp_path: Path) -> None:
     """A constant passed to a jitted callee (`False`, `0`, POS_HARD) compiles the callee once
     more per value (numba specialises on literal types): the first `mine` compiled six copies of
-    mining._insert and five of _worth. Callers pass typed values (np.bool_, np.int64) instead.
-    A fresh numba cache in tmp_path: this is what the first run after installing compiles."""
+    mining._insert and five of _worth (now topk.insert, topk.worth). Callers pass typed values
+    (np.bool_, np.int64) instead. A fresh numba cache in tmp_path: this is what the first run
+    after installing compiles."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", FIRST_RUN, "semi-hard", "hard"], env=env,
                           capture_output=True, text=True, check=False, timeout=900)

@@ -125,12 +125,10 @@ class ComputeJob(Job):
         return replace(self, arrays={**self.arrays, **arrays})
 
     def run(self, unit: Rows) -> Block:
-        from .distances import kernel_args
         from .losses import aligned_losses, candidate_losses
 
-        dist, lp = self.params.distance, self.params.loss
-        common = (*kernel_args(dist.distance.value, dist.norm_p, dist.eps,
-                               dist.eps_placement.value), lp.margin, lp.soft_margin)
+        lp = self.params.loss
+        common = (*self.params.distance.kernel(), lp.margin, lp.soft_margin)
         t = unit.triplets
         n = len(t) if t is not None else len(unit.part["anchors"])
         d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)

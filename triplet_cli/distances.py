@@ -272,12 +272,11 @@ def rank_kind(code: int, placement: int) -> int:
 
 
 @jit
-def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, norms: np.ndarray, i: int,
-                eps: float) -> None:
-    """Ranking values of anchor i against every row from its matrix-product row g (one
-    branch-free loop per kind, so it vectorises)."""
+def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, ni: float, norms: np.ndarray,
+               eps: float) -> None:
+    """Ranking values of a query of norm ni against every candidate (norms) from its
+    matrix-product row g (one branch-free loop per kind, so it vectorises)."""
     m = r.shape[0]
-    ni = norms[i]
     if kind == RANK_SQUARED:
         for k in range(m):
             r[k] = ni * ni + norms[k] * norms[k] - 2.0 * np.float64(g[k])
@@ -293,21 +292,20 @@ def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, norms: np.ndarray, i: in
             r[k] = g[k]
 
 
-def rank_error(kind: int, norms: np.ndarray, start: int, stop: int, x: np.ndarray
+def rank_error(kind: int, query_norms: np.ndarray, top: float, d: int, dtype: np.dtype
                ) -> np.ndarray:
-    """A bound on |approx - exact| ranking value per anchor (twice the classic gamma_d bound).
+    """A bound on |approx - exact| ranking value per query (twice the classic gamma_d bound),
+    given the queries' norms and the largest candidate norm `top`.
 
     |fl(x.y) - x.y| <= gamma_d |x||y| with gamma_d = d u / (1 - d u) for any summation order.
     """
-    d = x.shape[1]
-    u = _ROUNDOFF[x.dtype]
+    u = _ROUNDOFF[np.dtype(dtype)]
     gamma = 2.0 * d * u / (1.0 - d * u)
-    top = float(norms.max()) if norms.size else 0.0
-    ni = norms[start:stop]
+    ni = query_norms
     if kind == RANK_SQUARED:
         return 2.0 * gamma * (ni * ni + top * top) + 8 * u * (ni * ni + top * top)
     if kind == RANK_COSINE:
-        return np.full(stop - start, 2.0 * gamma + 16 * u)
+        return np.full(ni.shape[0], 2.0 * gamma + 16 * u)
     return 2.0 * gamma * ni * top
 
 

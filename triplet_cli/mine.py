@@ -107,12 +107,10 @@ class MineJob(Job):
         return settings_metadata("mine", self.params.values, self.x.shape)
 
     def plan(self) -> KernelPlan:
-        from .distances import kernel_args
         from .mining import POSITIVE_CODES, STRATEGY_CODES
 
-        dist, lp, mp = self.params.distance, self.params.loss, self.params.mining
-        return KernelPlan(*kernel_args(dist.distance.value, dist.norm_p, dist.eps,
-                                       dist.eps_placement.value), lp.margin, lp.soft_margin,
+        lp, mp = self.params.loss, self.params.mining
+        return KernelPlan(*self.params.distance.kernel(), lp.margin, lp.soft_margin,
                           POSITIVE_CODES[mp.positive_strategy.value],
                           STRATEGY_CODES[mp.strategy.value],
                           mp.semi_hard_fallback.value == "easiest", mp.per_anchor,
@@ -224,6 +222,7 @@ class MineSet:
     @classmethod
     def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
         from .mining import ALL
+        from .topk import norms_of
 
         x = np.ascontiguousarray(x)
         classes = _Classes.of(np.unique(codes, return_inverse=True)[1].astype(np.int64))
@@ -233,8 +232,7 @@ class MineSet:
         positives = sizes - 1 if plan.pos_strategy == 0 else 1
         negatives = m - sizes if plan.strategy == ALL else plan.per_anchor
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
-        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
-        return cls(x, classes, norms, caps)
+        return cls(x, classes, norms_of(x), caps)
 
     @property
     def without_positive(self) -> int:
@@ -254,7 +252,8 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     """Mine anchors start..stop of one set: the unit of work (a Dask task runs one)."""
     from .distances import RANK_DIRECT, rank_error, rank_kind
     from .losses import pair_losses
-    from .mining import ALL, direct_block, mine_all_block, mine_block
+    from .mining import ALL, mine_all_block, mine_block
+    from .topk import exact_rows
 
     x, classes = data.x, data.classes
     m = x.shape[0]
@@ -271,11 +270,12 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
         kind = rank_kind(plan.code, plan.placement)
         if kind == RANK_DIRECT:
             g = np.empty((stop - start, m))
-            direct_block(x, start, stop, *args, g)
+            exact_rows(x[start:stop], x, *args, g)
             delta = np.zeros(stop - start)
         else:
             g = x[start:stop] @ x.T
-            delta = rank_error(kind, data.norms, start, stop, x)
+            top = float(data.norms.max()) if m else 0.0
+            delta = rank_error(kind, data.norms[start:stop], top, x.shape[1], x.dtype)
         mine_block(x, classes.codes, data.norms, classes.members, classes.ptr, start, g, kind,
                    delta, *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,
                    plan.threshold_hardest, plan.per_anchor, offsets, out_idx, out_d)

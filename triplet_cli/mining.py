@@ -5,7 +5,8 @@ Distances for ranking come from one matrix product per block where the distance 
 so every choice is made on exact distances: candidates whose ranking value lies within the
 expansion's error bound `delta` of a decision boundary are recomputed directly (float64
 accumulation, the same function `compute` uses) before they are compared. Other distances are
-computed directly for the block (delta = 0).
+computed directly for the block (delta = 0). The K closest or farthest (hard and easy negatives,
+the hardest or easiest positive) come from topk.exact_top_k.
 
 Semi-hard over all positives of an anchor costs one pass over its negatives, not one per positive:
 positives are sorted by distance and each negative is placed by binary search among them.
@@ -13,8 +14,8 @@ Ties are broken by the lowest row index everywhere, so results are deterministic
 
 Constants passed to a jitted callee are typed (np.bool_(False), np.int64(0)), never bare: numba
 compiles a callee once more for each literal value it is called with. The first `mine` after
-installing compiled six copies of _insert, five of _worth and two of _positives,
-_extreme_negatives and power_sum: 14.1 s of CPU on sample_data, 11.0 s without them.
+installing compiled six copies of insert, five of worth and two of _positives,
+exact_top_k and power_sum: 14.1 s of CPU on sample_data, 11.0 s without them.
 """
 
 from __future__ import annotations
@@ -23,44 +24,13 @@ import numpy as np
 
 from ._jit import jit, parallel_jit, prange
 from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
+from .topk import exact_row, exact_top_k, insert, worth
 
 # Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
 SEMI_HARD, HARD, EASY, ALL = range(4)
 POS_ALL, POS_HARD, POS_EASY = range(3)
 STRATEGY_CODES = {"semi-hard": SEMI_HARD, "hard": HARD, "easy": EASY, "all": ALL}
 POSITIVE_CODES = {"all": POS_ALL, "hard": POS_HARD, "easy": POS_EASY}
-
-
-@jit
-def _insert(vals: np.ndarray, idx: np.ndarray, count: int, v: float, k: int, largest: bool
-            ) -> int:
-    """Insert (v, k) into the sorted top list (smallest first, or largest first); ties keep the
-    lower index, which arrives first. Returns the new count (capped at the list's length)."""
-    cap = vals.shape[0]
-    pos = count
-    while pos > 0:
-        u = vals[pos - 1]
-        better = v > u if largest else v < u
-        if not better:
-            break
-        pos -= 1
-    if pos >= cap:
-        return count
-    end = min(count, cap - 1)
-    for q in range(end, pos, -1):
-        vals[q] = vals[q - 1]
-        idx[q] = idx[q - 1]
-    vals[pos] = v
-    idx[pos] = k
-    return min(count + 1, cap)
-
-
-@jit
-def _worth(vals: np.ndarray, count: int, v: float, largest: bool) -> bool:
-    """Whether (v, later index) would enter a sorted top list: a cheap test before _insert."""
-    if count < vals.shape[0]:
-        return True
-    return v > vals[count - 1] if largest else v < vals[count - 1]
 
 
 @jit
@@ -81,87 +51,6 @@ def _count_below(t: np.ndarray, n: int, v: float) -> int:
 
 
 @jit
-def _within(v: float, bound: float, largest: bool) -> bool:
-    """Whether v is on the kept side of bound: >= it when looking for the largest, else <=."""
-    return v >= bound if largest else v <= bound
-
-
-@jit
-def _keep_exact(X, i, k, code, p, eps, placement, largest, vals, idx, count) -> int:
-    """Offer row k, by its exact distance to anchor i, to the sorted top list; returns the count."""
-    e = distance(X[i], X[k], code, p, eps, placement)
-    if _worth(vals, count, e, largest):
-        return _insert(vals, idx, count, e, k, largest)
-    return count
-
-
-@jit
-def _exact_row(X, i, code, p, eps, placement, out) -> None:
-    """out[k] = the exact distance of anchor i to row k, for every row."""
-    for k in range(X.shape[0]):
-        out[k] = distance(X[i], X[k], code, p, eps, placement)
-
-
-_BAND_BUFFER = 256
-
-
-@jit
-def _extreme_negatives(X, i, r, code, p, eps, placement, delta, K, largest, out_vals,
-                       out_idx) -> int:
-    """The K closest (or farthest) negatives of anchor i by exact distance; returns how many.
-
-    r holds ranking values with the anchor's class set to a sentinel that never qualifies
-    (+inf when looking for the closest, -inf for the farthest). One pass keeps the approximate
-    top K and a buffer of every row within 2 delta of it; only those are recomputed exactly.
-    """
-    m = r.shape[0]
-    sentinel = -np.inf if largest else np.inf
-    top_v = np.empty(K)
-    top_i = np.empty(K, np.int64)
-    buf_v = np.empty(_BAND_BUFFER)
-    buf_i = np.empty(_BAND_BUFFER, np.int64)
-    n, nb = np.int64(0), 0  # n is passed on: typed, not a literal (module docstring)
-    bound = sentinel
-    overflow = False
-    for k in range(m):
-        a = r[k]
-        if _within(a, bound, largest) and a != sentinel:
-            if _worth(top_v, n, a, largest):
-                n = _insert(top_v, top_i, n, a, k, largest)
-                if n == K:
-                    bound = top_v[K - 1] - 2.0 * delta if largest else top_v[K - 1] + 2.0 * delta
-            if nb == _BAND_BUFFER:  # compact: drop rows the bound has since excluded
-                kept = 0
-                for q in range(nb):
-                    v = buf_v[q]
-                    if _within(v, bound, largest):
-                        buf_v[kept] = v
-                        buf_i[kept] = buf_i[q]
-                        kept += 1
-                nb = kept
-                if nb == _BAND_BUFFER:
-                    overflow = True
-                    nb = 0
-            buf_v[nb] = a
-            buf_i[nb] = k
-            nb += 1
-    if n == 0:
-        return 0
-    count = np.int64(0)
-    if overflow:  # more near-ties than the buffer holds: scan again
-        for k in range(m):
-            if _within(r[k], bound, largest) and r[k] != sentinel:
-                count = _keep_exact(X, i, k, code, p, eps, placement, largest, out_vals,
-                                    out_idx, count)
-        return count
-    for q in range(nb):
-        if _within(buf_v[q], bound, largest):
-            count = _keep_exact(X, i, buf_i[q], code, p, eps, placement, largest, out_vals,
-                                out_idx, count)
-    return count
-
-
-@jit
 def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, strategy,
                out_vals, out_idx) -> int:
     """The chosen positives of anchor i (all in index order, or the hardest / easiest one)."""
@@ -175,22 +64,9 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
                 n += 1
         return n
     largest = strategy == POS_HARD
-    best_a = -np.inf if largest else np.inf
-    for q in range(c_lo, c_hi):
-        j = members[q]
-        if j != i and ((r[j] > best_a) if largest else (r[j] < best_a)):
-            best_a = r[j]
-    bound = best_a - 2.0 * delta if largest else best_a + 2.0 * delta
-    vals = np.empty(1)
-    idx = np.empty(1, np.int64)
-    n = np.int64(0)
-    for q in range(c_lo, c_hi):
-        j = members[q]
-        if j != i and _within(r[j], bound, largest):
-            n = _keep_exact(X, i, j, code, p, eps, placement, largest, vals, idx, n)
-    out_vals[0] = vals[0]
-    out_idx[0] = idx[0]
-    return n
+    r[i] = -np.inf if largest else np.inf  # the anchor is not its own positive
+    return exact_top_k(X[i], X, r, members[c_lo:c_hi], np.bool_(False), np.int64(0), code, p,
+                       eps, placement, delta, largest, out_vals[:1], out_idx[:1], np.int64(0))
 
 
 @jit
@@ -205,7 +81,7 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
     """
     m = r.shape[0]
     npos = order.shape[0]
-    smallest = np.bool_(False)  # the `largest` flag of _worth/_insert, typed (module docstring)
+    smallest = np.bool_(False)  # the `largest` flag of worth/insert, typed (module docstring)
     t = np.empty(npos)
     for q in range(npos):
         t[q] = thresholds[order[q]]
@@ -219,15 +95,15 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
         a = r[k]
         if a > low:
             b = _count_below(ta, npos, a - delta)  # surely beyond t[:b]
-            if _worth(bucket_v[b], bucket_n[b], a, smallest):
-                bucket_n[b] = _insert(bucket_v[b], bucket_i[b], bucket_n[b], a, k, smallest)
+            if worth(bucket_v[b], bucket_n[b], a, smallest):
+                bucket_n[b] = insert(bucket_v[b], bucket_i[b], bucket_n[b], a, k, smallest)
     upper = np.empty(npos)
     run_v = np.full(K, np.inf)
     run_i = np.full(K, -1, np.int64)
     run_n = np.int64(0)
     for q in range(npos, 0, -1):  # suffix merge: threshold q-1 may use buckets q..npos
         for s in range(bucket_n[q]):
-            run_n = _insert(run_v, run_i, run_n, bucket_v[q, s], bucket_i[q, s], smallest)
+            run_n = insert(run_v, run_i, run_n, bucket_v[q, s], bucket_i[q, s], smallest)
         upper[q - 1] = run_v[K - 1] + 2.0 * delta if run_n == K else np.inf
     top = upper[npos - 1]
     floor = ta[0] - delta
@@ -244,8 +120,8 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
             e = distance(X[i], X[k], code, p, eps, placement)
             for q in range(lo, hi):
                 j = order[q]
-                if e > t[q] and _worth(res_vals[j], res_count[j], e, smallest):
-                    res_count[j] = _insert(res_vals[j], res_idx[j], res_count[j], e, k,
+                if e > t[q] and worth(res_vals[j], res_count[j], e, smallest):
+                    res_count[j] = insert(res_vals[j], res_idx[j], res_count[j], e, k,
                                            smallest)
 
 
@@ -289,8 +165,8 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
     negs_v = np.empty(K)
     negs_i = np.empty(K, np.int64)
     if strategy in (HARD, EASY):
-        count = _extreme_negatives(X, i, r, code, p, eps, placement, d, K, strategy == EASY,
-                                   negs_v, negs_i)
+        count = exact_top_k(X[i], X, r, members[:0], np.bool_(True), np.int64(0), code, p, eps,
+                            placement, d, strategy == EASY, negs_v, negs_i, np.int64(0))
         for q in range(npicked):
             _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, count, slot + q * K, out_idx, out_d)
         return
@@ -309,8 +185,9 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
                   out_d)
         elif fallback_easiest:
             if fallback_n < 0:
-                fallback_n = _extreme_negatives(X, i, r, code, p, eps, placement, d, K,
-                                                np.bool_(True), negs_v, negs_i)
+                fallback_n = exact_top_k(X[i], X, r, members[:0], np.bool_(True), np.int64(0),
+                                         code, p, eps, placement, d, np.bool_(True), negs_v,
+                                         negs_i, np.int64(0))
             _emit(i, pos_i[q], pos_v[q], negs_v, negs_i, fallback_n, slot + q * K, out_idx,
                   out_d)
 
@@ -339,17 +216,10 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
             c_lo, c_hi = class_ptr[c], class_ptr[c + 1]
             if c_hi - c_lo < 2 or c_hi - c_lo == m:
                 continue
-            fill_ranks(r, G[row], kind, norms, i, eps)
+            fill_ranks(r, G[row], kind, norms[i], norms, eps)
             _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
                          pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
                          offsets[row], out_idx, out_d)
-
-
-@parallel_jit
-def direct_block(X, start, stop, code, p, eps, placement, out):
-    """Exact ranking values of anchors start..stop against every row (no matrix product)."""
-    for r in prange(stop - start):
-        _exact_row(X, start + r, code, p, eps, placement, out[r])
 
 
 @parallel_jit
@@ -365,7 +235,7 @@ def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, pla
         if c_hi - c_lo < 2 or c_hi - c_lo == m:
             continue
         exact = np.empty(m)
-        _exact_row(X, i, code, p, eps, placement, exact)
+        exact_row(X[i], X, code, p, eps, placement, exact)
         chosen = -1
         for q in range(c_lo, c_hi):
             j = members[q]

@@ -126,6 +126,12 @@ class DistanceParams:
             Distance.chebyshev: math.inf,
         }.get(self.distance, self.p)
 
+    def kernel(self) -> tuple[int, float, float, int]:
+        """(code, p, eps, placement code): the distance arguments every kernel takes."""
+        from .distances import kernel_args
+
+        return kernel_args(self.distance.value, self.norm_p, self.eps, self.eps_placement.value)
+
 
 @dataclass(frozen=True)
 class LossParams:

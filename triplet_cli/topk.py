@@ -1,0 +1,230 @@
+"""Exact top-k: a query's K best candidates by exact distance, ties by the lowest index.
+
+Ranking values come from one matrix product per block (distances.fill_ranks) and are inexact for
+near points; every candidate whose ranking value lies within twice the product's error bound
+`delta` of the running K-th is recomputed exactly (float64, the function `compute` uses) before
+it is kept. With delta = 0 the ranking values are exact distances. mine (hard and easy
+negatives, the hardest or easiest positive), evaluate (nearest neighbours) and mine-negatives (a
+query's top candidates) all select through exact_top_k: it is the only place that does.
+
+A top list is sorted best first (smallest distance, or largest with `largest`); candidates are
+offered in index order and a tie keeps the one already there, so the lowest index wins. A list
+can be carried from one candidate chunk to the next (its entries are exact), which lets a
+corpus larger than one matrix-product block be searched chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._jit import jit, parallel_jit, prange
+from .distances import EPS_NONE, EUCLIDEAN, RANK_DIRECT, distance, fill_ranks, rank_error, rank_kind
+
+BLOCK_BYTES = 256 << 20  # a block's matrix-product rows (float64 ranking rows are as large)
+
+
+@jit
+def insert(vals: np.ndarray, idx: np.ndarray, count: int, v: float, k: int, largest: bool
+           ) -> int:
+    """Insert (v, k) into the sorted top list vals/idx[:count]; a tie keeps the entry already
+    there (the lower index, which arrived first). Returns the new count (capped at the list's
+    length)."""
+    cap = vals.shape[0]
+    pos = count
+    while pos > 0:
+        u = vals[pos - 1]
+        better = v > u if largest else v < u
+        if not better:
+            break
+        pos -= 1
+    if pos >= cap:
+        return count
+    end = min(count, cap - 1)
+    for q in range(end, pos, -1):
+        vals[q] = vals[q - 1]
+        idx[q] = idx[q - 1]
+    vals[pos] = v
+    idx[pos] = k
+    return min(count + 1, cap)
+
+
+@jit
+def worth(vals: np.ndarray, count: int, v: float, largest: bool) -> bool:
+    """Whether (v, a later index) would enter the sorted top list: a cheap test before insert."""
+    if count < vals.shape[0]:
+        return True
+    return v > vals[count - 1] if largest else v < vals[count - 1]
+
+
+@jit
+def _within(v: float, bound: float, largest: bool) -> bool:
+    """Whether v is on the kept side of bound: >= it when looking for the largest, else <=."""
+    return v >= bound if largest else v <= bound
+
+
+@jit
+def _tighter(a: float, b: float, largest: bool) -> float:
+    return max(a, b) if largest else min(a, b)
+
+
+_BAND_BUFFER = 256
+
+
+@jit
+def exact_top_k(q, C, r, ids, every, offset, code, p, eps, placement, delta, largest, vals, idx,
+                count) -> int:
+    """Offer candidates to query q's exact top list vals/idx[:count]; returns the new count.
+
+    The candidates are C's rows ids (every row when `every`), reported as offset + row. r holds
+    their ranking values indexed by row, excluded rows set to a sentinel that never qualifies
+    (+inf when looking for the smallest, -inf for the largest). One pass keeps the approximate
+    top K and a buffer of every row within 2 delta of it; only those are recomputed exactly.
+    """
+    K = vals.shape[0]
+    n_cand = C.shape[0] if every else ids.shape[0]
+    sentinel = -np.inf if largest else np.inf
+    top_v = np.empty(K)
+    top_i = np.empty(K, np.int64)
+    buf_v = np.empty(_BAND_BUFFER)
+    buf_i = np.empty(_BAND_BUFFER, np.int64)
+    n, nb = np.int64(0), 0  # n is passed on: typed, not a literal (numba specialises literals)
+    # A carried full list bounds the chunk at once: a ranking value beyond its K-th (in ranking
+    # space: squared for euclidean) by more than 2 delta (delta, and the square's rounding) loses.
+    bound = sentinel
+    if count == K:
+        v = vals[K - 1]
+        if code == EUCLIDEAN and placement == EPS_NONE:
+            v = v * v
+        bound = v - 2.0 * delta if largest else v + 2.0 * delta
+    overflow = False
+    for t in range(n_cand):
+        k = t if every else ids[t]
+        a = r[k]
+        if _within(a, bound, largest) and a != sentinel:
+            if worth(top_v, n, a, largest):
+                n = insert(top_v, top_i, n, a, k, largest)
+                if n == K:
+                    own = top_v[K - 1] - 2.0 * delta if largest else top_v[K - 1] + 2.0 * delta
+                    bound = _tighter(bound, own, largest)
+            if nb == _BAND_BUFFER:  # compact: drop rows the bound has since excluded
+                kept = 0
+                for s in range(nb):
+                    v = buf_v[s]
+                    if _within(v, bound, largest):
+                        buf_v[kept] = v
+                        buf_i[kept] = buf_i[s]
+                        kept += 1
+                nb = kept
+                if nb == _BAND_BUFFER:
+                    overflow = True
+                    nb = 0
+            buf_v[nb] = a
+            buf_i[nb] = k
+            nb += 1
+    if n == 0:
+        return count
+    if overflow:  # more near-ties than the buffer holds: scan again
+        for t in range(n_cand):
+            k = t if every else ids[t]
+            if _within(r[k], bound, largest) and r[k] != sentinel:
+                count = _keep_exact(q, C, k, offset, code, p, eps, placement, largest, vals,
+                                    idx, count)
+        return count
+    for s in range(nb):
+        if _within(buf_v[s], bound, largest):
+            count = _keep_exact(q, C, buf_i[s], offset, code, p, eps, placement, largest, vals,
+                                idx, count)
+    return count
+
+
+@jit
+def _keep_exact(q, C, k, offset, code, p, eps, placement, largest, vals, idx, count) -> int:
+    """Offer row k of C, by its exact distance to q, to the sorted top list; returns the count."""
+    e = distance(q, C[k], code, p, eps, placement)
+    if worth(vals, count, e, largest):
+        return insert(vals, idx, count, e, offset + k, largest)
+    return count
+
+
+@jit
+def exact_row(q, C, code, p, eps, placement, out) -> None:
+    """out[k] = the exact distance of q to row k of C, for every row."""
+    for k in range(C.shape[0]):
+        out[k] = distance(q, C[k], code, p, eps, placement)
+
+
+@parallel_jit
+def exact_rows(Q, C, code, p, eps, placement, out):
+    """Exact distances of every row of Q to every row of C (the ranking of RANK_DIRECT)."""
+    for r in prange(Q.shape[0]):
+        exact_row(Q[r], C, code, p, eps, placement, out[r])
+
+
+_CHUNK = 8  # queries per parallel task: each task reuses one ranking row
+
+
+@parallel_jit
+def _top_k_block(Q, C, G, kind, q_norms, c_norms, delta, code, p, eps, placement, largest,
+                 offset, excl_ptr, excl_idx, vals, idx, counts):
+    """exact_top_k for every query row of the block against the chunk C (rows offset..)."""
+    b, m = G.shape
+    sentinel = -np.inf if largest else np.inf
+    no_ids = excl_idx[:0]
+    for chunk in prange((b + _CHUNK - 1) // _CHUNK):
+        r = np.empty(m)
+        for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
+            fill_ranks(r, G[row], kind, q_norms[row], c_norms, eps)
+            for e in range(excl_ptr[row], excl_ptr[row + 1]):
+                j = excl_idx[e] - offset
+                if 0 <= j < m:
+                    r[j] = sentinel
+            counts[row] = exact_top_k(Q[row], C, r, no_ids, np.bool_(True), offset, code, p, eps,
+                                      placement, delta[row], largest, vals[row], idx[row],
+                                      counts[row])
+
+
+def norms_of(x: np.ndarray) -> np.ndarray:
+    """Row norms in float64 (what the ranking expansions and their error bound use)."""
+    return np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
+
+
+def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
+          kernel: tuple[int, float, float, int], *, largest: bool = False,
+          exclude: tuple[np.ndarray, np.ndarray] | None = None,
+          candidate_norms: np.ndarray | None = None, chunk_rows: int | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each query's k best candidates by exact distance: (distances, indices, counts).
+
+    kernel is DistanceParams.kernel(). exclude = (ptr, idx): query row r never gets the
+    candidates idx[ptr[r]:ptr[r+1]] (itself, its positives). Rows are sorted best first; a query
+    with fewer than k candidates has counts[r] < k and index -1 (distance inf) in the rest.
+    Candidates are taken in chunks whose matrix-product block stays within BLOCK_BYTES; the
+    result does not depend on the chunk size or the thread count.
+    """
+    code, p, eps, placement = kernel
+    b, m = queries.shape[0], candidates.shape[0]
+    vals = np.full((b, k), -np.inf if largest else np.inf)
+    idx = np.full((b, k), -1, np.int64)
+    counts = np.zeros(b, np.int64)
+    if exclude is None:
+        exclude = (np.zeros(b + 1, np.int64), np.empty(0, np.int64))
+    ptr, excluded = (np.ascontiguousarray(a, np.int64) for a in exclude)
+    kind = rank_kind(code, placement)
+    c_norms = norms_of(candidates) if candidate_norms is None else candidate_norms
+    q_norms = norms_of(queries)
+    rows = chunk_rows or max(1, BLOCK_BYTES // max(8 * b, 1))
+    queries = np.ascontiguousarray(queries)
+    for lo in range(0, m, rows):
+        chunk = np.ascontiguousarray(candidates[lo:lo + rows])
+        if kind == RANK_DIRECT:
+            g = np.empty((b, chunk.shape[0]))
+            exact_rows(queries, chunk, code, p, eps, placement, g)
+            delta = np.zeros(b)
+        else:
+            g = queries @ chunk.T
+            top = float(c_norms[lo:lo + rows].max()) if chunk.shape[0] else 0.0
+            delta = rank_error(kind, q_norms, top, queries.shape[1], queries.dtype)
+        _top_k_block(queries, chunk, g, kind, q_norms, c_norms[lo:lo + rows], delta, code, p,
+                     eps, placement, np.bool_(largest), np.int64(lo), ptr, excluded, vals, idx,
+                     counts)
+    return vals, idx, counts
