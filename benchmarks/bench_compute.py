@@ -3,8 +3,16 @@
     python benchmarks/bench_compute.py             # 1,000,000 x 128 and 200,000 x 768 (3.3 GB)
     python benchmarks/bench_compute.py --quick     # 100,000 x 128 and 20,000 x 768
     python benchmarks/bench_compute.py --data DIR  # keep the generated .npy files in DIR for reuse
+    python benchmarks/bench_compute.py --in-memory # only the in-memory section (1,000,000 x 128)
+
+On a CPU with AVX-512, the run as an AVX2 machine gives it: NUMBA_CPU_NAME=haswell
+OPENBLAS_CORETYPE=Haswell NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR".
 
 What it prints, with the targets of the issue:
+  in memory  1,000,000 x 128 float32 arrays in memory, one run against a FLOOR (a jitted parallel
+           pass that only reads a, p and n): the kernel (target <= 1.1x), the summary statistics
+           of its rows, compute_loss with its summary (target <= 1.3x), and, when importable,
+           PyTorch's triplet_margin_loss (float32, same threads) and a numpy float64 reference;
   kernel   losses.aligned_losses as compute.py calls it, best of --repeats after a warm-up, against
            a FLOOR (one parallel numba pass that only reads the three arrays, target kernel <=
            1.1x floor) and a numpy float64 reference (expected 6-12x slower than the kernel);
@@ -48,7 +56,9 @@ SAMPLE_DATA = Path(__file__).resolve().parents[1] / "sample_data"
 GENERATE_ROWS = 65_536  # rows generated per step: 3 x 65,536 x 768 x 4 B = 600 MB at most
 NUMPY_CHUNK_BYTES = 8 << 20  # float64 rows per numpy step: 8 MB per temporary array
 HEAVY_MODULES = ("numba", "pyarrow")
-BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "NUMBA_CPU_NAME",
+            "NPY_DISABLE_CPU_FEATURES")
+IN_MEMORY = (1_000_000, 128)
 T = TypeVar("T")
 
 
@@ -241,7 +251,7 @@ def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     """Kernel, floor and numpy timings on one data set, printed; returns their ratios."""
     timer = KernelTimer(paths)
     a, p, n = (timer.job.arrays[r] for r in ROLES)
-    margin = timer.job.loss_params.margin
+    margin = timer.job.params.loss.margin
     floor_out = np.empty(a.shape[0])
     threads = numba.get_num_threads()
     times = interleaved_best({
@@ -271,6 +281,102 @@ def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     return {"kernel/floor": kernel.wall / floor.wall, "numpy/kernel": numpy.wall / kernel.wall}
 
 
+def in_memory_arrays(n: int, d: int, seed: int) -> tuple[np.ndarray, ...]:
+    """make_data's distribution, generated straight into memory (no files, no page cache)."""
+    rng = np.random.default_rng([seed, n, d])
+    scale = np.float32(1.0 / np.sqrt(d))
+    a = rng.standard_normal((n, d), dtype=np.float32) * scale
+    p = a + rng.standard_normal((n, d), dtype=np.float32) * (np.float32(0.8) * scale)
+    return a, p, rng.standard_normal((n, d), dtype=np.float32) * scale
+
+
+def torch_loss() -> Callable[..., object] | None:
+    """PyTorch's triplet_margin_loss on the same float32 arrays (reduction none), or None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(numba.get_num_threads())
+    tensors: dict[int, object] = {}
+
+    def run(a: np.ndarray, p: np.ndarray, n: np.ndarray) -> object:
+        key = id(a)
+        if key not in tensors:  # from_numpy shares the memory: no copy in the timing
+            tensors[key] = tuple(torch.from_numpy(x) for x in (a, p, n))
+        with torch.no_grad():
+            return torch.nn.functional.triplet_margin_loss(*tensors[key], margin=1.0,
+                                                           reduction="none")
+    return run
+
+
+def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
+    """The issue's measurement: kernel, summary and compute_loss on in-memory arrays, each as a
+    ratio to the read floor measured in the same run (interleaved, best of repeats)."""
+    from triplet_cli import compute_loss, losses
+    from triplet_cli.compute import prepare_compute
+    from triplet_cli.reductions import TripletStats
+
+    n, d = IN_MEMORY
+    a, p, neg = in_memory_arrays(n, d, seed)
+    job = prepare_compute(a, p, neg)
+    args = (*job.params.distance.kernel(), job.params.loss.margin, job.params.loss.soft_margin,
+            job.params.loss.swap)
+    empty = np.empty(0, np.int64)
+    rows = [np.empty(n) for _ in range(3)]
+    floor_out = np.empty(n)
+
+    def kernel() -> None:
+        losses.aligned_losses(a, p, neg, empty, empty, empty, *args, *rows)
+
+    def summary() -> None:  # as the library sums a run: blocks of a unit's rows
+        stats = TripletStats(margin=job.params.loss.margin)
+        step = job.rows_per_unit()
+        for start in range(0, n, step):
+            stats.add(*(r[start:start + step] for r in rows))
+        stats.summary(job.params.reduction)
+        stats.warnings(job.params.loss.soft_margin)
+
+    threads = numba.get_num_threads()
+    runs: dict[str, tuple[Callable[[], object], int]] = {
+        "floor": (lambda: read_floor(a, p, neg, floor_out), threads),
+        "kernel": (kernel, threads),
+        "summary": (summary, 1),
+        "compute_loss": (lambda: compute_loss(a, p, neg), threads),
+    }
+    peer = torch_loss()
+    if peer is not None:
+        runs["torch"] = (lambda: peer(a, p, neg), threads)
+    runs["numpy"] = (lambda: numpy_reference(a, p, neg, 1.0), 1)
+    times = interleaved_best(runs, repeats)
+    floor = times["floor"].wall
+    gb = 3 * a.nbytes / 1e9
+    print(f"  {n:,} x {d} float32 in memory, {gb:.2f} GB read per pass, {threads} numba "
+          f"threads; best of {repeats}, interleaved")
+    notes = {"floor": "a jitted read of a, p, n", "kernel": "target <= 1.1x",
+             "summary": "statistics of the kernel's rows (one thread)",
+             "compute_loss": "kernel + summary + columns; target <= 1.3x",
+             "torch": "F.triplet_margin_loss, reduction none",
+             "numpy": "float64, 1 thread, 8 MB chunks"}
+    for name, t in times.items():
+        print(f"  {name:<13} {t.wall * 1e3:8.1f} ms {t.wall / floor:7.2f}x   {notes[name]}")
+    if peer is None:
+        print("  torch         not importable: skipped")
+    return {name: t.wall / floor for name, t in times.items()}
+
+
+def cpu_features() -> str:
+    """What the kernels compile for (numba's CPU name) and what numpy dispatches to."""
+    import llvmlite.binding as llvm
+    from numpy._core._multiarray_umath import __cpu_features__ as npy
+
+    name = os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
+    info = Path("/proc/cpuinfo")
+    avx512 = "avx512f" in info.read_text() if info.exists() else "?"
+    used = [f for f in ("AVX2", "AVX512F", "AVX512_SKX", "AVX512_ICL") if npy.get(f)]
+    return (f"numba compiles for {name}; this CPU has AVX-512: {avx512}; numpy dispatches to "
+            f"{', '.join(used) or 'baseline'}")
+
+
 # ------------------------------------------------------------------------------------------------
 # environment
 
@@ -280,6 +386,7 @@ def print_environment() -> None:
 
     print(f"  python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}"
           f", {os.cpu_count()} cores")
+    print(f"  {cpu_features()}")
     print(f"  numba: {numba.get_num_threads()} threads (NUMBA_NUM_THREADS "
           f"{numba.config.NUMBA_NUM_THREADS}), threading layer {numba.threading_layer()}")
     for pool in threadpool_info():
@@ -466,13 +573,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="folder for the generated .npy files, kept and reused "
                              "(default: a temporary folder, deleted afterwards)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--in-memory", action="store_true",
+                        help="only the in-memory section (kernel, summary, compute_loss, peers)")
     return parser.parse_args(argv)
+
+
+def in_memory_checks(repeats: int, seed: int) -> list[Check]:
+    print("in memory")
+    r = bench_in_memory(repeats, seed)
+    return [Check("in memory: kernel / floor", f"{r['kernel']:.2f}x", "<= 1.1x",
+                  r["kernel"] <= 1.1),
+            Check("in memory: compute_loss / floor", f"{r['compute_loss']:.2f}x", "<= 1.3x",
+                  r["compute_loss"] <= 1.3)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK_SIZES if args.quick else FULL_SIZES
     print(f"bench_compute: {load_average()}")
+    if args.in_memory:
+        print("environment")
+        print_environment()
+        print()
+        checks = in_memory_checks(args.repeats, args.seed)
+        print(f"\nsummary ({load_average()})")
+        for check in checks:
+            print(check.line())
+        return 0 if all(c.ok for c in checks) else 1
     with tempfile.TemporaryDirectory(prefix="bench_compute-") as tmp:
         scratch = Path(tmp)
         folder = args.data or scratch / "data"
@@ -481,7 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = [make_data(folder, n, d, args.seed) for n, d in sizes]
         print(f"data: {folder} ({time.perf_counter() - started:.1f} s, seed {args.seed})\n")
 
-        checks: list[Check] = []
+        checks = in_memory_checks(args.repeats, args.seed)
+        print()
         for paths in data:
             n, d = np.load(paths["anchors"], mmap_mode="r").shape
             print(f"kernel, {n:,} x {d}")

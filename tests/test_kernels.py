@@ -4,8 +4,9 @@ Inputs are drawn as (shape, dtype, scale, seed, special rows) and built with num
 shrinks towards small shapes without generating 10,000 floats one by one. The reference always
 sees the values the kernel sees: float16 is upcast to float32 at the boundary (exact), and every
 dtype is accumulated in float64 by the kernels, so one tolerance fits all dtypes: rtol 1e-9 plus
-an atol of 1e-12 times the distance scale (summation order differs: 4 running sums vs numpy's
-pairwise sum, about 1e-15 relative).
+an atol of 1e-12 times the distance scale (summation order differs: the lane order of lanes.py
+vs numpy's pairwise sum, about 1e-15 relative). The lane order itself is pinned bit for bit
+against a plain Python sum in that order (test_sums_follow_the_lane_order).
 
 The property tests draw every valid combination of distance, eps placement, p, swap and the rest;
 the only invalid one, legacy-root with an infinite p (chebyshev, minkowski p = inf), is refused by
@@ -320,8 +321,8 @@ def test_indexed_triplets_match_reference(data, o):
 @pytest.mark.parametrize("distance", ["euclidean", "squared-euclidean", "manhattan", "chebyshev",
                                       "cosine", "dot"])
 def test_unrolled_tail_exact_on_integers(distance, d):
-    """Integer data makes every sum exact: the 4-way unrolled loop and its tail (d % 4) must
-    give exactly the reference numbers."""
+    """Integer data makes every sum exact: the eight lanes and a partial last chunk (d % 8)
+    must give exactly the reference numbers."""
     rng = np.random.default_rng(d)
     a, p, n = (rng.integers(-50, 50, size=(7, d)).astype(np.float64) for _ in range(3))
     result = compute_loss(a, p, n, distance=distance)
@@ -341,6 +342,77 @@ def test_p_with_a_distance_that_is_not_minkowski_is_refused(distance, placement)
     for other_p in (1.0, 3.0, 4.5):
         with pytest.raises(UsageError, match="--p applies to the minkowski distance"):
             quiet_compute(a, p, n, distance=distance, eps_placement=placement, p=other_p)
+
+
+def lane_sum(terms) -> float:
+    """The lane order of lanes.py in plain Python: term i in lane i % 8 (each from +0.0), then
+    ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))."""
+    lanes = [0.0] * 8
+    for i, t in enumerate(terms):
+        lanes[i % 8] += float(t)
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + (
+        (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+
+
+def _rows(rng, d, dtype, strided):
+    """Three rows of length d: contiguous, or every other element of a longer row."""
+    step = 2 if strided else 1
+    return [(rng.standard_normal(d * step) * 10.0 ** rng.uniform(-3, 3, d * step))
+            .astype(dtype)[::step] for _ in range(3)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("strided", [False, True])
+def test_sums_follow_the_lane_order(dtype, strided):
+    """Every sum over a row (the vector code of lanes.py and power_sum's loop) is the lane
+    order bit for bit, for every length around the eight lanes, with and without a shift; the
+    pair kernel equals two single sums."""
+    from triplet_cli import distances as D
+
+    rng = np.random.default_rng(17)
+    for d in [*range(0, 41), 127, 128, 129, 768, 1000]:
+        x, y, z = _rows(rng, d, dtype, strided)
+        X, Y = f64(x), f64(y)
+        assert D.dot(x, y) == lane_sum(X * Y), d
+        for shift in (0.0, 1e-3):
+            assert D.squared_euclidean(x, y, shift) == lane_sum((X - Y + shift) ** 2), d
+            assert D.manhattan(x, y, shift) == lane_sum(np.abs(X - Y + shift)), d
+            assert D.square_pair(x, y, z, D.SQUARED_EUCLIDEAN, 2.0, shift, D.EPS_DIFFERENCE) == (
+                D.squared_euclidean(x, y, shift), D.squared_euclidean(x, z, shift)), d
+        assert D.power_sum(x, y, 3.0, 0.0, np.bool_(False)) == lane_sum(
+            [abs(v) ** 3.0 for v in (X - Y).tolist()]), d
+
+
+def test_rows_of_different_dtypes_sum_in_the_lane_order():
+    """float64 anchors next to float32 rows (inputs keep their own dtypes)."""
+    from triplet_cli import distances as D
+
+    rng = np.random.default_rng(29)
+    for d in (3, 8, 21):
+        x = rng.standard_normal(d)
+        y = rng.standard_normal(d).astype(np.float32)
+        assert D.squared_euclidean(x, y, 0.0) == lane_sum((x - f64(y)) ** 2)
+        assert D.square_pair(x, x, y, D.SQUARED_EUCLIDEAN, 2.0, 0.0, D.EPS_NONE) == (
+            0.0, lane_sum((x - f64(y)) ** 2))
+        assert D.dot(y, x) == lane_sum(f64(y) * x)
+
+
+def test_compute_distances_equal_the_pairwise_distance():
+    """compute's kernels and `distance` (what mining's exact recomputation and the top-k
+    selection call) agree bit for bit, for every distance."""
+    from triplet_cli import distances as D
+
+    rng = np.random.default_rng(23)
+    a, p, n = (rng.standard_normal((40, 37)).astype(np.float32) for _ in range(3))
+    for name in R.DISTANCES:
+        for placement in ("none", "difference"):
+            if placement != "none" and name not in R.NORM_DISTANCES:
+                continue
+            kw = {"p": 3.0} if name == "minkowski" else {}
+            r = compute_loss(a, p, n, distance=name, eps_placement=placement, **kw)
+            args = D.kernel_args(name, kw.get("p", 2.0), 1e-6, placement)
+            want = [D.distance(a[i], p[i], *args) for i in range(40)]
+            assert r.d_ap.tolist() == want, (name, placement)
 
 
 # ---------------------------------------------------------------------------------------------

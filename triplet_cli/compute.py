@@ -61,6 +61,7 @@ class ComputeJob(Job):
     count: int = 0
     loaded: dict[str, Matrix] = field(default_factory=dict)
     block_rows: int | None = None
+    whole: dict[str, np.ndarray] | None = None  # keep_rows(): the columns blocks are views of
 
     title = "triplet-loss compute"
     keys = ("count", "mean", "sum", "mean_nonzero", "active_fraction", "accuracy")
@@ -101,6 +102,8 @@ class ComputeJob(Job):
         """Rows per unit: all three inputs' rows of a unit fit in BLOCK_BYTES."""
         if self.block_rows:
             return self.block_rows
+        if self.whole and not any(isinstance(a, ArrowMatrix) for a in self.arrays.values()):
+            return BLOCK_ROWS  # rows kept anyway, inputs addressable: fewer kernel launches
         row_bytes = sum(int(np.prod(a.shape[1:])) * a.dtype.itemsize for a in self.arrays.values())
         return int(min(BLOCK_ROWS, max(4096, BLOCK_BYTES // max(row_bytes, 1))))
 
@@ -114,7 +117,9 @@ class ComputeJob(Job):
             yield Rows(start, triplets=next(blocks)) if indexed else Rows(start, part=next(blocks))
 
     def shared(self) -> dict[str, np.ndarray]:
-        return {"embeddings": self.arrays["embeddings"]} if self.triplets is not None else {}
+        if self.triplets is None:
+            return {}
+        return {k: self.arrays[k] for k in ("embeddings", "corpus") if k in self.arrays}
 
     def without_shared(self) -> ComputeJob:
         """Settings, names and input ranks: what a unit needs besides its rows."""
@@ -124,6 +129,13 @@ class ComputeJob(Job):
     def with_shared(self, arrays: dict[str, np.ndarray]) -> ComputeJob:
         return replace(self, arrays={**self.arrays, **arrays})
 
+    def keep_rows(self) -> dict[str, np.ndarray]:
+        """Every row's index, d_ap, d_an and loss, allocated once: a library run keeps them all
+        (at 10^6 rows the per-block arrays and their concatenation cost 0.3x the kernel)."""
+        self.whole = {"index": np.arange(self.count, dtype=np.int64),
+                      **{c: np.empty(self.count) for c in ("d_ap", "d_an", "loss")}}
+        return self.whole
+
     def run(self, unit: Rows) -> Block:
         from .losses import aligned_losses, candidate_losses
 
@@ -131,12 +143,15 @@ class ComputeJob(Job):
         common = (*self.params.distance.kernel(), lp.margin, lp.soft_margin)
         t = unit.triplets
         n = len(t) if t is not None else len(unit.part["anchors"])
-        d_ap, d_an, loss = np.empty(n), np.empty(n), np.empty(n)
+        rows = slice(unit.start, unit.start + n)
+        d_ap, d_an, loss = ((self.whole[c][rows] for c in ("d_ap", "d_an", "loss"))
+                            if self.whole else (np.empty(n) for _ in range(3)))
         correct = None
         part = unit.part or {}
         if t is not None:
             x = self.arrays["embeddings"]
-            aligned_losses(x, x, x, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *common,
+            c = self.arrays.get("corpus", x)  # --corpus: positives and negatives index it
+            aligned_losses(x, c, c, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *common,
                            lp.swap, d_ap, d_an, loss)
         else:
             a, p, neg = (self._prepared(part[k]) for k in ROLES)
@@ -148,7 +163,8 @@ class ComputeJob(Job):
                 aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
                                d_ap, d_an, loss)
         self._check_finite(unit.start, d_ap, d_an, part)
-        columns = {"index": np.arange(unit.start, unit.start + n, dtype=np.int64)}
+        columns = {"index": self.whole["index"][rows] if self.whole else
+                   np.arange(unit.start, unit.start + n, dtype=np.int64)}
         if t is not None:
             columns.update(anchor=t[:, 0], positive=t[:, 1], negative=t[:, 2])
         columns.update(d_ap=d_ap, d_an=d_an, loss=loss)
@@ -169,7 +185,10 @@ class ComputeJob(Job):
 
     def _triplet_blocks(self, rows: int) -> Iterator[np.ndarray]:
         """The index triples block by block, range-checked (streamed from parquet/Arrow)."""
-        t, m, name = self.triplets, self.arrays["embeddings"].shape[0], self.names["triplets"]
+        t, name = self.triplets, self.names["triplets"]
+        m = self.arrays["embeddings"].shape[0]
+        if "corpus" in self.arrays:
+            m = (m, self.arrays["corpus"].shape[0], self.arrays["corpus"].shape[0])
         parts = (t.blocks(rows) if isinstance(t, ArrowTriplets) else
                  (t[s:s + rows] for s in range(0, self.count, rows)))
         start = 0
@@ -188,6 +207,8 @@ class ComputeJob(Job):
         Legacy MLX (eps placement legacy-root) gives NaN from finite input for odd p: that is
         the library's defect, reproduced and reported in the warnings, not an input error.
         """
+        if np.isfinite(d_ap.sum() + d_an.sum()):  # NaN and inf survive a sum: all finite
+            return
         bad = np.flatnonzero(~(np.isfinite(d_ap) & np.isfinite(d_an)))
         for i in bad:
             for role, a in part.items():
@@ -223,6 +244,7 @@ def prepare_compute(
     *,
     embeddings: ArrayLike | None = None,
     triplets: ArrayLike | None = None,
+    corpus: ArrayLike | None = None,
     preset: str | None = None,
     column: str | None = None,
     block_rows: int | None = None,
@@ -230,16 +252,20 @@ def prepare_compute(
 ) -> ComputeJob:
     """Read, validate and resolve everything a compute run needs, without computing."""
     params = resolve("compute", preset, options)
-    given = [path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets)]
+    given = [path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets,
+                                        corpus)]
     if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
         raise UsageError("only one input can be read from stdin (-)")
-    anchors, positives, negatives, embeddings, triplets = given
+    anchors, positives, negatives, embeddings, triplets, corpus = given
+    if corpus is not None and triplets is None:
+        raise UsageError("--corpus goes with --embeddings and --triplets (positive and negative "
+                         "index it)")
     aligned = [x is not None for x in (anchors, positives, negatives)]
     if embeddings is not None or triplets is not None:
         if any(aligned) or embeddings is None or triplets is None:
             raise UsageError("use --embeddings with --triplets, or --anchors --positives "
                              "--negatives, not a mix")
-        job = _indexed(params, embeddings, triplets, column, preset, options)
+        job = _indexed(params, embeddings, triplets, column, preset, options, corpus)
     elif not all(aligned):
         raise UsageError("give --anchors, --positives and --negatives (or --embeddings with "
                          "--triplets)")
@@ -287,10 +313,19 @@ def _aligned(job: ComputeJob) -> ComputeJob:
 
 
 def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column: str | None,
-             preset: str | None, options: dict[str, object]) -> ComputeJob:
+             preset: str | None, options: dict[str, object], corpus: ArrayLike | None = None
+             ) -> ComputeJob:
     x, name = load_matrix(embeddings, "embeddings", column)
     validate.require_rank(x, name, (2,), "embeddings")
     validate.require_rows(x, name)
+    c = cname = None
+    if corpus is not None:  # mine-negatives' triplets: anchor indexes x, the others the corpus
+        c, cname = load_matrix(corpus, "corpus", column)
+        validate.require_rank(c, cname, (2,), "corpus")
+        validate.require_rows(c, cname)
+        if c.shape[1] != x.shape[1]:
+            raise InputError(f"dimensions differ: {name} has d = {x.shape[1]}, {cname} has "
+                             f"d = {c.shape[1]}", name)
     if isinstance(triplets, str):
         t, tname = open_triplets(triplets), shown_name(triplets)
     else:
@@ -301,14 +336,21 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
     if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
         params, warnings = with_recorded(params, t.recorded, tname, preset, options)
         warnings += _shape_warning(t.recorded, tname, x.shape, name)
+        if "corpus" in t.recorded and c is None:
+            warnings.append(f"{tname} was mined from a corpus (positive and negative index it): "
+                            "give it with --corpus, or these rows index --embeddings instead")
     if isinstance(t, np.ndarray):  # streamed triplets are checked block by block
-        validate.require_indices(t, x.shape[0], tname)
+        validate.require_indices(t, x.shape[0] if c is None else
+                                 (x.shape[0], c.shape[0], c.shape[0]), tname)
     validate.require_finite(x, name)
+    arrays, names = {"embeddings": x}, {"embeddings": name, "triplets": tname}
+    if c is not None:
+        validate.require_finite(c, cname)
+        arrays["corpus"], names["corpus"] = c, cname
     if params.distance.normalize:
-        x = normalized(x)
-    return ComputeJob(params, {"embeddings": name, "triplets": tname}, warnings,
-                      arrays={"embeddings": x}, triplets=t, count=t.shape[0],
-                      loaded={"embeddings": x, "triplets": t})
+        arrays = {k: normalized(a) for k, a in arrays.items()}
+    return ComputeJob(params, names, warnings, arrays=arrays, triplets=t, count=t.shape[0],
+                      loaded={**arrays, "triplets": t})
 
 
 def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) -> list[str]:
@@ -331,6 +373,7 @@ def compute_loss(
     *,
     embeddings: ArrayLike | None = None,
     triplets: ArrayLike | None = None,
+    corpus: ArrayLike | None = None,
     preset: str | None = None,
     threads: int | None = None,
     column: str | None = None,
@@ -338,12 +381,14 @@ def compute_loss(
 ) -> ComputeResult:
     """Per-triplet losses and their summary for aligned arrays or indexed triplets.
 
-    Arrays or file paths are accepted. Options are the CLI's flags in snake case: distance, p,
-    margin, eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
+    Arrays or file paths are accepted; with `corpus`, a triplet's positive and negative index
+    the corpus and its anchor the embeddings (mine-negatives' rows). Options are the CLI's flags
+    in snake case: distance, p, margin, eps, eps_placement, normalize, soft_margin, swap,
+    reduction, pair_reduction.
     """
     columns, summary = run_here(lambda: prepare_compute(
-        anchors, positives, negatives, embeddings=embeddings, triplets=triplets, preset=preset,
-        column=column, **options), threads)
+        anchors, positives, negatives, embeddings=embeddings, triplets=triplets, corpus=corpus,
+        preset=preset, column=column, **options), threads)
     indexed = "anchor" in columns
     return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
                          np.stack([columns[c] for c in ("anchor", "positive", "negative")],

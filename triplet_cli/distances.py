@@ -3,11 +3,13 @@
 Accumulation is in float64 whatever the input dtype. Each function is one formula; eps
 placement (SPEC section 2) is an integer code too, so one compiled kernel serves every choice.
 
-Streaming kernels use `distance_pair` (or its square-sum path alone, `square_pair`): distance's
-values bit for bit, but the squared differences come from a separate loop that LLVM vectorises,
-which the four-running-sum loops cannot be (numba leaves SLP vectorisation off; no fastmath):
-aligned_losses ran about 2x faster at d = 128 and 768 (benchmarks/bench_compute.py). The sums
-themselves stay one scalar add per term.
+Every sum over a row's terms (squares, absolute differences, products, powers) runs in one
+fixed order, the lane order of lanes.py: term i in lane i % 8, lanes combined in a fixed tree.
+`compute`, mining's exact recomputation and the top-k selection all call these functions, so
+they agree bit for bit, whatever the CPU, thread count or block size. The lane order replaced four
+running sums (i % 4), which LLVM could not vectorise (1.8x a read of the inputs at d = 128 on an
+AVX2 CPU); the change moved the last bits of distances, by at most 4e-16 of the distance scale
+over the golden corpus (regenerated for it; mined indices unchanged).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import numpy as np
 
 from ._jit import jit
+from .lanes import LANES, abs_sum, product_sum, square_sum, square_sums
 
 # Distance codes and eps placements (DISTANCE_CODES and PLACEMENT_CODES name them).
 EUCLIDEAN, SQUARED_EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, DOT = range(7)
@@ -25,52 +28,20 @@ EPS_NONE, EPS_DIFFERENCE, EPS_ROOT, EPS_LEGACY_ROOT = range(4)
 
 @jit
 def dot(x: np.ndarray, y: np.ndarray) -> float:
-    """sum_i x_i y_i in float64, four running sums so the loop pipelines (fixed order)."""
-    n = x.shape[0]
-    s0 = s1 = s2 = s3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        s0 += np.float64(x[i]) * np.float64(y[i])
-        s1 += np.float64(x[i + 1]) * np.float64(y[i + 1])
-        s2 += np.float64(x[i + 2]) * np.float64(y[i + 2])
-        s3 += np.float64(x[i + 3]) * np.float64(y[i + 3])
-        i += 4
-    while i < n:
-        s0 += np.float64(x[i]) * np.float64(y[i])
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+    """sum_i x_i y_i in float64, in the lane order."""
+    return product_sum(x, y)
 
 
 @jit
 def squared_euclidean(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     """sum_i (x_i - y_i + shift)^2; shift is PyTorch's eps (0 otherwise)."""
-    n = x.shape[0]
-    s0 = s1 = s2 = s3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        d0 = np.float64(x[i]) - np.float64(y[i]) + shift
-        d1 = np.float64(x[i + 1]) - np.float64(y[i + 1]) + shift
-        d2 = np.float64(x[i + 2]) - np.float64(y[i + 2]) + shift
-        d3 = np.float64(x[i + 3]) - np.float64(y[i + 3]) + shift
-        s0 += d0 * d0
-        s1 += d1 * d1
-        s2 += d2 * d2
-        s3 += d3 * d3
-        i += 4
-    while i < n:
-        d0 = np.float64(x[i]) - np.float64(y[i]) + shift
-        s0 += d0 * d0
-        i += 1
-    return (s0 + s1) + (s2 + s3)
+    return square_sum(x, y, shift)
 
 
 @jit
 def manhattan(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     """sum_i |x_i - y_i + shift|."""
-    s = 0.0
-    for i in range(x.shape[0]):
-        s += abs(np.float64(x[i]) - np.float64(y[i]) + shift)
-    return s
+    return abs_sum(x, y, shift)
 
 
 @jit
@@ -86,12 +57,14 @@ def chebyshev(x: np.ndarray, y: np.ndarray, shift: float) -> float:
 
 @jit
 def power_sum(x: np.ndarray, y: np.ndarray, p: float, shift: float, signed: bool) -> float:
-    """sum_i |x_i - y_i + shift|^p, or sum_i (x_i - y_i)^p on the signed difference (legacy MLX)."""
-    s = 0.0
+    """sum_i |x_i - y_i + shift|^p, or sum_i (x_i - y_i)^p on the signed difference (legacy
+    MLX), in the lane order (written out: the power, not memory, bounds this loop)."""
+    lanes = np.zeros(LANES)
     for i in range(x.shape[0]):
         v = np.float64(x[i]) - np.float64(y[i]) + shift
-        s += v**p if signed else abs(v) ** p
-    return s
+        lanes[i % LANES] += v**p if signed else abs(v) ** p
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + (
+        (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
 
 
 @jit
@@ -176,74 +149,22 @@ def distance(
 
 
 @jit
-def squared_terms(x: np.ndarray, y: np.ndarray, z: np.ndarray, shift: float, t: np.ndarray,
-                  u: np.ndarray) -> None:
-    """t_i = (x_i - y_i + shift)^2 and u_i = (x_i - z_i + shift)^2 in float64: squared_euclidean's
-    terms for two pairs sharing x, in one loop that vectorises (x is read and converted once: 6%
-    faster at d = 768 than a loop per pair)."""
-    if shift == 0.0:
-        # (d + 0)^2 == d^2 bit for bit (the add only turns -0 into +0); skipping it frees the FP
-        # port the conversions also use: 8% faster at d = 768.
-        for i in range(x.shape[0]):
-            a = np.float64(x[i])
-            d = a - np.float64(y[i])
-            e = a - np.float64(z[i])
-            t[i] = d * d
-            u[i] = e * e
-    else:
-        for i in range(x.shape[0]):
-            a = np.float64(x[i])
-            d = a - np.float64(y[i]) + shift
-            e = a - np.float64(z[i]) + shift
-            t[i] = d * d
-            u[i] = e * e
-
-
-@jit
-def running_sums(t: np.ndarray, u: np.ndarray) -> tuple[float, float]:
-    """The sums of t and of u, each in dot's order (four running sums, then (s0 + s1) + (s2 + s3)),
-    so that they equal squared_euclidean bit for bit. One loop for both: eight adds in flight."""
-    n = t.shape[0]
-    s0 = s1 = s2 = s3 = 0.0
-    r0 = r1 = r2 = r3 = 0.0
-    i = 0
-    while i + 4 <= n:
-        s0 += t[i]
-        s1 += t[i + 1]
-        s2 += t[i + 2]
-        s3 += t[i + 3]
-        r0 += u[i]
-        r1 += u[i + 1]
-        r2 += u[i + 2]
-        r3 += u[i + 3]
-        i += 4
-    while i < n:
-        s0 += t[i]
-        r0 += u[i]
-        i += 1
-    return (s0 + s1) + (s2 + s3), (r0 + r1) + (r2 + r3)
-
-
-@jit
 def distance_pair(
-    x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int,
-    t: np.ndarray, u: np.ndarray,
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int
 ) -> tuple[float, float]:
-    """(d(x, y), d(x, z)) equal to `distance` bit for bit; t and u are float64 scratch of len(x)."""
+    """(d(x, y), d(x, z)) equal to `distance` bit for bit."""
     if code in (COSINE, DOT) or not sums_squares(code, p, placement):
         return (distance(x, y, code, p, eps, placement), distance(x, z, code, p, eps, placement))
-    return square_pair(x, y, z, code, p, eps, placement, t, u)
+    return square_pair(x, y, z, code, p, eps, placement)
 
 
 @jit
 def square_pair(
-    x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int,
-    t: np.ndarray, u: np.ndarray,
+    x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int
 ) -> tuple[float, float]:
     """distance_pair when square_family(code, p, placement): (square_distance(x, y),
-    square_distance(x, z)) bit for bit, from the terms of squared_terms and running_sums."""
-    squared_terms(x, y, z, _shift(eps, placement), t, u)
-    s, r = running_sums(t, u)
+    square_distance(x, z)) bit for bit, both sums in one pass that reads x once."""
+    s, r = square_sums(x, y, z, _shift(eps, placement))
     return pnorm_finish(s, code, p, eps, placement), pnorm_finish(r, code, p, eps, placement)
 
 

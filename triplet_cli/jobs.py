@@ -75,6 +75,11 @@ class Job:
         """One unit's rows: pure computation on the job's inputs (a Dask task runs one)."""
         raise NotImplementedError
 
+    def keep_rows(self) -> dict[str, np.ndarray] | None:
+        """Whole output columns that the blocks run after this call fill as views (a library
+        run keeps every row: one allocation instead of a copy per block), or None."""
+        return None
+
     def shared(self) -> dict[str, np.ndarray]:
         """The large inputs every unit reads: an executor ships them once, not per unit."""
         return {}
@@ -149,13 +154,18 @@ def run_here(prepare: Callable[[], Job], threads: int | None
 def collect(job: Job, blocks: Iterator[Block]) -> tuple[dict[str, np.ndarray], dict[str, object]]:
     """All rows of a job's blocks as whole columns, and its summary: the library's results."""
     tally = job.tally()
+    whole = job.keep_rows() or {}
     parts: list[Block] = []
     for block in blocks:
         tally.add(block)
         parts.append(block)
-    schema = job.schema()
-    columns = {c: np.concatenate([b.columns[c] for b in parts]) if parts
-               else np.empty(0, dtype) for c, dtype in schema.items()}
+    columns = {}
+    for c, dtype in job.schema().items():
+        pieces = [b.columns[c] for b in parts]
+        if c in whole and all(p.base is whole[c] for p in pieces):  # filled in place
+            columns[c] = whole[c]
+        else:
+            columns[c] = np.concatenate(pieces) if pieces else np.empty(0, dtype)
     return columns, job.summary(tally)
 
 

@@ -5,6 +5,11 @@ Counts, sums, means, standard deviations, minima and maxima are exact whatever t
 themselves while there are at most SAMPLE_SIZE triplets, and beyond that from a deterministic
 bottom-k sample (keyed by a hash of the triplet's row number, so it does not depend on block
 sizes or worker counts): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%.
+
+Each chunk is summarised by numpy's own sums and one jitted pass (statistics.py) for what took
+numpy a temporary array each, with the values of the numpy expressions they replaced bit for
+bit. The sample holds the blocks' own d_ap and d_an arrays (a library run's whole columns: no
+copy), keyed only once it must be thinned.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .params import Reduction
+from .statistics import BUCKETS, FIELDS, chunk_counts, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
@@ -32,28 +38,61 @@ class Moments:
     min: float = math.inf
     max: float = -math.inf
 
-    def add(self, values: np.ndarray) -> None:
-        n = values.size
-        if n == 0:
-            return
-        mean = float(values.mean(dtype=np.float64))
-        m2 = float(np.square(values - mean, dtype=np.float64).sum())
+    def merge(self, n: int, mean: float, m2: float, low: float, high: float) -> None:
+        """Add n values of this mean, sum of squared deviations, min and max (NaN if a value
+        is: then the running min and max keep theirs, as Python's min and max do)."""
         total = self.count + n
         delta = mean - self.mean
         self.mean += delta * n / total
         self.m2 += m2 + delta * delta * self.count * n / total
         self.count = total
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
 
     @property
     def std(self) -> float:
         return math.sqrt(self.m2 / self.count) if self.count else math.nan
 
 
-def _hash_keys(start: int, n: int) -> np.ndarray:
-    """splitmix64 of the row numbers start..start+n-1: a fixed pseudo-random key per row."""
-    z = np.arange(start, start + n, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+_NO_CORRECT = np.empty(0)  # a block whose accuracy is d_ap < d_an
+_NO_GRID = np.full(2, np.nan)  # no histogram made for the median
+
+
+def _part(column: np.ndarray, start: int, stop: int | None) -> np.ndarray:
+    """Rows start:stop of a column as contiguous float64 (a view when it already is)."""
+    return np.ascontiguousarray(column[start:stop], dtype=np.float64) if column.size else column
+
+
+def _mean_m2(values: np.ndarray, work: np.ndarray) -> tuple[float, float]:
+    """values.mean() and ((values - mean)^2).sum() as numpy computes them (`work`: room for
+    the squared deviations, so no temporary array)."""
+    mean = float(values.mean())
+    deviations = work[:values.size]
+    np.subtract(values, mean, out=deviations)
+    np.square(deviations, out=deviations)
+    return mean, float(deviations.sum())
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one array: without a copy when they are consecutive views of one array
+    (a library run's columns, filled in place), else concatenated."""
+    base = pieces[0].base if pieces else None
+    if base is not None and base.ndim == 1 and all(p.base is base for p in pieces):
+        start = (_address(pieces[0]) - _address(base)) // base.itemsize
+        offsets = np.cumsum([start] + [p.size for p in pieces])
+        if all(_address(p) == _address(base) + o * base.itemsize and p.strides == base.strides
+               for p, o in zip(pieces, offsets[:-1].tolist(), strict=True)):
+            return base[start:offsets[-1]]
+    return np.concatenate(pieces) if pieces else np.empty(0)
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def _hash_keys(rows: np.ndarray) -> np.ndarray:
+    """splitmix64 of the row numbers: a fixed pseudo-random key per row."""
+    z = rows.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -78,10 +117,19 @@ class TripletStats:
     loss_max: float = -math.inf
     d_ap: Moments = field(default_factory=Moments)
     d_an: Moments = field(default_factory=Moments)
-    _keys: list[np.ndarray] = field(default_factory=lambda: [np.empty(0, np.uint64)])
-    _sample: list[np.ndarray] = field(default_factory=lambda: [np.empty((0, 2))])  # float64
+    # The sample: pieces of (row numbers, d_ap, d_an), a piece's rows given by its first row
+    # while it holds consecutive ones; the columns are the chunks' own arrays, copied only when
+    # the sample is thinned or (several pieces) its median taken.
+    _pieces: list[tuple[int | np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    _size: int = 0
+    _nan: list[bool] = field(default_factory=lambda: [False, False])  # in d_ap, d_an so far
+    # The median's histogram of every d_ap and d_an row (statistics.middle), on grids set by
+    # the first chunk's range: (lo, scale) per column, NaN when that range spreads nothing.
+    _grid: np.ndarray = field(default_factory=lambda: np.full((2, 2), np.nan))
+    _counts: np.ndarray = field(default_factory=lambda: np.zeros((2, BUCKETS + 2), np.int64))
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
+    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS)))
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
@@ -92,67 +140,103 @@ class TripletStats:
         """
         if loss.size == 0:
             return
-        right = correct if correct is not None else (d_ap < d_an).astype(np.float64)
+        right = _NO_CORRECT if correct is None else correct
         self._pending.append((d_ap, d_an, loss, right))
         self._pending_rows += loss.size
-        while self._pending_rows >= CHUNK_ROWS:
-            self._process(CHUNK_ROWS)
+        if self._pending_rows >= CHUNK_ROWS:
+            self._process(self._pending_rows - self._pending_rows % CHUNK_ROWS)
 
     def settle(self) -> None:
         """Summarise what is still pending (the last, partial chunk)."""
         if self._pending_rows:
             self._process(self._pending_rows)
 
-    def _process(self, rows: int) -> None:
-        parts = [np.concatenate(c) for c in zip(*self._pending, strict=True)]
-        d_ap, d_an, loss, correct = (p[:rows] for p in parts)
-        self._pending = [tuple(p[rows:] for p in parts)] if parts[0].size > rows else []
+    def _take(self, rows: int) -> tuple[np.ndarray, ...]:
+        """The next `rows` pending rows as contiguous float64 columns (views when one block
+        holds them; a job's blocks all have their own accuracy column or none do)."""
+        first = self._pending[0]
+        if first[2].size >= rows:
+            taken = tuple(_part(c, 0, rows) for c in first)
+            rest = tuple(_part(c, rows, None) for c in first)
+            self._pending = ([rest] if first[2].size > rows else []) + self._pending[1:]
+        else:
+            parts = [np.concatenate([_part(b[k], 0, None) for b in self._pending])
+                     if first[k].size else first[k] for k in range(4)]
+            taken = tuple(p[:rows] if p.size else p for p in parts)
+            rest = tuple(p[rows:] if p.size else p for p in parts)
+            self._pending = [rest] if parts[2].size > rows else []
         self._pending_rows -= rows
-        start, self.count = self.count, self.count + rows
-        with np.errstate(invalid="ignore", over="ignore"):
-            self.loss_sum += float(loss.sum(dtype=np.float64))
-            active = loss > 0
-            self.nonzero_count += int(active.sum())
-            self.nonzero_sum += float(loss[active].sum(dtype=np.float64))
-            self.correct_sum += float(correct.sum(dtype=np.float64))
-            nan = np.isnan(loss)
-            self.nan_count += int(nan.sum())
-            if not nan.all():
-                self.loss_max = max(self.loss_max, float(loss[~nan].max()))
-            scale = max(float(np.abs(d_an).max()), 1.0)
-            gap = d_an - d_ap
-            self.ties += int((np.abs(gap) <= TIE_TOLERANCE * scale).sum())
-            self.on_margin += int((gap == self.margin).sum())
-            self.zero_distances += int((d_ap == 0).sum() + (d_an == 0).sum())
-            self.d_ap.add(d_ap)
-            self.d_an.add(d_an)
-        self._keys.append(_hash_keys(start, rows))
-        self._sample.append(np.stack([d_ap, d_an], axis=1))
-        if sum(k.size for k in self._keys) > 2 * self.sample_size:
-            self._compact()
+        return taken
 
-    def _compact(self) -> None:
-        """Keep the sample_size rows with the smallest keys (the order of arrival is irrelevant:
-        splitmix64 is a bijection, so keys are distinct)."""
-        keys, sample = np.concatenate(self._keys), np.concatenate(self._sample)
-        if keys.size > self.sample_size:
-            keep = np.argpartition(keys, self.sample_size)[: self.sample_size]
-            keys, sample = keys[keep], sample[keep]
-        self._keys, self._sample = [keys], [sample]
+    def _process(self, rows: int) -> None:
+        """Summarise the next `rows` pending rows: whole chunks, and a last partial one only
+        when settling."""
+        d_ap, d_an, loss, correct = self._take(rows)
+        out, work = np.empty(FIELDS), self._scratch[1]
+        for start in range(0, rows, CHUNK_ROWS):
+            c = slice(start, start + CHUNK_ROWS)
+            ap, an, lost = d_ap[c], d_an[c], loss[c]
+            n = lost.size
+            chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, self._scratch[0], self._grid,
+                         self._counts, self.count == 0, out)
+            active, nans, top, right, ties, on_margin, zeros, *extremes = out.tolist()
+            with np.errstate(invalid="ignore", over="ignore"):
+                self.loss_sum += float(lost.sum())
+                self.nonzero_sum += float(self._scratch[0, :int(active)].sum())
+                self.correct_sum += float(correct[c].sum()) if correct.size else right
+                self.d_ap.merge(n, *_mean_m2(ap, work), *extremes[:2])
+                self.d_an.merge(n, *_mean_m2(an, work), *extremes[2:])
+            self.count += n
+            self.nonzero_count += int(active)
+            self.nan_count += int(nans)
+            self.loss_max = max(self.loss_max, top)
+            self.ties += int(ties)
+            self.on_margin += int(on_margin)
+            self.zero_distances += int(zeros)
+            self._nan = [self._nan[0] or math.isnan(extremes[0]),
+                         self._nan[1] or math.isnan(extremes[2])]
+        self._keep(d_ap, d_an)
+
+    def _keep(self, d_ap: np.ndarray, d_an: np.ndarray) -> None:
+        """Append a chunk to the sample; thin it to sample_size rows past twice that."""
+        self._pieces.append((self.count - d_ap.size, d_ap, d_an))
+        self._size += d_ap.size
+        if self._size > 2 * self.sample_size:
+            self._thin()
+
+    def _thin(self) -> None:
+        """Keep the sample_size rows with the smallest keys (splitmix64 of the row number, a
+        bijection: keys are distinct, so which rows stay does not depend on when this runs)."""
+        if self._size <= self.sample_size:
+            return
+        rows = np.concatenate([np.arange(r, r + a.size) if isinstance(r, int) else r
+                               for r, a, _ in self._pieces])
+        keep = np.sort(np.argpartition(_hash_keys(rows), self.sample_size)[: self.sample_size])
+        d_ap, d_an = (_joined([p[k] for p in self._pieces])[keep] for k in (1, 2))
+        self._pieces, self._size = [(rows[keep], d_ap, d_an)], keep.size
+
+    def _column(self, which: int) -> np.ndarray:
+        """d_ap (1) or d_an (2) of every triplet, or of the bottom-k sample."""
+        self.settle()
+        self._thin()
+        return _joined([p[which] for p in self._pieces])
 
     @property
     def sample(self) -> np.ndarray:
         """(k, 2) array of (d_ap, d_an): every triplet, or the bottom-k sample."""
-        self.settle()
-        if len(self._keys) > 1:
-            self._compact()
-        return self._sample[0]
+        return np.stack([self._column(1), self._column(2)], axis=1)
 
     def _distances(self, which: str) -> dict[str, float]:
         m = self.d_ap if which == "d_ap" else self.d_an
-        column = self.sample[:, 0 if which == "d_ap" else 1]
-        p50 = float(np.median(column)) if column.size else math.nan
-        return {"mean": m.mean, "std": m.std, "min": m.min, "p50": p50, "max": m.max}
+        column = self._column(1 if which == "d_ap" else 2)
+        k = int(which != "d_ap")
+        # min and max of every row bound the sample too; with a NaN the median looks for it.
+        # The histogram counts every row: of use while the sample is every row.
+        bounds = (math.nan, math.nan) if self._nan[k] else (m.min, m.max)
+        whole = column.size == self.count and not self._nan[k]
+        grid = self._grid[k] if whole else _NO_GRID
+        return {"mean": m.mean, "std": m.std, "min": m.min,
+                "p50": _median(column, *bounds, grid, self._counts[k]), "max": m.max}
 
     def summary(self, reduction: Reduction) -> dict[str, object]:
         """The stable summary keys of SPEC section 3 (without params, inputs and warnings)."""
@@ -198,3 +282,16 @@ class TripletStats:
         if self.nan_count:
             out.append(f"{self.nan_count} triplets have a NaN loss")
         return out
+
+
+def _median(column: np.ndarray, low: float, high: float, grid: np.ndarray,
+            counts: np.ndarray) -> float:
+    """float(np.median(column)) bit for bit: numpy's mean of the middle value or two (0.0 plus
+    them: a middle -0.0 gives 0.0)."""
+    if not column.size:
+        return math.nan
+    first, second, candidates, i, j = middle(column, low, high, grid, counts)
+    if candidates.size:
+        ordered = np.sort(candidates)
+        first, second = ordered[i], ordered[j]
+    return float(np.mean(np.array([first] if column.size % 2 else [first, second])))

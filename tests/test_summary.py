@@ -1,0 +1,173 @@
+"""The summary statistics (reductions.py, statistics.py) against plain numpy, bit for bit.
+
+The summary was numpy expressions per chunk of CHUNK_ROWS rows (sums, means, squared deviations,
+min/max, counts) and np.median over the sample; the jitted passes that replaced them must give
+the same JSON values exactly, whatever the block sizes. `numpy_summary` below is that numpy
+formulation, kept as the oracle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from triplet_cli import compute_loss, reductions
+from triplet_cli.statistics import middle
+
+
+def _moments(columns: list[np.ndarray]) -> dict[str, float]:
+    """Chan's merge of per-chunk numpy mean / squared deviations, Python min/max."""
+    count, mean, m2, low, high = 0, 0.0, 0.0, math.inf, -math.inf
+    for v in columns:  # (inf - inf is NaN here as in the tool: numpy's warning is silenced)
+        with np.errstate(invalid="ignore"):
+            n, m = v.size, float(v.mean())
+            s = float(np.square(v - m).sum())
+        total = count + n
+        delta = m - mean
+        mean += delta * n / total
+        m2 += s + delta * delta * count * n / total
+        count = total
+        low, high = min(low, float(v.min())), max(high, float(v.max()))
+    return {"mean": mean, "std": math.sqrt(m2 / count), "min": low, "max": high}
+
+
+def numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size):
+    """(summary numbers, warning counts) as numpy computes them chunk by chunk."""
+    sums = dict(loss=0.0, nonzero=0.0, correct=0.0)
+    counts = dict(active=0, nan=0, ties=0, on_margin=0, zeros=0)
+    top = -math.inf
+    right = correct if correct is not None else (d_ap < d_an).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for s in range(0, loss.size, chunk):
+            c = slice(s, s + chunk)
+            sums["loss"] += float(loss[c].sum())
+            counts["active"] += int((loss[c] > 0).sum())
+            sums["nonzero"] += float(loss[c][loss[c] > 0].sum())
+            sums["correct"] += float(right[c].sum())
+            nan = np.isnan(loss[c])
+            counts["nan"] += int(nan.sum())
+            if not nan.all():
+                top = max(top, float(loss[c][~nan].max()))
+            scale = max(float(np.abs(d_an[c]).max()), 1.0)
+            gap = d_an[c] - d_ap[c]
+            counts["ties"] += int((np.abs(gap) <= reductions.TIE_TOLERANCE * scale).sum())
+            counts["on_margin"] += int((gap == margin).sum())
+            counts["zeros"] += int((d_ap[c] == 0).sum() + (d_an[c] == 0).sum())
+    keys = reductions._hash_keys(np.arange(loss.size))
+    kept = (np.arange(loss.size) if loss.size <= sample_size else
+            np.argpartition(keys, sample_size)[:sample_size])
+    out = {"sums": sums, "counts": counts, "top": top}
+    for name, v in (("d_ap", d_ap), ("d_an", d_an)):
+        out[name] = {**_moments([v[s:s + chunk] for s in range(0, v.size, chunk)]),
+                     "p50": float(np.median(v[kept]))}
+    return out
+
+
+def summary_of(stats: reductions.TripletStats):
+    stats.settle()
+    s = stats.summary("mean")
+    return {"sums": dict(loss=stats.loss_sum, nonzero=stats.nonzero_sum,
+                         correct=stats.correct_sum),
+            "counts": dict(active=stats.nonzero_count, nan=stats.nan_count, ties=stats.ties,
+                           on_margin=stats.on_margin, zeros=stats.zero_distances),
+            "top": stats.loss_max,
+            **{k: {f: s[k][f] for f in ("mean", "std", "min", "max", "p50")}
+               for k in ("d_ap", "d_an")}}
+
+
+KINDS = ("plain", "dot", "nan", "ties", "huge", "constant")
+
+
+def _columns(rng, n, kind, margin):
+    d_ap, d_an = rng.random(n) * 2, rng.random(n) * 2
+    if kind == "dot":  # negative distances and signed zeros
+        d_ap -= 1
+        d_an -= 1
+        d_ap[::7], d_an[::11] = -0.0, 0.0
+    elif kind == "nan":
+        d_ap[rng.integers(0, n, 2)] = np.nan
+        d_an[rng.integers(0, n, 2)] = np.nan
+    elif kind == "ties":
+        d_an[::3] = d_ap[::3]
+        d_an[1::5] = d_ap[1::5] + margin
+    elif kind == "huge":
+        d_an *= 1e300
+        d_an[::9] = np.inf
+    elif kind == "constant":
+        d_ap[:], d_an[:] = 0.5, 0.5
+    with np.errstate(invalid="ignore"):
+        loss = np.maximum(d_ap - d_an + margin, 0.0)
+    loss[np.isnan(d_ap) | np.isnan(d_an)] = np.nan
+    return d_ap, d_an, loss
+
+
+def _same(got, want) -> bool:
+    """Equal as the JSON shows them: repr of every number (NaN equal to NaN, -0.0 not 0.0)."""
+    return repr(got) == repr(want)
+
+
+@settings(deadline=None, max_examples=40)
+@given(n=st.integers(1, 1200), kind=st.sampled_from(KINDS), seed=st.integers(0, 2**32 - 1),
+       chunk=st.sampled_from([8, 100, 128, 1000]), sample_size=st.sampled_from([50, 10**6]),
+       with_correct=st.booleans(), cuts=st.lists(st.integers(0, 1200), max_size=4))
+def test_summary_equals_numpy(n, kind, seed, chunk, sample_size, with_correct, cuts):
+    rng = np.random.default_rng(seed)
+    margin = 1.0
+    d_ap, d_an, loss = _columns(rng, n, kind, margin)
+    correct = rng.random(n) if with_correct else None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reductions, "CHUNK_ROWS", chunk)
+        stats = reductions.TripletStats(margin=margin, sample_size=sample_size)
+        bounds = [0, *sorted(c for c in cuts if c < n), n]
+        for a, b in itertools.pairwise(bounds):
+            stats.add(d_ap[a:b], d_an[a:b], loss[a:b],
+                      None if correct is None else correct[a:b])
+        got = summary_of(stats)
+    want = numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size)
+    assert _same(got, want)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "outlier", "duplicates", "two-values", "inf",
+                                  "tiny", "nan"])
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 4097, 10_000, 100_001])
+def test_median_is_numpy_median(kind, n):
+    """middle() finds numpy.median's middle values on spread, skewed, tied and extreme data."""
+    rng = np.random.default_rng(n)
+    v = rng.random(n)
+    if kind == "outlier":
+        v[0] = 1e300
+    elif kind == "duplicates":
+        v = rng.integers(0, 5, n).astype(np.float64)
+    elif kind == "two-values":
+        v = np.where(rng.random(n) < 0.5, -1.0, 1e-300)
+    elif kind == "inf":
+        v[::3] = np.inf
+        v[1::7] = -np.inf
+    elif kind == "tiny":
+        v *= 1e-310
+    elif kind == "nan":
+        v[n // 2] = np.nan
+    want = repr(float(np.median(v)))
+    for bounds in ((math.nan, math.nan), (np.min(v), np.max(v)), (-np.inf, np.inf)):
+        if kind == "nan" and not math.isnan(bounds[0]):
+            continue  # bounds are given only when no value is NaN
+        low, high, candidates, i, j = middle(v, *bounds, reductions._NO_GRID,
+                                             np.zeros(0, np.int64))
+        if candidates.size:
+            low, high = np.sort(candidates)[[i, j]]
+        assert repr(float(np.mean(np.array([low] if n % 2 else [low, high])))) == want, bounds
+
+
+def test_library_columns_are_not_copied():
+    """compute_loss's columns are the arrays the kernel filled (keep_rows), and the summary
+    reads them in place."""
+    rng = np.random.default_rng(3)
+    a, p, n = (rng.standard_normal((3000, 8)) for _ in range(3))
+    r = compute_loss(a, p, n)
+    assert r.d_ap.base is None and r.loss.base is None
+    assert r.summary["d_ap"]["p50"] == float(np.median(r.d_ap))
