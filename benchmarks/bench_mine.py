@@ -1,29 +1,42 @@
 """Mining speed and memory, measured in one run (by hand, not in CI).
 
-    python benchmarks/bench_mine.py                 # N = 16,384 ratios, N = 100,000 time / RSS
-    python benchmarks/bench_mine.py --quick         # N = 4,096 and 20,000
-    python benchmarks/bench_mine.py --d 1536        # OpenAI-size embeddings
+    python benchmarks/bench_mine.py                      # N = 32,768 ratios, N = 100,000 processes
+    python benchmarks/bench_mine.py --sizes 20000 --large 0          # ratios only
+    python benchmarks/bench_mine.py --d 1536 --sizes 20000 --large 0 # OpenAI-size embeddings
+    NUMBA_CPU_NAME=haswell OPENBLAS_CORETYPE=Haswell \\
+        NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR" python benchmarks/bench_mine.py
 
 Data, both kinds in every run: L2-normalised float32 embeddings, about 50 rows per class,
 "clustered" (class centres plus noise: what a trained model gives) and "random" (random unit
 vectors: concentrated distances, as an untrained or early checkpoint gives them, when negatives
 interleave with positives and semi-hard mining is hardest). The floor is the same blocked
 matrix products the miner makes (X[block] @ X.T over every block, same BLAS, same process),
-measured in the same run: batch-hard should stay within 1.25x of it, semi-hard (all positives)
-within 2x batch-hard on both kinds. The large size runs each strategy in a fresh process so its
-peak RSS is its own. If torch / pytorch-metric-learning are importable they are timed too.
+measured in the same run, best of three taken in turns. Three levels:
+
+- kernel: the mine_range loop over the blocks (products, ranking scan, exact recomputation,
+  losses) against the floor; batch-hard should stay within 1.25x;
+- library: mine_triplets (validation, class grouping, summary too);
+- process (--large N): `python -m triplet_cli mine ... -o out.npy` in a fresh process against a
+  fresh process that loads the file and makes the same products; batch-hard within 1.5x, and
+  semi-hard (all positives) within 2x batch-hard on both kinds; peak RSS of each.
+
+OPENBLAS_THREAD_TIMEOUT=4 is set here as the CLI sets it (OpenBLAS's threads otherwise spin on
+the cores numba's kernels need). The run prints the CPU, its vector features, numba's target
+and the BLAS kernel, so that a figure can be tied to what it ran on.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np
 
@@ -46,126 +59,158 @@ def make_data(n: int, kind: str = "clustered", seed: int = 0) -> tuple[np.ndarra
     return x.astype(np.float32), labels.astype(np.int64)
 
 
+def cpu_features() -> str:
+    """The CPU's model and the vector extensions that decide the kernels' speed."""
+    flags, model = set(), "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")
+    return f"{model}; {' '.join(f for f in wanted if f in flags) or 'no AVX2'}"
+
+
 def environment() -> None:
+    import llvmlite.binding as llvm
     import numba
     from threadpoolctl import threadpool_info
 
+    print(f"CPU: {cpu_features()}")
+    target = os.environ.get("NUMBA_CPU_NAME") or f"host ({llvm.get_host_cpu_name()})"
+    print(f"numba {numba.__version__}: target {target}, {numba.config.NUMBA_NUM_THREADS} "
+          f"threads, layer {numba.config.THREADING_LAYER}")
     for pool in threadpool_info():
         print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} kernel "
               f"{pool.get('architecture')} threads {pool.get('num_threads')}")
-    print(f"numba {numba.__version__}: {numba.config.NUMBA_NUM_THREADS} threads, layer "
-          f"{numba.config.THREADING_LAYER}")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS", "OMP_WAIT_POLICY"):
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "NPY_DISABLE_CPU_FEATURES",
+                "OMP_NUM_THREADS"):
         print(f"{var}={os.environ.get(var, '(unset)')}")
     print(f"load average: {os.getloadavg()}")
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    times = []
+def interleaved(runs: dict[str, Callable[[], object]], repeats: int = 3) -> dict[str, float]:
+    """Best of `repeats` wall times of each, the runs taking turns (a shared machine's load
+    moves between rounds, not between what a ratio compares). Each starts after a pause, so
+    that no pool of the run before still spins on the cores (numba's or OpenBLAS's)."""
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for name, fn in runs.items():
+            time.sleep(0.5)
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return best
 
 
 def ratios(n: int, kind: str) -> None:
+    """Kernel- and library-level times of both strategies against the floor, one run."""
+    import numba
+
     from triplet_cli import mine_triplets
-    from triplet_cli.mine import MineSet, prepare_mine
+    from triplet_cli.mine import MineSet, mine_range, prepare_mine
 
     x, y = make_data(n, kind)
-    job = prepare_mine(x, y, **STRATEGIES["batch-hard"])
-    ranges = MineSet.build(job.x, job.codes, job.plan()).ranges()
+    for options in STRATEGIES.values():  # compile and load every kernel first
+        mine_triplets(x[:2048], np.arange(2048) % 40, **options)
+    plans = {}
+    for name, options in STRATEGIES.items():
+        job = prepare_mine(x, y, **options)
+        plans[name] = (MineSet.build(job.x, job.codes, job.plan()), job.plan())
+    ranges = plans["batch-hard"][0].ranges()
 
     def floor() -> None:
         for start, stop in ranges:
             x[start:stop] @ x.T
 
-    for options in STRATEGIES.values():  # compile and load every kernel first
-        mine_triplets(x[:512], np.arange(512) % 8, **options)
-    floor_s = best_of(floor)
-    print(f"\nN = {n:,}, d = {D}, {kind}: floor (blocked X[block] @ X.T, {len(ranges)} "
-          f"blocks) {floor_s:.3f} s")
-    took = {}
+    runs: dict[str, Callable[[], object]] = {"floor": floor}
     for name, options in STRATEGIES.items():
-        took[name] = best_of(lambda o=options: mine_triplets(x, y, **o))
-        print(f"  {name:10s} {took[name]:.3f} s = {took[name] / floor_s:.2f}x the floor")
-    print(f"  semi-hard / batch-hard: {took['semi-hard'] / took['batch-hard']:.2f}x")
-    peers(x, y, floor_s)
+        data, plan = plans[name]
+        runs[f"{name} kernel"] = lambda d=data, p=plan: [mine_range(d, p, a, b)
+                                                         for a, b in d.ranges()]
+        runs[f"{name} library"] = lambda o=options: mine_triplets(x, y, **o)
+    took = interleaved(runs)
+    floor_s = took["floor"]
+    print(f"\nN = {n:,}, d = {D}, {kind}: floor (blocked X[block] @ X.T, {len(ranges)} "
+          f"blocks) {floor_s:.3f} s; load {os.getloadavg()[0]:.1f}; numba layer "
+          f"{numba.threading_layer()}")
+    for name in STRATEGIES:
+        k, lib = took[f"{name} kernel"], took[f"{name} library"]
+        print(f"  {name:10s} kernel {k:.3f} s = {k / floor_s:.2f}x the floor; mine_triplets "
+              f"{lib:.3f} s = {lib / floor_s:.2f}x")
+    print(f"  semi-hard / batch-hard: kernel "
+          f"{took['semi-hard kernel'] / took['batch-hard kernel']:.2f}x, mine_triplets "
+          f"{took['semi-hard library'] / took['batch-hard library']:.2f}x")
 
 
-def peers(x: np.ndarray, y: np.ndarray, floor_s: float) -> None:
-    """PyTorch batch-hard and pytorch-metric-learning's BatchHardMiner, when importable."""
-    try:
-        import torch
-    except ImportError:
-        print("  (torch not importable: peers skipped)")
-        return
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-
-    def torch_batch_hard() -> None:
-        d = torch.cdist(xt, xt)
-        same = yt[:, None] == yt[None, :]
-        hardest_pos = torch.where(same, d, torch.zeros_like(d)).max(1).values
-        hardest_neg = torch.where(same, torch.full_like(d, float("inf")), d).min(1).values
-        torch.relu(hardest_pos - hardest_neg + 1.0).mean()
-
-    took = best_of(torch_batch_hard, 1)
-    print(f"  torch batch-hard (cdist, N x N) {took:.3f} s = {took / floor_s:.2f}x the floor")
-    try:
-        from pytorch_metric_learning import distances, miners
-    except ImportError:
-        return
-    miner = miners.BatchHardMiner(distance=distances.LpDistance(normalize_embeddings=False))
-    took = best_of(lambda: miner(xt, yt), 1)
-    print(f"  pytorch-metric-learning BatchHardMiner {took:.3f} s = {took / floor_s:.2f}x")
-
-
-CHILD = """
-import json, resource, sys, time
+FLOOR_CHILD = """
+import os, sys, time
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np
-from triplet_cli import mine_triplets
-x = np.load(sys.argv[1], mmap_mode="r"); y = np.load(sys.argv[2])
-options = json.loads(sys.argv[3])
-mine_triplets(np.asarray(x[:512]), np.arange(512) % 8, **options)  # load the kernels
-t = time.perf_counter()
-r = mine_triplets(x, y, **options)
-took = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": took, "rss_mb": rss, "triplets": int(r.summary["triplets"])}))
+from triplet_cli.mine import BLOCK_BYTES
+x = np.load(sys.argv[1])
+rows = max(1, BLOCK_BYTES // (x.shape[0] * 8))
+for start in range(0, x.shape[0], rows):
+    x[start:start + rows] @ x.T
 """
 
 
+def _process(argv: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of a fresh process."""
+    import resource
+
+    t = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True)
+    took = time.perf_counter() - t
+    return took, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def large(n: int, kind: str) -> None:
+    """Whole processes: the CLI's mine against a process making the same products."""
     x, y = make_data(n, kind)
     with tempfile.TemporaryDirectory() as folder:
-        xp, yp = Path(folder, "x.npy"), Path(folder, "y.npy")
+        xp, yp, out = Path(folder, "x.npy"), Path(folder, "y.npy"), Path(folder, "out.npy")
         np.save(xp, x)
         np.save(yp, y)
-        print(f"\nN = {n:,}, d = {D}, {kind} (an N x N float32 matrix alone would be "
-              f"{n * n * 4 / 2**30:.1f} GiB); each run in its own process:")
+        subprocess.run([sys.executable, "-m", "triplet_cli", "mine", "--embeddings", str(xp),
+                        "--labels", str(yp), "-o", str(out)], check=True, capture_output=True)
+        floor_s, _ = min(_process([sys.executable, "-c", FLOOR_CHILD, str(xp)])
+                         for _ in range(2))
+        print(f"\nN = {n:,}, d = {D}, {kind}, whole processes (an N x N float32 matrix alone "
+              f"would be {n * n * 4 / 2**30:.1f} GiB): floor process {floor_s:.2f} s; load "
+              f"{os.getloadavg()[0]:.1f}")
+        took = {}
         for name, options in STRATEGIES.items():
-            out = subprocess.run([sys.executable, "-c", CHILD, str(xp), str(yp),
-                                  json.dumps(options)], capture_output=True, text=True,
-                                 check=True)
-            r = json.loads(out.stdout)
-            print(f"  {name:10s} {r['seconds']:.2f} s, peak RSS {r['rss_mb']:.0f} MB, "
-                  f"{r['triplets']:,} triplets")
+            flags = [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+            took[name], rss = _process([sys.executable, "-m", "triplet_cli", "mine",
+                                        "--embeddings", str(xp), "--labels", str(yp), *flags,
+                                        "-o", str(out)])
+            print(f"  {name:10s} `triplet-loss mine` {took[name]:.2f} s = "
+                  f"{took[name] / floor_s:.2f}x the floor process (peak RSS so far {rss:.0f} MB)")
+        print(f"  semi-hard / batch-hard: {took['semi-hard'] / took['batch-hard']:.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[32_768],
+                        help="N for the kernel and library ratios (default 32768)")
+    parser.add_argument("--large", type=int, default=100_000,
+                        help="N for whole processes (0: none; default 100000)")
     parser.add_argument("--d", type=int, default=D, help="embedding width (default 128)")
-    parser.add_argument("--no-large", action="store_true", help="ratios only")
+    parser.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
     args = parser.parse_args()
     globals()["D"] = args.d
     environment()
-    for kind in KINDS:
-        ratios(4_096 if args.quick else 16_384, kind)
-    if not args.no_large:
-        for kind in KINDS:
-            large(20_000 if args.quick else 100_000, kind)
+    for n in args.sizes:
+        for kind in args.kinds:
+            ratios(n, kind)
+    if args.large:
+        for kind in args.kinds:
+            large(args.large, kind)
 
 
 if __name__ == "__main__":

@@ -743,6 +743,130 @@ def test_summary_does_not_depend_on_block_rows() -> None:
     assert seven.summary["loss"] == whole.summary["loss"]
 
 
+# ---------------------------------------------------------------------------------------------
+# Rows long enough for the pruning paths: semi-hard's grid filter (mining._windows) and the top-k
+# primitive's runs (topk._prefilter: K + 1 runs of 256 candidates at least)
+# ---------------------------------------------------------------------------------------------
+
+
+def long_rows_set(kind: str, m: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """m float32 rows, about 25 per class. random: unit vectors (concentrated distances, every
+    negative among the positives); clustered: class centres plus noise; integers: few distinct
+    values (exact ties); near: near-duplicates closer than the expansion's error; crowd: half the
+    rows one point of one class; same: every row the same point (no spread to grid)."""
+    rng = np.random.default_rng(sorted(LONG_ROWS).index(kind))
+    labels = rng.integers(0, m // 25, m)
+    if kind == "random":
+        x = rng.normal(size=(m, 32))
+    elif kind == "clustered":
+        x = rng.normal(size=(m // 25, 32))[labels] + 0.9 * rng.normal(size=(m, 32))
+    elif kind == "integers":
+        x = rng.integers(-1, 2, size=(m, 5)).astype(np.float64)
+    elif kind == "near":
+        x = rng.normal(size=(20, 16))[rng.integers(0, 20, m)] + rng.normal(scale=1e-6,
+                                                                            size=(m, 16))
+    elif kind == "crowd":
+        x = rng.normal(size=(m, 8))
+        x[: m // 2] = 0.25
+        labels[: m // 2] = m
+    else:
+        x = np.full((m, 4), 0.5)
+    if kind in ("random", "clustered"):
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x.astype(np.float32), labels
+
+
+LONG_ROWS = ("random", "clustered", "integers", "near", "crowd", "same")
+LONG_OPTIONS = [
+    dict(strategy="semi-hard", positive_strategy="all"),
+    dict(strategy="semi-hard", positive_strategy="all", per_anchor=3,
+         semi_hard_fallback="skip"),
+    dict(strategy="semi-hard", positive_strategy="easy", per_anchor=2,
+         semi_hard_threshold="hardest-positive"),
+    dict(strategy="hard", positive_strategy="hard"),
+    dict(strategy="hard", positive_strategy="all", per_anchor=2),
+    dict(strategy="easy", positive_strategy="easy"),
+]
+
+
+def _reference_options(options: dict) -> dict:
+    ref = dict(options)
+    ref["fallback"] = ref.pop("semi_hard_fallback", "easiest")
+    ref["threshold"] = ref.pop("semi_hard_threshold", "positive")
+    return ref
+
+
+@pytest.mark.parametrize(("kind", "distance"), [
+    *((kind, "euclidean") for kind in LONG_ROWS), ("random", "cosine"), ("clustered", "dot"),
+    ("integers", "manhattan")])
+def test_long_rows_equal_brute_force(kind: str, distance: str) -> None:
+    """Every pruning decision is exact: the brute-force miner on the library's own distances
+    gives the same triplets, with 2 threads as with 1."""
+    x, labels = long_rows_set(kind)
+    m = len(labels) if kind != "same" else 300
+    x, labels = x[:m], labels[:m]
+    D = library_distances(x, Dist(distance))
+    for options in LONG_OPTIONS:
+        got = mine_triplets(x, labels, threads=2, distance=distance, **options)
+        assert_identical(got, R.brute_force_mine(x, labels, **_reference_options(options),
+                                                 distance=distance, D=D))
+        if options["strategy"] == "semi-hard" and options["positive_strategy"] == "all":
+            one = mine_triplets(x, labels, threads=1, block_rows=5, distance=distance,
+                                **options)
+            assert_identical(one, (got.triplets, got.d_ap, got.d_an, got.loss))
+
+
+@st.composite
+def lattice_rows(draw):
+    """(r, ta, delta, K): a ranking row on a lattice of quarter-deltas (ties, and values at
+    every distance from the thresholds that matters) with its anchor's class at -inf, and
+    ascending thresholds on the same lattice."""
+    m = draw(st.integers(20, 3000), "m")
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1), "seed"))
+    delta = draw(st.sampled_from([0.0, 1e-6, 1e-3, 0.25]), "delta")
+    step = (delta or draw(st.sampled_from([1e-9, 0.01, 1.0]), "step")) / 4
+    span = draw(st.sampled_from([4, 40, 4000, 10**6]), "span")
+    centre = draw(st.sampled_from([0.0, 2.0, -3.0, 1e4]), "centre")
+    r = centre + step * rng.integers(-span, span + 1, m)
+    if draw(st.booleans(), "spread"):  # some values off the lattice, far out
+        far = rng.random(m) < 0.1
+        r[far] += rng.normal(scale=step * span * 10 + 1e-300, size=far.sum())
+    npos = draw(st.integers(1, min(60, m - 1)), "positives")
+    r[rng.choice(m, size=npos + 1, replace=False)] = -np.inf  # the anchor's class
+    ta = np.sort(centre + step * rng.integers(-span, span + 1, npos))
+    if draw(st.booleans(), "edges"):  # values an ulp or two from T - delta and T + delta
+        edge = np.flatnonzero(np.isfinite(r) & (rng.random(m) < 0.2))
+        at = ta[rng.integers(0, npos, edge.size)] + delta * rng.choice([-1.0, 1.0], edge.size)
+        for _ in range(2):
+            at = np.nextafter(at, rng.choice([-np.inf, np.inf], edge.size))
+        r[edge] = at
+    return r, ta, delta, draw(st.integers(1, 4), "K")
+
+
+@settings(MINING, max_examples=MINING.max_examples * 25)
+@given(case=lattice_rows())
+def test_windows_hold_every_band(case) -> None:
+    """mining._windows: each threshold's slice holds every negative of its band (T - delta,
+    V + 2 delta], V the K-th ranking value surely beyond T (approx - delta > T), computed here
+    over the whole row; the slices hold each negative once, at most, and nothing of the class."""
+    from triplet_cli.mining import _grid_scratch, _windows
+
+    r, ta, delta, K = case
+    scratch = _grid_scratch(r.shape[0])
+    win = np.empty((ta.shape[0], 2), np.int64)
+    _windows(r, ta, delta, np.int64(K), scratch, np.int32(1), win)
+    gathered = scratch[3][: win[:, 1].max()]
+    assert len(set(gathered.tolist())) == gathered.size
+    assert np.all(np.isfinite(r[gathered]))
+    floor = ta[0] - delta
+    for q, t in enumerate(ta):
+        beyond = np.sort(r[r - delta > t])
+        v = beyond[K - 1] + 2.0 * delta if beyond.size >= K else np.inf
+        band = np.flatnonzero((r > floor) & (t < r + delta) & (r <= v))
+        held = set(gathered[win[q, 0]:win[q, 1]].tolist())
+        assert held >= set(band.tolist()), (q, sorted(set(band.tolist()) - held)[:5])
+
+
 # Euclidean ties are decided on the reported distance, not on the squared distance it comes
 # from: (1, E) has s = 1 + 2^-52, whose square root rounds to 1.0, a tie with (1, 0).
 E = 2.0**-26  # (1, E) has s = 1 + 2^-52, and sqrt(1 + 2^-52) rounds to 1.0

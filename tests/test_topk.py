@@ -1,18 +1,19 @@
 """The exact top-k primitive against a brute-force oracle: the k best candidates by the exact
 distance compute gives (ties by the lowest index), exclusions honoured, and the same answer
-for any candidate chunk size and thread count."""
+for any candidate chunk size and thread count; its run prefilter changes no decision."""
 
 from __future__ import annotations
 
 import numpy as np
 import reference as R
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_mining import DISTS, MINING, TOL, Dist, build
 
 from triplet_cli import compute_loss
+from triplet_cli.distances import distance
 from triplet_cli.params import DistanceParams
-from triplet_cli.topk import top_k
+from triplet_cli.topk import exact_top_k, top_k
 
 
 def exact_matrix(q: np.ndarray, c: np.ndarray, dist: Dist) -> np.ndarray:
@@ -75,3 +76,55 @@ def test_top_k_breaks_ties_by_lowest_index_across_chunks() -> None:
     for chunk in (None, 2, 5, 6):
         _, idx, _ = top_k(base, c, 3, kernel, chunk_rows=chunk)
         assert idx.tolist() == [[i, i + 5, i + 10] for i in range(5)]
+
+
+@MINING
+@given(data=st.data(), dist=st.sampled_from([Dist(), Dist("cosine"), Dist("dot"),
+                                             Dist("manhattan")]), largest=st.booleans())
+def test_top_k_over_many_runs_equals_brute_force(data, dist: Dist, largest: bool) -> None:
+    """Candidate sets long enough for the run prefilter (more than K + 1 runs of 256)."""
+    m = data.draw(st.integers(600, 1600), "candidates")
+    k = data.draw(st.integers(1, 3), "k")
+    layout = data.draw(st.sampled_from(["integers", "normal", "near"]), "layout")
+    x = build(m + 4, 6, np.float32, layout, 2, data.draw(st.integers(0, 2**16), "seed"))[0]
+    q, c = x[:3], x[3:]
+    kernel = DistanceParams(dist.distance, dist.p, dist.eps, dist.placement).kernel()
+    exclude = (np.array([0, 0, 2, 2], np.int64), np.array([5, 700], np.int64))
+    vals, got, counts = top_k(q, c, k, kernel, largest=largest, exclude=exclude)
+    D = exact_matrix(q, c, dist)
+    for i, want in enumerate(oracle(D, k, [set(), {5, 700}, set()], largest)):
+        assert got[i, :counts[i]].tolist() == want
+        np.testing.assert_array_equal(vals[i, :counts[i]], D[i, want])
+
+
+@settings(MINING, max_examples=MINING.max_examples * 10)
+@given(data=st.data())
+def test_run_prefilter_changes_no_decision(data) -> None:
+    """exact_top_k over every row (pruned by runs) equals the same scan over all rows as ids
+    (never pruned), for any ranking row: lattice values with ties, sentinels, carried lists."""
+    k = data.draw(st.integers(1, 5), "k")
+    m = data.draw(st.integers(1, 3000) | st.integers(256 * (k + 1) + 1, 3000), "m")
+    largest = data.draw(st.booleans(), "largest")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), "seed"))
+    c = rng.integers(-2, 3, size=(m, 3)).astype(np.float32)
+    q = c[0] + np.float32(0.5)
+    delta = data.draw(st.sampled_from([0.0, 0.5, 3.0]), "delta")
+    r = np.array([distance(q, row, 0, 2.0, 0.0, 0) for row in c]) ** 2
+    r += rng.uniform(-delta, delta, m) if delta else 0.0
+    r[rng.random(m) < 0.1] = -np.inf if largest else np.inf  # excluded rows
+    carried = data.draw(st.booleans(), "carried") and np.isfinite(r).sum() >= k
+    results = []
+    for every in (True, False):
+        vals = np.full(k, -np.inf if largest else np.inf)
+        idx = np.full(k, -1, np.int64)
+        count = np.int64(0)
+        if carried:  # a full list from an earlier chunk (rows offset by m)
+            vals[:] = np.sort(r[np.isfinite(r)])[::-1][:k] if largest else np.sort(
+                r[np.isfinite(r)])[:k]
+            vals = np.sqrt(np.abs(vals))
+            idx[:] = np.arange(k) + 10 * m
+            count = np.int64(k)
+        n = exact_top_k(q, c, r, np.arange(m), np.bool_(every), np.int64(0), np.int64(0), 2.0,
+                        0.0, np.int64(0), delta, np.bool_(largest), vals, idx, count)
+        results.append((n, vals.tolist(), idx.tolist()))
+    assert results[0] == results[1]

@@ -8,8 +8,12 @@ accumulation, the same function `compute` uses) before they are compared. Other 
 computed directly for the block (delta = 0). The K closest or farthest (hard and easy negatives,
 the hardest or easiest positive) come from topk.exact_top_k.
 
-Semi-hard over all positives of an anchor costs one pass over its negatives, not one per positive:
-positives are sorted by distance and each negative is placed by binary search among them.
+Semi-hard over all positives of an anchor costs a few branch-free passes over its negatives, not
+one per positive, whatever the data: positives closer than the nearest negative share the K
+nearest negatives (clustered data: all of them); for the others a histogram of the ranking row
+over a grid bounds each positive's candidates, and only the negatives in those windows are read
+again (placing every negative among the sorted positives by binary search instead made semi-hard
+6x batch-hard on random unit vectors, where negatives interleave with positives).
 Ties are broken by the lowest row index everywhere, so results are deterministic.
 
 Constants passed to a jitted callee are typed (np.bool_(False), np.int64(0)), never bare: numba
@@ -24,30 +28,13 @@ import numpy as np
 
 from ._jit import jit, parallel_jit, prange
 from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
-from .topk import exact_row, exact_top_k, insert, worth
+from .topk import exact_row, exact_top_k
 
 # Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
 SEMI_HARD, HARD, EASY, ALL = range(4)
 POS_ALL, POS_HARD, POS_EASY = range(3)
 STRATEGY_CODES = {"semi-hard": SEMI_HARD, "hard": HARD, "easy": EASY, "all": ALL}
 POSITIVE_CODES = {"all": POS_ALL, "hard": POS_HARD, "easy": POS_EASY}
-
-
-@jit
-def _count_below(t: np.ndarray, n: int, v: float) -> int:
-    """Number of entries of ascending t[:n] that are < v (numpy's searchsorted, side='left')."""
-    if n == 0 or v <= t[0]:
-        return 0
-    if v > t[n - 1]:
-        return n
-    lo, hi = 1, n - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if t[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 @jit
@@ -69,60 +56,197 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
                        eps, placement, delta, largest, out_vals[:1], out_idx[:1], np.int64(0))
 
 
+_MAX_CELLS = 1 << 16  # the grid's counts and marks stay within the L2 cache
+
+
+@jit
+def _cell(a: float, lo: float, scale: float, top: float) -> int:
+    """The grid cell of ranking value a: 0 below lo, 1..G across [lo, lo + G / scale), G + 1
+    (= top) above. Monotone in a (each floating-point step is), which is all the bounds use."""
+    return int(min(max((a - lo) * scale + 1.0, 0.0), top))
+
+
+@jit
+def _fill_cells(r: np.ndarray, lo: float, scale: float, top: float, cells: np.ndarray) -> None:
+    """cells[k] = _cell(r[k]) for the whole row: one branch-free loop, so it vectorises."""
+    for k in range(r.shape[0]):
+        cells[k] = np.int32(min(max((r[k] - lo) * scale + 1.0, 0.0), top))
+
+
+@jit
+def _grid_scratch(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                   np.ndarray]:
+    """A task's reusable arrays for _windows over rows of m values: the cell of each value,
+    counts, marks and gather cursors per cell (about m / 2 cells, plus the two outer ones and
+    an end), and the negatives gathered by cell."""
+    grid = min(max(m // 2, 16), _MAX_CELLS)
+    return (np.empty(m, np.int32), np.empty(grid + 3, np.int64), np.zeros(grid + 3, np.int32),
+            np.empty(m, np.int64), np.empty(grid + 3, np.int64))
+
+
+@jit
+def _windows(r, ta, delta, K, scratch, stamp, win) -> None:
+    """Each threshold's candidate negatives, gathered: scratch[3][win[q, 0]:win[q, 1]].
+
+    r holds ranking values (the anchor's class at -inf), ta the thresholds ascending in ranking
+    space. A histogram of the row over a uniform grid bounds each threshold's candidates: the
+    first cells wholly beyond ta_q + delta that hold K negatives give a value U_q at least the
+    K-th ranking value surely beyond ta_q, so threshold q needs only (ta_q - delta, U_q +
+    2 delta]. The cells meeting that window (widened by a quarter cell for rounding) make its
+    slice; the negatives of every such cell are gathered by cell (in index order within one).
+    Cell indices only need to be monotone in the value for these bounds to hold. A degenerate
+    row (no spread to grid) is one cell.
+    """
+    cells, counts, marks, gathered, cursor = scratch
+    m = r.shape[0]
+    npos = ta.shape[0]
+    grid = counts.shape[0] - 3
+    last = np.int64(grid + 1)
+    lo = ta[0] - delta
+    hi = -np.inf  # the largest ranking value of a sample of the row (the rest: the top cell)
+    for k in range(0, m, 16):
+        hi = max(hi, r[k])
+    if not hi - lo > 1e-12 * max(abs(lo), abs(hi)) * grid:  # too little spread to grid
+        grid, last, hi = 1, np.int64(2), lo + max(1.0, abs(lo))
+    top = np.float64(last)
+    scale = grid / (hi - lo)
+    width = (hi - lo) / grid
+    slack = 0.25 * width  # far above the rounding of the window's ends, far below a cell
+    _fill_cells(r, lo, scale, top, cells)
+    counts[:] = 0
+    for k in range(m):
+        counts[cells[k]] += 1
+    total = np.int64(0)  # counts become cum[c]: the values in cells below c
+    for c in range(last + 2):
+        n = counts[c]
+        counts[c] = total
+        total += n
+    cum = counts
+    done = np.int64(0)  # the highest cell marked so far (cell 0 lies below every window)
+    at = np.int64(0)  # where the next marked cell's negatives go in `gathered`
+    for q in range(npos):
+        # Cells wholly beyond ta_q + delta + a quarter cell (rounding): surely beyond ta_q.
+        start = min(_cell(ta[q] + delta + slack, lo, scale, top) + 1, last + 1)
+        upper = last
+        if cum[last] - cum[start] >= K:  # the K-th lies below the top cell
+            a, e = start, last - 1  # the first cell e with K values in start..e
+            while a < e:
+                mid = (a + e) >> 1
+                if cum[mid + 1] - cum[start] >= K:
+                    e = mid
+                else:
+                    a = mid + 1
+            z = lo + (e + 0.25) * width  # every value of cell e is below z
+            while _cell(z, lo, scale, top) <= e:
+                z += slack
+            upper = min(_cell(z + 2.0 * delta, lo, scale, top), last)
+        below = max(_cell(ta[q] - delta - slack, lo, scale, top), 1)
+        for c in range(max(below, done + 1), upper + 1):
+            marks[c] = stamp
+            cursor[c] = at
+            at += cum[c + 1] - cum[c]
+        done = max(done, upper)
+        if below <= upper:
+            win[q, 0] = cursor[below]
+            win[q, 1] = cursor[upper] + cum[upper + 1] - cum[upper]
+        else:
+            win[q, 0] = win[q, 1] = 0
+    for k in range(m):  # gather by cell, in index order within one
+        c = cells[k]
+        if marks[c] == stamp:
+            gathered[cursor[c]] = k
+            cursor[c] += 1
+
+
+@jit
+def _offer(vals: np.ndarray, idx: np.ndarray, count: int, v: float, k: int) -> int:
+    """Insert (v, k) into the top list vals/idx[:count] sorted by (value, index), smallest
+    first, whatever order candidates come in; returns the new count (capped)."""
+    cap = vals.shape[0]
+    if count == cap and not (v < vals[cap - 1] or (v == vals[cap - 1] and k < idx[cap - 1])):
+        return count
+    pos = min(count, cap - 1)
+    while pos > 0 and (v < vals[pos - 1] or (v == vals[pos - 1] and k < idx[pos - 1])):
+        vals[pos] = vals[pos - 1]
+        idx[pos] = idx[pos - 1]
+        pos -= 1
+    vals[pos] = v
+    idx[pos] = k
+    return min(count + 1, cap)
+
+
 @jit
 def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, res_vals,
-               res_idx, res_count) -> None:
+               res_idx, res_count, near_v, near_i, scratch, stamp) -> None:
     """For each positive threshold T_j: the K closest negatives with exact distance > T_j.
 
-    r holds ranking values with the anchor's class set to -inf. `order` sorts the thresholds
-    ascending. Pass 1 finds, per threshold, the K-th smallest negative that is surely beyond it
-    (approx - delta > T); pass 2 recomputes only negatives in the band (T - delta, that K-th
-    value + 2 delta] and keeps the K closest exact ones.
+    r holds ranking values with the anchor's class set to -inf; near_v/near_i the K nearest
+    negatives (exact, ties by index). `order` sorts the thresholds ascending. A threshold
+    below the nearest negative has every negative beyond it: its answer is near (on clustered
+    data, every threshold). For the others, among each one's window of negatives (_windows):
+    the K-th smallest ranking value surely beyond T (approx - delta > T) bounds the band
+    (T - delta, that K-th + 2 delta]; only negatives in some band are recomputed exactly, once
+    each, and the K closest beyond T are kept, ties by the lowest index.
     """
-    m = r.shape[0]
+    gathered = scratch[3]
+    n_all = order.shape[0]
+    below = 0
+    while below < n_all and near_v.shape[0] > 0 and thresholds[order[below]] < near_v[0]:
+        j = order[below]
+        res_count[j] = near_v.shape[0]
+        res_vals[j, :res_count[j]] = near_v
+        res_idx[j, :res_count[j]] = near_i
+        below += 1
+    if below == n_all:
+        return
+    squared = code == EUCLIDEAN and placement == EPS_NONE  # ranking values: squared distances
+    floor = thresholds[order[0]]  # below the smallest threshold's band: no candidate
+    floor = (floor * floor if squared else floor) - delta
+    order = order[below:]
     npos = order.shape[0]
-    smallest = np.bool_(False)  # the `largest` flag of worth/insert, typed (module docstring)
     t = np.empty(npos)
     for q in range(npos):
         t[q] = thresholds[order[q]]
-    # The ranking values of euclidean are squared distances: thresholds in that space too.
-    ta = t * t if code == EUCLIDEAN and placement == EPS_NONE else t.copy()
-    bucket_v = np.full((npos + 1, K), np.inf)
-    bucket_i = np.full((npos + 1, K), -1, np.int64)
-    bucket_n = np.zeros(npos + 1, np.int64)
-    low = ta[0] + delta
-    for k in range(m):
-        a = r[k]
-        if a > low:
-            b = _count_below(ta, npos, a - delta)  # surely beyond t[:b]
-            if worth(bucket_v[b], bucket_n[b], a, smallest):
-                bucket_n[b] = insert(bucket_v[b], bucket_i[b], bucket_n[b], a, k, smallest)
-    upper = np.empty(npos)
-    run_v = np.full(K, np.inf)
-    run_i = np.full(K, -1, np.int64)
-    run_n = np.int64(0)
-    for q in range(npos, 0, -1):  # suffix merge: threshold q-1 may use buckets q..npos
-        for s in range(bucket_n[q]):
-            run_n = insert(run_v, run_i, run_n, bucket_v[q, s], bucket_i[q, s], smallest)
-        upper[q - 1] = run_v[K - 1] + 2.0 * delta if run_n == K else np.inf
-    top = upper[npos - 1]
-    floor = ta[0] - delta
-    finite = npos
-    while finite > 0 and upper[finite - 1] == np.inf:
-        finite -= 1
-    for k in range(m):
-        a = r[k]
-        if a > top or a <= floor:
-            continue  # beyond every threshold's candidates, or below every threshold
-        hi = _count_below(ta, npos, a + delta)
-        lo = _count_below(upper, finite, a)
-        if lo < hi:
-            e = distance(X[i], X[k], code, p, eps, placement)
-            for q in range(lo, hi):
-                j = order[q]
-                if e > t[q] and worth(res_vals[j], res_count[j], e, smallest):
-                    res_count[j] = insert(res_vals[j], res_idx[j], res_count[j], e, k,
-                                           smallest)
+    ta = t * t if squared else t.copy()  # the thresholds in ranking space
+    win = np.empty((npos, 2), np.int64)
+    _windows(r, ta, delta, K, scratch, stamp, win)
+    size = win[:, 1].max()
+    vals = np.empty(size)  # the gathered negatives' ranking values, contiguous
+    for s in range(size):
+        vals[s] = r[gathered[s]]
+    band = np.empty(npos)
+    near_v = np.empty(K)
+    near_i = np.empty(K, np.int64)
+    for q in range(npos):
+        n = np.int64(0)
+        for s in range(win[q, 0], win[q, 1]):
+            a = vals[s]
+            if a - delta > ta[q] and (n < K or a < near_v[K - 1]):
+                n = _offer(near_v, near_i, n, a, s)
+        band[q] = near_v[K - 1] + 2.0 * delta if n == K else np.inf
+    # Every negative some band holds is recomputed once, in one tight loop: the rows' loads
+    # overlap there (a recomputation is a cache miss on a large X).
+    need = np.zeros(size, np.bool_)
+    for q in range(npos):
+        for s in range(win[q, 0], win[q, 1]):
+            a = vals[s]
+            need[s] |= (a > floor) & (ta[q] < a + delta) & (a <= band[q])
+    todo = np.empty(size, np.int64)
+    n = 0
+    for s in range(size):
+        todo[n] = s
+        n += need[s]
+    exact = np.empty(size)
+    for u in range(n):
+        s = todo[u]
+        exact[s] = distance(X[i], X[gathered[s]], code, p, eps, placement)
+    for q in range(npos):
+        j = order[q]
+        for s in range(win[q, 0], win[q, 1]):
+            a = vals[s]
+            if (a > floor and ta[q] < a + delta and a <= band[q]) and exact[s] > t[q]:
+                res_count[j] = _offer(res_vals[j], res_idx[j], res_count[j], exact[s],
+                                      gathered[s])
 
 
 @jit
@@ -145,7 +269,7 @@ def _emit(i, j, d_ap, negs_v, negs_i, count, slot, out_idx, out_d) -> None:
 @jit
 def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
                  pos_strategy, strategy, fallback_easiest, threshold_hardest, K, slot, out_idx,
-                 out_d) -> None:
+                 out_d, scratch, stamp) -> None:
     """All triplets of anchor i, given its ranking row r (which it overwrites)."""
     npos = c_hi - c_lo - 1
     cap = npos if pos_strategy == POS_ALL else 1
@@ -159,11 +283,19 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
         _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d, np.int64(POS_HARD),
                    hardest, hard_i)
     # The anchor's own class never qualifies as a negative: a sentinel in its ranking row.
-    sentinel = np.inf if strategy == HARD else -np.inf
     for q in range(c_lo, c_hi):
-        r[members[q]] = sentinel
+        r[members[q]] = np.inf
     negs_v = np.empty(K)
     negs_i = np.empty(K, np.int64)
+    near_v = np.empty(K)  # semi-hard: the K nearest negatives (thresholds below them take them)
+    near_i = np.empty(K, np.int64)
+    near_n = np.int64(0)
+    if strategy == SEMI_HARD:
+        near_n = exact_top_k(X[i], X, r, members[:0], np.bool_(True), np.int64(0), code, p,
+                             eps, placement, d, np.bool_(False), near_v, near_i, np.int64(0))
+    if strategy != HARD:
+        for q in range(c_lo, c_hi):
+            r[members[q]] = -np.inf
     if strategy in (HARD, EASY):
         count = exact_top_k(X[i], X, r, members[:0], np.bool_(True), np.int64(0), code, p, eps,
                             placement, d, strategy == EASY, negs_v, negs_i, np.int64(0))
@@ -177,7 +309,8 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
     res_i = np.full((npicked, K), -1, np.int64)
     res_n = np.zeros(npicked, np.int64)
     order = np.argsort(thresholds, kind="mergesort")
-    _semi_hard(X, i, r, code, p, eps, placement, d, K, thresholds, order, res_v, res_i, res_n)
+    _semi_hard(X, i, r, code, p, eps, placement, d, K, thresholds, order, res_v, res_i, res_n,
+               near_v[:near_n], near_i[:near_n], scratch, stamp)
     fallback_n = -1
     for q in range(npicked):
         if res_n[q] > 0:
@@ -208,8 +341,10 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
     """
     b = G.shape[0]
     m = X.shape[0]
+    semi = strategy == SEMI_HARD
     for chunk in prange((b + _CHUNK - 1) // _CHUNK):
         r = np.empty(m)
+        scratch = _grid_scratch(m if semi else 0)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
             i = start + row
             c = labels[i]
@@ -219,7 +354,7 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
             fill_ranks(r, G[row], kind, norms[i], norms, eps)
             _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
                          pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
-                         offsets[row], out_idx, out_d)
+                         offsets[row], out_idx, out_d, scratch, np.int32(row % _CHUNK + 1))
 
 
 @parallel_jit
