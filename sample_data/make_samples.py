@@ -148,6 +148,20 @@ def main() -> None:
         list(triplets),
         np.column_stack(list(triplets.values())).tolist(),
     )
+    write_csv(OUT_DIR / "pairs.csv", ["query", "positive"], negatives_pairs(labels, pos_idx))
+
+
+def negatives_pairs(labels: np.ndarray, pos_idx: np.ndarray) -> list[list[int]]:
+    """(query, positive) pairs for mine-negatives, rows into embeddings.npy: the first
+    N_CANDIDATE_ANCHORS samples, each with the triplets' positive and, for even rows, also the
+    next same-digit sample after it (so some queries have two positives)."""
+    rows = []
+    for i in range(N_CANDIDATE_ANCHORS):
+        rows.append([i, int(pos_idx[i])])
+        later = [k for k in np.flatnonzero(labels == labels[i]) if k > i and k != pos_idx[i]]
+        if i % 2 == 0 and later:
+            rows.append([i, int(later[0])])
+    return rows
 
 
 if __name__ == "__main__":

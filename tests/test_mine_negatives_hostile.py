@@ -1,0 +1,94 @@
+"""mine-negatives' bad input: exit 1 (usage 2), one `triplet-loss: error:` line, nothing written.
+
+Runs through the shared harness (tests/hostile.py). Good inputs: q.npy (6, 4) and c.npy (12, 4)
+float32, pairs.csv / pairs.npy / pairs.parquet with 8 (query, positive) rows, pos.npy (6, 4).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hostile import OUT, Case, Table, both, npy, spoil, table, text
+
+Q, C, DIM = 6, 12, 4
+PAIRS = [(0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (5, 8)]
+
+
+def _good_inputs(d: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.save(d / "q.npy", rng.normal(size=(Q, DIM)).astype(np.float32))
+    np.save(d / "c.npy", rng.normal(size=(C, DIM)).astype(np.float32))
+    np.save(d / "pos.npy", rng.normal(size=(Q, DIM)).astype(np.float32))
+    np.save(d / "pairs.npy", np.array(PAIRS, np.int64))
+    (d / "pairs.csv").write_text("query,positive\n" + "".join(f"{a},{b}\n" for a, b in PAIRS))
+    pq.write_table(pa.table({"query": [a for a, _ in PAIRS], "positive": [b for _, b in PAIRS]}),
+                   d / "pairs.parquet")
+
+
+BASE = ("mine-negatives", "--queries", "{d}/q.npy", "--corpus", "{d}/c.npy")
+
+
+def run(*extra: str, pairs: str = "{d}/pairs.csv") -> tuple[str, ...]:
+    return (*BASE, "--pairs", pairs, *extra, *OUT)
+
+
+NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
+    Case("pair-positive-out-of-range", text("bad.csv", "query,positive\n0,1\n1,12\n"),
+         run(pairs="{d}/bad.csv"), 1, r"bad\.csv: row 1: positive index 12 is out of range "
+         r"\[0, 12\)"),
+    Case("pair-query-negative", npy("bad.npy", np.array([[0, 1], [-1, 2]])),
+         run(pairs="{d}/bad.npy"), 1, r"bad\.npy: row 1: query index -1 is out of range"),
+    Case("pair-query-out-of-range", table("bad.parquet", {"query": [6], "positive": [0]}),
+         run(pairs="{d}/bad.parquet"), 1, r"row 0: query index 6 is out of range \[0, 6\)"),
+    Case("pairs-float", npy("bad.npy", np.array([[0.0, 1.0]])), run(pairs="{d}/bad.npy"), 1,
+         r"bad\.npy: pair indices must be integers, got float64"),
+    Case("pairs-wrong-shape", npy("bad.npy", np.array([[0, 1, 2]])), run(pairs="{d}/bad.npy"), 1,
+         r"bad\.npy: pairs must have shape \(n, 2\)"),
+    Case("pairs-no-column", text("bad.csv", "anchor,positive\n0,1\n"), run(pairs="{d}/bad.csv"), 1,
+         r"bad\.csv: no column 'query'"),
+    Case("pairs-null", table("bad.parquet", {"query": [0, None], "positive": [1, 2]}),
+         run(pairs="{d}/bad.parquet"), 1, r"bad\.parquet: column 'query': row 1 is null"),
+    Case("pairs-empty", npy("bad.npy", np.zeros((0, 2), np.int64)), run(pairs="{d}/bad.npy"), 1,
+         r"bad\.npy: holds zero pairs"),
+    Case("widths-differ", npy("c.npy", np.zeros((C, DIM + 1), np.float32)), run(), 1,
+         r"q\.npy: dimensions differ: \S*q\.npy has d = 4, \S*c\.npy has d = 5"),
+    Case("corpus-too-small", both(npy("c.npy", np.eye(4, DIM, dtype=np.float32)),
+                                  text("small.csv", "query,positive\n0,0\n0,1\n1,2\n")),
+         run("--num-negatives", "3", pairs="{d}/small.csv"), 1,
+         r"c\.npy: has 4 distinct rows: fewer than --num-negatives 3 \+ 2 positives of a query"),
+    Case("range-min-not-below-max", None, run("--range-min", "5", "--range-max", "5"), 2,
+         r"--range-min \(5\) must be smaller than --range-max \(5\)"),
+    Case("num-negatives-beyond-window", None, run("--range-max", "3", "--num-negatives", "4"), 2,
+         r"--num-negatives 4 does not fit in the 3 candidates"),
+    Case("absolute-margin-nan", None, run("--absolute-margin", "nan"), 2,
+         r"--absolute-margin must be a number \(got nan\)"),
+    Case("relative-margin-nan", None, run("--relative-margin", "nan"), 2,
+         r"--relative-margin must be a number \(got nan\)"),
+    Case("num-negatives-zero", None, run("--num-negatives", "0"), 2,
+         r"--num-negatives must be >= 1"),
+    Case("false-negative-eps-negative", None, run("--false-negative-eps", "-1"), 2,
+         r"--false-negative-eps must be >= 0"),
+    Case("nan-query-row", spoil("q.npy", 3, 1, np.nan), run(), 1, r"q\.npy: row 3 contains NaN"),
+    Case("inf-corpus-row", spoil("c.npy", 7, 0, np.inf), run(), 1, r"c\.npy: row 7 contains inf"),
+    Case("pairs-and-positives", None, (*run(), "--positives", "{d}/pos.npy"), 2,
+         r"give --pairs \(with --corpus\) or --positives, one of them"),
+    Case("pairs-without-corpus", None, ("mine-negatives", "--queries", "{d}/q.npy", "--pairs",
+                                        "{d}/pairs.csv", *OUT), 2, r"give --corpus"),
+    Case("positives-not-aligned", npy("pos.npy", np.zeros((Q + 1, DIM), np.float32)),
+         ("mine-negatives", "--queries", "{d}/q.npy", "--positives", "{d}/pos.npy", *OUT), 1,
+         r"pos\.npy: 7 positives for 6 queries in \S*q\.npy"),
+    Case("positive-not-in-corpus", None,
+         (*BASE, "--positives", "{d}/pos.npy", *OUT), 1,
+         r"pos\.npy: row 0 is not a row of \S*c\.npy"),
+    Case("unknown-similarity", None, run("--similarity", "jaccard"), 2, r"jaccard"),
+    Case("p-without-minkowski", None, run("--p", "3"), 2,
+         r"--p applies to the minkowski distance, not cosine \(drop --p, or use --similarity "
+         r"minkowski\)"),
+    Case("preset-without-negatives", None, run("--preset", "torch"), 2,
+         r"preset 'torch' has no mine-negatives operation"),
+])
+
+test_bad_input = NEGATIVES.test()
