@@ -16,7 +16,7 @@ import pytest
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"
-HELP = [[], ["compute"], ["mine"], ["presets"]]
+HELP = [[], ["compute"], ["mine"], ["presets"], ["evaluate"], ["mine-negatives"]]
 
 
 def check(name: str, text: str) -> None:
@@ -58,9 +58,15 @@ def test_help_text(cli, monkeypatch, argv: list[str]) -> None:
     ("mine-batch-hard", ["mine", "--embeddings", "x.npy", "--labels", "y.npy", "--strategy",
                          "hard", "--positive-strategy", "hard", "--preset",
                          "sentence-transformers", "-f", "json"]),
+    ("evaluate", ["evaluate", "--embeddings", "x.npy", "--embeddings", "x2.npy", "--labels",
+                  "y.npy", "--at", "1,2", "--target", "precision=0.5", "-f", "json"]),
+    ("mine-negatives", ["mine-negatives", "--queries", "a.npy", "--corpus", "x.npy",
+                        "--positives", "p.npy", "--similarity", "euclidean", "--num-negatives",
+                        "2", "--absolute-margin", "0.5", "-f", "json"]),
 ])
 def test_json_report(cli, tiny: Path, name: str, argv: list[str]) -> None:
     np.save(tiny / "t.npy", np.array([[0, 1, 3], [1, 2, 4], [3, 4, 0]]))
+    np.save(tiny / "x2.npy", np.load(tiny / "x.npy")[:, ::-1] * 2)  # evaluate's 2nd checkpoint
     r = cli(*argv)
     assert r.exit_code == 0, r.stderr
     check(f"json-{name}.json", re.sub(r"\s+$", "", r.stdout) + "\n")

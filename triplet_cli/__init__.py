@@ -1,6 +1,6 @@
 """triplet-loss: triplet losses and triplet mining over embedding files.
 
-    from triplet_cli import compute_loss, mine_triplets
+    from triplet_cli import compute_loss, evaluate, mine_negatives, mine_triplets
 
 The public functions are imported lazily, so `triplet-loss --help` loads neither numba nor pyarrow.
 """
@@ -10,15 +10,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ComputeResult", "MineResult", "TripletLossError", "compute_loss", "mine_triplets"]
+__all__ = ["ComputeResult", "EvaluateResult", "MineResult", "NegativesResult", "TripletLossError",
+           "compute_loss", "evaluate", "mine_negatives", "mine_triplets"]
 
 if TYPE_CHECKING:
     from .compute import ComputeResult, compute_loss
     from .errors import TripletLossError
+    from .evaluation import EvaluateResult, evaluate
     from .mine import MineResult, mine_triplets
+    from .negatives import NegativesResult, mine_negatives
 
 _HOMES = {"compute_loss": "compute", "ComputeResult": "compute", "mine_triplets": "mine",
-          "MineResult": "mine", "TripletLossError": "errors"}
+          "MineResult": "mine", "TripletLossError": "errors", "evaluate": "evaluation",
+          "EvaluateResult": "evaluation", "mine_negatives": "negatives",
+          "NegativesResult": "negatives"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import validate
-from .errors import InputError
+from .errors import InputError, first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,8 +46,7 @@ def read_errors(what: str, path: str) -> Iterator[None]:
     try:
         yield
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, KeyError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"cannot read as {what} ({first})", path) from None
+        raise InputError(f"cannot read as {what} ({first_line(e)})", path) from None
 
 
 def _parquet_files(path: str) -> list[str]:
@@ -68,23 +67,23 @@ def _ipc_reader(path: str) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchS
         return pa.ipc.open_stream(pa.memory_map(path))
 
 
+def _dataset(path: str) -> pa.dataset.Dataset:
+    import pyarrow.dataset as ds
+
+    return ds.dataset(path, format="parquet")
+
+
 def read_schema(path: str, kind: str) -> pa.Schema:
     """The schema alone (a parquet footer, an IPC schema message): no batch is read."""
     with read_errors(kind, path):
-        if kind == "parquet":
-            import pyarrow.dataset as ds
-
-            return ds.dataset(path, format="parquet").schema
-        return _ipc_reader(path).schema
+        return _dataset(path).schema if kind == "parquet" else _ipc_reader(path).schema
 
 
 def read_table(path: str, kind: str, columns: list[str] | None = None) -> pa.Table:
     """`columns` (all by default) in memory."""
     with read_errors(kind, path):
         if kind == "parquet":
-            import pyarrow.dataset as ds
-
-            return ds.dataset(path, format="parquet").to_table(columns=columns)
+            return _dataset(path).to_table(columns=columns)
         table = _ipc_reader(path).read_all()
         return table.select(columns) if columns else table
 
@@ -136,8 +135,7 @@ def _filled(parts: Iterator[np.ndarray], rows: int, total: int) -> Iterator[np.n
         start = 0
         while start < len(part):
             if block is None:
-                block = np.empty((max(1, min(rows, total - emitted)), *part.shape[1:]),
-                                 part.dtype)
+                block = np.empty((max(1, min(rows, total - emitted)), *part.shape[1:]), part.dtype)
             take = min(len(block) - filled, len(part) - start)
             block[filled:filled + take] = part[start:start + take]
             filled, start = filled + take, start + take
@@ -207,16 +205,15 @@ def _require_columns(path: str, names: list[str], wanted: Sequence[str]) -> None
                          f"{', '.join(names)}", path)
 
 
-def triplet_columns(path: str, table: pa.Table | pa.RecordBatch, row0: int = 0) -> np.ndarray:
-    """The anchor, positive and negative columns side by side, (n, 3); row0 numbers the first
-    row in messages (for streamed batches)."""
-    _require_columns(path, table.schema.names, TRIPLET_COLUMNS)
-    cols = []
-    for c in TRIPLET_COLUMNS:
-        col = table.column(c)
-        validate.require_no_nulls(col, f"column '{c}'", path, row0)
-        cols.append(col.to_numpy(zero_copy_only=False))
-    return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, 3), np.int64)
+def index_columns(path: str, table: pa.Table | pa.RecordBatch,
+                  columns: Sequence[str] = TRIPLET_COLUMNS, row0: int = 0) -> np.ndarray:
+    """Index columns (anchor, positive, negative unless told) side by side; row0 numbers the
+    first row in messages (for streamed batches)."""
+    _require_columns(path, table.schema.names, columns)
+    for c in columns:
+        validate.require_no_nulls(table.column(c), f"column '{c}'", path, row0)
+    cols = [table.column(c).to_numpy(zero_copy_only=False) for c in columns]
+    return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, len(columns)), np.int64)
 
 
 def _recorded_settings(path: str, schema: pa.Schema) -> dict[str, object] | None:
@@ -330,4 +327,4 @@ class ArrowTriplets(_Streamed):
         self.recorded = _recorded_settings(path, schema)
 
     def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
-        return triplet_columns(self.path, batch, row0).astype(np.int64, copy=False)
+        return index_columns(self.path, batch, row0=row0).astype(np.int64, copy=False)

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Annotated, Any, NoReturn
 
@@ -20,21 +20,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .errors import TripletLossError
-from .params import (
-    COMMAND_OPTIONS,
-    Distance,
-    EpsPlacement,
-    Fallback,
-    Format,
-    MarginFilter,
-    PairReduction,
-    PositiveStrategy,
-    Reduction,
-    SemiHardThreshold,
-    Strategy,
-    flag,
-    help_text,
-)
+from .params import COMMAND_OPTIONS, Format, flag, help_text, option_type
 
 PROG = "triplet-loss"
 
@@ -137,8 +123,7 @@ def _direct_param(param: Any) -> Any:
     descriptor = param.type_descriptor
     if descriptor.file_annotation is not None:
         return _typer_runtime_param(descriptor)
-    return _DirectParam(parameter_info=descriptor.parameter_info,
-                        annotation=descriptor.annotation)
+    return _DirectParam(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
 # -- end start-up ---------------------------------------------------------------------------------
 
 
@@ -172,29 +157,35 @@ def _main(
     """Triplet losses and triplet mining over embedding files (.npy, .npz, .parquet, .arrow)."""
 
 
-def _run(prepare: Callable[[], Any], inputs: Iterable[str | None], how: Any) -> NoReturn:
-    """Run a command's job through the console routine and exit with its code; library errors
-    become one `triplet-loss: error:` line and their exit code."""
-    from .console import run
+def _run(prepare: Callable[[], Any], inputs: Iterable[str | None], given: dict[str, Any]
+         ) -> NoReturn:
+    """Run a command's job through the console routine, with the run options among its
+    parameters (`given`: its locals()), and exit with its code; library errors become one
+    `triplet-loss: error:` line and their exit code."""
+    from .console import Run, run
 
+    how = Run(fmt=given["format"].value, **{f.name: given[f.name] for f in fields(Run)
+                                             if f.name in given})
     try:
         code = run(prepare, [path for path in inputs if path], how)
     except TripletLossError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        raise typer.Exit(e.exit_code) from None
+        _exit(e.exit_code, f"error: {e}")
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
-        raise typer.Exit(130) from None
+        _exit(130, "interrupted; no output written")
     except MemoryError:
-        print(f"{PROG}: error: out of memory", file=sys.stderr)
-        raise typer.Exit(1) from None
+        _exit(1, "error: out of memory")
     except BrokenPipeError:
         _silence_stdout()
-        raise typer.Exit(0) from None
+        _exit(0)
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: error: {where}{e.strerror or e}", file=sys.stderr)
-        raise typer.Exit(1) from None
+        _exit(1, f"error: {where}{e.strerror or e}")
+    _exit(code)
+
+
+def _exit(code: int, message: str = "") -> NoReturn:
+    if message:
+        print(f"{PROG}: {message}", file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -207,23 +198,25 @@ def _option(kind: Any, flags: str, help: str, panel: str | None = None, **extra:
                                                show_default=False, **extra)]
 
 
-def _setting(name: str, kind: Any, panel: str, flags: str = "") -> Any:
-    """A setting of params.OPTIONS, its help and default from there; spelt --name (a bool:
+def _setting(name: str, panel: str, flags: str = "") -> Any:
+    """A setting of params.OPTIONS, its type, help and default from there; spelt --name (a bool:
     --name/--no-name) unless `flags` say otherwise."""
+    kind = option_type(name)
     off = f"/--no-{flag(name)[2:]}" if kind is bool else ""
     return _option(kind, flags or flag(name) + off, help_text(name), panel)
 
 
 _DIST, _LOSS, _MINE, _OUT, _DASK = "Distance", "Loss", "Mining", "Output", "Distributed"
+_EVAL = "Retrieval"
 # Shared by compute and mine: defined once.
-DistanceOpt = _setting("distance", Distance, _DIST)
-POpt = _setting("p", float, _DIST)
-EpsOpt = _setting("eps", float, _DIST)
-EpsPlacementOpt = _setting("eps_placement", EpsPlacement, _DIST)
-NormalizeOpt = _setting("normalize", bool, _DIST)
-MarginOpt = _setting("margin", float, _LOSS)
-SoftOpt = _setting("soft_margin", bool, _LOSS, "--soft-margin/--hard-margin")
-ReductionOpt = _setting("reduction", Reduction, _LOSS)
+DistanceOpt = _setting("distance", _DIST)
+POpt = _setting("p", _DIST)
+EpsOpt = _setting("eps", _DIST)
+EpsPlacementOpt = _setting("eps_placement", _DIST)
+NormalizeOpt = _setting("normalize", _DIST)
+MarginOpt = _setting("margin", _LOSS)
+SoftOpt = _setting("soft_margin", _LOSS, "--soft-margin/--hard-margin")
+ReductionOpt = _setting("reduction", _LOSS)
 PresetOpt = _option(str, "--preset", "Reproduce a framework: torch, mlx, mlx-legacy, "
                     "tf-similarity, tf-addons, pytorch-metric-learning, sentence-transformers "
                     "(see `triplet-loss presets`).")
@@ -264,6 +257,8 @@ def compute(
                         "Embedding matrix (m, d) that --triplets indexes.") = None,
     triplets: _option(str, "--triplets",
                       "Index triples: columns anchor, positive, negative (e.g. from mine).") = None,
+    corpus: _option(str, "--corpus", "With --triplets: the matrix positive and negative index "
+                    "(anchor indexes --embeddings), e.g. for mine-negatives' rows.") = None,
     column: ColumnOpt = None,
     preset: PresetOpt = None,
     distance: DistanceOpt = None,
@@ -273,9 +268,9 @@ def compute(
     normalize: NormalizeOpt = None,
     margin: MarginOpt = None,
     soft_margin: SoftOpt = None,
-    swap: _setting("swap", bool, _LOSS) = None,
+    swap: _setting("swap", _LOSS) = None,
     reduction: ReductionOpt = None,
-    pair_reduction: _setting("pair_reduction", PairReduction, _LOSS) = None,
+    pair_reduction: _setting("pair_reduction", _LOSS) = None,
     output: OutputOpt = None,
     format: FormatOpt = Format.table,
     top: TopOpt = 10,
@@ -288,14 +283,12 @@ def compute(
 ) -> None:
     """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
     from .compute import prepare_compute
-    from .console import Run
 
     settings = _settings("compute", locals())
     inputs = dict(anchors=anchors, positives=positives, negatives=negatives,
-                  embeddings=embeddings, triplets=triplets)
+                  embeddings=embeddings, triplets=triplets, corpus=corpus)
     _run(lambda: prepare_compute(**inputs, preset=preset, column=column, **settings),
-         inputs.values(),
-         Run(output, format.value, top, fail_above, threads, quiet, verbose, scheduler, workers))
+         inputs.values(), locals())
 
 
 @app.command()
@@ -308,15 +301,15 @@ def mine(
     label_column: _option(str, "--label-column", "Label column of a .parquet/.arrow/.csv file. "
                           "(default: 'label', or the only integer/string column)") = None,
     preset: PresetOpt = None,
-    strategy: _setting("strategy", Strategy, _MINE) = None,
-    positive_strategy: _setting("positive_strategy", PositiveStrategy, _MINE) = None,
-    semi_hard_fallback: _setting("semi_hard_fallback", Fallback, _MINE) = None,
-    semi_hard_threshold: _setting("semi_hard_threshold", SemiHardThreshold, _MINE) = None,
-    margin_filter: _setting("margin_filter", MarginFilter, _MINE) = None,
-    per_anchor: _setting("per_anchor", int, _MINE) = None,
-    active_only: _setting("active_only", bool, _MINE, "--active-only/--all-triplets") = None,
-    batch_size: _setting("batch_size", int, _MINE) = None,
-    seed: _setting("seed", int, _MINE) = None,
+    strategy: _setting("strategy", _MINE) = None,
+    positive_strategy: _setting("positive_strategy", _MINE) = None,
+    semi_hard_fallback: _setting("semi_hard_fallback", _MINE) = None,
+    semi_hard_threshold: _setting("semi_hard_threshold", _MINE) = None,
+    margin_filter: _setting("margin_filter", _MINE) = None,
+    per_anchor: _setting("per_anchor", _MINE) = None,
+    active_only: _setting("active_only", _MINE, "--active-only/--all-triplets") = None,
+    batch_size: _setting("batch_size", _MINE) = None,
+    seed: _setting("seed", _MINE) = None,
     distance: DistanceOpt = None,
     p: POpt = None,
     eps: EpsOpt = None,
@@ -340,14 +333,137 @@ def mine(
     Rows anchor, positive, negative, d_ap, d_an, loss go to --output (.parquet, .csv, .jsonl;
     .npy holds the (t, 3) int64 indices) or to stdout with --format jsonl/csv.
     """
-    from .console import Run
     from .mine import prepare_mine
 
     settings = _settings("mine", locals())
     _run(lambda: prepare_mine(embeddings, labels, preset=preset, column=column,
                               label_column=label_column, **settings),
-         [embeddings, labels],
-         Run(output, format.value, top, fail_above, threads, quiet, verbose, scheduler, workers))
+         [embeddings, labels], locals())
+
+
+@app.command()
+def evaluate(
+    embeddings: _option(list[str], "--embeddings", "Query embeddings (n, d); give it once per "
+                        "checkpoint (same rows, same order) for one row of metrics each."),
+    labels: _option(str, "--labels", "Query labels (n,), integers or strings. (default: the "
+                    "label column of --embeddings)") = None,
+    reference: _option(list[str], "--reference", "Reference rows to retrieve from (m, d), once "
+                       "or once per --embeddings. (default: the queries, each without its own "
+                       "row)") = None,
+    reference_labels: _option(str, "--reference-labels", "Labels of --reference (m,).") = None,
+    column: ColumnOpt = None,
+    label_column: _option(str, "--label-column", "Label column of a .parquet/.arrow/.csv file. "
+                          "(default: 'label', or the only integer/string column)") = None,
+    preset: _option(str, "--preset", "Reproduce a framework's retrieval metrics: "
+                    "pytorch-metric-learning, tf-similarity, sentence-transformers (see "
+                    "`triplet-loss presets`).") = None,
+    k: _setting("k", _EVAL) = None,
+    at: _setting("at", _EVAL) = None,
+    average: _setting("average", _EVAL) = None,
+    target: _setting("target", _EVAL) = None,
+    self_match: _setting("self_match", _EVAL) = None,
+    map_divisor: _setting("map_divisor", _EVAL) = None,
+    recall: _setting("recall", _EVAL) = None,
+    batch_hard_loss: _setting("batch_hard_loss", _EVAL) = None,
+    margin: _option(float, "--margin", "Margin of --batch-hard-loss (>= 0). (default: 1.0)",
+                    _EVAL) = None,
+    distance: DistanceOpt = None,
+    p: POpt = None,
+    eps: EpsOpt = None,
+    eps_placement: EpsPlacementOpt = None,
+    normalize: NormalizeOpt = None,
+    output: _option(str, "--output -o", "Write per-query rows to .parquet, .csv, .jsonl or .npy "
+                    "(atomically).", _OUT) = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="stdout: table or json (the "
+                      "report), jsonl or csv (per-query rows).", rich_help_panel=_OUT)
+                      ] = Format.table,
+    top: Annotated[int, typer.Option("--top", min=0, help="Worst classes in the table (the "
+                                     "JSON lists 10).", rich_help_panel=_OUT)] = 10,
+    fail_below: _option(list[str], "--fail-below", "METRIC=V: exit 3 when a checkpoint's metric "
+                        "is below V or undefined (repeatable), e.g. map_at_r=0.5.", _OUT) = None,
+    plot: _option(str, "--plot", "Draw distance distributions and precision/recall against the "
+                  "threshold to FILE.png/.pdf/.svg. Needs pip install 'triplet-loss\\[plot]'.",
+                  _OUT) = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Retrieval metrics of labelled embeddings, exact, one row per checkpoint.
+
+    precision@1, R-precision, MAP@R, MRR, precision/recall/MAP@K and a distance threshold
+    calibration, from exact nearest neighbours in blocks (memory never grows as n x m).
+    Rows query, label, R, nn, nn_distance, nn_label, first_relevant_rank, p_at_1, r_precision,
+    ap_at_r go to --output or to stdout with --format jsonl/csv.
+    """
+    from .evaluation import prepare_evaluate
+
+    settings = _settings("evaluate", locals())
+    inputs = [*(embeddings or []), labels, *(reference or []), reference_labels]
+    _run(lambda: prepare_evaluate(embeddings or [], labels, reference=reference or None,
+                                  reference_labels=reference_labels, preset=preset,
+                                  column=column, label_column=label_column,
+                                  fail_below=fail_below or (), plot=plot, **settings),
+         inputs, locals())
+
+
+_NEG = "Negatives"
+
+
+@app.command("mine-negatives")
+def mine_negatives(
+    queries: _option(str, "--queries", "Query embeddings (n, d): .npy, .npz, .parquet, .arrow."),
+    corpus: _option(str, "--corpus", "Corpus embeddings (m, d) the negatives come from (the same "
+                    "file as --queries: a query never gets its own row). (default: --positives, "
+                    "duplicates collapsed)") = None,
+    pairs: _option(str, "--pairs", "(query, positive) pairs: integer columns query, positive "
+                   "(.csv, .jsonl, .parquet, .arrow) or an (n, 2) .npy; positive indexes "
+                   "--corpus.") = None,
+    positives: _option(str, "--positives", "Positive embeddings aligned with --queries (instead "
+                       "of --pairs); identical queries are one query with all their "
+                       "positives.") = None,
+    column: ColumnOpt = None,
+    preset: _option(str, "--preset", "Reproduce a framework: sentence-transformers "
+                    "(util.mine_hard_negatives; see `triplet-loss presets`).") = None,
+    similarity: _setting("similarity", _NEG) = None,
+    p: POpt = None,
+    eps: _option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DIST) = None,
+    num_negatives: _setting("num_negatives", _NEG) = None,
+    range_min: _setting("range_min", _NEG) = None,
+    range_max: _setting("range_max", _NEG) = None,
+    max_score: _setting("max_score", _NEG) = None,
+    min_score: _setting("min_score", _NEG) = None,
+    absolute_margin: _setting("absolute_margin", _NEG) = None,
+    relative_margin: _setting("relative_margin", _NEG) = None,
+    margin_positive: _setting("margin_positive", _NEG) = None,
+    false_negative_eps: _setting("false_negative_eps", _NEG) = None,
+    sampling: _setting("sampling", _NEG) = None,
+    seed: _option(int, "--seed", "Seed of --sampling random. (default: 0)", _NEG) = None,
+    output_format: _setting("output_format", _NEG) = None,
+    output: _option(str, "--output -o", "Write rows to .parquet, .csv, .jsonl or .npy (the "
+                    "index columns; atomically).", _OUT) = None,
+    format: Annotated[Format, typer.Option("--format", "-f", help="stdout: table or json (the "
+                      "statistics), jsonl or csv (rows).", rich_help_panel=_OUT)] = Format.table,
+    fail_above: _option(float, "--fail-above", "Exit 3 when more than this fraction of the pairs "
+                        "got fewer than --num-negatives.", _OUT) = None,
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """Hard negatives for (query, positive) pairs from a corpus: exact scores, bounded memory.
+
+    sentence-transformers' mine_hard_negatives on embedding files: every positive of a query is
+    excluded, the filters keep their names and meanings. Rows anchor (a --queries row),
+    positive, negative (--corpus rows), rank, score_ap, score_an; rescore them with
+    `compute --embeddings QUERIES --corpus CORPUS --triplets FILE`.
+    """
+    from .negatives import prepare_negatives
+
+    settings = _settings("mine-negatives", locals())
+    _run(lambda: prepare_negatives(queries, corpus, pairs, positives, preset=preset,
+                                   column=column, **settings),
+         [queries, corpus, pairs, positives], locals())
 
 
 @app.command()

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 
 from .errors import UsageError
 from .jobs import Block, Job, use_threads
@@ -64,17 +65,13 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
     use_threads(job, None if how.on_cluster else how.threads)
     tally = job.tally(how.top if how.fmt == "table" else 0)
     loaded = time.perf_counter()
+    rows = partial(open_rows, columns=job.schema(), npy_columns=job.npy_columns)
     with ExitStack() as stack:
-        writers = []
-        if how.output:
-            writers.append(stack.enter_context(open_rows(how.output, job.schema(),
-                                                         job.npy_columns,
-                                                         metadata=job.metadata())))
+        writers = ([stack.enter_context(rows(how.output, metadata=job.metadata()))]
+                   if how.output else [])
         if how.fmt in ROW_FORMATS:
             sys.stdout.flush()
-            writers.append(stack.enter_context(open_rows(STDOUT, job.schema(), job.npy_columns,
-                                                         fmt=how.fmt,
-                                                         stdout=sys.stdout.buffer)))
+            writers.append(stack.enter_context(rows(STDOUT, fmt=how.fmt, stdout=sys.stdout.buffer)))
         advance = stack.enter_context(progress(job.progress_total, job.progress_what,
                                                enabled=not how.quiet))
         for block in _blocks(job, how):
@@ -104,5 +101,4 @@ def _blocks(job: Job, how: Run) -> Iterator[Block]:
         return job.blocks()
     from .distributed import cluster_blocks  # imports dask only when it connects
 
-    return cluster_blocks(job, how.scheduler, how.workers, threads=how.threads,
-                          verbose=how.verbose)
+    return cluster_blocks(job, how.scheduler, how.workers, threads=how.threads, verbose=how.verbose)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .errors import InputError, TripletLossError, UsageError
+from .errors import InputError, TripletLossError, UsageError, first_line
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -67,11 +67,6 @@ def check_flags(scheduler: str | None, workers: int | None) -> None:
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 @contextlib.contextmanager
@@ -153,7 +148,7 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
         except TripletLossError:
             raise
         except (OSError, TimeoutError) as e:
-            raise SchedulerError(f"cannot connect ({_first_line(e)})", where) from None
+            raise SchedulerError(f"cannot connect ({first_line(e)})", where) from None
         except Exception as e:  # e.g. an HTTP server on that port: the handshake makes no sense
             raise SchedulerError(f"cannot connect (no Dask scheduler answered: "
                                  f"{type(e).__name__})", where) from None
@@ -187,7 +182,7 @@ def _identify(scheduler: str, timeout: float, where: str) -> None:
         raise SchedulerError(f"cannot connect (no Dask handshake within {timeout + 2:g} s: "
                              "the dashboard's port instead of the scheduler's?)", where) from None
     except (OSError, ValueError) as e:
-        raise SchedulerError(f"cannot connect ({_first_line(e)})", where) from None
+        raise SchedulerError(f"cannot connect ({first_line(e)})", where) from None
     except Exception:
         raise SchedulerError("cannot connect (something answered that does not speak Dask: "
                              "the dashboard's port instead of the scheduler's?)", where) from None
@@ -382,8 +377,7 @@ class Cluster:
         run = uuid.uuid4().hex[:12]
         refs = {name: self._send(source, f"{name}-{run}") for name, source in sources.items()}
         slim = self._send(job.without_shared(), f"job-{run}")
-        yield from self._in_order((run, slim, refs, unit, threads, by_host)
-                                  for unit in job.units())
+        yield from self._in_order((run, slim, refs, unit, threads, by_host) for unit in job.units())
 
     def _slots(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
@@ -394,7 +388,7 @@ class Cluster:
             infos = self.client.run(_probe, file)
         except Exception as e:
             raise SchedulerError(f"workers cannot run triplet-loss ({type(e).__name__}: "
-                                 f"{_first_line(e)}); install triplet-loss[dask] on them",
+                                 f"{first_line(e)}); install triplet-loss[dask] on them",
                                  self.where) from None
         for address, info in infos.items():
             if info["version"] != __version__:
@@ -439,10 +433,9 @@ class Cluster:
                 i = position.pop(future)
                 if future.status != "finished":
                     if "scheduler-connection-lost" in str(result):
-                        raise SchedulerError("lost the connection to the scheduler",
-                                             self.where)
+                        raise SchedulerError("lost the connection to the scheduler", self.where)
                     raise SchedulerError(f"task unit-{i} failed ({type(result).__name__}: "
-                                         f"{_first_line(result)})", self.where)
+                                         f"{first_line(result)})", self.where)
                 if isinstance(result, TripletLossError):
                     raise result
                 early[i] = result

@@ -25,3 +25,9 @@ class UsageError(TripletLossError):
     """A flag value or combination that makes no sense: exit code 2."""
 
     exit_code = 2
+
+
+def first_line(e: BaseException) -> str:
+    """An exception's first line of text, or its type's name: how a library's error is quoted."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from functools import partial
+from typing import Any
 
 from .errors import UsageError
 
@@ -81,6 +83,52 @@ class MarginFilter(StrEnum):
     easy = "easy"  # gap > margin
 
 
+class Average(StrEnum):
+    """How evaluate averages per-query metrics."""
+
+    micro = "micro"  # over queries
+    macro = "macro"  # per class, then the unweighted mean (pytorch-metric-learning avg_of_avgs)
+
+
+class SelfMatch(StrEnum):
+    """How a query's own row leaves its neighbours when the queries are the reference."""
+
+    index = "index"  # by its row index (an identical row stays a neighbour)
+    first = "first"  # drop the first neighbour, whatever it is (TF Similarity)
+
+
+class MapDivisor(StrEnum):
+    r = "r"  # pytorch-metric-learning mean_average_precision, TF Similarity MapAtK
+    min_k_r = "min-k-r"  # sentence-transformers InformationRetrievalEvaluator
+
+
+class Recall(StrEnum):
+    hit = "hit"  # any relevant neighbour within K (metric learning, TF Similarity RecallAtK)
+    fraction = "fraction"  # relevant within K / R (sentence-transformers, IR)
+
+
+class Sampling(StrEnum):
+    """How mine-negatives picks num_negatives from a query's filtered window."""
+
+    top = "top"  # the best-scoring survivors
+    random = "random"  # a seeded uniform sample of the survivors
+
+
+class NegativesFormat(StrEnum):
+    """mine-negatives' output rows (sentence-transformers' output_format names)."""
+
+    triplet = "triplet"  # anchor, positive, negative: one row per negative
+    n_tuple = "n-tuple"  # anchor, positive, negative_1..negative_K: pairs with all K
+    labeled_pair = "labeled-pair"  # anchor, candidate, label (1 positive, 0 negative)
+
+
+class MarginPositive(StrEnum):
+    """Which positive score mine-negatives' margins compare with."""
+
+    pair = "pair"  # the pair's own positive (one filtered window per pair)
+    hardest = "hardest"  # the query's lowest-scoring positive (sentence-transformers)
+
+
 class Format(StrEnum):
     table = "table"
     json = "json"
@@ -99,32 +147,19 @@ class DistanceParams:
     normalize: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "distance", Distance(self.distance))
-        object.__setattr__(self, "eps_placement", EpsPlacement(self.eps_placement))
-        if not self.p >= 1:
-            raise UsageError(f"--p must be >= 1 (got {self.p})")
-        if not (self.eps >= 0 and math.isfinite(self.eps)):
-            raise UsageError(f"--eps must be a finite number >= 0 (got {self.eps})")
+        _as_choices(self)
         if self.eps_placement is EpsPlacement.legacy_root and math.isinf(self.norm_p):
             raise UsageError("--eps-placement legacy-root needs a finite p (not chebyshev)")
-        if self.eps_placement is not EpsPlacement.none and self.distance in (
-            Distance.cosine,
-            Distance.dot,
-        ):
-            raise UsageError(
-                f"--eps-placement {self.eps_placement.value} applies to p-norm distances, "
-                f"not {self.distance.value}"
-            )
+        if self.eps_placement is not EpsPlacement.none and self.distance in (Distance.cosine,
+                                                                             Distance.dot):
+            raise UsageError(f"--eps-placement {self.eps_placement.value} applies to p-norm "
+                             f"distances, not {self.distance.value}")
 
     @property
     def norm_p(self) -> float:
         """The p of the p-norm this distance is (inf for chebyshev, 2 for squared)."""
-        return {
-            Distance.euclidean: 2.0,
-            Distance.squared_euclidean: 2.0,
-            Distance.manhattan: 1.0,
-            Distance.chebyshev: math.inf,
-        }.get(self.distance, self.p)
+        return {Distance.euclidean: 2.0, Distance.squared_euclidean: 2.0, Distance.manhattan: 1.0,
+                Distance.chebyshev: math.inf}.get(self.distance, self.p)
 
     def kernel(self) -> tuple[int, float, float, int]:
         """(code, p, eps, placement code): the distance arguments every kernel takes."""
@@ -140,10 +175,6 @@ class LossParams:
     margin: float = 1.0
     soft_margin: bool = False
     swap: bool = False
-
-    def __post_init__(self) -> None:
-        if not (self.margin >= 0 and math.isfinite(self.margin)):
-            raise UsageError(f"--margin must be a finite number >= 0 (got {self.margin})")
 
 
 MAX_PER_ANCHOR = 2**31 - 1  # K slots per (anchor, positive) are allocated: more is a typo
@@ -164,18 +195,14 @@ class MiningParams:
     margin_filter: MarginFilter = MarginFilter.any
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "margin_filter", MarginFilter(self.margin_filter))
-        object.__setattr__(self, "semi_hard_threshold", SemiHardThreshold(self.semi_hard_threshold))
-        object.__setattr__(self, "strategy", Strategy(self.strategy))
-        object.__setattr__(self, "positive_strategy", PositiveStrategy(self.positive_strategy))
-        object.__setattr__(self, "semi_hard_fallback", Fallback(self.semi_hard_fallback))
-        if not 1 <= self.per_anchor <= MAX_PER_ANCHOR:
-            raise UsageError(f"--per-anchor must be from 1 to {MAX_PER_ANCHOR} (got "
-                             f"{self.per_anchor})")
-        if self.seed < 0:
-            raise UsageError(f"--seed must be >= 0 (got {self.seed})")
-        if self.batch_size is not None and self.batch_size < 2:
-            raise UsageError(f"--batch-size must be >= 2 (got {self.batch_size})")
+        _as_choices(self)
+
+
+def _as_choices(params: object) -> None:
+    """A parameter object's choice fields as their enums (set in __post_init__)."""
+    for f in fields(params):  # type: ignore[arg-type]
+        if f.name in _CHOICES:
+            object.__setattr__(params, f.name, _CHOICES[f.name](getattr(params, f.name)))
 
 
 _CHOICES: dict[str, type[StrEnum]] = {
@@ -183,10 +210,23 @@ _CHOICES: dict[str, type[StrEnum]] = {
     "pair_reduction": PairReduction, "strategy": Strategy, "positive_strategy": PositiveStrategy,
     "semi_hard_fallback": Fallback, "semi_hard_threshold": SemiHardThreshold,
     "margin_filter": MarginFilter,
+    "average": Average, "self_match": SelfMatch, "map_divisor": MapDivisor, "recall": Recall,
+    "similarity": Distance, "sampling": Sampling, "output_format": NegativesFormat,
+    "margin_positive": MarginPositive,
 }
-_FLAGS = ("normalize", "soft_margin", "swap", "active_only")
-_NUMBERS = ("p", "margin", "eps")
-_INTEGERS = ("per_anchor", "batch_size", "seed")
+_FLAGS = ("normalize", "soft_margin", "swap", "active_only", "batch_hard_loss")
+_NUMBERS = ("p", "margin", "eps", "max_score", "min_score", "absolute_margin", "relative_margin",
+            "false_negative_eps")
+_INTEGERS = ("per_anchor", "batch_size", "seed", "num_negatives", "range_min", "range_max")
+# What a number must be beyond its type, in the words the message uses.
+_LIMITS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "p": (lambda v: v >= 1, ">= 1"),
+    "margin": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "eps": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+    "per_anchor": (lambda v: 1 <= v <= MAX_PER_ANCHOR, f"from 1 to {MAX_PER_ANCHOR}"),
+    "seed": (lambda v: v >= 0, ">= 0"),
+    "batch_size": (lambda v: v >= 2, ">= 2"),
+}
 
 
 def flag(name: str) -> str:
@@ -194,9 +234,17 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def option_type(name: str) -> type:
+    """The type a setting's flag parses its value as (a choice: its enum)."""
+    if name in _CHOICES:
+        return _CHOICES[name]
+    return (bool if name in _FLAGS else float if name in _NUMBERS else int if name in _INTEGERS
+            else str)
+
+
 def checked(name: str, value: object) -> object:
-    """An option value as the kernels expect it (enum choices as their CLI string), or a
-    UsageError naming the option: a typo never silently means a default."""
+    """An option value as the kernels expect it (enum choices as their CLI string) and within
+    its limits, or a UsageError naming the option: a typo never silently means a default."""
     if name in _CHOICES:
         choices = _CHOICES[name]
         try:
@@ -209,14 +257,16 @@ def checked(name: str, value: object) -> object:
                 == "b"):
             raise UsageError(f"{flag(name)} must be True or False (got {value!r})")
         return bool(value)
-    if name in _NUMBERS:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise UsageError(f"{flag(name)} must be a number (got {value!r})")
-        return float(value)
-    if name in _INTEGERS:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise UsageError(f"{flag(name)} must be a whole number (got {value!r})")
-        return int(value)
+    if name in _NUMBERS or name in _INTEGERS:
+        real = name in _NUMBERS
+        if isinstance(value, bool) or not isinstance(value, numbers.Real if real
+                                                     else numbers.Integral):
+            raise UsageError(f"{flag(name)} must be a {'' if real else 'whole '}number (got "
+                             f"{value!r})")
+        value = float(value) if real else int(value)
+        within, bound = _LIMITS.get(name, (None, ""))
+        if within is not None and not within(value):
+            raise UsageError(f"{flag(name)} must be {bound} (got {value})")
     return value
 
 
@@ -269,6 +319,42 @@ OPTIONS: dict[str, Option] = {
     "batch_size": Option(None, "Mine inside random mini-batches of B rows (online mining).",
                          "the whole file"),
     "seed": Option(0, "Seed of the mini-batch shuffle."),
+    "k": Option("max-bin-count", "Neighbours per query: max-bin-count (the largest class, minus "
+                "the query itself without --reference), a whole number, or all."),
+    "at": Option("1,5,10", "K of precision@K, recall@K and map@K, comma-separated."),
+    "average": Option("micro", "micro (over queries) or macro (per class, then the unweighted "
+                      "mean: pytorch-metric-learning's avg_of_avgs)."),
+    "target": Option("precision=0.99", "Calibration target: the largest threshold with this "
+                     "precision, or the smallest with this recall (recall=V)."),
+    "self_match": Option("index", "Without --reference: drop each query's own row by index, or "
+                         "the first neighbour whatever it is (first: TF Similarity)."),
+    "map_divisor": Option("r", "map@K divides by r (pytorch-metric-learning, TF Similarity) or "
+                          "min-k-r (sentence-transformers)."),
+    "recall": Option("hit", "recall@K: hit (a relevant neighbour within K: metric learning, TF "
+                     "Similarity) or fraction (relevant within K over R: sentence-transformers)."),
+    "batch_hard_loss": Option(False, "Add the hinge loss of each query's batch-hard triplet (its "
+                              "farthest same-class and closest other-class row, --margin) as a "
+                              "column: one more matrix product per block.", "no"),
+    # mine-negatives (sentence-transformers' mine_hard_negatives names and meanings)
+    "similarity": Option("cosine", "Score s(q, c): cosine or dot (larger is closer), or a "
+                         "distance (euclidean, ...; scored as -d)."),
+    "num_negatives": Option(3, "Negatives per (query, positive) pair."),
+    "range_min": Option(0, "Skip this many best-scoring candidates left after the filters."),
+    "range_max": Option(None, "Candidates per query (positives excluded) before the filters.",
+                        "range_min + num_negatives + most positives of a query; 10 x "
+                        "num_negatives with a margin, max-score or false-negative-eps"),
+    "max_score": Option(None, "Drop candidates with s > this.", "none"),
+    "min_score": Option(None, "Drop candidates with s < this.", "none"),
+    "absolute_margin": Option(None, "Drop candidates with s_n + margin > s_p.", "none"),
+    "relative_margin": Option(None, "Drop candidates with s_n > s_p - margin x |s_p|.", "none"),
+    "margin_positive": Option("pair", "s_p of the margins: the pair's own positive, or the "
+                              "query's hardest (lowest-scoring) positive (sentence-transformers)."),
+    "false_negative_eps": Option(None, "Drop candidates within this distance of any of the "
+                                 "query's positives (duplicates, near-duplicates; euclidean "
+                                 "for dot).", "none"),
+    "sampling": Option("top", "Pick the negatives: top (best first) or random (--seed)."),
+    "output_format": Option("triplet", "Rows: triplet, n-tuple (pairs with all K negatives) or "
+                            "labeled-pair."),
 }
 _LOSS_KEYS = ("distance", "p", "margin", "eps", "eps_placement", "normalize", "soft_margin")
 COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -276,6 +362,12 @@ COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
     "mine": (*_LOSS_KEYS, "reduction", "strategy", "positive_strategy", "semi_hard_fallback",
              "semi_hard_threshold", "margin_filter", "per_anchor", "active_only", "batch_size",
              "seed"),
+    "evaluate": ("distance", "p", "eps", "eps_placement", "normalize", "k", "at", "average",
+                 "target", "self_match", "map_divisor", "recall", "batch_hard_loss", "margin"),
+    "mine-negatives": ("similarity", "p", "eps", "num_negatives", "range_min", "range_max",
+                       "max_score", "min_score", "absolute_margin", "relative_margin",
+                       "margin_positive", "false_negative_eps", "sampling", "seed",
+                       "output_format"),
 }
 
 
@@ -307,18 +399,18 @@ class Params:
     def __post_init__(self) -> None:
         v = self.values
         put = partial(object.__setattr__, self)
-        put("distance", DistanceParams(Distance(v["distance"]), float(v["p"]), float(v["eps"]),
-                                       EpsPlacement(v["eps_placement"]), bool(v["normalize"])))
-        put("loss", LossParams(float(v["margin"]), bool(v["soft_margin"]),
-                               bool(v.get("swap", False))))
-        put("reduction", Reduction(v["reduction"]))
-        put("mining", None if self.command != "mine" else MiningParams(
-            Strategy(v["strategy"]), PositiveStrategy(v["positive_strategy"]),
-            Fallback(v["semi_hard_fallback"]), int(v["per_anchor"]), bool(v["active_only"]),
-            v["batch_size"], int(v["seed"]), SemiHardThreshold(v["semi_hard_threshold"]),
-            MarginFilter(v["margin_filter"])))
+        put("distance", _built(DistanceParams, {"distance": v.get("similarity"), **v}))
+        put("loss", _built(LossParams, v))
+        put("reduction", Reduction(v.get("reduction", "mean")))  # (evaluate has no loss)
+        put("mining", _built(MiningParams, v) if self.command == "mine" else None)
 
     @property
     def pair_mean(self) -> bool:
         """k candidates: the mean (not the sum) of the k_p x k_n pair losses."""
         return self.values.get("pair_reduction") == PairReduction.mean
+
+
+def _built(cls: type, values: dict[str, object]) -> Any:
+    """A parameter object from the settings named as its fields (its defaults for the others:
+    the values were checked one by one when they were resolved)."""
+    return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})

@@ -7,11 +7,10 @@ file" or "default").
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .errors import InputError, UsageError
-from .params import Params, checked, defaults
+from .params import COMMAND_OPTIONS, Params, checked, defaults, flag
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,12 @@ class Preset:
     # sentence-transformers drop the margin in their soft losses (0); pytorch-metric-learning's
     # smooth_loss keeps it inside the softplus (None: keep the preset's margin).
     soft_margin_margin: float | None = 0.0
+    evaluate: dict[str, object] | None = None  # retrieval metrics as the framework computes them
+    mine_negatives: dict[str, object] | None = None  # hard negatives for (query, positive) pairs
+
+    def settings(self) -> dict[str, dict[str, object] | None]:
+        """What it sets, by command (None: the framework has no such operation)."""
+        return {c: getattr(self, c.replace("-", "_")) for c in COMMAND_OPTIONS}
 
 
 _TORCH_NORM = {"distance": "minkowski", "p": 2.0, "eps": 1e-6}
@@ -47,7 +52,10 @@ PRESETS: dict[str, Preset] = {
                None,
                {"distance": "cosine", "positive_strategy": "hard", "strategy": "semi-hard",
                 "semi_hard_threshold": "hardest-positive", "semi_hard_fallback": "easiest",
-                "soft_margin": True, "margin": 0.0, "reduction": "mean"}),
+                "soft_margin": True, "margin": 0.0, "reduction": "mean"},
+               # evaluate_retrieval: its first lookup dropped, MapAtK divided by R.
+               evaluate={"distance": "cosine", "self_match": "first", "map_divisor": "r",
+                         "recall": "hit"}),
         Preset("tf-addons", "TF Addons losses.triplet_semihard_loss (v0.11+, L2)",
                None,
                {"distance": "euclidean", "positive_strategy": "all", "strategy": "semi-hard",
@@ -58,12 +66,25 @@ PRESETS: dict[str, Preset] = {
                 "reduction": "mean-nonzero"},
                {"distance": "euclidean", "normalize": True, "margin": 0.05,
                 "positive_strategy": "all", "strategy": "all", "reduction": "mean-nonzero"},
-               soft_margin_margin=None),
+               soft_margin_margin=None,
+               # AccuracyCalculator(k="max_bin_count") with CustomKNN(LpDistance(
+               # normalize_embeddings=False)): own row dropped by index, lone queries excluded.
+               evaluate={"distance": "euclidean", "normalize": False, "k": "max-bin-count",
+                         "self_match": "index", "map_divisor": "r", "recall": "hit"}),
         Preset("sentence-transformers",
                "sentence-transformers TripletLoss (Euclidean, margin 5) / BatchHardTripletLoss",
                {"distance": "euclidean", "margin": 5.0, "reduction": "mean"},
                {"distance": "euclidean", "margin": 5.0, "positive_strategy": "hard",
-                "strategy": "hard", "reduction": "mean"}),
+                "strategy": "hard", "reduction": "mean"},
+               # InformationRetrievalEvaluator: cosine, MAP@k over min(k, R), recall as a
+               # fraction of R, accuracy@k (= our hit recall) at 1, 3, 5, 10.
+               evaluate={"distance": "cosine", "map_divisor": "min-k-r", "recall": "fraction",
+                         "at": "1,3,5,10"},
+               # util.mine_hard_negatives: cosine of normalised rows (normalising does not change
+               # a cosine), top 3, range_max derived, margins against the hardest positive.
+               mine_negatives={"similarity": "cosine", "num_negatives": 3, "range_min": 0,
+                               "sampling": "top", "margin_positive": "hardest",
+                               "output_format": "triplet"}),
     ]
 }
 
@@ -83,9 +104,9 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     if preset is not None:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
-        overrides = getattr(PRESETS[preset], command)
+        overrides = PRESETS[preset].settings()[command]
         if overrides is None:
-            have = [n for n, p in PRESETS.items() if getattr(p, command) is not None]
+            have = [n for n, p in PRESETS.items() if p.settings()[command] is not None]
             raise UsageError(f"preset '{preset}' has no {command} operation; presets for "
                              f"{command}: {', '.join(have)}")
         values.update(overrides)
@@ -106,35 +127,24 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     values.update(given)
     sources.update(dict.fromkeys(given, "flag"))
     soft_margin = PRESETS[preset].soft_margin_margin if preset else 0.0
-    if (values["soft_margin"] and sources["margin"] not in ("flag", FROM_FILE)
+    if (values.get("soft_margin") and sources["margin"] not in ("flag", FROM_FILE)
             and soft_margin is not None):
         # Soft margin means margin 0 unless asked (Hermans et al. 2017, TF Similarity, TF Addons).
         values["margin"] = soft_margin
         sources["margin"] = "default with --soft-margin"
-    if given.get("p") is not None and values["distance"] == "euclidean" and "distance" not in given:
-        values["distance"] = "minkowski"  # --p alone means the p-norm the user asked for
-        sources["distance"] = "implied by --p"
-    if "p" in given and values["distance"] != "minkowski":
-        raise UsageError(f"--p applies to the minkowski distance, not {values['distance']} "
-                         "(drop --p, or use --distance minkowski)")
+    dkey = "distance" if "distance" in values else "similarity"  # (mine-negatives' name)
+    if given.get("p") is not None and values[dkey] == "euclidean" and dkey not in given:
+        values[dkey] = "minkowski"  # --p alone means the p-norm the user asked for
+        sources[dkey] = "implied by --p"
+    if "p" in given and values[dkey] != "minkowski":
+        raise UsageError(f"--p applies to the minkowski distance, not {values[dkey]} "
+                         f"(drop --p, or use --{dkey} minkowski)")
     return Params(command, values, sources)
 
 
 # Settings a triplets file records that define its losses: compute's defaults for it.
 RECORDED_KEYS = ("distance", "p", "eps", "eps_placement", "normalize", "margin", "soft_margin",
                  "swap", "reduction")
-
-
-def _recorded_value(key: str, value: object) -> object:
-    """A recorded setting as resolve takes it, or None when this version cannot use it."""
-    try:
-        value = checked(key, value)
-    except UsageError:
-        return None
-    if isinstance(value, float) and not (value >= 1 if key == "p" else
-                                         value >= 0 and math.isfinite(value)):
-        return None
-    return value
 
 
 def _shown(value: object) -> str:
@@ -149,12 +159,12 @@ def with_recorded(params: Params, record: dict, tname: str, preset: str | None,
     given = {k for k, v in options.items() if v is not None}
     usable = {}
     for key in (k for k in RECORDED_KEYS if k in recorded):
-        value = _recorded_value(key, recorded[key])
-        if value is None and key not in given and preset is None:
-            raise InputError(f"records {key} = {recorded[key]!r}, which this version cannot "
-                             f"use; choose one with --{key.replace('_', '-')}", tname)
-        if value is not None:
-            usable[key] = value
+        try:
+            usable[key] = checked(key, recorded[key])
+        except UsageError:  # a value this version cannot use
+            if key not in given and preset is None:
+                raise InputError(f"records {key} = {recorded[key]!r}, which this version cannot "
+                                 f"use; choose one with {flag(key)}", tname) from None
     if preset is None:
         try:
             params = resolve("compute", None, options, recorded=usable)

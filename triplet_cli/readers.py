@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,9 +29,6 @@ from .errors import InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-__all__ = ["STDIN", "STDIN_NAME", "open_matrix", "open_triplets", "read_labels",
-           "read_labels_beside", "read_matrix", "shown_name", "split_key"]
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"  # how messages name it
@@ -270,12 +267,12 @@ def _read_label_csv(path: str, column: str | None) -> pa.Table:
     return pa.table({"label": bare.column(0)})
 
 
-def _read_jsonl(path: str) -> pa.Table:
+def _read_jsonl(path: str, what: str = "triplet") -> pa.Table:
     """JSON lines (one object per line, as `mine -o x.jsonl` writes them) as a table."""
     import pyarrow.json as pj
 
     if not os.path.getsize(path):
-        raise InputError("holds zero triplets", path)
+        raise InputError(f"holds zero {what}s", path)
     with arrow.read_errors("JSON lines", path):
         return pj.read_json(path)
 
@@ -320,14 +317,29 @@ def read_labels(path: str, column: str | None = None) -> np.ndarray:
         return validate.as_labels(labels.to_numpy(zero_copy_only=False), file)
 
 
+_NO_LABELS = "holds no labels; give them with --labels (only a parquet or Arrow file can hold both)"
+
+
 def read_labels_beside(path: str, column: str | None = None) -> np.ndarray:
     """The labels stored next to the embeddings of `path` (`mine` without --labels): only a
     parquet or Arrow table holds both."""
     with _source(path) as (file, kind):
         if kind not in ("parquet", "arrow"):
-            raise InputError("holds no labels; give them with --labels (only a parquet or Arrow "
-                             "file can hold both)", file)
+            raise InputError(_NO_LABELS, file)
         return read_labels(file, column)
+
+
+def labels_for(labels: object, embeddings: object, column: str | None = None
+               ) -> tuple[np.ndarray, str]:
+    """The labels of `embeddings` and the name messages give them: `labels` (a path or an
+    array), or when None the label column stored beside the embeddings."""
+    if isinstance(labels, str):
+        return read_labels(labels, column), shown_name(labels)
+    if labels is not None:
+        return np.asarray(labels), "labels"
+    if not isinstance(embeddings, str):
+        raise InputError(_NO_LABELS, "embeddings")
+    return read_labels_beside(embeddings, column), shown_name(embeddings)
 
 
 def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
@@ -337,13 +349,23 @@ def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
     with _source(path) as (file, kind):
         if kind in ("parquet", "arrow") and not _is_stdin(path):
             return ArrowTriplets(file, kind)
-        if kind in ("npy", "npz"):
-            triplets = _read_array(file, kind)
-        elif kind in ("parquet", "arrow", "csv", "jsonl"):
-            table = (_read_csv(file) if kind == "csv" else _read_jsonl(file) if kind == "jsonl"
-                     else arrow.read_table(file, kind))
-            triplets = arrow.triplet_columns(file, table)
-        else:
-            raise InputError("unknown triplet format: use .parquet, .arrow, .csv, .jsonl or "
-                             ".npy", file)
+        triplets = _read_indices(file, kind, arrow.TRIPLET_COLUMNS, "triplet")
         return validate.as_triplets(triplets, file)
+
+
+def read_indices(path: str, columns: Sequence[str], what: str) -> np.ndarray:
+    """Index columns (e.g. query, positive) side by side from .csv, .jsonl, .parquet or .arrow,
+    or the array of an .npy/.npz, in memory (`-`: stdin); `what` names one row in messages.
+    What they hold is checked by validate."""
+    with _source(path) as (file, kind):
+        return _read_indices(file, kind, columns, what)
+
+
+def _read_indices(file: str, kind: str, columns: Sequence[str], what: str) -> np.ndarray:
+    if kind in ("npy", "npz"):
+        return _read_array(file, kind)
+    if kind in ("parquet", "arrow", "csv", "jsonl"):
+        table = (_read_csv(file) if kind == "csv" else _read_jsonl(file, what) if kind == "jsonl"
+                 else arrow.read_table(file, kind))
+        return arrow.index_columns(file, table, columns)
+    raise InputError(f"unknown {what} format: use .parquet, .arrow, .csv, .jsonl or .npy", file)

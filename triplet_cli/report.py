@@ -66,8 +66,10 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS) -> list[str]:
-    """Two rows of bars on one shared axis: where d_ap and d_an fall (separation at a glance)."""
+def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS,
+              names: tuple[str, str] = ("d_ap", "d_an")) -> list[str]:
+    """Two rows of bars on one shared axis: where d_ap and d_an fall (separation at a glance);
+    `names` label the rows (evaluate: same-class and other-class nearest distances)."""
     both = np.concatenate([d_ap, d_an])
     both = both[np.isfinite(both)]
     if not both.size:
@@ -79,11 +81,12 @@ def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS) -> list
     counts = [np.histogram(v[np.isfinite(v)], bins=edges)[0] for v in (d_ap, d_an)]
     top = max(int(c.max()) for c in counts) or 1
     lines = []
-    for name, c in zip(("d_ap", "d_an"), counts, strict=True):
+    pad = max(map(len, names))
+    for name, c in zip(names, counts, strict=True):
         levels = np.ceil(c / top * (len(BARS) - 1)).astype(int)
-        lines.append(f"{name} │" + "".join(BARS[v] for v in levels) + "│")
+        lines.append(f"{name:<{pad}} │" + "".join(BARS[v] for v in levels) + "│")
     left, right = f"{lo:.4g}", f"{hi:.4g}"
-    lines.append("      " + left + " " * max(bins - len(left) - len(right) + 2, 1) + right)
+    lines.append(" " * (pad + 2) + left + " " * max(bins - len(left) - len(right) + 2, 1) + right)
     return lines
 
 
@@ -143,14 +146,8 @@ def fitted_tables(title: str, header: Sequence[str], rows: Sequence[Sequence[str
     return parts
 
 
-def render(
-    out: IO[str],
-    title: str,
-    summary: dict[str, Any],
-    summary_keys: Sequence[str],
-    hardest: dict[str, np.ndarray],
-    sample: np.ndarray,
-) -> None:
+def render(out: IO[str], title: str, summary: dict[str, Any], summary_keys: Sequence[str],
+           hardest: dict[str, np.ndarray], sample: np.ndarray) -> None:
     """The human report: summary, the hardest triplets, the d_ap / d_an histogram, params.
 
     Laid out for the terminal's width ($COLUMNS, else 80 when piped); a number is never cut:
@@ -180,16 +177,23 @@ def render(
         parts.append(Text("d_ap against d_an", style="bold"))
         parts += map(Text, histogram(sample[:, 0], sample[:, 1],
                                      max(10, min(HIST_BINS, width - 8))))
+    parts.append(params_line(summary))
+    write(out, width, parts)
+
+
+def params_line(summary: dict[str, Any]) -> Any:
+    """The report's last line: every setting, with its source where that is not the default."""
+    from rich.text import Text
+
     params = summary.get("params", {})
     sources = params.get("sources", {})
     shown = ", ".join(f"{k}={fmt(v)}" + (f" ({sources[k]})" if sources.get(k, "default")
                                           != "default" else "")
                       for k, v in params.items() if k != "sources")
-    parts.append(Text("params: " + shown, style="dim"))
-    _write(out, width, parts)
+    return Text("params: " + shown, style="dim")
 
 
-def _write(out: IO[str], width: int, parts: Iterable[Any]) -> None:
+def write(out: IO[str], width: int, parts: Iterable[Any]) -> None:
     """Rich renderables laid out in `width` columns, written to `out` in one write, each line
     right-stripped (a closed pipe raises there, where we handle it)."""
     from rich.console import Console
@@ -240,10 +244,10 @@ class CompileNotice:
 
         class Listener(event.Listener):
             def on_start(self, _: object) -> None:
-                notice._started()
+                notice._compiling(1)
 
             def on_end(self, _: object) -> None:
-                notice._ended()
+                notice._compiling(-1)
 
         self._listener = Listener()
         event.register("numba:compile", self._listener)
@@ -256,19 +260,16 @@ class CompileNotice:
         with self._lock:
             self._cancel()
 
-    def _started(self) -> None:
+    def _compiling(self, step: int) -> None:
+        """A compile started (+1) or ended (-1): the outermost one is timed."""
         with self._lock:
-            self._depth += 1
-            if self._depth == 1 and self._timer is None and not self.said.is_set():
+            self._depth += step
+            if self._depth == 0:
+                self._cancel()
+            elif self._depth == 1 and step > 0 and not self.said.is_set():
                 self._timer = threading.Timer(self.after, self._fire)
                 self._timer.daemon = True
                 self._timer.start()
-
-    def _ended(self) -> None:
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0:
-                self._cancel()
 
     def _cancel(self) -> None:
         if self._timer is not None:
@@ -303,13 +304,12 @@ def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
 
 
 def print_presets(fmt: str) -> None:
-    """The presets, one block each (what it follows, its compute and mine settings, wrapped
+    """The presets, one block each (what it follows, its settings for each command, wrapped
     between settings), in the terminal's width (80 columns when piped): nothing is cut."""
     from .presets import PRESETS
 
     if fmt == "json":
-        print(to_json({n: {"follows": p.follows, "compute": p.compute, "mine": p.mine}
-                       for n, p in PRESETS.items()}))
+        print(to_json({n: {"follows": p.follows, **p.settings()} for n, p in PRESETS.items()}))
         return
     from rich.table import Table
     from rich.text import Text
@@ -320,8 +320,8 @@ def print_presets(fmt: str) -> None:
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         grid.add_row("follows", Text(p.follows))
-        for command, values in (("compute", p.compute), ("mine", p.mine)):
+        for command, values in p.settings().items():
             grid.add_row(command, Text("-" if values is None else ", ".join(
                 f"{k}={v}" for k, v in values.items())))
         parts += [Text(name, style="bold"), grid]
-    _write(sys.stdout, output_width(sys.stdout), parts)
+    write(sys.stdout, output_width(sys.stdout), parts)

@@ -106,9 +106,7 @@ def require_labels(labels: np.ndarray, n_rows: int, yname: str, xname: str) -> n
     least two classes, some class twice. Returns each row's class code (int64, classes sorted)."""
     if labels.ndim != 1:
         raise InputError(f"labels must be one value per row, got shape {labels.shape}", yname)
-    if labels.shape[0] != n_rows:
-        raise InputError(f"{labels.shape[0]} labels for {n_rows} embedding rows in {xname}",
-                         yname)
+    require_label_rows(labels, n_rows, yname, xname)
     classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if classes.size == 1:
         raise InputError(f"every row has label {classes[0].item()!r}: a single class gives no "
@@ -139,11 +137,20 @@ def as_triplets(triplets: np.ndarray, path: str) -> np.ndarray:
     return np.ascontiguousarray(triplets, dtype=np.int64)
 
 
-def require_indices(triplets: np.ndarray, rows: int, path: str, row0: int = 0) -> None:
-    """Every index must address a row of the embedding matrix (row0 numbers a streamed block)."""
-    bad = (triplets < 0) | (triplets >= rows)
+def require_indices(triplets: np.ndarray, rows: int | tuple[int, int, int], path: str,
+                    row0: int = 0) -> None:
+    """Every index must address a row of the embedding matrix (row0 numbers a streamed block);
+    `rows` per column (anchor, positive, negative) when they index different matrices."""
+    limits = np.broadcast_to(np.asarray(rows, np.int64), (3,))
+    bad = (triplets < 0) | (triplets >= limits)
     if bad.any():
         r, c = (int(v) for v in np.argwhere(bad)[0])
         name = ("anchor", "positive", "negative")[c]
         raise InputError(f"row {row0 + r}: {name} index {int(triplets[r, c])} is out of range "
-                         f"[0, {rows})", path)
+                         f"[0, {int(limits[c])})", path)
+
+
+def require_label_rows(labels: np.ndarray, n_rows: int, yname: str, xname: str) -> None:
+    """One label per embedding row of `xname`."""
+    if labels.shape[0] != n_rows:
+        raise InputError(f"{labels.shape[0]} labels for {n_rows} embedding rows in {xname}", yname)

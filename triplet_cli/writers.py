@@ -43,9 +43,7 @@ def output_format(path: str) -> str:
 
 def check_output(path: str, inputs: Sequence[str]) -> None:
     """Refuse an output that is an input or inside an input folder (a parquet dataset), a
-    directory, or in a folder that does not exist."""
-    if path == STDOUT:
-        return
+    directory, or in a folder that does not exist (`--output -` is refused before)."""
     output_format(path)
     target = os.path.realpath(path)
     for source in inputs:
@@ -187,10 +185,13 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
 
 
 def _jsonl(batch: Batch) -> str:
+    """One JSON object per row; integers and finite floats are written as their repr (what
+    json.dumps writes, faster), strings, booleans and NaN/inf through json.dumps."""
     names = list(batch)
     columns = [batch[c].tolist() for c in names]
-    finite = all(c.dtype.kind != "f" or np.isfinite(c).all() for c in batch.values())
-    if finite:
+    numbers = all(c.dtype.kind in "iu" or (c.dtype.kind == "f" and np.isfinite(c).all())
+                  for c in batch.values())
+    if numbers:
         keys = [json.dumps(c) for c in names]
         return "".join("{" + ", ".join(f"{k}: {v!r}" for k, v in zip(keys, row, strict=True))
                        + "}\n" for row in zip(*columns, strict=True))
