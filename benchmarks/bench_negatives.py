@@ -31,6 +31,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as triplet-loss sets it (see README)
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent

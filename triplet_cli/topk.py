@@ -72,7 +72,7 @@ def _tighter(a: float, b: float, largest: bool) -> float:
 
 
 _BAND_BUFFER = 256
-_RUN = 256  # candidates per run of the prefilter (each run's best value bounds the top list)
+_RUN = 256  # most candidates per run of the prefilter (each run's best value bounds the list)
 _LOW = np.int64(0x7FFFFFFFFFFFFFFF)
 
 
@@ -95,7 +95,18 @@ def _best_key(bits: np.ndarray, largest: bool) -> int:
 
 
 @jit
-def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float) -> np.ndarray:
+def _run_length(m: int, K: int) -> int:
+    """Candidates per prefilter run: up to _RUN, shorter for a large K so that there are about 8K
+    runs (the K best runs then bound the list tightly); 0 when too few runs could be skipped."""
+    run = _RUN
+    while run > 16 and run * 8 * K > m:
+        run //= 2
+    return run if m > run * (K + 1) else 0
+
+
+@jit
+def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float, run: int
+               ) -> np.ndarray:
     """The rows exact_top_k's scan of every row of r could keep or recompute, in index order.
 
     The K best of the runs' best values bound the K-th best value T of the row (they are K
@@ -103,11 +114,11 @@ def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float)
     `bound`, a carried list's), so only the runs whose best lies within min(T + 2 delta, bound)
     (max(T - 2 delta, bound) for the largest) are read again."""
     m = r.shape[0]
-    runs = (m + _RUN - 1) // _RUN
+    runs = (m + run - 1) // run
     bits = r.view(np.int64)
     best = np.empty(runs, np.int64)
     for j in range(runs):
-        best[j] = _best_key(bits[j * _RUN:(j + 1) * _RUN], largest)
+        best[j] = _best_key(bits[j * run:(j + 1) * run], largest)
     for j in range(runs):  # back to values (the key is its own inverse)
         best[j] = best[j] ^ ((best[j] >> 63) & _LOW)
     values = best.view(np.float64)
@@ -116,13 +127,13 @@ def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float)
     n = 0
     for j in range(runs):
         if _within(values[j], bound, largest):
-            for k in range(j * _RUN, min(m, (j + 1) * _RUN)):
+            for k in range(j * run, min(m, (j + 1) * run)):
                 n += _within(r[k], bound, largest)
     ids = np.empty(n, np.int64)
     n = 0
     for j in range(runs):
         if _within(values[j], bound, largest):
-            for k in range(j * _RUN, min(m, (j + 1) * _RUN)):
+            for k in range(j * run, min(m, (j + 1) * run)):
                 if _within(r[k], bound, largest):
                     ids[n] = k
                     n += 1
@@ -155,8 +166,9 @@ def exact_top_k(q, C, r, ids, every, offset, code, p, eps, placement, delta, lar
         if code == EUCLIDEAN and placement == EPS_NONE:
             v = v * v
         bound = v - 2.0 * delta if largest else v + 2.0 * delta
-    if every and n_cand > _RUN * (K + 1):  # enough runs for some to be skipped
-        ids = _prefilter(r, K, delta, largest, bound)
+    run = _run_length(n_cand, K) if every else 0
+    if run:  # enough runs for some to be skipped
+        ids = _prefilter(r, K, delta, largest, bound, run)
         every = False
         n_cand = ids.shape[0]
     overflow = False
