@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import validate
-from .errors import InputError, UsageError
+from .errors import UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, Tally, run_here
 from .presets import resolve
-from .readers import STDIN, read_labels, read_labels_beside, shown_name
+from .readers import STDIN, labels_for
 
 BLOCK_BYTES = 256 << 20
 MAX_SLOTS = 4 << 20
@@ -317,18 +317,6 @@ def _block_ranges(caps: np.ndarray, m: int, itemsize: int, block_rows: int | Non
         start = stop
 
 
-def _labels(labels: ArrayLike | None, embeddings: ArrayLike, label_column: str | None
-            ) -> tuple[np.ndarray, str]:
-    if labels is None:
-        if not isinstance(embeddings, str):
-            raise InputError("holds no labels; give them with --labels (only a parquet or "
-                             "Arrow file can hold both)", "embeddings")
-        return read_labels_beside(embeddings, label_column), shown_name(embeddings)
-    if isinstance(labels, str):
-        return read_labels(labels, label_column), shown_name(labels)
-    return np.asarray(labels), "labels"
-
-
 def prepare_mine(
     embeddings: ArrayLike,
     labels: ArrayLike | None = None,
@@ -347,7 +335,7 @@ def prepare_mine(
     x, xname = load_matrix(embeddings, "embeddings", column)
     validate.require_rank(x, xname, (2,), "embeddings")
     validate.require_rows(x, xname)
-    y, yname = _labels(labels, embeddings, label_column)
+    y, yname = labels_for(labels, embeddings, label_column)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_finite(x, xname)
     warnings = []

@@ -354,31 +354,12 @@ def corpus_norms(x: np.ndarray) -> np.ndarray:
 def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     """A (n, 2) int64 array of (query, positive) rows and its name: .npy/.npz (n, 2) integers,
     or columns query, positive of .csv, .jsonl, .parquet or .arrow."""
-    from . import arrow
-    from .readers import _read_array, _read_csv, _read_jsonl, _source
+    from .readers import read_indices
 
     if not isinstance(pairs, str):
         a, name = np.asarray(pairs), "pairs"
     else:
-        name = shown_name(pairs)
-        with _source(pairs) as (file, kind):
-            if kind in ("npy", "npz"):
-                a = np.asarray(_read_array(file, kind))
-            elif kind in ("csv", "jsonl", "parquet", "arrow"):
-                table = (_read_csv(file) if kind == "csv" else _read_jsonl(file)
-                         if kind == "jsonl" else arrow.read_table(file, kind))
-                missing = [c for c in PAIR_COLUMNS if c not in table.column_names]
-                if missing:
-                    raise InputError(f"no column {', '.join(map(repr, missing))}; columns: "
-                                     f"{', '.join(table.column_names)}", name)
-                cols = []
-                for c in PAIR_COLUMNS:
-                    validate.require_no_nulls(table.column(c), f"column '{c}'", name)
-                    cols.append(table.column(c).to_numpy(zero_copy_only=False))
-                a = np.stack(cols, axis=1)
-            else:
-                raise InputError("unknown pairs format: use .npy, .csv, .jsonl, .parquet or "
-                                 ".arrow", name)
+        a, name = np.asarray(read_indices(pairs, PAIR_COLUMNS, "pair")), shown_name(pairs)
     if a.ndim != 2 or a.shape[1] != 2:
         raise InputError(f"pairs must have shape (n, 2) (query, positive), got {a.shape}", name)
     if a.dtype.kind not in "iu":
