@@ -1,8 +1,5 @@
-"""The one place numba is configured: cache location and compile flags.
-
-`cache=True` lets a second process load compiled kernels instead of compiling them again;
-`error_model="numpy"` keeps 0/0 as NaN instead of raising; no fastmath, so NaN checks hold.
-"""
+"""The one place numba is configured: its cache folder, `cache=True` (a second process loads
+compiled kernels), `error_model="numpy"` (0/0 is NaN), no fastmath (NaN checks hold)."""
 
 from __future__ import annotations
 
@@ -26,14 +23,16 @@ _use_user_cache_if_read_only()
 import numba  # noqa: E402  (must follow the cache-directory decision)
 
 jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True)
+# Small dispatch functions inlined into their callers at numba's level: a call between jitted
+# functions costs a reference-count update per array argument (at d = 128, 60 of a euclidean
+# distance's 85 ns went to the four calls between `distance` and its sum).
+inline_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, inline="always")
 parallel_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, parallel=True)
 prange = numba.prange
 
 
 def set_threads(threads: int | None) -> str | None:
-    """Use `threads` numba threads (None: all cores), at most as many as this machine runs, so a
-    script written on a big machine runs on a small one; the note returned says when it capped.
-    Results do not depend on the count."""
+    """Use `threads` numba threads (None: all), capped at this machine's; a note when capped."""
     available = max_threads()
     used = available if threads is None else min(threads, available)
     numba.set_num_threads(used)

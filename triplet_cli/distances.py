@@ -18,27 +18,27 @@ import math
 
 import numpy as np
 
-from ._jit import jit
-from .lanes import LANES, abs_sum, product_sum, square_sum, square_sums
+from ._jit import inline_jit, jit
+from .lanes import LANES, abs_sum, cosine_sums, product_sum, square_sum, square_sums
 
 # Distance codes and eps placements (DISTANCE_CODES and PLACEMENT_CODES name them).
 EUCLIDEAN, SQUARED_EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, DOT = range(7)
 EPS_NONE, EPS_DIFFERENCE, EPS_ROOT, EPS_LEGACY_ROOT = range(4)
 
 
-@jit
+@inline_jit
 def dot(x: np.ndarray, y: np.ndarray) -> float:
     """sum_i x_i y_i in float64, in the lane order."""
     return product_sum(x, y)
 
 
-@jit
+@inline_jit
 def squared_euclidean(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     """sum_i (x_i - y_i + shift)^2; shift is PyTorch's eps (0 otherwise)."""
     return square_sum(x, y, shift)
 
 
-@jit
+@inline_jit
 def manhattan(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     """sum_i |x_i - y_i + shift|."""
     return abs_sum(x, y, shift)
@@ -67,15 +67,14 @@ def power_sum(x: np.ndarray, y: np.ndarray, p: float, shift: float, signed: bool
         (lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
 
 
-@jit
+@inline_jit
 def cosine(x: np.ndarray, y: np.ndarray, eps: float) -> float:
     """1 - x.y / (max(|x|, eps) max(|y|, eps)); a zero vector is at distance 1."""
-    nx = max(math.sqrt(dot(x, x)), eps)
-    ny = max(math.sqrt(dot(y, y)), eps)
-    return 1.0 - dot(x, y) / (nx * ny)
+    xx, yy, xy = cosine_sums(x, y)
+    return 1.0 - xy / (max(math.sqrt(xx), eps) * max(math.sqrt(yy), eps))
 
 
-@jit
+@inline_jit
 def sums_squares(code: int, p: float, placement: int) -> bool:
     """Whether pnorm_sum is squared_euclidean (the legacy placement ignores the code's order)."""
     if placement == EPS_LEGACY_ROOT:
@@ -83,13 +82,13 @@ def sums_squares(code: int, p: float, placement: int) -> bool:
     return code not in (MINKOWSKI, CHEBYSHEV, MANHATTAN)
 
 
-@jit
+@inline_jit
 def _shift(eps: float, placement: int) -> float:
     """What is added to each difference: PyTorch's eps under EPS_DIFFERENCE, else 0."""
     return eps if placement == EPS_DIFFERENCE else 0.0
 
 
-@jit
+@inline_jit
 def pnorm_sum(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
               placement: int) -> float:
     """The sum (or, for chebyshev, the max) inside a p-norm family distance that does not sum
@@ -105,7 +104,7 @@ def pnorm_sum(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
     return power_sum(x, y, p, shift, np.bool_(False))
 
 
-@jit
+@inline_jit
 def pnorm_finish(s: float, code: int, p: float, eps: float, placement: int) -> float:
     """The distance from pnorm_sum's value: eps where `placement` says, then the root."""
     if placement == EPS_LEGACY_ROOT:  # squared-euclidean stays the square of euclidean
@@ -121,7 +120,7 @@ def pnorm_finish(s: float, code: int, p: float, eps: float, placement: int) -> f
     return s ** (1.0 / p)
 
 
-@jit
+@inline_jit
 def pnorm(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float, placement: int) -> float:
     """A p-norm family distance with eps placed as `placement` says (SPEC section 2)."""
     if sums_squares(code, p, placement):
@@ -129,7 +128,7 @@ def pnorm(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float, placeme
     return pnorm_finish(pnorm_sum(x, y, code, p, eps, placement), code, p, eps, placement)
 
 
-@jit
+@inline_jit
 def square_distance(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
                     placement: int) -> float:
     """pnorm when sums_squares(code, p, placement): the square sum, then eps and the root."""
@@ -192,19 +191,30 @@ def rank_kind(code: int, placement: int) -> int:
             DOT: RANK_DOT}.get(code, RANK_DIRECT)
 
 
+def rank_scale(kind: int, norms: np.ndarray, eps: float) -> np.ndarray:
+    """The per-row factor fill_ranks takes, once per candidate set: squared norms (RANK_SQUARED)
+    or reciprocal norms (RANK_COSINE: a product vectorises where a division per value is slow);
+    the norms themselves otherwise (unused)."""
+    if kind == RANK_SQUARED:
+        return norms * norms
+    if kind == RANK_COSINE:
+        return 1.0 / np.maximum(norms, eps)
+    return norms
+
+
 @jit
-def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, ni: float, norms: np.ndarray,
-               eps: float) -> None:
-    """Ranking values of a query of norm ni against every candidate (norms) from its
-    matrix-product row g (one branch-free loop per kind, so it vectorises)."""
+def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, si: float, scale: np.ndarray) -> None:
+    """Ranking values of a query against every candidate from its matrix-product row g, given
+    rank_scale of the query (si) and of the candidates (one branch-free loop per kind, so it
+    vectorises). Within rank_error of the exact distance: a reciprocal costs two roundings
+    more than a division, inside its 16 u."""
     m = r.shape[0]
     if kind == RANK_SQUARED:
         for k in range(m):
-            r[k] = ni * ni + norms[k] * norms[k] - 2.0 * np.float64(g[k])
+            r[k] = si + scale[k] - 2.0 * np.float64(g[k])
     elif kind == RANK_COSINE:
-        di = max(ni, eps)
         for k in range(m):
-            r[k] = 1.0 - np.float64(g[k]) / (di * max(norms[k], eps))
+            r[k] = 1.0 - np.float64(g[k]) * si * scale[k]
     elif kind == RANK_DOT:
         for k in range(m):
             r[k] = -np.float64(g[k])

@@ -103,23 +103,24 @@ def _term(builder: ir.IRBuilder, kind: int, x: ir.Value, y: ir.Value,
     return builder.call(fabs, [d])
 
 
-def _sums(builder: ir.IRBuilder, kind: int, x: _Row, others: Sequence[_Row],
+def _sums(builder: ir.IRBuilder, kind: int, rows: Sequence[_Row], pairs: Sequence[tuple[int, int]],
           shift: ir.Value | None) -> list[ir.Value]:
-    """sum_i term(x_i, o_i) in the lane order, for each o in others (x is read once)."""
-    n = x.length
-    accs = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, None)) for _ in others]
+    """sum_i term(a_i, b_i) in the lane order for each pair (a, b) of rows, in one loop (each
+    row read once, the sums' add chains independent)."""
+    n = rows[0].length
+    accs = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, None)) for _ in pairs]
     width = ir.Constant(n.type, LANES)
     full = builder.sdiv(n, width)
     shifts = None if shift is None else _splat(builder, shift, _VEC)
 
     def add(i: ir.Value, count: ir.Value | None) -> None:
-        xs = x.chunk(i, count)
+        chunks = [row.chunk(i, count) for row in rows]
         mask = None
         if count is not None:  # lanes past the end add nothing (not shift's term)
             index = ir.Constant(ir.VectorType(n.type, LANES), list(range(LANES)))
             mask = builder.icmp_signed("<", index, _splat(builder, count, index.type))
-        for acc, o in zip(accs, others, strict=True):
-            term = _term(builder, kind, xs, o.chunk(i, count), shifts)
+        for acc, (a, b) in zip(accs, pairs, strict=True):
+            term = _term(builder, kind, chunks[a], chunks[b], shifts)
             if mask is not None:
                 term = builder.select(mask, term, ir.Constant(_VEC, None))
             builder.store(builder.fadd(builder.load(acc), term), acc)
@@ -133,21 +134,23 @@ def _sums(builder: ir.IRBuilder, kind: int, x: _Row, others: Sequence[_Row],
     return [_tree(builder, builder.load(acc)) for acc in accs]
 
 
-def _typed(kind: int, arrays: Sequence[types.Type], shifted: bool) -> tuple | None:
-    """The signature and code generator of a lane sum over `arrays` (x first), or None (not
-    1-D float arrays: numba then reports a typing error). Each row widens its own dtype."""
+def _typed(kind: int, arrays: Sequence[types.Type], shifted: bool,
+           pairs: Sequence[tuple[int, int]] | None = None) -> tuple | None:
+    """The signature and code generator of lane sums over pairs of `arrays` (by default the
+    first with each other), or None (not 1-D float arrays: numba then reports a typing error).
+    Each row widens its own dtype."""
     floats = (types.float32, types.float64)  # float16 is upcast where inputs are read
     if not all(isinstance(a, types.Array) and a.ndim == 1 and a.dtype in floats
                for a in arrays):
         return None
-    pairs = len(arrays) - 1
-    ret = types.float64 if pairs == 1 else types.UniTuple(types.float64, pairs)
+    pairs = pairs or [(0, j) for j in range(1, len(arrays))]
+    ret = types.float64 if len(pairs) == 1 else types.UniTuple(types.float64, len(pairs))
     args = (*arrays, types.float64) if shifted else tuple(arrays)
 
     def codegen(context, builder, sig, llargs):
         rows = [_Row(context, builder, t, v) for t, v in zip(arrays, llargs, strict=False)]
         if not shifted:
-            out = _sums(builder, kind, rows[0], rows[1:], None)
+            out = _sums(builder, kind, rows, pairs, None)
         else:
             # shift 0 (every distance but PyTorch's eps placement) skips the add: the same
             # values ((d + 0)^2 = d^2 and |d + 0| = |d|), one vector add fewer per term.
@@ -155,10 +158,10 @@ def _typed(kind: int, arrays: Sequence[types.Type], shifted: bool) -> tuple | No
             zero = builder.fcmp_ordered("==", shift, ir.Constant(_F64, 0.0))
             with builder.if_else(zero) as (plain, shifted_block):
                 with plain:
-                    without = _sums(builder, kind, rows[0], rows[1:], None)
+                    without = _sums(builder, kind, rows, pairs, None)
                     plain_end = builder.basic_block
                 with shifted_block:
-                    with_shift = _sums(builder, kind, rows[0], rows[1:], shift)
+                    with_shift = _sums(builder, kind, rows, pairs, shift)
                     shifted_end = builder.basic_block
             out = []
             for a, b in zip(without, with_shift, strict=True):
@@ -166,7 +169,7 @@ def _typed(kind: int, arrays: Sequence[types.Type], shifted: bool) -> tuple | No
                 phi.add_incoming(a, plain_end)
                 phi.add_incoming(b, shifted_end)
                 out.append(phi)
-        return out[0] if pairs == 1 else context.make_tuple(builder, ret, out)
+        return out[0] if len(pairs) == 1 else context.make_tuple(builder, ret, out)
 
     return ret(*args), codegen
 
@@ -194,3 +197,8 @@ def product_sum(typingctx, x, y):
     """sum_i x_i y_i in the lane order."""
     return _typed(PRODUCT, (x, y), False)
 
+
+@intrinsic
+def cosine_sums(typingctx, x, y):
+    """(product_sum(x, x), product_sum(y, y), product_sum(x, y)) bit for bit, in one loop."""
+    return _typed(PRODUCT, (x, y), False, ((0, 0), (1, 1), (0, 1)))

@@ -166,29 +166,22 @@ class MineJob(Job):
     def summary(self, tally: Tally) -> dict[str, object]:
         """SPEC section 4's summary object."""
         summary = super().summary(tally)
-        stats = tally.stats
-        summary.pop("count")
+        count = summary.pop("count")
         counts = self.label_counts
-        head = {
-            "anchors": int(self.x.shape[0]),
-            "anchors_without_positive": self.anchors_without_positive,
-            "anchors_without_negative": self.anchors_without_negative,
-            "triplets": stats.count,
-        }
         summary["labels"] = {"classes": int(counts.size), "smallest_class": int(counts.min()),
                              "largest_class": int(counts.max())}
-        extra = []
+        skipped, batch = [], " in their mini-batch" if self.params.mining.batch_size else ""
         if self.anchors_without_positive:
-            extra.append(f"{self.anchors_without_positive} anchors have no positive (a class of "
-                         "one row" + (" in their mini-batch" if self.params.mining.batch_size
-                                      else "") + "): skipped")
+            skipped.append(f"{self.anchors_without_positive} anchors have no positive (a class "
+                           f"of one row{batch}): skipped")
         if self.anchors_without_negative:
-            extra.append(f"{self.anchors_without_negative} anchors have no negative (one class "
-                         "in their mini-batch): skipped")
-        if stats.count == 0:
-            extra.append("no triplet was mined")
-        summary["warnings"] = extra + summary["warnings"]  # type: ignore[operator]
-        return {**head, **summary}
+            skipped.append(f"{self.anchors_without_negative} anchors have no negative (one class "
+                           "in their mini-batch): skipped")
+        skipped += ["no triplet was mined"] if count == 0 else []
+        return {"anchors": int(self.x.shape[0]),
+                "anchors_without_positive": self.anchors_without_positive,
+                "anchors_without_negative": self.anchors_without_negative, "triplets": count,
+                **summary, "warnings": skipped + summary["warnings"]}  # type: ignore[operator]
 
 
 @dataclass(frozen=True)
@@ -244,13 +237,22 @@ class MineSet:
         return int(((sizes == self.x.shape[0]) & (sizes >= 2)).sum())
 
     def ranges(self, block_rows: int | None = None) -> list[tuple[int, int]]:
-        return list(_block_ranges(self.caps, self.x.shape[0], self.x.dtype.itemsize,
-                                  block_rows))
+        """Consecutive anchor ranges within the matrix-product and output-slot budgets."""
+        m = self.x.shape[0]
+        rows = block_rows or max(1, BLOCK_BYTES // max(m * max(self.x.dtype.itemsize, 8), 1))
+        cum = np.concatenate([[0], np.cumsum(self.caps)])
+        ranges, start = [], 0
+        while start < m:
+            fit = int(np.searchsorted(cum, cum[start] + MAX_SLOTS, side="right")) - 1
+            stop = max(start + 1, min(start + rows, m, fit))
+            ranges.append((start, stop))
+            start = stop
+        return ranges
 
 
 def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     """Mine anchors start..stop of one set: the unit of work (a Dask task runs one)."""
-    from .distances import RANK_DIRECT, rank_error, rank_kind
+    from .distances import RANK_DIRECT, rank_error, rank_kind, rank_scale
     from .losses import pair_losses
     from .mining import ALL, mine_all_block, mine_block
     from .topk import exact_rows
@@ -276,8 +278,9 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
             g = x[start:stop] @ x.T
             top = float(data.norms.max()) if m else 0.0
             delta = rank_error(kind, data.norms[start:stop], top, x.shape[1], x.dtype)
-        mine_block(x, classes.codes, data.norms, classes.members, classes.ptr, start, g, kind,
-                   delta, *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,
+        scale = rank_scale(kind, data.norms, plan.eps)
+        mine_block(x, classes.codes, scale, classes.members, classes.ptr, start, g, kind, delta,
+                   *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,
                    plan.threshold_hardest, plan.per_anchor, offsets, out_idx, out_d)
     found = out_idx[:, 0] >= 0
     t, d_ap, d_an = out_idx[found], out_d[found, 0], out_d[found, 1]
@@ -303,38 +306,17 @@ def _margin_band(gap: np.ndarray, margin: float, band: str) -> np.ndarray:
     return keep
 
 
-def _block_ranges(caps: np.ndarray, m: int, itemsize: int, block_rows: int | None
-                  ) -> Iterator[tuple[int, int]]:
-    """Consecutive anchor ranges within the matrix-product and output-slot budgets."""
-    rows = block_rows or max(1, BLOCK_BYTES // max(m * max(itemsize, 8), 1))
-    start = 0
-    cum = np.concatenate([[0], np.cumsum(caps)])
-    while start < m:
-        stop = min(start + rows, m)
-        fit = int(np.searchsorted(cum, cum[start] + MAX_SLOTS, side="right")) - 1
-        stop = max(start + 1, min(stop, fit))
-        yield start, stop
-        start = stop
-
-
-def prepare_mine(
-    embeddings: ArrayLike,
-    labels: ArrayLike | None = None,
-    *,
-    preset: str | None = None,
-    column: str | None = None,
-    label_column: str | None = None,
-    block_rows: int | None = None,
-    **options: object,
-) -> MineJob:
+def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
+                 preset: str | None = None, column: str | None = None,
+                 label_column: str | None = None, block_rows: int | None = None,
+                 **options: object) -> MineJob:
     """Read, validate and resolve everything a mining run needs."""
     params = resolve("mine", preset, options)
     embeddings, labels = path_or_array(embeddings), path_or_array(labels)
     if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
         raise UsageError("only one input can be read from stdin (-)")
     x, xname = load_matrix(embeddings, "embeddings", column)
-    validate.require_rank(x, xname, (2,), "embeddings")
-    validate.require_rows(x, xname)
+    validate.require_matrix(x, xname, "embeddings")
     y, yname = labels_for(labels, embeddings, label_column)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_finite(x, xname)
@@ -354,25 +336,15 @@ def prepare_mine(
                    loaded=loaded, block_rows=block_rows)
 
 
-def mine_triplets(
-    embeddings: ArrayLike,
-    labels: ArrayLike | None = None,
-    *,
-    preset: str | None = None,
-    threads: int | None = None,
-    column: str | None = None,
-    label_column: str | None = None,
-    block_rows: int | None = None,
-    **options: object,
-) -> MineResult:
+def mine_triplets(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
+                  threads: int | None = None, **options: object) -> MineResult:
     """Mine triplets from labelled embeddings (arrays or file paths), SPEC section 4.
 
-    Options are the CLI's flags in snake case: strategy, positive_strategy, semi_hard_fallback,
+    Keywords as prepare_mine's (preset, column, label_column, block_rows), `threads`, and the
+    settings: the CLI's flags in snake case: strategy, positive_strategy, semi_hard_fallback,
     per_anchor, active_only, batch_size, seed, distance, p, margin, eps, eps_placement,
     normalize, soft_margin, reduction, margin_filter, semi_hard_threshold.
     """
-    columns, summary = run_here(lambda: prepare_mine(
-        embeddings, labels, preset=preset, column=column, label_column=label_column,
-        block_rows=block_rows, **options), threads)
+    columns, summary = run_here(lambda: prepare_mine(embeddings, labels, **options), threads)
     triplets = np.stack([columns[c] for c in ("anchor", "positive", "negative")], axis=1)
     return MineResult(triplets, columns["d_ap"], columns["d_an"], columns["loss"], summary)

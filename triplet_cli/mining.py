@@ -329,7 +329,7 @@ _CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m f
 
 
 @parallel_jit
-def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code, p, eps,
+def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code, p, eps,
                placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
                offsets, out_idx, out_d):
     """Mine anchors start..start+G.shape[0]: G holds their matrix-product row (or distances).
@@ -351,7 +351,7 @@ def mine_block(X, labels, norms, members, class_ptr, start, G, kind, delta, code
             c_lo, c_hi = class_ptr[c], class_ptr[c + 1]
             if c_hi - c_lo < 2 or c_hi - c_lo == m:
                 continue
-            fill_ranks(r, G[row], kind, norms[i], norms, eps)
+            fill_ranks(r, G[row], kind, scale[i], scale)
             _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
                          pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
                          offsets[row], out_idx, out_d, scratch, np.int32(row % _CHUNK + 1))

@@ -22,7 +22,16 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import jit, parallel_jit, prange
-from .distances import EPS_NONE, EUCLIDEAN, RANK_DIRECT, distance, fill_ranks, rank_error, rank_kind
+from .distances import (
+    EPS_NONE,
+    EUCLIDEAN,
+    RANK_DIRECT,
+    distance,
+    fill_ranks,
+    rank_error,
+    rank_kind,
+    rank_scale,
+)
 
 BLOCK_BYTES = 256 << 20  # a block's matrix-product rows (float64 ranking rows are as large)
 
@@ -122,8 +131,12 @@ def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float,
     for j in range(runs):  # back to values (the key is its own inverse)
         best[j] = best[j] ^ ((best[j] >> 63) & _LOW)
     values = best.view(np.float64)
-    t = np.partition(values, runs - K if largest else K - 1)[runs - K if largest else K - 1]
-    bound = _tighter(bound, t - 2.0 * delta if largest else t + 2.0 * delta, largest)
+    inside = 0
+    for j in range(runs):
+        inside += _within(values[j], bound, largest)
+    if inside >= K:  # else the K-th best run lies beyond a carried list's bound: no tighter
+        t = np.partition(values, runs - K if largest else K - 1)[runs - K if largest else K - 1]
+        bound = _tighter(bound, t - 2.0 * delta if largest else t + 2.0 * delta, largest)
     n = 0
     for j in range(runs):
         if _within(values[j], bound, largest):
@@ -166,7 +179,7 @@ def exact_top_k(q, C, r, ids, every, offset, code, p, eps, placement, delta, lar
         if code == EUCLIDEAN and placement == EPS_NONE:
             v = v * v
         bound = v - 2.0 * delta if largest else v + 2.0 * delta
-    run = _run_length(n_cand, K) if every else 0
+    run = _run_length(n_cand, 1 if count == K else K) if every else 0
     if run:  # enough runs for some to be skipped
         ids = _prefilter(r, K, delta, largest, bound, run)
         every = False
@@ -239,7 +252,7 @@ _CHUNK = 8  # queries per parallel task: each task reuses one ranking row
 
 
 @parallel_jit
-def _top_k_block(Q, C, G, kind, q_norms, c_norms, delta, code, p, eps, placement, largest,
+def _top_k_block(Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, placement, largest,
                  offset, excl_ptr, excl_idx, vals, idx, counts):
     """exact_top_k for every query row of the block against the chunk C (rows offset..)."""
     b, m = G.shape
@@ -248,7 +261,7 @@ def _top_k_block(Q, C, G, kind, q_norms, c_norms, delta, code, p, eps, placement
     for chunk in prange((b + _CHUNK - 1) // _CHUNK):
         r = np.empty(m)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
-            fill_ranks(r, G[row], kind, q_norms[row], c_norms, eps)
+            fill_ranks(r, G[row], kind, q_scale[row], c_scale)
             for e in range(excl_ptr[row], excl_ptr[row + 1]):
                 j = excl_idx[e] - offset
                 if 0 <= j < m:
@@ -287,6 +300,7 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
     kind = rank_kind(code, placement)
     c_norms = norms_of(candidates) if candidate_norms is None else candidate_norms
     q_norms = norms_of(queries)
+    q_scale, c_scale = rank_scale(kind, q_norms, eps), rank_scale(kind, c_norms, eps)
     rows = chunk_rows or max(1, BLOCK_BYTES // max(8 * b, 1))
     queries = np.ascontiguousarray(queries)
     products = None  # one buffer for every chunk's product: a fresh 256 MiB array page-faults
@@ -302,7 +316,7 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
             g = np.matmul(queries, chunk.T, out=products)
             top = float(c_norms[lo:lo + rows].max()) if chunk.shape[0] else 0.0
             delta = rank_error(kind, q_norms, top, queries.shape[1], queries.dtype)
-        _top_k_block(queries, chunk, g, kind, q_norms, c_norms[lo:lo + rows], delta, code, p,
+        _top_k_block(queries, chunk, g, kind, q_scale, c_scale[lo:lo + rows], delta, code, p,
                      eps, placement, np.bool_(largest), np.int64(lo), ptr, excluded, vals, idx,
                      counts)
     return vals, idx, counts
