@@ -1,11 +1,6 @@
-"""Parquet and Arrow IPC inputs, read in record batches so that files larger than memory stream.
-
-A .parquet file or a folder of them, an Arrow IPC file (.arrow/.feather/.ipc) or stream
-(.arrows): schemas and row counts without reading the data, the embedding column (a
-fixed_size_list or constant-length list) as (rows, width) blocks, the triplet index columns as
-(rows, 3) blocks, and the settings a writer recorded in the schema metadata. Reads are bounded
-(READ_BUFFER_BYTES, READ_BATCH_BYTES) whatever the producer's row groups. A file pyarrow cannot
-read raises an InputError naming it; its contents are checked by validate.
+"""Parquet (a file or a folder of them) and Arrow IPC inputs, read in bounded record batches
+so that files larger than memory stream: the embedding column as (rows, width) blocks, triplet
+indices as (rows, 3) blocks, and the settings a writer recorded in the schema metadata.
 """
 
 from __future__ import annotations
@@ -28,13 +23,11 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 ARROW_SUFFIXES = {".arrow", ".arrows", ".feather", ".ipc"}
 TRIPLET_COLUMNS = ("anchor", "positive", "negative")
 BATCH_ROWS = 65_536  # rows per record batch where the caller sets no byte bound
-# Parquet is read through a buffer of this size, page by page: without one pyarrow reads a whole
-# column chunk at once (a 500,000-row group of 128 float32 is 256 MB per input).
+# Parquet is read page by page through this buffer, not a column chunk at once (`compute` on 3 x
+# 6,000,000 x 128 float32 in 500,000-row groups: peak RSS 2.44 GB without, 0.79 GB with it).
 READ_BUFFER_BYTES = 1 << 20
-# Values decoded per record batch. pyarrow's working memory for a list column is about 5x the
-# batch (values, levels, builders: 174 MB at 65,536 rows of 128 float32). Measured on 2,000,000
-# x 128 float32 in 500,000-row groups: 1 MiB batches (2,048 rows) read in 1.1 s at 111 MB peak
-# RSS, 16 MiB batches in 1.4 s at 245 MB.
+# Values decoded per batch; pyarrow works in ~5x a batch. On 2,000,000 x 128 float32, 1 MiB
+# batches read in 1.1 s at 111 MB peak RSS, 16 MiB batches in 1.4 s at 245 MB.
 READ_BATCH_BYTES = 1 << 20
 
 
@@ -57,8 +50,7 @@ def _parquet_files(path: str) -> list[str]:
 
 
 def _ipc_reader(path: str) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader:
-    """The reader of an Arrow IPC file or stream, memory-mapped: its batches are views of the
-    file (pages the kernel reads and drops as for a memory-mapped .npy), not copies."""
+    """An Arrow IPC file or stream, memory-mapped: its batches are views of the file."""
     import pyarrow as pa
 
     try:
@@ -90,19 +82,14 @@ def read_table(path: str, kind: str, columns: list[str] | None = None) -> pa.Tab
 
 def record_batches(path: str, kind: str, columns: list[str], batch_rows: int = BATCH_ROWS
                    ) -> Iterator[pa.RecordBatch]:
-    """`columns`, batch by batch in file order, never more than `batch_rows` rows at a time
-    however the producer grouped them."""
+    """`columns` in file order, at most `batch_rows` rows at a time whatever the row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     with read_errors(kind, path):
         if kind == "parquet":
             for file in _parquet_files(path):
-                # pre_buffer=False: with it, pyarrow keeps every row group read so far
-                # (measured: +70 MB per 131,072-row block of 128 floats; memory unbounded).
-                # buffer_size: without it, each column chunk is read whole before its first
-                # page is decoded (`compute` on three 6,000,000 x 128 float32 files in
-                # 500,000-row groups: peak RSS 2.44 GB; 0.79 GB with it and 1 MiB batches).
+                # pre_buffer would keep every row group read (+70 MB per 131,072 x 128 floats)
                 reader = pq.ParquetFile(file, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
                 yield from reader.iter_batches(batch_size=batch_rows, columns=columns)
             return
@@ -116,8 +103,7 @@ def record_batches(path: str, kind: str, columns: list[str], batch_rows: int = B
 
 
 def _count_rows(path: str, kind: str, columns: list[str]) -> int:
-    """Rows of a parquet file or folder from its metadata; of an IPC file or stream by reading
-    its (memory-mapped) batches."""
+    """Rows of parquet from its metadata; of Arrow IPC by reading its (mapped) batches."""
     if kind == "parquet":
         import pyarrow.parquet as pq
 
@@ -127,8 +113,7 @@ def _count_rows(path: str, kind: str, columns: list[str]) -> int:
 
 
 def _filled(parts: Iterator[np.ndarray], rows: int, total: int) -> Iterator[np.ndarray]:
-    """Blocks of `rows` rows (the last as long as the rows left of `total`) filled in place from
-    arrays of any length: one block and one part are held at a time."""
+    """Blocks of `rows` rows (the last shorter) filled in place from parts of any length."""
     block: np.ndarray | None = None
     filled = emitted = 0
     for part in parts:
@@ -157,9 +142,8 @@ def _is_vector_type(t: pa.DataType, floats_only: bool = False) -> bool:
 
 
 def _pick_column(path: str, schema: pa.Schema, column: str | None, flag: str) -> str:
-    """The embedding column: `column`, else the only list of floats. Lists of integers (token
-    ids and attention masks in a tokenised dataset) are taken only when named, or when one is
-    the file's only list column."""
+    """The embedding column: `column`, else the only list of floats, else the only list of
+    integers (token ids and masks of a tokenised dataset are not embeddings)."""
     names = schema.names
     if column is not None:
         _require_columns(path, names, [column])
@@ -207,8 +191,7 @@ def _require_columns(path: str, names: list[str], wanted: Sequence[str]) -> None
 
 def index_columns(path: str, table: pa.Table | pa.RecordBatch,
                   columns: Sequence[str] = TRIPLET_COLUMNS, row0: int = 0) -> np.ndarray:
-    """Index columns (anchor, positive, negative unless told) side by side; row0 numbers the
-    first row in messages (for streamed batches)."""
+    """Index columns side by side; row0 numbers the first row in messages (streamed batches)."""
     _require_columns(path, table.schema.names, columns)
     for c in columns:
         validate.require_no_nulls(table.column(c), f"column '{c}'", path, row0)
@@ -217,8 +200,7 @@ def index_columns(path: str, table: pa.Table | pa.RecordBatch,
 
 
 def _recorded_settings(path: str, schema: pa.Schema) -> dict[str, object] | None:
-    """What the writer of a triplets file recorded in its schema metadata (how the rows were
-    mined: see writers.settings_metadata), or None. Its values are checked where they are used."""
+    """The settings a triplets file's writer recorded (writers.settings_metadata), or None."""
     import json
 
     from .writers import SETTINGS_KEY
@@ -226,19 +208,16 @@ def _recorded_settings(path: str, schema: pa.Schema) -> dict[str, object] | None
     raw = (schema.metadata or {}).get(SETTINGS_KEY.encode())
     if raw is None:
         return None
-    try:
+    with contextlib.suppress(ValueError):
         record = json.loads(raw)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or not isinstance(record.get("params"), dict):
-        raise InputError(f"its '{SETTINGS_KEY}' metadata (the settings its rows were computed "
-                         "with) is not readable; remove it or rewrite the file", path)
-    return record
+        if isinstance(record, dict) and isinstance(record.get("params"), dict):
+            return record
+    raise InputError(f"its '{SETTINGS_KEY}' metadata (the settings its rows were computed "
+                     "with) is not readable; remove it or rewrite the file", path)
 
 
 class _Streamed:
-    """Rows of a parquet file or folder, or an Arrow IPC file or stream, read in record batches:
-    inputs larger than memory stream through `blocks`."""
+    """Rows of a parquet or Arrow IPC input, streamed through `blocks`."""
 
     ndim = 2
 
@@ -250,10 +229,8 @@ class _Streamed:
         raise NotImplementedError
 
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
-        """(rows, width) arrays in order (the last may be shorter), checked for nulls. Each is
-        filled in place from record batches of at most READ_BATCH_BYTES of values: reading holds
-        one block and one batch (and pyarrow's working memory for that batch), whatever the
-        producer's row groups."""
+        """(rows, width) arrays in order (the last may be shorter), checked; each filled from
+        batches of at most READ_BATCH_BYTES of values, so one block and one batch are held."""
         batch_rows = max(1, min(rows, READ_BATCH_BYTES // max(self.width * self.dtype.itemsize, 1)))
 
         def parts() -> Iterator[np.ndarray]:
@@ -305,9 +282,7 @@ class ArrowMatrix(_Streamed):
 
 
 class ArrowTriplets(_Streamed):
-    """Index triples (anchor, positive, negative) as (rows, 3) int64 blocks, so that hundreds of
-    millions of triplets stay on disk; with the settings their writer recorded (`recorded`, or
-    None)."""
+    """Index triples as (rows, 3) int64 blocks, and the settings their writer `recorded`."""
 
     width = 3
     dtype = np.dtype(np.int64)

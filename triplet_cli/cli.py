@@ -6,10 +6,11 @@ Heavy modules (numba, pyarrow, the kernels) are imported inside the commands, so
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Annotated, Any, NoReturn
@@ -59,13 +60,11 @@ class _OneLineErrors(TyperGroup):
         return name, command, rest
 
 
-# -- start-up: Typer's coercion without pydantic ---------------------------------------------
-# Typer 0.29 coerces every option, given or not, through a pydantic TypeAdapter it builds on
-# each run: importing pydantic and building 26 adapters took 0.06-0.1 s of a 0.6 s `compute`.
-# Values of the types our options use (str, int, float, str-Enum) are coerced here as Typer
-# would; anything else, and every error, still goes through Typer's own adapter, so behaviour and
-# messages stay Typer's (tests/test_first_contact_terminal.py compares the two). This uses
-# Typer's private RuntimeParam: with a Typer without it, its own coercion runs unchanged.
+# Start-up: Typer 0.29 coerces every option, given or not, through a pydantic TypeAdapter built
+# on each run (0.06-0.1 s of a 0.6 s `compute`). Values of our options' types (str, int, float,
+# str-Enum) are coerced here as Typer would; anything else, and every error, goes through Typer's
+# own adapter (tests/test_first_contact_terminal.py compares the two). With a Typer without its
+# private RuntimeParam, its own coercion runs unchanged.
 try:
     from typer._coercion import RuntimeParam as _RuntimeParam
     from typer._coercion import build_runtime_param as _typer_runtime_param
@@ -124,7 +123,6 @@ def _direct_param(param: Any) -> Any:
     if descriptor.file_annotation is not None:
         return _typer_runtime_param(descriptor)
     return _DirectParam(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
-# -- end start-up ---------------------------------------------------------------------------------
 
 
 def _silence_stdout() -> None:
@@ -133,14 +131,8 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-app = typer.Typer(
-    cls=_OneLineErrors,
-    name=PROG,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
+app = typer.Typer(cls=_OneLineErrors, name=PROG, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode="rich")
 
 
 def _version(value: bool) -> None:
@@ -157,17 +149,22 @@ def _main(
     """Triplet losses and triplet mining over embedding files (.npy, .npz, .parquet, .arrow)."""
 
 
-def _run(prepare: Callable[[], Any], inputs: Iterable[str | None], given: dict[str, Any]
-         ) -> NoReturn:
-    """Run a command's job through the console routine, with the run options among its
-    parameters (`given`: its locals()), and exit with its code; library errors become one
-    `triplet-loss: error:` line and their exit code."""
+def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], inputs: str,
+         **extra: Any) -> NoReturn:
+    """Run `command`'s job through the console routine and exit with its code: `prepare` gets
+    the input options named in `inputs`, `extra`, and the settings, from the parameters
+    (`given`), which also hold the run options. Library errors become one `triplet-loss:
+    error:` line and their exit code."""
     from .console import Run, run
 
+    paths = {name: given[name] for name in inputs.split()}
+    settings = {name: given[name] for name in COMMAND_OPTIONS[command]}
     how = Run(fmt=given["format"].value, **{f.name: given[f.name] for f in fields(Run)
                                              if f.name in given})
+    files = [p for v in paths.values() for p in (v if isinstance(v, list) else [v]) if p]
     try:
-        code = run(prepare, [path for path in inputs if path], how)
+        code = run(lambda: prepare(**paths, **extra, preset=given["preset"],
+                                   column=given["column"], **settings), files, how)
     except TripletLossError as e:
         _exit(e.exit_code, f"error: {e}")
     except KeyboardInterrupt:
@@ -184,150 +181,125 @@ def _run(prepare: Callable[[], Any], inputs: Iterable[str | None], given: dict[s
 
 
 def _exit(code: int, message: str = "") -> NoReturn:
+    """Exit with `code`, after a `triplet-loss: message` line on stderr."""
     if message:
         print(f"{PROG}: {message}", file=sys.stderr)
     raise typer.Exit(code)
 
 
 # Options. None means "not given": a setting then comes from a preset or the defaults table
-# (params.OPTIONS), which also holds its help text. Typer evaluates the calls in the commands'
-# annotations when it builds a command.
+# (params.OPTIONS), which also holds its help text. Each option is declared once: in _OPTIONS,
+# or at a command that says it otherwise; a command lists the names it takes in --help order.
 def _option(kind: Any, flags: str, help: str, panel: str | None = None, **extra: Any) -> Any:
     """An option of type `kind` (or None), its flags space-separated; --help shows no default."""
     return Annotated[kind | None, typer.Option(*flags.split(), help=help, rich_help_panel=panel,
                                                show_default=False, **extra)]
 
 
-def _setting(name: str, panel: str, flags: str = "") -> Any:
-    """A setting of params.OPTIONS, its type, help and default from there; spelt --name (a bool:
-    --name/--no-name) unless `flags` say otherwise."""
+def _valued(kind: Any, flags: str, help: str, panel: str | None = None, **extra: Any) -> Any:
+    """An option that always has a value (its default shown by --help)."""
+    return Annotated[kind, typer.Option(*flags.split(), help=help, rich_help_panel=panel, **extra)]
+
+
+_DISTANCE, _LOSS, _MINING, _OUT, _DASK = "Distance", "Loss", "Mining", "Output", "Distributed"
+_RETRIEVAL, _NEGATIVES = "Retrieval", "Negatives"
+# The settings of params.OPTIONS by help panel, in --help order.
+_PANELS = {
+    _DISTANCE: "distance p eps eps_placement normalize",
+    _LOSS: "margin soft_margin swap reduction pair_reduction",
+    _MINING: "strategy positive_strategy semi_hard_fallback semi_hard_threshold margin_filter "
+             "per_anchor active_only batch_size seed",
+    _RETRIEVAL: "k at average target self_match map_divisor recall batch_hard_loss",
+    _NEGATIVES: "similarity num_negatives range_min range_max max_score min_score "
+                "absolute_margin relative_margin margin_positive false_negative_eps sampling "
+                "output_format",
+}
+_SPELT = {"soft_margin": "--soft-margin/--hard-margin",
+          "active_only": "--active-only/--all-triplets"}  # (other bools: --name/--no-name)
+
+
+def _setting(name: str, panel: str) -> Any:
+    """A setting of params.OPTIONS: its type, help and default from there."""
     kind = option_type(name)
     off = f"/--no-{flag(name)[2:]}" if kind is bool else ""
-    return _option(kind, flags or flag(name) + off, help_text(name), panel)
+    return _option(kind, _SPELT.get(name, flag(name) + off), help_text(name), panel)
 
 
-_DIST, _LOSS, _MINE, _OUT, _DASK = "Distance", "Loss", "Mining", "Output", "Distributed"
-_EVAL = "Retrieval"
-# Shared by compute and mine: defined once.
-DistanceOpt = _setting("distance", _DIST)
-POpt = _setting("p", _DIST)
-EpsOpt = _setting("eps", _DIST)
-EpsPlacementOpt = _setting("eps_placement", _DIST)
-NormalizeOpt = _setting("normalize", _DIST)
-MarginOpt = _setting("margin", _LOSS)
-SoftOpt = _setting("soft_margin", _LOSS, "--soft-margin/--hard-margin")
-ReductionOpt = _setting("reduction", _LOSS)
-PresetOpt = _option(str, "--preset", "Reproduce a framework: torch, mlx, mlx-legacy, "
-                    "tf-similarity, tf-addons, pytorch-metric-learning, sentence-transformers "
-                    "(see `triplet-loss presets`).")
-ColumnOpt = _option(str, "--column", "Embedding column of .parquet/.arrow inputs (auto when there "
-                    "is one).")
-OutputOpt = _option(str, "--output -o", "Write per-triplet rows to .parquet, .csv, .jsonl or .npy "
-                    "(atomically).", _OUT)
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="stdout: table or json (the "
-                      "report), jsonl or csv (per-triplet rows).", rich_help_panel=_OUT)]
-TopOpt = Annotated[int, typer.Option("--top", min=0, help="Hardest triplets in the table.",
-                                     rich_help_panel=_OUT)]
-FailOpt = _option(float, "--fail-above", "Exit 3 when the headline loss (with --reduction none: "
-                  "any triplet's loss) is above this.", _OUT)
-ThreadsOpt = _option(int, "--threads", "Kernel threads (results do not depend on it). (default: "
-                     "all cores)", min=1)
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No warnings or progress.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Timings on stderr.")]
-SchedulerOpt = _option(str, "--scheduler", "Run the blocks on a Dask cluster: its scheduler "
-                       "(tcp://host:8786), or local to start one here. Same rows, same order, "
-                       "same bytes; --threads then means numba threads per worker (default: the "
-                       "worker's share of its host's cores). Needs pip install "
-                       "'triplet-loss\\[dask]'.", _DASK)
-WorkersOpt = _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each. "
-                     "(default: one per core)", _DASK, min=1)
+def _texts(**helps: str) -> dict[str, Any]:
+    """Text options (inputs, mostly) of the main panel, spelt --name, by name."""
+    return {name: _option(str, flag(name), text) for name, text in helps.items()}
 
 
-def _settings(command: str, given: dict[str, Any]) -> dict[str, Any]:
-    """The settings `command` takes (params.COMMAND_OPTIONS), from its parameters."""
-    return {name: given[name] for name in COMMAND_OPTIONS[command]}
+_OPTIONS: dict[str, Any] = {
+    **{name: _setting(name, panel) for panel, names in _PANELS.items() for name in names.split()},
+    **_texts(
+        anchors="Anchors (n, d), or one anchor (d,).",
+        positives="Positives (n, d) or k per anchor (n, k, d).",
+        negatives="Negatives (n, d) or k per anchor (n, k, d).",
+        embeddings="Embedding matrix (m, d) that --triplets indexes.",
+        triplets="Index triples: columns anchor, positive, negative (e.g. from mine).",
+        corpus="With --triplets: the matrix positive and negative index (anchor indexes "
+               "--embeddings), e.g. for mine-negatives' rows.",
+        labels="Labels (m,), integers or strings: .npy, .parquet, .arrow, .csv. (default: the "
+               "label column of --embeddings)",
+        label_column="Label column of a .parquet/.arrow/.csv file. (default: 'label', or the "
+                     "only integer/string column)",
+        column="Embedding column of .parquet/.arrow inputs (auto when there is one).",
+        preset="Reproduce a framework: torch, mlx, mlx-legacy, tf-similarity, tf-addons, "
+               "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`)."),
+    "output": _option(str, "--output -o", "Write per-triplet rows to .parquet, .csv, .jsonl or "
+                      ".npy (atomically).", _OUT),
+    "format": _valued(Format, "--format -f", "stdout: table or json (the report), jsonl or csv "
+                      "(per-triplet rows).", _OUT),
+    "top": _valued(int, "--top", "Hardest triplets in the table.", _OUT, min=0),
+    "fail_above": _option(float, "--fail-above", "Exit 3 when the headline loss (with "
+                          "--reduction none: any triplet's loss) is above this.", _OUT),
+    "threads": _option(int, "--threads", "Kernel threads (results do not depend on it). "
+                       "(default: all cores)", min=1),
+    "quiet": _valued(bool, "--quiet -q", "No warnings or progress."),
+    "verbose": _valued(bool, "--verbose -v", "Timings on stderr."),
+    "scheduler": _option(str, "--scheduler", "Run the blocks on a Dask cluster: its scheduler "
+                         "(tcp://host:8786), or local to start one here. Same rows, same order, "
+                         "same bytes; --threads then means numba threads per worker (default: "
+                         "the worker's share of its host's cores). Needs pip install "
+                         "'triplet-loss\\[dask]'.", _DASK),
+    "workers": _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each. "
+                       "(default: one per core)", _DASK, min=1),
+}
+_DEFAULTS = {"format": Format.table, "top": 10, "quiet": False, "verbose": False}  # others None
+_RUN = "threads quiet verbose scheduler workers"
 
 
-@app.command()
-def compute(
-    anchors: _option(str, "--anchors", "Anchors (n, d), or one anchor (d,).") = None,
-    positives: _option(str, "--positives", "Positives (n, d) or k per anchor (n, k, d).") = None,
-    negatives: _option(str, "--negatives", "Negatives (n, d) or k per anchor (n, k, d).") = None,
-    embeddings: _option(str, "--embeddings",
-                        "Embedding matrix (m, d) that --triplets indexes.") = None,
-    triplets: _option(str, "--triplets",
-                      "Index triples: columns anchor, positive, negative (e.g. from mine).") = None,
-    corpus: _option(str, "--corpus", "With --triplets: the matrix positive and negative index "
-                    "(anchor indexes --embeddings), e.g. for mine-negatives' rows.") = None,
-    column: ColumnOpt = None,
-    preset: PresetOpt = None,
-    distance: DistanceOpt = None,
-    p: POpt = None,
-    eps: EpsOpt = None,
-    eps_placement: EpsPlacementOpt = None,
-    normalize: NormalizeOpt = None,
-    margin: MarginOpt = None,
-    soft_margin: SoftOpt = None,
-    swap: _setting("swap", _LOSS) = None,
-    reduction: ReductionOpt = None,
-    pair_reduction: _setting("pair_reduction", _LOSS) = None,
-    output: OutputOpt = None,
-    format: FormatOpt = Format.table,
-    top: TopOpt = 10,
-    fail_above: FailOpt = None,
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-    scheduler: SchedulerOpt = None,
-    workers: WorkersOpt = None,
-) -> None:
+def _command(options: str, name: str | None = None, required: str = "", **own: Any) -> Any:
+    """Register a command taking `options` (names, in --help order) as keyword arguments, each
+    as `own` declares it for this command or else as _OPTIONS does; `required` has no default."""
+    def parameter(n: str) -> inspect.Parameter:
+        default = inspect.Parameter.empty if n == required else _DEFAULTS.get(n)
+        return inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                 annotation=own[n] if n in own else _OPTIONS[n])
+
+    def register(command: Callable[..., None]) -> Callable[..., None]:
+        parameters = [parameter(n) for n in options.split()]
+        command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        return app.command(name)(command)
+    return register
+
+
+@_command(f"anchors positives negatives embeddings triplets corpus column preset "
+          f"{_PANELS[_DISTANCE]} {_PANELS[_LOSS]} output format top fail_above {_RUN}")
+def compute(**given: Any) -> None:
     """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
     from .compute import prepare_compute
 
-    settings = _settings("compute", locals())
-    inputs = dict(anchors=anchors, positives=positives, negatives=negatives,
-                  embeddings=embeddings, triplets=triplets, corpus=corpus)
-    _run(lambda: prepare_compute(**inputs, preset=preset, column=column, **settings),
-         inputs.values(), locals())
+    _run("compute", prepare_compute, given, "anchors positives negatives embeddings triplets "
+         "corpus")
 
 
-@app.command()
-def mine(
-    embeddings: _option(str, "--embeddings", "Embedding matrix (m, d): .npy, .npz, .parquet, "
-                        ".arrow."),
-    labels: _option(str, "--labels", "Labels (m,), integers or strings: .npy, .parquet, .arrow, "
-                    ".csv. (default: the label column of --embeddings)") = None,
-    column: ColumnOpt = None,
-    label_column: _option(str, "--label-column", "Label column of a .parquet/.arrow/.csv file. "
-                          "(default: 'label', or the only integer/string column)") = None,
-    preset: PresetOpt = None,
-    strategy: _setting("strategy", _MINE) = None,
-    positive_strategy: _setting("positive_strategy", _MINE) = None,
-    semi_hard_fallback: _setting("semi_hard_fallback", _MINE) = None,
-    semi_hard_threshold: _setting("semi_hard_threshold", _MINE) = None,
-    margin_filter: _setting("margin_filter", _MINE) = None,
-    per_anchor: _setting("per_anchor", _MINE) = None,
-    active_only: _setting("active_only", _MINE, "--active-only/--all-triplets") = None,
-    batch_size: _setting("batch_size", _MINE) = None,
-    seed: _setting("seed", _MINE) = None,
-    distance: DistanceOpt = None,
-    p: POpt = None,
-    eps: EpsOpt = None,
-    eps_placement: EpsPlacementOpt = None,
-    normalize: NormalizeOpt = None,
-    margin: MarginOpt = None,
-    soft_margin: SoftOpt = None,
-    reduction: ReductionOpt = None,
-    output: OutputOpt = None,
-    format: FormatOpt = Format.table,
-    top: TopOpt = 10,
-    fail_above: FailOpt = None,
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-    scheduler: SchedulerOpt = None,
-    workers: WorkersOpt = None,
-) -> None:
+@_command(f"embeddings labels column label_column preset {_PANELS[_MINING]} {_PANELS[_DISTANCE]} "
+          f"margin soft_margin reduction output format top fail_above {_RUN}",
+          required="embeddings",
+          **_texts(embeddings="Embedding matrix (m, d): .npy, .npz, .parquet, .arrow."))
+def mine(**given: Any) -> None:
     """Mine triplets from labelled embeddings in blocks (memory never grows as m x m).
 
     Rows anchor, positive, negative, d_ap, d_an, loss go to --output (.parquet, .csv, .jsonl;
@@ -335,59 +307,36 @@ def mine(
     """
     from .mine import prepare_mine
 
-    settings = _settings("mine", locals())
-    _run(lambda: prepare_mine(embeddings, labels, preset=preset, column=column,
-                              label_column=label_column, **settings),
-         [embeddings, labels], locals())
+    _run("mine", prepare_mine, given, "embeddings labels", label_column=given["label_column"])
 
 
-@app.command()
-def evaluate(
-    embeddings: _option(list[str], "--embeddings", "Query embeddings (n, d); give it once per "
-                        "checkpoint (same rows, same order) for one row of metrics each."),
-    labels: _option(str, "--labels", "Query labels (n,), integers or strings. (default: the "
-                    "label column of --embeddings)") = None,
-    reference: _option(list[str], "--reference", "Reference rows to retrieve from (m, d), once "
-                       "or once per --embeddings. (default: the queries, each without its own "
-                       "row)") = None,
-    reference_labels: _option(str, "--reference-labels", "Labels of --reference (m,).") = None,
-    column: ColumnOpt = None,
-    label_column: _option(str, "--label-column", "Label column of a .parquet/.arrow/.csv file. "
-                          "(default: 'label', or the only integer/string column)") = None,
-    preset: _option(str, "--preset", "Reproduce a framework's retrieval metrics: "
-                    "pytorch-metric-learning, tf-similarity, sentence-transformers (see "
-                    "`triplet-loss presets`).") = None,
-    k: _setting("k", _EVAL) = None,
-    at: _setting("at", _EVAL) = None,
-    average: _setting("average", _EVAL) = None,
-    target: _setting("target", _EVAL) = None,
-    self_match: _setting("self_match", _EVAL) = None,
-    map_divisor: _setting("map_divisor", _EVAL) = None,
-    recall: _setting("recall", _EVAL) = None,
-    batch_hard_loss: _setting("batch_hard_loss", _EVAL) = None,
-    margin: _option(float, "--margin", "Margin of --batch-hard-loss (>= 0). (default: 1.0)",
-                    _EVAL) = None,
-    distance: DistanceOpt = None,
-    p: POpt = None,
-    eps: EpsOpt = None,
-    eps_placement: EpsPlacementOpt = None,
-    normalize: NormalizeOpt = None,
-    output: _option(str, "--output -o", "Write per-query rows to .parquet, .csv, .jsonl or .npy "
-                    "(atomically).", _OUT) = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="stdout: table or json (the "
-                      "report), jsonl or csv (per-query rows).", rich_help_panel=_OUT)
-                      ] = Format.table,
-    top: Annotated[int, typer.Option("--top", min=0, help="Worst classes in the table (the "
-                                     "JSON lists 10).", rich_help_panel=_OUT)] = 10,
-    fail_below: _option(list[str], "--fail-below", "METRIC=V: exit 3 when a checkpoint's metric "
-                        "is below V or undefined (repeatable), e.g. map_at_r=0.5.", _OUT) = None,
-    plot: _option(str, "--plot", "Draw distance distributions and precision/recall against the "
-                  "threshold to FILE.png/.pdf/.svg. Needs pip install 'triplet-loss\\[plot]'.",
-                  _OUT) = None,
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@_command(
+    f"embeddings labels reference reference_labels column label_column preset "
+    f"{_PANELS[_RETRIEVAL]} margin {_PANELS[_DISTANCE]} output format top fail_below plot "
+    "threads quiet verbose", required="embeddings",
+    embeddings=_option(list[str], "--embeddings", "Query embeddings (n, d); give it once per "
+                       "checkpoint (same rows, same order) for one row of metrics each."),
+    reference=_option(list[str], "--reference", "Reference rows to retrieve from (m, d), once "
+                      "or once per --embeddings. (default: the queries, each without its own "
+                      "row)"),
+    **_texts(labels="Query labels (n,), integers or strings. (default: the label column of "
+                    "--embeddings)",
+             reference_labels="Labels of --reference (m,).",
+             preset="Reproduce a framework's retrieval metrics: pytorch-metric-learning, "
+                    "tf-similarity, sentence-transformers (see `triplet-loss presets`)."),
+    margin=_option(float, "--margin", "Margin of --batch-hard-loss (>= 0). (default: 1.0)",
+                   _RETRIEVAL),
+    output=_option(str, "--output -o", "Write per-query rows to .parquet, .csv, .jsonl or .npy "
+                   "(atomically).", _OUT),
+    format=_valued(Format, "--format -f", "stdout: table or json (the report), jsonl or csv "
+                   "(per-query rows).", _OUT),
+    top=_valued(int, "--top", "Worst classes in the table (the JSON lists 10).", _OUT, min=0),
+    fail_below=_option(list[str], "--fail-below", "METRIC=V: exit 3 when a checkpoint's metric "
+                       "is below V or undefined (repeatable), e.g. map_at_r=0.5.", _OUT),
+    plot=_option(str, "--plot", "Draw distance distributions and precision/recall against the "
+                 "threshold to FILE.png/.pdf/.svg. Needs pip install 'triplet-loss\\[plot]'.",
+                 _OUT))
+def evaluate(**given: Any) -> None:
     """Retrieval metrics of labelled embeddings, exact, one row per checkpoint.
 
     precision@1, R-precision, MAP@R, MRR, precision/recall/MAP@K and a distance threshold
@@ -397,60 +346,35 @@ def evaluate(
     """
     from .evaluation import prepare_evaluate
 
-    settings = _settings("evaluate", locals())
-    inputs = [*(embeddings or []), labels, *(reference or []), reference_labels]
-    _run(lambda: prepare_evaluate(embeddings or [], labels, reference=reference or None,
-                                  reference_labels=reference_labels, preset=preset,
-                                  column=column, label_column=label_column,
-                                  fail_below=fail_below or (), plot=plot, **settings),
-         inputs, locals())
+    _run("evaluate", prepare_evaluate, given, "embeddings labels reference reference_labels",
+         label_column=given["label_column"], fail_below=given["fail_below"] or (),
+         plot=given["plot"])
 
 
-_NEG = "Negatives"
-
-
-@app.command("mine-negatives")
-def mine_negatives(
-    queries: _option(str, "--queries", "Query embeddings (n, d): .npy, .npz, .parquet, .arrow."),
-    corpus: _option(str, "--corpus", "Corpus embeddings (m, d) the negatives come from (the same "
-                    "file as --queries: a query never gets its own row). (default: --positives, "
-                    "duplicates collapsed)") = None,
-    pairs: _option(str, "--pairs", "(query, positive) pairs: integer columns query, positive "
-                   "(.csv, .jsonl, .parquet, .arrow) or an (n, 2) .npy; positive indexes "
-                   "--corpus.") = None,
-    positives: _option(str, "--positives", "Positive embeddings aligned with --queries (instead "
-                       "of --pairs); identical queries are one query with all their "
-                       "positives.") = None,
-    column: ColumnOpt = None,
-    preset: _option(str, "--preset", "Reproduce a framework: sentence-transformers "
-                    "(util.mine_hard_negatives; see `triplet-loss presets`).") = None,
-    similarity: _setting("similarity", _NEG) = None,
-    p: POpt = None,
-    eps: _option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DIST) = None,
-    num_negatives: _setting("num_negatives", _NEG) = None,
-    range_min: _setting("range_min", _NEG) = None,
-    range_max: _setting("range_max", _NEG) = None,
-    max_score: _setting("max_score", _NEG) = None,
-    min_score: _setting("min_score", _NEG) = None,
-    absolute_margin: _setting("absolute_margin", _NEG) = None,
-    relative_margin: _setting("relative_margin", _NEG) = None,
-    margin_positive: _setting("margin_positive", _NEG) = None,
-    false_negative_eps: _setting("false_negative_eps", _NEG) = None,
-    sampling: _setting("sampling", _NEG) = None,
-    seed: _option(int, "--seed", "Seed of --sampling random. (default: 0)", _NEG) = None,
-    output_format: _setting("output_format", _NEG) = None,
-    output: _option(str, "--output -o", "Write rows to .parquet, .csv, .jsonl or .npy (the "
-                    "index columns; atomically).", _OUT) = None,
-    format: Annotated[Format, typer.Option("--format", "-f", help="stdout: table or json (the "
-                      "statistics), jsonl or csv (rows).", rich_help_panel=_OUT)] = Format.table,
-    fail_above: _option(float, "--fail-above", "Exit 3 when more than this fraction of the pairs "
-                        "got fewer than --num-negatives.", _OUT) = None,
-    threads: ThreadsOpt = None,
-    quiet: QuietOpt = False,
-    verbose: VerboseOpt = False,
-    scheduler: SchedulerOpt = None,
-    workers: WorkersOpt = None,
-) -> None:
+@_command(
+    "queries corpus pairs positives column preset similarity p eps num_negatives range_min "
+    "range_max max_score min_score absolute_margin relative_margin margin_positive "
+    f"false_negative_eps sampling seed output_format output format fail_above {_RUN}",
+    "mine-negatives", required="queries",
+    **_texts(queries="Query embeddings (n, d): .npy, .npz, .parquet, .arrow.",
+             corpus="Corpus embeddings (m, d) the negatives come from (the same file as "
+                    "--queries: a query never gets its own row). (default: --positives, "
+                    "duplicates collapsed)",
+             pairs="(query, positive) pairs: integer columns query, positive (.csv, .jsonl, "
+                   ".parquet, .arrow) or an (n, 2) .npy; positive indexes --corpus.",
+             positives="Positive embeddings aligned with --queries (instead of --pairs); "
+                       "identical queries are one query with all their positives.",
+             preset="Reproduce a framework: sentence-transformers (util.mine_hard_negatives; "
+                    "see `triplet-loss presets`)."),
+    eps=_option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DISTANCE),
+    seed=_option(int, "--seed", "Seed of --sampling random. (default: 0)", _NEGATIVES),
+    output=_option(str, "--output -o", "Write rows to .parquet, .csv, .jsonl or .npy (the index "
+                   "columns; atomically).", _OUT),
+    format=_valued(Format, "--format -f", "stdout: table or json (the statistics), jsonl or csv "
+                   "(rows).", _OUT),
+    fail_above=_option(float, "--fail-above", "Exit 3 when more than this fraction of the pairs "
+                       "got fewer than --num-negatives.", _OUT))
+def mine_negatives(**given: Any) -> None:
     """Hard negatives for (query, positive) pairs from a corpus: exact scores, bounded memory.
 
     sentence-transformers' mine_hard_negatives on embedding files: every positive of a query is
@@ -460,10 +384,7 @@ def mine_negatives(
     """
     from .negatives import prepare_negatives
 
-    settings = _settings("mine-negatives", locals())
-    _run(lambda: prepare_negatives(queries, corpus, pairs, positives, preset=preset,
-                                   column=column, **settings),
-         [queries, corpus, pairs, positives], locals())
+    _run("mine-negatives", prepare_negatives, given, "queries corpus pairs positives")
 
 
 @app.command()
@@ -506,8 +427,6 @@ def main() -> None:
 
 def _listed(name: str, command: Any) -> Any:
     """A command as the top-level help lists it: its name and help, no options."""
-    import inspect
-
     from typer.models import CommandInfo
 
     return CommandInfo(

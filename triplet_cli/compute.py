@@ -154,7 +154,8 @@ class ComputeJob(Job):
             aligned_losses(x, c, c, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *common,
                            lp.swap, d_ap, d_an, loss)
         else:
-            a, p, neg = (self._prepared(part[k]) for k in ROLES)
+            normalize = self.params.distance.normalize
+            a, p, neg = (normalized(part[k]) if normalize else part[k] for k in ROLES)
             if self.candidates:
                 correct = np.empty(n)
                 candidate_losses(a, p, neg, *common, lp.swap, self.params.pair_mean, d_ap, d_an,
@@ -197,9 +198,6 @@ class ComputeJob(Job):
             start += len(part)
             yield part
 
-    def _prepared(self, a: np.ndarray) -> np.ndarray:
-        return normalized(a) if self.params.distance.normalize else a
-
     def _check_finite(self, start: int, d_ap: np.ndarray, d_an: np.ndarray,
                       part: dict[str, np.ndarray]) -> None:
         """A non-finite distance points at a NaN/inf input row (named), or at an overflow.
@@ -237,19 +235,11 @@ class ComputeJob(Job):
         return f"row {row} contains {what}"
 
 
-def prepare_compute(
-    anchors: ArrayLike | None = None,
-    positives: ArrayLike | None = None,
-    negatives: ArrayLike | None = None,
-    *,
-    embeddings: ArrayLike | None = None,
-    triplets: ArrayLike | None = None,
-    corpus: ArrayLike | None = None,
-    preset: str | None = None,
-    column: str | None = None,
-    block_rows: int | None = None,
-    **options: object,
-) -> ComputeJob:
+def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | None = None,
+                    negatives: ArrayLike | None = None, *, embeddings: ArrayLike | None = None,
+                    triplets: ArrayLike | None = None, corpus: ArrayLike | None = None,
+                    preset: str | None = None, column: str | None = None,
+                    block_rows: int | None = None, **options: object) -> ComputeJob:
     """Read, validate and resolve everything a compute run needs, without computing."""
     params = resolve("compute", preset, options)
     given = [path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets,
@@ -287,11 +277,8 @@ def _aligned(job: ComputeJob) -> ComputeJob:
         validate.require_rank(job.arrays[role], job.names[role], ranks, role)
     for role, x in job.arrays.items():
         validate.require_rows(x, job.names[role])
-    dims = {role: x.shape[-1] for role, x in job.arrays.items()}
-    if len(set(dims.values())) > 1:
-        raise InputError("dimensions differ: " + ", ".join(f"{job.names[r]} has d = {d}"
-                                                           for r, d in dims.items()),
-                         job.names["anchors"])
+    validate.require_same({r: x.shape[-1] for r, x in job.arrays.items()}, job.names,
+                          "dimensions", "d = ")
     job.loaded = dict(job.arrays)
     if one_anchor or job.candidates:  # reshaped below: streamed inputs are read whole
         job.arrays = {r: validate.as_float_array(x.read(), job.names[r])
@@ -303,12 +290,9 @@ def _aligned(job: ComputeJob) -> ComputeJob:
     if job.candidates:  # (n, d) next to (n, k, d): one candidate each
         job.arrays = {r: x[:, None] if x.ndim == 2 and r != "anchors" else x
                       for r, x in job.arrays.items()}
-    rows = {role: x.shape[0] for role, x in job.arrays.items()}
-    if len(set(rows.values())) > 1:
-        raise InputError("row counts differ: " + ", ".join(f"{job.names[r]} has {n}"
-                                                          for r, n in rows.items()),
-                         job.names["anchors"])
-    job.count = rows["anchors"]
+    validate.require_same({r: x.shape[0] for r, x in job.arrays.items()}, job.names,
+                          "row counts")
+    job.count = job.arrays["anchors"].shape[0]
     return job
 
 
@@ -316,16 +300,13 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
              preset: str | None, options: dict[str, object], corpus: ArrayLike | None = None
              ) -> ComputeJob:
     x, name = load_matrix(embeddings, "embeddings", column)
-    validate.require_rank(x, name, (2,), "embeddings")
-    validate.require_rows(x, name)
+    validate.require_matrix(x, name, "embeddings")
     c = cname = None
     if corpus is not None:  # mine-negatives' triplets: anchor indexes x, the others the corpus
         c, cname = load_matrix(corpus, "corpus", column)
-        validate.require_rank(c, cname, (2,), "corpus")
-        validate.require_rows(c, cname)
-        if c.shape[1] != x.shape[1]:
-            raise InputError(f"dimensions differ: {name} has d = {x.shape[1]}, {cname} has "
-                             f"d = {c.shape[1]}", name)
+        validate.require_matrix(c, cname, "corpus")
+        validate.require_same({"embeddings": x.shape[1], "corpus": c.shape[1]},
+                              {"embeddings": name, "corpus": cname}, "dimensions", "d = ")
     if isinstance(triplets, str):
         t, tname = open_triplets(triplets), shown_name(triplets)
     else:
@@ -366,29 +347,16 @@ def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) 
             f"shape ({shape[0]}, {shape[1]}): are these the same rows in the same order?"]
 
 
-def compute_loss(
-    anchors: ArrayLike | None = None,
-    positives: ArrayLike | None = None,
-    negatives: ArrayLike | None = None,
-    *,
-    embeddings: ArrayLike | None = None,
-    triplets: ArrayLike | None = None,
-    corpus: ArrayLike | None = None,
-    preset: str | None = None,
-    threads: int | None = None,
-    column: str | None = None,
-    **options: object,
-) -> ComputeResult:
+def compute_loss(*inputs: ArrayLike | None, threads: int | None = None, **options: object
+                 ) -> ComputeResult:
     """Per-triplet losses and their summary for aligned arrays or indexed triplets.
 
-    Arrays or file paths are accepted; with `corpus`, a triplet's positive and negative index
-    the corpus and its anchor the embeddings (mine-negatives' rows). Options are the CLI's flags
-    in snake case: distance, p, margin, eps, eps_placement, normalize, soft_margin, swap,
-    reduction, pair_reduction.
+    Arguments as prepare_compute's (arrays or file paths), and `threads`: with `corpus`, a
+    triplet's positive and negative index the corpus and its anchor the embeddings
+    (mine-negatives' rows). The settings are the CLI's flags in snake case: distance, p, margin,
+    eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
     """
-    columns, summary = run_here(lambda: prepare_compute(
-        anchors, positives, negatives, embeddings=embeddings, triplets=triplets, corpus=corpus,
-        preset=preset, column=column, **options), threads)
+    columns, summary = run_here(lambda: prepare_compute(*inputs, **options), threads)
     indexed = "anchor" in columns
     return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
                          np.stack([columns[c] for c in ("anchor", "positive", "negative")],

@@ -84,8 +84,7 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
         from ._jit import threads_in_use
 
         print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
-              f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads",
-              file=sys.stderr)
+              f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads", file=sys.stderr)
     warn(summary["warnings"], how.quiet)
     if how.fmt == "table":
         job.render(sys.stdout, summary, tally)
@@ -98,7 +97,9 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
 def _blocks(job: Job, how: Run) -> Iterator[Block]:
     """The job's blocks, run here or (--scheduler) on Dask workers: same blocks, same order."""
     if not how.on_cluster:
-        return job.blocks()
-    from .distributed import cluster_blocks  # imports dask only when it connects
+        yield from job.blocks()
+        return
+    from .distributed import connect  # imports dask only when it connects
 
-    return cluster_blocks(job, how.scheduler, how.workers, threads=how.threads, verbose=how.verbose)
+    with connect(how.scheduler, how.workers, quiet=not how.verbose) as cluster:
+        yield from cluster.blocks(job, threads=how.threads, verbose=how.verbose)

@@ -1,17 +1,9 @@
-"""A Dask executor for any job (`--scheduler`): the optional extra triplet-loss[dask].
+"""A Dask executor for any job (`--scheduler`, the extra triplet-loss[dask]): connect, ship the
+job's shared inputs once, run one task per unit in an in-order window, rerun lost tasks.
 
-It knows the job seam (jobs.py), not what a job computes, and imports dask only once it runs
-(`connect`, `Cluster`): `import triplet_cli` and runs without --scheduler never load it.
-
-One task per unit: blocks keep their single-process boundaries, so every writer sees the same
-`write` calls. The job's shared inputs (`job.shared()`) reach each worker once, by path
-(NpyFile) or sent once, as is the job without them. Sent data is held by a task, not scattered:
-the scheduler reruns a holding task lost with its worker, while scattered data is gone once its
-last holder dies, and Dask's active memory manager trims broadcast copies down to one (with
-`client.scatter(broadcast=True)`, killing 1 of 2 workers mid-run failed within a few runs,
-"cancelled: already forgotten"; with held data, 18 of 18 passed). A task lost with its worker is
-rerun elsewhere (RETRIES); with no worker left the run waits for workers to join, as Dask does
-(Ctrl-C stops it cleanly).
+It knows the job seam (jobs.py), not what a job computes, and imports dask only once it runs.
+Sent data is held by a task, which the scheduler reruns when lost, not scattered (killing 1 of
+2 workers mid-run: scatter(broadcast=True) failed within a few runs, held data 18 of 18 passed).
 """
 
 from __future__ import annotations
@@ -46,6 +38,7 @@ CONNECT_TIMEOUT = 10.0  # seconds to reach --scheduler, and again for its first 
 RETRIES = 2
 INSTALL = "pip install 'triplet-loss[dask]'"
 TRANSFERS = ("auto", "path", "send")
+NOT_DASK = "the dashboard's port instead of the scheduler's?"
 
 
 class SchedulerError(TripletLossError):
@@ -71,8 +64,7 @@ def _cores() -> int:
 
 @contextlib.contextmanager
 def _quiet_logs(quiet: bool) -> Iterator[None]:
-    """Dask's own log lines (a worker restarting, a lost connection) off stderr: the run ends in
-    our one line instead: each of its loggers (dask sets some levels itself), then restored."""
+    """Dask's loggers silenced while it runs (a run ends in our one line instead), then restored."""
     names = ["distributed", *(n for n in logging.root.manager.loggerDict
                               if n.startswith("distributed."))] if quiet else []
     levels = {n: logging.getLogger(n).level for n in names}
@@ -87,11 +79,8 @@ def _quiet_logs(quiet: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _starting_workers(quiet: bool) -> Iterator[None]:
-    """Start local workers with their stderr on /dev/null (unless --verbose), and Ctrl-C held
-    until they are up. Ctrl-C reaches the whole process group: each worker would print a
-    KeyboardInterrupt traceback (their logs are off then anyway), and a cluster interrupted
-    half-built cannot be shut down (Dask's atexit hook then prints its own traceback); this
-    process answers the Ctrl-C once the cluster can be closed: one line."""
+    """Local workers start with stderr on /dev/null (unless --verbose) and Ctrl-C held until they
+    are up: a cluster interrupted half-built cannot be shut down."""
     held: list[int] = []
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, lambda *_: held.append(1)) if main else None
@@ -127,8 +116,7 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
         import distributed as dd
     except ImportError:
         raise TripletLossError(f"--scheduler needs Dask: {INSTALL}") from None
-    timeout = CONNECT_TIMEOUT
-    where = f"scheduler {scheduler}"
+    timeout, where = CONNECT_TIMEOUT, f"scheduler {scheduler}"
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_logs(quiet))
         try:
@@ -142,7 +130,7 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
                                                            set_as_default=False))
                 where = f"local cluster {local.scheduler_address}"
             else:
-                _identify(scheduler, timeout, where)
+                _identify(scheduler, where)
                 client = stack.enter_context(dd.Client(scheduler, timeout=timeout,
                                                        set_as_default=False))
         except TripletLossError:
@@ -159,7 +147,7 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
         yield Cluster(client, where)
 
 
-def _identify(scheduler: str, timeout: float, where: str) -> None:
+def _identify(scheduler: str, where: str) -> None:
     """Ask the address who it is before a Client does: a Client that meets something else (the
     dashboard's HTTP port 8787 instead of 8786) fails oddly and then hangs 20 s in __del__."""
     import asyncio
@@ -169,38 +157,28 @@ def _identify(scheduler: str, timeout: float, where: str) -> None:
     from distributed.comm import connect as open_comm
 
     async def identity() -> Any:
-        comm = await open_comm(scheduler, timeout=timeout)
+        comm = await open_comm(scheduler, timeout=CONNECT_TIMEOUT)
         try:
             await comm.write({"op": "identity", "reply": True})
             return await comm.read()
         finally:
             comm.abort()
 
-    try:  # Dask's own handshake waits for ever on an HTTP server; +2 s: its connect fails first
-        reply = asyncio.run(asyncio.wait_for(identity(), timeout + 2))
+    wait = CONNECT_TIMEOUT + 2  # Dask's handshake waits for ever on an HTTP server
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), wait))
     except TimeoutError:
-        raise SchedulerError(f"cannot connect (no Dask handshake within {timeout + 2:g} s: "
-                             "the dashboard's port instead of the scheduler's?)", where) from None
+        raise SchedulerError(f"cannot connect (no Dask handshake within {wait:g} s: {NOT_DASK})",
+                             where) from None
     except (OSError, ValueError) as e:
         raise SchedulerError(f"cannot connect ({first_line(e)})", where) from None
     except Exception:
-        raise SchedulerError("cannot connect (something answered that does not speak Dask: "
-                             "the dashboard's port instead of the scheduler's?)", where) from None
+        raise SchedulerError(f"cannot connect (something answered that does not speak Dask: "
+                             f"{NOT_DASK})", where) from None
     kind = reply.get("type") if isinstance(reply, dict) else None
     if kind != "Scheduler":
         raise SchedulerError(f"cannot connect (this is a Dask {kind or 'peer'}, not a "
                              "scheduler)", where)
-
-
-def cluster_blocks(job: Job, scheduler: str | None, workers: int | None, *,
-                   threads: int | None = None, verbose: bool = False) -> Iterator[Block]:
-    """The CLI's entry: connect, and yield the job's blocks (console.py checked the flags)."""
-    with connect(scheduler, workers, quiet=not verbose) as cluster:
-        yield from cluster.blocks(job, threads=threads, verbose=verbose)
-
-
-# ------------------------------------------------------------------------------------------------
-# what workers hold
 
 
 def digest(x: np.ndarray) -> str:
@@ -239,15 +217,16 @@ class NpyFile:
             return _cached(_LOADED, self, lambda: self._read(worker))
 
     def _read(self, worker: str) -> np.ndarray:
-        from .readers import read_matrix
+        from .readers import open_matrix
 
         hint = ("--scheduler reads .npy embeddings by path: keep them on storage every worker "
                 "shares")
         try:
-            x = read_matrix(self.path)
+            x = open_matrix(self.path)
         except InputError as e:
             raise InputError(f"{e.message} on {worker} ({hint})", self.path) from None
-        if x.shape != self.shape or x.dtype.str != self.dtype or digest(x) != self.sha256:
+        if (not isinstance(x, np.ndarray) or x.shape != self.shape or x.dtype.str != self.dtype
+                or digest(x) != self.sha256):
             raise InputError(f"differs on {worker} from the client's copy ({hint})", self.path)
         return x
 
@@ -259,8 +238,7 @@ _JOBS: dict[str, Any] = {}  # run -> its job with shared inputs, on this worker 
 
 
 def _cached(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
-    """cache[key], made on first use; the cache keeps this run's entry and perhaps the previous
-    run's."""
+    """cache[key], made on first use; only this run's entry and perhaps the previous one stay."""
     value = cache.get(key)
     if value is None:
         value = cache[key] = make()
@@ -281,11 +259,8 @@ def _this_worker() -> Any:
 
 @contextlib.contextmanager
 def _kernel_slot(threads: int | None, by_host: dict[str, int]) -> Iterator[None]:
-    """One kernel launch at a time in this process (concurrent parallel launches would
-    oversubscribe the cores, and numba's workqueue threading layer is not thread-safe), with this
-    thread's numba count set (it is per calling thread, and Dask runs tasks on a thread pool):
-    --threads, else the process's share of its host's cores. Dask already limits BLAS in workers
-    to 1 thread (OMP/OPENBLAS_NUM_THREADS=1)."""
+    """One kernel launch at a time per process (numba's workqueue layer is not thread-safe), on
+    --threads, else the process's share of its host's cores (Dask sets BLAS to 1 thread)."""
     from ._jit import set_threads
 
     here = _this_worker()
@@ -295,10 +270,6 @@ def _kernel_slot(threads: int | None, by_host: dict[str, int]) -> Iterator[None]
         yield
 
 
-# ------------------------------------------------------------------------------------------------
-# tasks (run on workers; module-level so that workers import them by name)
-
-
 def _held(data: Any) -> Any:
     """The task that holds data the client sent (see the module docstring)."""
     return data
@@ -306,9 +277,8 @@ def _held(data: Any) -> Any:
 
 def _run_unit(run: str, job: Job, shared: dict[str, np.ndarray | NpyFile], unit: Any,
               threads: int | None, by_host: dict[str, int]) -> Block | TripletLossError:
-    """One unit of a job; the job is rebuilt with its shared inputs once per worker and run. A
-    user error (e.g. a NaN row) is returned, not raised: Dask does not retry it, and the client
-    raises it as itself."""
+    """One unit of a job, rebuilt with its shared inputs once per worker. A user error (a NaN
+    row) is returned, not raised: Dask does not retry it, and the client raises it as itself."""
     try:
         with _kernel_slot(threads, by_host):
             here = _cached(_JOBS, run, lambda: job.with_shared(
@@ -328,10 +298,6 @@ def _probe(x: NpyFile | None, dask_worker: Any = None) -> dict[str, Any]:
         except TripletLossError as e:
             info["reads"] = e.message
     return info
-
-
-# ------------------------------------------------------------------------------------------------
-# the client side
 
 
 @dataclass
@@ -370,10 +336,9 @@ class Cluster:
             source = next(iter(sources.values()), None)
             how = ("by path" if isinstance(source, NpyFile) else
                    "sent once" if source is not None else "sent block by block")
-            extra = "".join(f"; {n}" for n in self.notes)
             print(f"triplet-loss: {job.title.split()[-1]} on {self.where}: "
                   f"{len(self.client.nthreads())} workers, {self._slots()} threads, "
-                  f"embeddings {how}{extra}", file=sys.stderr)
+                  f"embeddings {how}{''.join(f'; {n}' for n in self.notes)}", file=sys.stderr)
         run = uuid.uuid4().hex[:12]
         refs = {name: self._send(source, f"{name}-{run}") for name, source in sources.items()}
         slim = self._send(job.without_shared(), f"job-{run}")
@@ -409,8 +374,7 @@ class Cluster:
 
     def _in_order(self, tasks: Iterable[tuple[Any, ...]]) -> Iterator[Block]:
         """_run_unit on each tuple of arguments, at most a window (2 per worker thread, + 2)
-        ahead of the oldest block not yet handed on; results arrive in any order and wait in a
-        reorder buffer, so blocks leave in order and client memory holds at most a window."""
+        ahead of the oldest block not handed on: blocks leave in order, memory holds a window."""
         from distributed import as_completed
 
         tasks = iter(tasks)

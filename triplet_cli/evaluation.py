@@ -412,8 +412,7 @@ def _several(x: ArrayLike | Sequence[ArrayLike] | None) -> list[Any]:
 def _load(x: ArrayLike, role: str, column: str | None, i: int, count: int
           ) -> tuple[np.ndarray, str]:
     a, name = load_matrix(x, role if count == 1 else f"{role}[{i}]", column)
-    validate.require_rank(a, name, (2,), role)
-    validate.require_rows(a, name)
+    validate.require_matrix(a, name, role)
     validate.require_finite(a, name)
     return a, name
 
@@ -425,20 +424,12 @@ def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None
     return validate.as_labels(np.asarray(y), name), name
 
 
-def prepare_evaluate(
-    embeddings: ArrayLike | Sequence[ArrayLike],
-    labels: ArrayLike | None = None,
-    *,
-    reference: ArrayLike | Sequence[ArrayLike] | None = None,
-    reference_labels: ArrayLike | None = None,
-    preset: str | None = None,
-    column: str | None = None,
-    label_column: str | None = None,
-    fail_below: Sequence[str] = (),
-    plot: str | None = None,
-    block_rows: int | None = None,
-    **options: object,
-) -> EvaluateJob:
+def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayLike | None = None,
+                     *, reference: ArrayLike | Sequence[ArrayLike] | None = None,
+                     reference_labels: ArrayLike | None = None, preset: str | None = None,
+                     column: str | None = None, label_column: str | None = None,
+                     fail_below: Sequence[str] = (), plot: str | None = None,
+                     block_rows: int | None = None, **options: object) -> EvaluateJob:
     """Check the settings, then read and validate everything an evaluation needs."""
     params = resolve("evaluate", preset, options)
     settings = Settings.of(params.values)
@@ -539,28 +530,14 @@ def _resolve_k(k: str | int, r: np.ndarray, available: int) -> tuple[int, list[s
     return int(k), []
 
 
-def evaluate(
-    embeddings: ArrayLike | Sequence[ArrayLike],
-    labels: ArrayLike | None = None,
-    *,
-    reference: ArrayLike | Sequence[ArrayLike] | None = None,
-    reference_labels: ArrayLike | None = None,
-    preset: str | None = None,
-    threads: int | None = None,
-    column: str | None = None,
-    label_column: str | None = None,
-    plot: str | None = None,
-    block_rows: int | None = None,
-    **options: object,
-) -> EvaluateResult:
+def evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayLike | None = None, *,
+             threads: int | None = None, **options: object) -> EvaluateResult:
     """Retrieval metrics of labelled embeddings (arrays or paths; a list for several
     checkpoints of the same rows), SPEC section 8.
 
-    Options are the CLI's flags in snake case: k, at, average, target, self_match, map_divisor,
-    recall, distance, p, eps, eps_placement, normalize.
+    Arguments as prepare_evaluate's (reference, reference_labels, preset, column, label_column,
+    plot, block_rows), and `threads`. The settings are the CLI's flags in snake case: k, at,
+    average, target, self_match, map_divisor, recall, distance, p, eps, eps_placement, normalize.
     """
-    rows, summary = run_here(lambda: prepare_evaluate(
-        embeddings, labels, reference=reference, reference_labels=reference_labels,
-        preset=preset, column=column, label_column=label_column, plot=plot,
-        block_rows=block_rows, **options), threads)
+    rows, summary = run_here(lambda: prepare_evaluate(embeddings, labels, **options), threads)
     return EvaluateResult(rows, summary)

@@ -76,8 +76,7 @@ class Job:
         raise NotImplementedError
 
     def keep_rows(self) -> dict[str, np.ndarray] | None:
-        """Whole output columns that the blocks run after this call fill as views (a library
-        run keeps every row: one allocation instead of a copy per block), or None."""
+        """Whole output columns the following blocks fill as views (one allocation), or None."""
         return None
 
     def shared(self) -> dict[str, np.ndarray]:
@@ -113,20 +112,17 @@ class Job:
 
     def summary(self, tally: Tally) -> dict[str, object]:
         """The JSON summary: statistics, params with their sources, inputs and warnings."""
-        stats = tally.stats
-        summary = stats.summary(self.params.reduction)
-        summary["params"] = {**self.params.values, "sources": self.params.sources}
-        summary["inputs"] = self.inputs()
-        summary["warnings"] = self.warnings + stats.warnings(self.params.loss.soft_margin)
-        return summary
+        return {**tally.stats.summary(self.params.reduction),
+                "params": {**self.params.values, "sources": self.params.sources},
+                "inputs": self.inputs(),
+                "warnings": self.warnings + tally.stats.warnings(self.params.loss.soft_margin)}
 
     def render(self, out: IO[str], summary: dict[str, object], tally: Tally) -> None:
         """The table report."""
         render(out, self.title, summary, self.keys, tally.hardest.rows, tally.stats.sample)
 
     def failed(self, summary: dict[str, object], tally: Tally, gate: float | None) -> bool:
-        """--fail-above: the headline loss (with reduction none: any triplet's loss, and any
-        NaN) is above `gate`."""
+        """--fail-above: the headline loss (reduction none: any triplet's loss, any NaN) > gate."""
         if gate is None:
             return False
         value = summary["loss"] if summary["loss"] is not None else tally.stats.loss_max
@@ -141,17 +137,18 @@ class Job:
             yield block
 
 
-def run_here(prepare: Callable[[], Job], threads: int | None
-             ) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-    """The library's run: prepare a job, run its units in this process with `threads` kernel
-    threads; all its rows as whole columns, and its summary."""
+Results = tuple[dict[str, np.ndarray], dict[str, object]]
+
+
+def run_here(prepare: Callable[[], Job], threads: int | None) -> Results:
+    """The library's run: prepare a job, run its units here with `threads` kernel threads."""
     check_threads(threads)
     job = prepare()
     use_threads(job, threads)
     return collect(job, job.blocks())
 
 
-def collect(job: Job, blocks: Iterator[Block]) -> tuple[dict[str, np.ndarray], dict[str, object]]:
+def collect(job: Job, blocks: Iterator[Block]) -> Results:
     """All rows of a job's blocks as whole columns, and its summary: the library's results."""
     tally = job.tally()
     whole = job.keep_rows() or {}

@@ -404,18 +404,11 @@ def _locate(p: np.ndarray, c: np.ndarray, pname: str, cname: str) -> np.ndarray:
     return at
 
 
-def prepare_negatives(
-    queries: ArrayLike,
-    corpus: ArrayLike | None = None,
-    pairs: ArrayLike | None = None,
-    positives: ArrayLike | None = None,
-    *,
-    preset: str | None = None,
-    column: str | None = None,
-    block_rows: int | None = None,
-    chunk_rows: int | None = None,
-    **options: object,
-) -> NegativesJob:
+def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
+                      pairs: ArrayLike | None = None, positives: ArrayLike | None = None, *,
+                      preset: str | None = None, column: str | None = None,
+                      block_rows: int | None = None, chunk_rows: int | None = None,
+                      **options: object) -> NegativesJob:
     """Read, validate and resolve everything a mine-negatives run needs."""
     params = resolve("mine-negatives", preset, options)
     settings = Settings.of(params)
@@ -434,15 +427,11 @@ def prepare_negatives(
         if x is None:
             continue
         m, name = load_matrix(x, role, column)
-        validate.require_rank(m, name, (2,), role)
-        validate.require_rows(m, name)
+        validate.require_matrix(m, name, role)
         loaded[role], names[role] = m, name
         shapes[role], dtypes[role] = m.shape, str(m.dtype)
-    widths = {r: m.shape[1] for r, m in loaded.items()}
-    if len(set(widths.values())) > 1:
-        raise InputError("dimensions differ: " + ", ".join(f"{names[r]} has d = {d}"
-                                                          for r, d in widths.items()),
-                         names["queries"])
+    validate.require_same({r: m.shape[1] for r, m in loaded.items()}, names, "dimensions",
+                          "d = ")
     q = loaded["queries"]
     if "positives" in loaded and loaded["positives"].shape[0] != q.shape[0]:
         raise InputError(f"{loaded['positives'].shape[0]} positives for {q.shape[0]} queries "
@@ -493,29 +482,19 @@ def prepare_negatives(
                         chunk_rows=chunk_rows)
 
 
-def mine_negatives(
-    queries: ArrayLike,
-    corpus: ArrayLike | None = None,
-    pairs: ArrayLike | None = None,
-    positives: ArrayLike | None = None,
-    *,
-    preset: str | None = None,
-    threads: int | None = None,
-    column: str | None = None,
-    block_rows: int | None = None,
-    chunk_rows: int | None = None,
-    **options: object,
-) -> NegativesResult:
+def mine_negatives(queries: ArrayLike, *inputs: ArrayLike | None, threads: int | None = None,
+                   **options: object) -> NegativesResult:
     """Hard negatives for (query, positive) pairs from a corpus (arrays or file paths), SPEC
     section 9: `pairs` (n, 2) rows (query, positive) into queries and corpus, or `positives`
     aligned with the queries (the corpus then defaults to them, duplicates collapsed).
 
-    Options are the CLI's flags in snake case: similarity, p, eps, num_negatives, range_min,
-    range_max, max_score, min_score, absolute_margin, relative_margin, margin_positive,
-    false_negative_eps, sampling, seed, output_format. block_rows (queries per unit) and
-    chunk_rows (corpus rows per matrix product) never change the result.
+    Arguments as prepare_negatives' (corpus, pairs, positives, preset, column, block_rows,
+    chunk_rows), and `threads`. The settings are the CLI's flags in snake case: similarity, p,
+    eps, num_negatives, range_min, range_max, max_score, min_score, absolute_margin,
+    relative_margin, margin_positive, false_negative_eps, sampling, seed, output_format.
+    block_rows (queries per unit) and chunk_rows (corpus rows per product) never change the
+    result.
     """
-    columns, summary = run_here(lambda: prepare_negatives(
-        queries, corpus, pairs, positives, preset=preset, column=column, block_rows=block_rows,
-        chunk_rows=chunk_rows, **options), threads)
+    columns, summary = run_here(lambda: prepare_negatives(queries, *inputs, **options),
+                                threads)
     return NegativesResult(columns, summary)

@@ -15,125 +15,37 @@ from typing import Any
 
 from .errors import UsageError
 
-
-class Distance(StrEnum):
-    euclidean = "euclidean"
-    squared_euclidean = "squared-euclidean"
-    cosine = "cosine"
-    manhattan = "manhattan"
-    chebyshev = "chebyshev"
-    minkowski = "minkowski"
-    dot = "dot"
+_CHOICES: dict[str, type[StrEnum]] = {}  # setting -> the enum of its values
 
 
-class EpsPlacement(StrEnum):
-    """Where the stabiliser eps goes in a p-norm distance (SPEC section 2)."""
-
-    none = "none"  # ours: no eps in a norm (cosine still uses max(norm, eps))
-    difference = "difference"  # PyTorch: norm_p(x - y + eps)
-    root = "root"  # MLX >= 0.32: (sum |x - y|^p + eps)^(1/p)
-    legacy_root = "legacy-root"  # MLX <= 0.31: sqrt(sum (x - y)^p + eps), signed power
-
-
-class Reduction(StrEnum):
-    mean = "mean"
-    sum = "sum"
-    none = "none"
-    mean_nonzero = "mean-nonzero"
+def _choices(name: str, spellings: str, settings: str = "") -> Any:
+    """A str-Enum of CLI spellings, the values of `settings` (what each means: their help in
+    OPTIONS); a member's name is its spelling with _ for -."""
+    choices = StrEnum(name, [(s.replace("-", "_"), s) for s in spellings.split()], module=__name__)
+    _CHOICES.update(dict.fromkeys(settings.split(), choices))
+    return choices
 
 
-class PairReduction(StrEnum):
-    sum = "sum"
-    mean = "mean"
-
-
-class Strategy(StrEnum):
-    semi_hard = "semi-hard"
-    hard = "hard"
-    easy = "easy"
-    all = "all"
-
-
-class PositiveStrategy(StrEnum):
-    all = "all"
-    hard = "hard"
-    easy = "easy"
-
-
-class Fallback(StrEnum):
-    easiest = "easiest"
-    skip = "skip"
-
-
-class SemiHardThreshold(StrEnum):
-    """What a semi-hard negative must lie beyond."""
-
-    positive = "positive"  # the paired positive (FaceNet, TF Addons, sentence-transformers)
-    hardest_positive = "hardest-positive"  # the anchor's hardest positive (TF Similarity)
-
-
-class MarginFilter(StrEnum):
-    """Keep mined triplets by their gap d_an - d_ap against the margin (pytorch-metric-learning's
-    TripletMarginMiner types: violating is its 'all')."""
-
-    any = "any"
-    violating = "violating"  # gap <= margin
-    hard = "hard"  # gap <= 0 (and <= margin)
-    semi_hard = "semi-hard"  # 0 < gap <= margin
-    easy = "easy"  # gap > margin
-
-
-class Average(StrEnum):
-    """How evaluate averages per-query metrics."""
-
-    micro = "micro"  # over queries
-    macro = "macro"  # per class, then the unweighted mean (pytorch-metric-learning avg_of_avgs)
-
-
-class SelfMatch(StrEnum):
-    """How a query's own row leaves its neighbours when the queries are the reference."""
-
-    index = "index"  # by its row index (an identical row stays a neighbour)
-    first = "first"  # drop the first neighbour, whatever it is (TF Similarity)
-
-
-class MapDivisor(StrEnum):
-    r = "r"  # pytorch-metric-learning mean_average_precision, TF Similarity MapAtK
-    min_k_r = "min-k-r"  # sentence-transformers InformationRetrievalEvaluator
-
-
-class Recall(StrEnum):
-    hit = "hit"  # any relevant neighbour within K (metric learning, TF Similarity RecallAtK)
-    fraction = "fraction"  # relevant within K / R (sentence-transformers, IR)
-
-
-class Sampling(StrEnum):
-    """How mine-negatives picks num_negatives from a query's filtered window."""
-
-    top = "top"  # the best-scoring survivors
-    random = "random"  # a seeded uniform sample of the survivors
-
-
-class NegativesFormat(StrEnum):
-    """mine-negatives' output rows (sentence-transformers' output_format names)."""
-
-    triplet = "triplet"  # anchor, positive, negative: one row per negative
-    n_tuple = "n-tuple"  # anchor, positive, negative_1..negative_K: pairs with all K
-    labeled_pair = "labeled-pair"  # anchor, candidate, label (1 positive, 0 negative)
-
-
-class MarginPositive(StrEnum):
-    """Which positive score mine-negatives' margins compare with."""
-
-    pair = "pair"  # the pair's own positive (one filtered window per pair)
-    hardest = "hardest"  # the query's lowest-scoring positive (sentence-transformers)
-
-
-class Format(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    csv = "csv"
+Distance = _choices("Distance", "euclidean squared-euclidean cosine manhattan chebyshev "
+                    "minkowski dot", "distance similarity")
+EpsPlacement = _choices("EpsPlacement", "none difference root legacy-root",  # SPEC section 2
+                        "eps_placement")
+Reduction = _choices("Reduction", "mean sum none mean-nonzero", "reduction")
+PairReduction = _choices("PairReduction", "sum mean", "pair_reduction")
+Strategy = _choices("Strategy", "semi-hard hard easy all", "strategy")
+PositiveStrategy = _choices("PositiveStrategy", "all hard easy", "positive_strategy")
+Fallback = _choices("Fallback", "easiest skip", "semi_hard_fallback")
+SemiHardThreshold = _choices("SemiHardThreshold", "positive hardest-positive",
+                             "semi_hard_threshold")
+MarginFilter = _choices("MarginFilter", "any violating hard semi-hard easy", "margin_filter")
+Average = _choices("Average", "micro macro", "average")
+SelfMatch = _choices("SelfMatch", "index first", "self_match")
+MapDivisor = _choices("MapDivisor", "r min-k-r", "map_divisor")
+Recall = _choices("Recall", "hit fraction", "recall")
+Sampling = _choices("Sampling", "top random", "sampling")
+NegativesFormat = _choices("NegativesFormat", "triplet n-tuple labeled-pair", "output_format")
+MarginPositive = _choices("MarginPositive", "pair hardest", "margin_positive")
+Format = _choices("Format", "table json jsonl csv")
 
 
 @dataclass(frozen=True)
@@ -205,15 +117,6 @@ def _as_choices(params: object) -> None:
             object.__setattr__(params, f.name, _CHOICES[f.name](getattr(params, f.name)))
 
 
-_CHOICES: dict[str, type[StrEnum]] = {
-    "distance": Distance, "eps_placement": EpsPlacement, "reduction": Reduction,
-    "pair_reduction": PairReduction, "strategy": Strategy, "positive_strategy": PositiveStrategy,
-    "semi_hard_fallback": Fallback, "semi_hard_threshold": SemiHardThreshold,
-    "margin_filter": MarginFilter,
-    "average": Average, "self_match": SelfMatch, "map_divisor": MapDivisor, "recall": Recall,
-    "similarity": Distance, "sampling": Sampling, "output_format": NegativesFormat,
-    "margin_positive": MarginPositive,
-}
 _FLAGS = ("normalize", "soft_margin", "swap", "active_only", "batch_hard_loss")
 _NUMBERS = ("p", "margin", "eps", "max_score", "min_score", "absolute_margin", "relative_margin",
             "false_negative_eps")

@@ -19,8 +19,8 @@ class Preset:
 
     name: str
     follows: str
-    compute: dict[str, object] | None
-    mine: dict[str, object] | None
+    compute: dict[str, object] | None = None
+    mine: dict[str, object] | None = None
     # The margin a soft margin uses when the margin flag is not given: TF Addons and
     # sentence-transformers drop the margin in their soft losses (0); pytorch-metric-learning's
     # smooth_loss keeps it inside the softplus (None: keep the preset's margin).
@@ -36,30 +36,25 @@ class Preset:
 _TORCH_NORM = {"distance": "minkowski", "p": 2.0, "eps": 1e-6}
 
 PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in [
+    p.name: p for p in [
         Preset("torch", "PyTorch nn.TripletMarginLoss / F.triplet_margin_loss",
-               {**_TORCH_NORM, "eps_placement": "difference", "margin": 1.0, "reduction": "mean"},
-               None),
+               {**_TORCH_NORM, "eps_placement": "difference", "margin": 1.0, "reduction": "mean"}),
         Preset("mlx", "MLX >= 0.32 nn.losses.triplet_loss",
-               {**_TORCH_NORM, "eps_placement": "root", "margin": 1.0, "reduction": "none"},
-               None),
+               {**_TORCH_NORM, "eps_placement": "root", "margin": 1.0, "reduction": "none"}),
         Preset("mlx-legacy", "MLX <= 0.31 nn.losses.triplet_loss (signed power, square root)",
                {**_TORCH_NORM, "eps_placement": "legacy-root", "margin": 1.0,
-                "reduction": "none"},
-               None),
+                "reduction": "none"}),
         Preset("tf-similarity", "TF Similarity losses.TripletLoss (v0.17+ defaults)",
-               None,
-               {"distance": "cosine", "positive_strategy": "hard", "strategy": "semi-hard",
-                "semi_hard_threshold": "hardest-positive", "semi_hard_fallback": "easiest",
-                "soft_margin": True, "margin": 0.0, "reduction": "mean"},
+               mine={"distance": "cosine", "positive_strategy": "hard", "strategy": "semi-hard",
+                     "semi_hard_threshold": "hardest-positive", "semi_hard_fallback": "easiest",
+                     "soft_margin": True, "margin": 0.0, "reduction": "mean"},
                # evaluate_retrieval: its first lookup dropped, MapAtK divided by R.
                evaluate={"distance": "cosine", "self_match": "first", "map_divisor": "r",
                          "recall": "hit"}),
         Preset("tf-addons", "TF Addons losses.triplet_semihard_loss (v0.11+, L2)",
-               None,
-               {"distance": "euclidean", "positive_strategy": "all", "strategy": "semi-hard",
-                "semi_hard_fallback": "easiest", "margin": 1.0, "reduction": "mean"}),
+               mine={"distance": "euclidean", "positive_strategy": "all",
+                     "strategy": "semi-hard", "semi_hard_fallback": "easiest", "margin": 1.0,
+                     "reduction": "mean"}),
         Preset("pytorch-metric-learning",
                "pytorch-metric-learning TripletMarginLoss (LpDistance, normalised, AvgNonZero)",
                {"distance": "euclidean", "normalize": True, "margin": 0.05,

@@ -1,11 +1,8 @@
-"""Inputs into arrays: the entry points for embeddings (open_matrix, read_matrix), labels
-(read_labels, read_labels_beside) and triplets (open_triplets), in every format.
+"""Inputs into arrays: embeddings, labels and index rows, in every format (`-`: stdin).
 
-.npy is memory-mapped and never unpickled, .npz read by key, CSV and JSON lines through pyarrow;
-parquet and Arrow IPC go to arrow, which streams them. A file's format is told by its magic
-bytes, else its suffix, else (stdin) text is CSV, or JSON lines when it opens with `{`. `-` is
-stdin, copied once to a temporary file and then read like a path. A file that cannot be read
-raises an InputError naming it; what it holds is checked by validate.
+.npy is memory-mapped and never unpickled, .npz read by key, CSV and JSON lines through pyarrow,
+parquet and Arrow IPC streamed by arrow. The format is told by magic bytes, else the suffix, else
+text is CSV (JSON lines when it opens with `{`).
 """
 
 from __future__ import annotations
@@ -60,8 +57,7 @@ def shown_name(path: str) -> str:
 
 
 def _kind(path: str) -> str:
-    """The format of the file `path` names, once it is known to be readable (see the module
-    docstring); a folder holding .parquet files is a parquet dataset."""
+    """The format of a readable file (module docstring); a folder of .parquet files is parquet."""
     file = split_key(path)[0]
     if not os.path.exists(file):
         raise InputError("no such file", file)
@@ -88,29 +84,20 @@ def _kind(path: str) -> str:
     return kind
 
 
-# --------------------------------------------------------------------------------------------
-# stdin: copied once to a temporary file, then read like a path
-
-
 _spool: dict[str, object] = {}  # the stdin object copied, and the file holding its bytes
 
 
+@atexit.register
 def _drop_spool() -> None:
-    path = _spool.pop("path", None)
     _spool.pop("stream", None)
-    if isinstance(path, str):
+    if path := _spool.pop("path", None):
         with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-atexit.register(_drop_spool)
+            os.unlink(str(path))
 
 
 def _stdin_file() -> str:
-    """The bytes of stdin in a temporary file ($TMPDIR), copied once per stdin and removed at
-    exit: every format then reads as from a path (parquet needs its footer first, .npy is
-    memory-mapped, parquet streams), in the memory a path takes, and labels can come from the
-    same table as the embeddings."""
+    """stdin's bytes in a temporary file, copied once and removed at exit: every format then
+    reads as from a path (parquet needs its footer first), and labels can share the table."""
     stream = sys.stdin
     if stream is not None and _spool.get("stream") is stream:
         return str(_spool["path"])
@@ -139,8 +126,7 @@ def _stdin_file() -> str:
 
 @contextlib.contextmanager
 def _named_stdin(file: str) -> Iterator[None]:
-    """Errors raised inside about `file`, stdin's temporary copy, name <stdin>; their messages
-    spell it `-`, as the user typed it."""
+    """Errors about `file`, stdin's copy, name <stdin>; their messages spell it `-`."""
     try:
         yield
     except InputError as e:
@@ -153,8 +139,7 @@ def _named_stdin(file: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _source(path: str) -> Iterator[tuple[str, str]]:
-    """`path` and its format; `-` (`-:KEY` for an .npz) is stdin's copy, and errors raised
-    inside name <stdin>."""
+    """`path` and its format; `-` (`-:KEY` for an .npz) is stdin's copy, named <stdin>."""
     if not _is_stdin(path):
         yield path, _kind(path)
         return
@@ -171,10 +156,6 @@ class _StdinMatrix(ArrowMatrix):
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
         with _named_stdin(self.path):
             yield from super().blocks(rows)
-
-
-# --------------------------------------------------------------------------------------------
-# .npy / .npz
 
 
 def _read_npy(path: str) -> np.ndarray:
@@ -234,10 +215,6 @@ def _read_array(path: str, kind: str) -> np.ndarray:
     return _read_npy(path) if kind == "npy" else _read_npz(path)
 
 
-# --------------------------------------------------------------------------------------------
-# CSV and JSON lines
-
-
 def _read_csv(path: str, header: bool = True) -> pa.Table:
     import pyarrow.csv as pcsv
 
@@ -248,10 +225,9 @@ def _read_csv(path: str, header: bool = True) -> pa.Table:
 
 
 def _read_label_csv(path: str, column: str | None) -> pa.Table:
-    """Labels from a CSV file. With several columns the first row is the header. With one, it is
-    a header when it says `label` (any case) or the --label-column name, or when it does not
-    parse like the rows below it (text above numbers); otherwise it is the first label (a
-    headerless file: numbers all the way down, or strings all the way down)."""
+    """Labels from CSV. The first row is a header with several columns, or when it says `label`
+    or the --label-column name, or does not parse like the rows below (text above numbers);
+    otherwise it is the first label."""
     import pyarrow as pa
 
     headed = _read_csv(path)  # pyarrow refuses a CSV file without columns
@@ -277,19 +253,8 @@ def _read_jsonl(path: str, what: str = "triplet") -> pa.Table:
         return pj.read_json(path)
 
 
-# --------------------------------------------------------------------------------------------
-# Entry points
-
-
-def read_matrix(path: str) -> np.ndarray:
-    """The numeric array stored in `path` (embeddings), as a numpy array; .npy is memory-mapped."""
-    m = open_matrix(path)
-    return m.read() if isinstance(m, ArrowMatrix) else m
-
-
 def open_matrix(path: str, column: str | None = None) -> np.ndarray | ArrowMatrix:
-    """Like read_matrix, but a parquet/Arrow file stays on disk and streams (ArrowMatrix).
-    `-` is stdin (`-:KEY` an array of an .npz on stdin), in any of these formats."""
+    """The embeddings in `path`: .npy memory-mapped, a parquet/Arrow file streamed (ArrowMatrix)."""
     with _source(path) as (file, kind):
         if kind in ("npy", "npz"):
             return _read_array(file, kind)
@@ -299,8 +264,7 @@ def open_matrix(path: str, column: str | None = None) -> np.ndarray | ArrowMatri
 
 
 def read_labels(path: str, column: str | None = None) -> np.ndarray:
-    """A 1-D array of integer or string labels from .npy/.npz, .parquet/.arrow or .csv (`-`:
-    stdin, in any of these)."""
+    """A 1-D array of integer or string labels from .npy/.npz, .parquet/.arrow or .csv."""
     with _source(path) as (file, kind):
         if kind in ("npy", "npz"):
             return validate.as_labels(_read_array(file, kind), file)
@@ -317,35 +281,26 @@ def read_labels(path: str, column: str | None = None) -> np.ndarray:
         return validate.as_labels(labels.to_numpy(zero_copy_only=False), file)
 
 
-_NO_LABELS = "holds no labels; give them with --labels (only a parquet or Arrow file can hold both)"
-
-
-def read_labels_beside(path: str, column: str | None = None) -> np.ndarray:
-    """The labels stored next to the embeddings of `path` (`mine` without --labels): only a
-    parquet or Arrow table holds both."""
-    with _source(path) as (file, kind):
-        if kind not in ("parquet", "arrow"):
-            raise InputError(_NO_LABELS, file)
-        return read_labels(file, column)
-
-
 def labels_for(labels: object, embeddings: object, column: str | None = None
                ) -> tuple[np.ndarray, str]:
-    """The labels of `embeddings` and the name messages give them: `labels` (a path or an
-    array), or when None the label column stored beside the embeddings."""
+    """The labels of `embeddings` and their name in messages: `labels` (a path or an array), or
+    when None the label column beside the embeddings (only a parquet or Arrow table has one)."""
     if isinstance(labels, str):
         return read_labels(labels, column), shown_name(labels)
     if labels is not None:
         return np.asarray(labels), "labels"
+    no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
+                 "hold both)")
     if not isinstance(embeddings, str):
-        raise InputError(_NO_LABELS, "embeddings")
-    return read_labels_beside(embeddings, column), shown_name(embeddings)
+        raise InputError(no_labels, "embeddings")
+    with _source(embeddings) as (file, kind):
+        if kind not in ("parquet", "arrow"):
+            raise InputError(no_labels, file)
+        return read_labels(file, column), shown_name(embeddings)
 
 
 def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
-    """An (t, 3) int64 array of (anchor, positive, negative) row indices; a parquet/Arrow file
-    stays on disk and streams (ArrowTriplets, with the settings its writer recorded,
-    `.recorded`), except from stdin."""
+    """(t, 3) int64 row indices; a parquet/Arrow file (not stdin) streams (ArrowTriplets)."""
     with _source(path) as (file, kind):
         if kind in ("parquet", "arrow") and not _is_stdin(path):
             return ArrowTriplets(file, kind)
@@ -354,9 +309,7 @@ def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
 
 
 def read_indices(path: str, columns: Sequence[str], what: str) -> np.ndarray:
-    """Index columns (e.g. query, positive) side by side from .csv, .jsonl, .parquet or .arrow,
-    or the array of an .npy/.npz, in memory (`-`: stdin); `what` names one row in messages.
-    What they hold is checked by validate."""
+    """Index `columns` side by side, or an .npy/.npz array; `what` names a row in messages."""
     with _source(path) as (file, kind):
         return _read_indices(file, kind, columns, what)
 

@@ -1,15 +1,11 @@
 """Reducing per-triplet values to a summary, block by block, in float64.
 
-Counts, sums, means, standard deviations, minima and maxima are exact whatever the block sizes
-(up to float64 rounding of the running sums). Quantiles and the histogram come from the values
-themselves while there are at most SAMPLE_SIZE triplets, and beyond that from a deterministic
-bottom-k sample (keyed by a hash of the triplet's row number, so it does not depend on block
-sizes or worker counts): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%.
-
-Each chunk is summarised by numpy's own sums and one jitted pass (statistics.py) for what took
-numpy a temporary array each, with the values of the numpy expressions they replaced bit for
-bit. The sample holds the blocks' own d_ap and d_an arrays (a library run's whole columns: no
-copy), keyed only once it must be thinned.
+Counts, sums, means, standard deviations, minima and maxima do not depend on the block sizes
+(fixed chunks of CHUNK_ROWS). Quantiles and the histogram come from every value up to
+SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
+(independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
+is summarised by numpy's sums and one jitted pass (statistics.py), bit for bit the numpy
+expressions it replaced; the sample holds the blocks' own arrays until it must be thinned.
 """
 
 from __future__ import annotations
@@ -39,8 +35,8 @@ class Moments:
     max: float = -math.inf
 
     def merge(self, n: int, mean: float, m2: float, low: float, high: float) -> None:
-        """Add n values of this mean, sum of squared deviations, min and max (NaN if a value
-        is: then the running min and max keep theirs, as Python's min and max do)."""
+        """Add n values with this mean, M2, min and max (a NaN min or max is ignored, as by
+        Python's min and max)."""
         total = self.count + n
         delta = mean - self.mean
         self.mean += delta * n / total
@@ -133,11 +129,8 @@ class TripletStats:
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
-        """Add the next triplets (in output order: they are numbered from the first).
-
-        They are summarised in chunks of CHUNK_ROWS rows counted from the first triplet, so
-        every running sum sees the same values in the same order whatever the callers' blocks.
-        """
+        """Add the next triplets, in output order (summarised by chunks of CHUNK_ROWS rows from
+        the first triplet: the same sums in the same order whatever the callers' blocks)."""
         if loss.size == 0:
             return
         right = _NO_CORRECT if correct is None else correct
@@ -169,8 +162,7 @@ class TripletStats:
         return taken
 
     def _process(self, rows: int) -> None:
-        """Summarise the next `rows` pending rows: whole chunks, and a last partial one only
-        when settling."""
+        """Summarise the next `rows` pending rows (a partial chunk only when settling)."""
         d_ap, d_an, loss, correct = self._take(rows)
         out, work = np.empty(FIELDS), self._scratch[1]
         for start in range(0, rows, CHUNK_ROWS):
@@ -205,8 +197,8 @@ class TripletStats:
             self._thin()
 
     def _thin(self) -> None:
-        """Keep the sample_size rows with the smallest keys (splitmix64 of the row number, a
-        bijection: keys are distinct, so which rows stay does not depend on when this runs)."""
+        """Keep the sample_size rows with the smallest keys (splitmix64 of the row number: a
+        bijection, so which rows stay does not depend on when this runs)."""
         if self._size <= self.sample_size:
             return
         rows = np.concatenate([np.arange(r, r + a.size) if isinstance(r, int) else r
@@ -226,10 +218,9 @@ class TripletStats:
         """(k, 2) array of (d_ap, d_an): every triplet, or the bottom-k sample."""
         return np.stack([self._column(1), self._column(2)], axis=1)
 
-    def _distances(self, which: str) -> dict[str, float]:
-        m = self.d_ap if which == "d_ap" else self.d_an
-        column = self._column(1 if which == "d_ap" else 2)
-        k = int(which != "d_ap")
+    def _distances(self, k: int) -> dict[str, float]:
+        """The statistics of d_ap (k = 0) or d_an (k = 1)."""
+        m, column = (self.d_ap, self.d_an)[k], self._column(k + 1)
         # min and max of every row bound the sample too; with a NaN the median looks for it.
         # The histogram counts every row: of use while the sample is every row.
         bounds = (math.nan, math.nan) if self._nan[k] else (m.min, m.max)
@@ -255,8 +246,8 @@ class TripletStats:
             "mean_nonzero": mean_nonzero,
             "active_fraction": self.nonzero_count / n if n else 0.0,
             "accuracy": self.correct_sum / n if n else 0.0,
-            "d_ap": self._distances("d_ap"),
-            "d_an": self._distances("d_an"),
+            "d_ap": self._distances(0),
+            "d_an": self._distances(1),
             "quantiles": "exact" if n <= self.sample_size else f"sample of {self.sample_size}",
         }
 
@@ -265,7 +256,7 @@ class TripletStats:
         self.settle()
         out = []
         if not self.count:
-            return out
+            return []
         if self.ties >= 0.9 * self.count:
             stuck = "ln 2" if soft_margin and self.margin == 0 else "the margin"
             out.append(f"collapsed embeddings: {self.ties / self.count:.0%} of triplets have "

@@ -68,8 +68,7 @@ def fmt(value: Any) -> str:
 
 def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS,
               names: tuple[str, str] = ("d_ap", "d_an")) -> list[str]:
-    """Two rows of bars on one shared axis: where d_ap and d_an fall (separation at a glance);
-    `names` label the rows (evaluate: same-class and other-class nearest distances)."""
+    """Two rows of bars on one shared axis: where d_ap and d_an (or `names`) fall."""
     both = np.concatenate([d_ap, d_an])
     both = both[np.isfinite(both)]
     if not both.size:
@@ -110,13 +109,9 @@ def _table_width(widths: Sequence[int]) -> int:
 
 def fitted_tables(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], width: int,
                   keys: int = 1) -> list[Any]:
-    """A table of short cells (numbers) in `width` columns, no cell ever cut or wrapped.
-
-    When the whole table is wider than the terminal, its columns are folded into several
-    tables one under the other, each repeating the first `keys` columns (the row's name or
-    index) so rows still line up; when even one value column does not fit beside the keys,
-    each row becomes lines of `name value` pairs.
-    """
+    """A table of short cells in `width` columns, no cell ever cut: too wide, its columns fold
+    into several tables each repeating the first `keys` columns; when even one value column does
+    not fit beside the keys, each row becomes lines of `name value` pairs."""
     from rich.table import Table
     from rich.text import Text
 
@@ -148,11 +143,8 @@ def fitted_tables(title: str, header: Sequence[str], rows: Sequence[Sequence[str
 
 def render(out: IO[str], title: str, summary: dict[str, Any], summary_keys: Sequence[str],
            hardest: dict[str, np.ndarray], sample: np.ndarray) -> None:
-    """The human report: summary, the hardest triplets, the d_ap / d_an histogram, params.
-
-    Laid out for the terminal's width ($COLUMNS, else 80 when piped); a number is never cut:
-    tables too wide are folded (see fitted_tables), text wraps between values.
-    """
+    """The human report in the terminal's width: summary, the hardest triplets, the d_ap / d_an
+    histogram, params."""
     from rich.table import Table
     from rich.text import Text
 
@@ -194,8 +186,7 @@ def params_line(summary: dict[str, Any]) -> Any:
 
 
 def write(out: IO[str], width: int, parts: Iterable[Any]) -> None:
-    """Rich renderables laid out in `width` columns, written to `out` in one write, each line
-    right-stripped (a closed pipe raises there, where we handle it)."""
+    """Rich renderables in `width` columns, right-stripped, written to `out` in one write."""
     from rich.console import Console
 
     buffer = io.StringIO()
@@ -218,11 +209,9 @@ COMPILE_NOTICE = ("first run: compiling the kernels (once for these settings and
 
 
 class CompileNotice:
-    """Says once (`say(COMPILE_NOTICE)`, from a timer thread) that numba is compiling, when one
-    compile has run for `after` seconds: the first run after installing compiles for 4-30 s with
-    nothing on screen. Numba broadcasts "numba:compile" only around a real compile, never
-    around a cache load, so a cached run says nothing; nor does a compile shorter than `after`.
-    """
+    """Says once (from a timer thread) that numba is compiling when one compile has run `after`
+    seconds (a first run compiles for 4-30 s). Numba broadcasts "numba:compile" around a real
+    compile only, never a cache load, so a cached run says nothing."""
 
     def __init__(self, say: Callable[[str], object], after: float | None = None) -> None:
         self.say = say
@@ -285,8 +274,7 @@ class CompileNotice:
 
 @contextmanager
 def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
-    """A progress bar on stderr when it is a terminal (and enabled), with the one-line notice
-    that kernels are being compiled when a first run does so; otherwise a no-op."""
+    """A progress bar on stderr when it is a terminal (and enabled), with CompileNotice."""
     if not (enabled and sys.stderr.isatty()):
         yield lambda advance: None
         return
@@ -304,8 +292,7 @@ def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
 
 
 def print_presets(fmt: str) -> None:
-    """The presets, one block each (what it follows, its settings for each command, wrapped
-    between settings), in the terminal's width (80 columns when piped): nothing is cut."""
+    """The presets, one block each (what it follows, its settings per command), uncut."""
     from .presets import PRESETS
 
     if fmt == "json":

@@ -48,6 +48,21 @@ def require_rows(array: np.ndarray, path: str) -> None:
         raise InputError("has zero dimensions (d = 0)", path)
 
 
+def require_matrix(array: np.ndarray, path: str, what: str) -> None:
+    """An (n, d) matrix with rows and dimensions."""
+    require_rank(array, path, (2,), what)
+    require_rows(array, path)
+
+
+def require_same(sizes: dict[str, int], names: dict[str, str], what: str, unit: str = ""
+                 ) -> None:
+    """Inputs (`sizes` by role) agree on a size, or an error on the first naming them all."""
+    if len(set(sizes.values())) > 1:
+        raise InputError(f"{what} differ: " + ", ".join(f"{names[r]} has {unit}{n}"
+                                                        for r, n in sizes.items()),
+                         names[next(iter(sizes))])
+
+
 def describe_nonfinite(array: np.ndarray, row: int) -> str:
     return "NaN" if np.isnan(np.asarray(array[row])).any() else "inf"
 

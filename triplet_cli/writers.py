@@ -1,10 +1,8 @@
 """Row writers for per-triplet output (.parquet, .csv, .jsonl, .npy), always atomic.
 
-A file is written under a temporary name in the target folder and renamed over the target only
-when the run succeeded, so a failed or interrupted run never leaves a partial or clobbered file.
-The temporary file is private (0600) while rows go in; the renamed file has the mode a new file
-would get (0666 & ~umask), or the mode of the file it replaces. A .parquet file also records the
-settings its rows were computed with (SETTINGS_KEY in its schema metadata).
+Rows go to a private (0600) temporary file beside the target, renamed over it only when the run
+succeeded, with the mode a new file would get (0666 & ~umask) or that of the file it replaces.
+A .parquet file also records the settings its rows were computed with (SETTINGS_KEY).
 """
 
 from __future__ import annotations
@@ -42,8 +40,7 @@ def output_format(path: str) -> str:
 
 
 def check_output(path: str, inputs: Sequence[str]) -> None:
-    """Refuse an output that is an input or inside an input folder (a parquet dataset), a
-    directory, or in a folder that does not exist (`--output -` is refused before)."""
+    """Refuse an output that is an input or inside an input folder, or cannot be written."""
     output_format(path)
     target = os.path.realpath(path)
     for source in inputs:
@@ -98,8 +95,8 @@ def _umask() -> int:
 
 def settings_metadata(command: str, settings: dict[str, object],
                       embeddings_shape: Sequence[int] | None = None) -> dict[str, str]:
-    """The schema metadata that records how a file's rows were computed: the command, every
-    resolved setting, and the shape of the embeddings that the row indices point into."""
+    """Schema metadata recording how rows were computed: the command, every resolved setting,
+    and the shape of the embeddings the row indices point into."""
     from . import __version__
 
     record: dict[str, object] = {"version": SETTINGS_VERSION,
@@ -145,13 +142,10 @@ class RowWriter:
             table = table.replace_schema_metadata(self.metadata)
         if self._arrow_writer is None:
             if self.fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                self._arrow_writer = pq.ParquetWriter(self.stream, table.schema)
+                from pyarrow.parquet import ParquetWriter as opened
             else:
-                import pyarrow.csv as pcsv
-
-                self._arrow_writer = pcsv.CSVWriter(self.stream, table.schema)
+                from pyarrow.csv import CSVWriter as opened
+            self._arrow_writer = opened(self.stream, table.schema)
         self._arrow_writer.write_table(table)
 
     def abort(self) -> None:
@@ -185,8 +179,8 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
 
 
 def _jsonl(batch: Batch) -> str:
-    """One JSON object per row; integers and finite floats are written as their repr (what
-    json.dumps writes, faster), strings, booleans and NaN/inf through json.dumps."""
+    """One JSON object per row; integers and finite floats as their repr (what json.dumps
+    writes, faster), anything else through json.dumps."""
     names = list(batch)
     columns = [batch[c].tolist() for c in names]
     numbers = all(c.dtype.kind in "iu" or (c.dtype.kind == "f" and np.isfinite(c).all())
@@ -203,8 +197,7 @@ def _jsonl(batch: Batch) -> str:
 def open_rows(path: str, columns: dict[str, np.dtype], npy_columns: Sequence[str] = (),
               fmt: str | None = None, stdout: BinaryIO | None = None,
               metadata: dict[str, str] | None = None) -> Iterator[RowWriter]:
-    """A RowWriter on `path` (atomically) or on `stdout` in `fmt` when path is '-'; `metadata`
-    goes into a parquet file's schema (see settings_metadata)."""
+    """A RowWriter on `path` (atomically), or on `stdout` in `fmt` when path is '-'."""
     if path == STDOUT:
         writer = RowWriter(stdout, fmt or "csv", columns, npy_columns, metadata)
         yield writer
