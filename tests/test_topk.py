@@ -13,7 +13,7 @@ from test_mining import DISTS, MINING, TOL, Dist, build
 from triplet_cli import compute_loss
 from triplet_cli.distances import distance
 from triplet_cli.params import DistanceParams
-from triplet_cli.topk import exact_top_k, top_k
+from triplet_cli.topk import _select, exact_top_k, top_k
 
 
 def exact_matrix(q: np.ndarray, c: np.ndarray, dist: Dist) -> np.ndarray:
@@ -129,3 +129,17 @@ def test_run_prefilter_changes_no_decision(data) -> None:
                         0.0, np.int64(0), delta, np.bool_(largest), vals, idx, count)
         results.append((n, vals.tolist(), idx.tolist()))
     assert results[0] == results[1]
+
+
+@settings(MINING, max_examples=MINING.max_examples * 10)
+@given(values=st.lists(st.one_of(st.integers(-3, 3).map(float),
+                                 st.floats(allow_nan=False)), min_size=1, max_size=300),
+       data=st.data())
+def test_select_is_the_sorted_rank(values, data) -> None:
+    """topk._select (the prefilter's quickselect) gives np.sort's value at every rank: ties,
+    infinities, sorted and reversed runs."""
+    a = np.array(values)
+    order = data.draw(st.sampled_from(["as drawn", "sorted", "reversed"]))
+    a = np.sort(a) if order == "sorted" else np.sort(a)[::-1].copy() if order == "reversed" else a
+    k = data.draw(st.integers(0, a.size - 1))
+    assert _select(a.copy(), np.int64(k)) == np.sort(a)[k]

@@ -347,16 +347,19 @@ def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) 
             f"shape ({shape[0]}, {shape[1]}): are these the same rows in the same order?"]
 
 
-def compute_loss(*inputs: ArrayLike | None, threads: int | None = None, **options: object
-                 ) -> ComputeResult:
+def compute_loss(anchors: ArrayLike | None = None, positives: ArrayLike | None = None,
+                 negatives: ArrayLike | None = None, *, threads: int | None = None,
+                 **options: object) -> ComputeResult:
     """Per-triplet losses and their summary for aligned arrays or indexed triplets.
 
-    Arguments as prepare_compute's (arrays or file paths), and `threads`: with `corpus`, a
-    triplet's positive and negative index the corpus and its anchor the embeddings
-    (mine-negatives' rows). The settings are the CLI's flags in snake case: distance, p, margin,
+    Inputs are arrays or file paths: anchors, positives, negatives, or embeddings and triplets
+    (with `corpus`, a triplet's positive and negative index the corpus and its anchor the
+    embeddings: mine-negatives' rows). Other keywords as prepare_compute's (preset, column,
+    block_rows), `threads`, and the settings: the CLI's flags in snake case: distance, p, margin,
     eps, eps_placement, normalize, soft_margin, swap, reduction, pair_reduction.
     """
-    columns, summary = run_here(lambda: prepare_compute(*inputs, **options), threads)
+    columns, summary = run_here(
+        lambda: prepare_compute(anchors, positives, negatives, **options), threads)
     indexed = "anchor" in columns
     return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
                          np.stack([columns[c] for c in ("anchor", "positive", "negative")],

@@ -6,10 +6,7 @@ placement (SPEC section 2) is an integer code too, so one compiled kernel serves
 Every sum over a row's terms (squares, absolute differences, products, powers) runs in one
 fixed order, the lane order of lanes.py: term i in lane i % 8, lanes combined in a fixed tree.
 `compute`, mining's exact recomputation and the top-k selection all call these functions, so
-they agree bit for bit, whatever the CPU, thread count or block size. The lane order replaced four
-running sums (i % 4), which LLVM could not vectorise (1.8x a read of the inputs at d = 128 on an
-AVX2 CPU); the change moved the last bits of distances, by at most 4e-16 of the distance scale
-over the golden corpus (regenerated for it; mined indices unchanged).
+they agree bit for bit, whatever the CPU, thread count or block size.
 """
 
 from __future__ import annotations

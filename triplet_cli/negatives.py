@@ -482,19 +482,19 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                         chunk_rows=chunk_rows)
 
 
-def mine_negatives(queries: ArrayLike, *inputs: ArrayLike | None, threads: int | None = None,
-                   **options: object) -> NegativesResult:
+def mine_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
+                   pairs: ArrayLike | None = None, positives: ArrayLike | None = None, *,
+                   threads: int | None = None, **options: object) -> NegativesResult:
     """Hard negatives for (query, positive) pairs from a corpus (arrays or file paths), SPEC
     section 9: `pairs` (n, 2) rows (query, positive) into queries and corpus, or `positives`
     aligned with the queries (the corpus then defaults to them, duplicates collapsed).
 
-    Arguments as prepare_negatives' (corpus, pairs, positives, preset, column, block_rows,
-    chunk_rows), and `threads`. The settings are the CLI's flags in snake case: similarity, p,
-    eps, num_negatives, range_min, range_max, max_score, min_score, absolute_margin,
-    relative_margin, margin_positive, false_negative_eps, sampling, seed, output_format.
-    block_rows (queries per unit) and chunk_rows (corpus rows per product) never change the
-    result.
+    Keywords as prepare_negatives' (preset, column, block_rows, chunk_rows), `threads`, and the
+    settings: the CLI's flags in snake case: similarity, p, eps, num_negatives, range_min,
+    range_max, max_score, min_score, absolute_margin, relative_margin, margin_positive,
+    false_negative_eps, sampling, seed, output_format. block_rows (queries per unit) and
+    chunk_rows (corpus rows per product) never change the result.
     """
-    columns, summary = run_here(lambda: prepare_negatives(queries, *inputs, **options),
-                                threads)
+    columns, summary = run_here(
+        lambda: prepare_negatives(queries, corpus, pairs, positives, **options), threads)
     return NegativesResult(columns, summary)

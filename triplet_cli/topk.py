@@ -114,6 +114,33 @@ def _run_length(m: int, K: int) -> int:
 
 
 @jit
+def _select(a: np.ndarray, k: int) -> float:
+    """The value of rank k (from 0, ascending) of a (no NaN), which it reorders: quickselect.
+    (np.partition's numba version compiled for 4.7 s of a first `mine`'s 25 s.)"""
+    lo, hi = 0, a.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1  # the median of three as pivot: sorted or reversed runs stay fast
+        pivot = max(min(a[lo], a[mid]), min(max(a[lo], a[mid]), a[hi]))
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    return a[k]
+
+
+@jit
 def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float, run: int
                ) -> np.ndarray:
     """The rows exact_top_k's scan of every row of r could keep or recompute, in index order.
@@ -135,7 +162,7 @@ def _prefilter(r: np.ndarray, K: int, delta: float, largest: bool, bound: float,
     for j in range(runs):
         inside += _within(values[j], bound, largest)
     if inside >= K:  # else the K-th best run lies beyond a carried list's bound: no tighter
-        t = np.partition(values, runs - K if largest else K - 1)[runs - K if largest else K - 1]
+        t = _select(values.copy(), runs - K if largest else K - 1)
         bound = _tighter(bound, t - 2.0 * delta if largest else t + 2.0 * delta, largest)
     n = 0
     for j in range(runs):
