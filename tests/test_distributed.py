@@ -371,6 +371,13 @@ def test_runs_without_scheduler_never_import_dask(data) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def _answer_ctrl_c() -> None:
+    """The CLI under test takes Ctrl-C as a terminal's job does, even when this test runs where
+    SIGINT is ignored (a shell's background job, `nohup`): an ignored SIGINT is inherited
+    across exec, and Python then keeps ignoring it, as it should."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_a_local_cluster_is_one_line(tmp_path) -> None:
     """Ctrl-C reaches the whole process group, workers included: one line, exit 130, no output
     file, and no worker process left behind (before: 67 lines of worker tracebacks)."""
@@ -382,7 +389,8 @@ def test_ctrl_c_on_a_local_cluster_is_one_line(tmp_path) -> None:
     run = subprocess.Popen(
         [sys.executable, "-m", "triplet_cli", "mine", "--embeddings", tmp_path / "x.npy",
          "--labels", tmp_path / "y.npy", "--scheduler", "local", "--workers", "2", "-o", out],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_answer_ctrl_c)
 
     def children() -> set[int]:
         found = subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True)
