@@ -753,11 +753,16 @@ def long_rows_set(kind: str, m: int = 800) -> tuple[np.ndarray, np.ndarray]:
     """m float32 rows, about 25 per class. random: unit vectors (concentrated distances, every
     negative among the positives); clustered: class centres plus noise; integers: few distinct
     values (exact ties); near: near-duplicates closer than the expansion's error; crowd: half the
-    rows one point of one class; same: every row the same point (no spread to grid)."""
+    rows one point of one class; same: every row the same point (no spread to grid); wide:
+    random unit vectors of 700 dimensions (semi-hard ranks them by partial products); wide-near:
+    near-duplicates of 600 dimensions."""
     rng = np.random.default_rng(sorted(LONG_ROWS).index(kind))
     labels = rng.integers(0, m // 25, m)
-    if kind == "random":
-        x = rng.normal(size=(m, 32))
+    if kind in ("random", "wide"):
+        x = rng.normal(size=(m, 700 if kind == "wide" else 32))
+    elif kind == "wide-near":
+        x = rng.normal(size=(20, 600))[rng.integers(0, 20, m)] + rng.normal(scale=1e-5,
+                                                                             size=(m, 600))
     elif kind == "clustered":
         x = rng.normal(size=(m // 25, 32))[labels] + 0.9 * rng.normal(size=(m, 32))
     elif kind == "integers":
@@ -771,12 +776,12 @@ def long_rows_set(kind: str, m: int = 800) -> tuple[np.ndarray, np.ndarray]:
         labels[: m // 2] = m
     else:
         x = np.full((m, 4), 0.5)
-    if kind in ("random", "clustered"):
+    if kind in ("random", "clustered", "wide"):
         x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x.astype(np.float32), labels
 
 
-LONG_ROWS = ("random", "clustered", "integers", "near", "crowd", "same")
+LONG_ROWS = ("random", "clustered", "integers", "near", "crowd", "same", "wide", "wide-near")
 LONG_OPTIONS = [
     dict(strategy="semi-hard", positive_strategy="all"),
     dict(strategy="semi-hard", positive_strategy="all", per_anchor=3,
@@ -798,7 +803,7 @@ def _reference_options(options: dict) -> dict:
 
 @pytest.mark.parametrize(("kind", "distance"), [
     *((kind, "euclidean") for kind in LONG_ROWS), ("random", "cosine"), ("clustered", "dot"),
-    ("integers", "manhattan")])
+    ("integers", "manhattan"), ("wide", "cosine"), ("wide-near", "dot")])
 def test_long_rows_equal_brute_force(kind: str, distance: str) -> None:
     """Every pruning decision is exact: the brute-force miner on the library's own distances
     gives the same triplets, with 2 threads as with 1."""
@@ -814,6 +819,28 @@ def test_long_rows_equal_brute_force(kind: str, distance: str) -> None:
             one = mine_triplets(x, labels, threads=1, block_rows=5, distance=distance,
                                 **options)
             assert_identical(one, (got.triplets, got.d_ap, got.d_an, got.loss))
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "cosine", "dot"])
+def test_partial_products_change_no_row(distance: str) -> None:
+    """Semi-hard ranks wide float32 rows by partial products over slices of d (a narrower
+    bound: fewer recomputations); the mined rows are those of one product."""
+    from triplet_cli.mine import MineSet, mine_range, prepare_mine
+
+    for kind in ("wide", "wide-near"):
+        x, labels = long_rows_set(kind)
+        job = prepare_mine(x, labels, strategy="semi-hard", positive_strategy="all",
+                           distance=distance)
+        data = MineSet.build(job.x, job.codes, job.plan())
+        assert data.parts == -(-x.shape[1] // 192)
+        blocks = {}
+        for parts in (1, data.parts):
+            data.parts = parts
+            blocks[parts] = [mine_range(data, job.plan(), a, b).columns
+                             for a, b in data.ranges(block_rows=97)]
+        for one, split in zip(*blocks.values(), strict=True):
+            for name, column in one.items():
+                np.testing.assert_array_equal(column, split[name])
 
 
 @st.composite

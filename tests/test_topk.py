@@ -143,3 +143,54 @@ def test_select_is_the_sorted_rank(values, data) -> None:
     a = np.sort(a) if order == "sorted" else np.sort(a)[::-1].copy() if order == "reversed" else a
     k = data.draw(st.integers(0, a.size - 1))
     assert _select(a.copy(), np.int64(k)) == np.sort(a)[k]
+
+
+def _cancelling_rows(m: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows whose products lose the most to float32 rounding: 2^24 at both ends (their sum is
+    0, the ones between are rounded away by any order that adds the ends early), ones, and
+    random rows; each scaled by a random power of two."""
+    x = rng.normal(size=(m, d))
+    x[0::3] = 1.0
+    x[0::3, 0], x[0::3, -1] = 2.0**24, -(2.0**24)
+    x[1::3] = 1.0
+    return x * 2.0 ** rng.integers(-3, 4, size=(m, 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.sampled_from([2, 64, 700, 1536]), dtype=st.sampled_from([np.float32, np.float64]),
+       layout=st.sampled_from(["normal", "cancelling", "tiny"]), parts=st.sampled_from([1, 3]),
+       distance_name=st.sampled_from(["euclidean", "cosine", "dot"]),
+       seed=st.integers(0, 2**16))
+def test_ranking_values_lie_within_their_bound(d, dtype, layout, parts, distance_name,
+                                               seed) -> None:
+    """|ranking value - exact distance (squared for euclidean)| <= rank_error for every pair,
+    from one product or from partial products over slices of d, on rows built to round badly."""
+    from triplet_cli.distances import (
+        fill_ranks,
+        product_terms,
+        rank_error,
+        rank_kind,
+        rank_scale,
+        split_products,
+    )
+    from triplet_cli.topk import norms_of
+
+    rng = np.random.default_rng(seed)
+    m = 12
+    if layout == "cancelling":
+        x = _cancelling_rows(m, d, rng)
+    else:
+        x = rng.normal(scale=1e-19 if layout == "tiny" else 1.0, size=(m, d))
+    x = x.astype(dtype)
+    code, p, eps, placement = DistanceParams(distance=distance_name).kernel()
+    kind = rank_kind(code, placement)
+    norms = norms_of(x)
+    scale = rank_scale(kind, norms, eps)
+    g = split_products(x, x, parts)
+    delta = rank_error(kind, norms, norms, d, x.dtype, eps, product_terms(d, parts))
+    r = np.empty(m)
+    for i in range(m):
+        fill_ranks(r, g[i, 0], kind, scale[i], scale)
+        exact = np.array([distance(x[i], x[k], code, p, eps, placement) for k in range(m)])
+        target = exact * exact if distance_name == "euclidean" else exact
+        assert np.all(np.abs(r - target) <= delta[i]), (i, np.abs(r - target).max(), delta[i])

@@ -211,10 +211,12 @@ class MineSet:
     classes: _Classes
     norms: np.ndarray
     caps: np.ndarray
+    parts: int = 1  # the matrix product's slices of d (distances.product_parts)
 
     @classmethod
     def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
-        from .mining import ALL
+        from .distances import RANK_DIRECT, product_parts, rank_kind
+        from .mining import ALL, SEMI_HARD
         from .topk import norms_of
 
         x = np.ascontiguousarray(x)
@@ -225,7 +227,9 @@ class MineSet:
         positives = sizes - 1 if plan.pos_strategy == 0 else 1
         negatives = m - sizes if plan.strategy == ALL else plan.per_anchor
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
-        return cls(x, classes, norms_of(x), caps)
+        ranked = rank_kind(plan.code, plan.placement) != RANK_DIRECT
+        parts = product_parts(x.shape[1], x.dtype) if plan.strategy == SEMI_HARD and ranked else 1
+        return cls(x, classes, norms_of(x), caps, parts)
 
     @property
     def without_positive(self) -> int:
@@ -239,7 +243,8 @@ class MineSet:
     def ranges(self, block_rows: int | None = None) -> list[tuple[int, int]]:
         """Consecutive anchor ranges within the matrix-product and output-slot budgets."""
         m = self.x.shape[0]
-        rows = block_rows or max(1, BLOCK_BYTES // max(m * max(self.x.dtype.itemsize, 8), 1))
+        value = max(self.x.dtype.itemsize, 8) + (self.parts > 1) * (self.parts + 1) * 4
+        rows = block_rows or max(1, BLOCK_BYTES // max(m * value, 1))
         cum = np.concatenate([[0], np.cumsum(self.caps)])
         ranges, start = [], 0
         while start < m:
@@ -252,7 +257,14 @@ class MineSet:
 
 def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     """Mine anchors start..stop of one set: the unit of work (a Dask task runs one)."""
-    from .distances import RANK_DIRECT, rank_error, rank_kind, rank_scale
+    from .distances import (
+        RANK_DIRECT,
+        product_terms,
+        rank_error,
+        rank_kind,
+        rank_scale,
+        split_products,
+    )
     from .losses import pair_losses
     from .mining import ALL, mine_all_block, mine_block
     from .topk import exact_rows
@@ -271,13 +283,13 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     else:
         kind = rank_kind(plan.code, plan.placement)
         if kind == RANK_DIRECT:
-            g = np.empty((stop - start, m))
-            exact_rows(x[start:stop], x, *args, g)
+            g = np.empty((stop - start, 1, m))
+            exact_rows(x[start:stop], x, *args, g[:, 0])
             delta = np.zeros(stop - start)
         else:
-            g = x[start:stop] @ x.T
-            top = float(data.norms.max()) if m else 0.0
-            delta = rank_error(kind, data.norms[start:stop], top, x.shape[1], x.dtype)
+            g = split_products(x[start:stop], x, data.parts)
+            delta = rank_error(kind, data.norms[start:stop], data.norms, x.shape[1], x.dtype,
+                               plan.eps, product_terms(x.shape[1], data.parts))
         scale = rank_scale(kind, data.norms, plan.eps)
         mine_block(x, classes.codes, scale, classes.members, classes.ptr, start, g, kind, delta,
                    *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,

@@ -341,8 +341,8 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
             if products is None or products.shape[1] != chunk.shape[0]:
                 products = np.empty((b, chunk.shape[0]), np.result_type(queries, chunk))
             g = np.matmul(queries, chunk.T, out=products)
-            top = float(c_norms[lo:lo + rows].max()) if chunk.shape[0] else 0.0
-            delta = rank_error(kind, q_norms, top, queries.shape[1], queries.dtype)
+            delta = rank_error(kind, q_norms, c_norms[lo:lo + rows], queries.shape[1],
+                               queries.dtype, eps)
         _top_k_block(queries, chunk, g, kind, q_scale, c_scale[lo:lo + rows], delta, code, p,
                      eps, placement, np.bool_(largest), np.int64(lo), ptr, excluded, vals, idx,
                      counts)
