@@ -2,16 +2,16 @@
 
     python benchmarks/bench_mine.py                      # N = 32,768 ratios, N = 100,000 processes
     python benchmarks/bench_mine.py --sizes 20000 --large 0          # ratios only
-    python benchmarks/bench_mine.py --d 1536 --sizes 20000 --large 0 # OpenAI-size embeddings
+    python benchmarks/bench_mine.py --d 1536 --per-class 20 --sizes 10000 --large 0  # OpenAI-size
     NUMBA_CPU_NAME=haswell OPENBLAS_CORETYPE=Haswell \\
         NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR" python benchmarks/bench_mine.py
 
-Data, both kinds in every run: L2-normalised float32 embeddings, about 50 rows per class,
-"clustered" (class centres plus noise: what a trained model gives) and "random" (random unit
-vectors: concentrated distances, as an untrained or early checkpoint gives them, when negatives
-interleave with positives and semi-hard mining is hardest). The floor is the same blocked
-matrix products the miner makes (X[block] @ X.T over every block, same BLAS, same process),
-measured in the same run, best of three taken in turns. Three levels:
+Data, both kinds in every run: L2-normalised float32 embeddings, about 50 rows per class
+(--per-class), "clustered" (class centres plus noise: what a trained model gives) and "random"
+(random unit vectors: concentrated distances, as an untrained or early checkpoint gives them,
+when negatives interleave with positives and semi-hard mining is hardest). The floor is the
+same blocked matrix products the miner makes (X[block] @ X.T over every block, same BLAS, same
+process), measured in the same run, best of three taken in turns. Three levels:
 
 - kernel: the mine_range loop over the blocks (products, ranking scan, exact recomputation,
   losses) against the floor; batch-hard should stay within 1.25x;
@@ -135,8 +135,8 @@ def ratios(n: int, kind: str) -> None:
         runs[f"{name} library"] = lambda o=options: mine_triplets(x, y, **o)
     took = interleaved(runs)
     floor_s = took["floor"]
-    print(f"\nN = {n:,}, d = {D}, {kind}: floor (blocked X[block] @ X.T, {len(ranges)} "
-          f"blocks) {floor_s:.3f} s; load {os.getloadavg()[0]:.1f}; numba layer "
+    print(f"\nN = {n:,}, d = {D}, {PER_CLASS} per class, {kind}: floor (blocked X[block] @ "
+          f"X.T, {len(ranges)} blocks) {floor_s:.3f} s; load {os.getloadavg()[0]:.1f}; numba layer "
           f"{numba.threading_layer()}")
     for name in STRATEGIES:
         k, lib = took[f"{name} kernel"], took[f"{name} library"]
@@ -201,9 +201,12 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000,
                         help="N for whole processes (0: none; default 100000)")
     parser.add_argument("--d", type=int, default=D, help="embedding width (default 128)")
+    parser.add_argument("--per-class", type=int, default=PER_CLASS,
+                        help="rows per class (default 50)")
     parser.add_argument("--kinds", nargs="*", default=list(KINDS), choices=KINDS)
     args = parser.parse_args()
     globals()["D"] = args.d
+    globals()["PER_CLASS"] = args.per_class
     environment()
     for n in args.sizes:
         for kind in args.kinds:

@@ -232,9 +232,9 @@ def sum_parts(g: np.ndarray, out: np.ndarray) -> None:
 
 
 # Semi-hard recomputes every negative within the bound of some positive, and on wide rows whose
-# distances crowd (random, or an early checkpoint) that is most of them. Its product is split
-# into slices of about PART_TERMS dimensions, so that the bound is a slice's, not d's: on
-# float32 rows of d = 1,536 a sixth of the recomputations for no measurable cost.
+# distances crowd (random, or an early checkpoint) that is many of them. There its product may be
+# split into slices of about PART_TERMS dimensions (mine.MineSet.narrow_parts decides), so that
+# the bound is a slice's, not d's: at d = 1,536 an eighth as wide.
 PART_TERMS = 192
 
 

@@ -21,6 +21,9 @@ from .readers import STDIN, labels_for
 
 BLOCK_BYTES = 256 << 20
 MAX_SLOTS = 4 << 20
+# narrow_parts' cost model (wall time per anchor on 2 cores, measured at d = 1,536): an exact
+# recomputation costs about _RECOMPUTE_NS per dimension, a product part _PART_NS per candidate.
+_RECOMPUTE_NS, _PART_NS, _SAMPLE = 0.37, 0.9, 32
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ class MineSet:
 
     @classmethod
     def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
-        from .distances import RANK_DIRECT, product_parts, rank_kind
+        from .distances import RANK_DIRECT, rank_kind
         from .mining import ALL, SEMI_HARD
         from .topk import norms_of
 
@@ -227,9 +230,47 @@ class MineSet:
         positives = sizes - 1 if plan.pos_strategy == 0 else 1
         negatives = m - sizes if plan.strategy == ALL else plan.per_anchor
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
-        ranked = rank_kind(plan.code, plan.placement) != RANK_DIRECT
-        parts = product_parts(x.shape[1], x.dtype) if plan.strategy == SEMI_HARD and ranked else 1
-        return cls(x, classes, norms_of(x), caps, parts)
+        data = cls(x, classes, norms_of(x), caps)
+        if plan.strategy == SEMI_HARD and rank_kind(plan.code, plan.placement) != RANK_DIRECT:
+            data.parts = data.narrow_parts(plan)
+        return data
+
+    def narrow_parts(self, plan: KernelPlan) -> int:
+        """Partial products (distances.product_parts) where they pay for themselves: their
+        narrower bound sends fewer negatives to exact recomputation (each a read of d values),
+        at the cost of writing and reading each part (per candidate). The negatives within the
+        bound of a positive, which semi-hard recomputes, are counted on a sample of anchors:
+        many where distances crowd (random rows, an early checkpoint), few on clustered ones."""
+        from .distances import (
+            fill_ranks,
+            product_parts,
+            product_terms,
+            rank_error,
+            rank_kind,
+            rank_scale,
+        )
+
+        x, codes = self.x, self.classes.codes
+        (m, d), parts = x.shape, product_parts(x.shape[1], x.dtype)
+        sizes = self.classes.sizes()
+        anchors = np.flatnonzero((sizes >= 2) & (sizes < m))
+        if parts == 1 or anchors.size == 0:
+            return 1
+        anchors = anchors[np.linspace(0, anchors.size - 1, min(anchors.size, _SAMPLE)).astype(int)]
+        kind = rank_kind(plan.code, plan.placement)
+        scale = rank_scale(kind, self.norms, plan.eps)
+        wide, narrow = (rank_error(kind, self.norms[anchors], self.norms, d, x.dtype, plan.eps,
+                                   product_terms(d, n)) for n in (1, parts))
+        g, r, near = x[anchors] @ x.T, np.empty(m), 0
+        for row, i in enumerate(anchors):
+            fill_ranks(r, g[row], kind, scale[i], scale)
+            positive = codes == codes[i]
+            positive[i] = False
+            negatives = np.sort(r[codes != codes[i]])
+            ends = np.searchsorted(negatives, r[positive] + wide[row])
+            near += int((ends - np.searchsorted(negatives, r[positive] - wide[row])).sum())
+        saved = near / anchors.size * (1.0 - float(np.mean(narrow / wide))) * d * _RECOMPUTE_NS
+        return parts if saved > m * (parts - 1) * _PART_NS else 1
 
     @property
     def without_positive(self) -> int:
