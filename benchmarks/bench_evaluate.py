@@ -12,7 +12,7 @@ same process), interleaved --repeat times, the best of each. With --peer-python 
 with torch and pytorch-metric-learning), the smaller size also runs pytorch-metric-learning's
 AccuracyCalculator with CustomKNN(LpDistance(normalize_embeddings=False)) (no faiss) in its own
 process on the same file: time, peak RSS, and whether its numbers equal ours. Children run with
-OPENBLAS_THREAD_TIMEOUT=4 unless it is set, as `triplet-loss` itself does.
+triplet_cli.THREAD_SPIN's spin settings unless they are set, as `triplet-loss` itself does.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from bench_mine import environment, make_data
+
+from triplet_cli import THREAD_SPIN
 
 OURS = """
 import json, resource, sys, time
@@ -70,8 +72,8 @@ PEER_NAMES = {"precision_at_1": "precision_at_1", "r_precision": "r_precision",
 
 
 def child(python: str, code: str, *args: object) -> dict:
-    # As the CLI runs: OpenBLAS threads stop spinning after a product (cli.main sets this).
-    env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "4")}
+    # As the CLI runs: idle pool threads stop spinning soon (cli.main sets THREAD_SPIN).
+    env = {**THREAD_SPIN, **os.environ}
     out = subprocess.run([python, "-c", code, *map(str, args)], capture_output=True, text=True,
                          check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])

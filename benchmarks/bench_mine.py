@@ -20,8 +20,9 @@ process), measured in the same run, best of three taken in turns. Three levels:
   fresh process that loads the file and makes the same products; batch-hard within 1.5x, and
   semi-hard (all positives) within 2x batch-hard on both kinds; peak RSS of each.
 
-OPENBLAS_THREAD_TIMEOUT=4 is set here as the CLI sets it (OpenBLAS's threads otherwise spin on
-the cores numba's kernels need). The run prints the CPU, its vector features, numba's target
+OPENBLAS_THREAD_TIMEOUT and GOMP_SPINCOUNT are set here as the CLI sets them
+(triplet_cli.THREAD_SPIN: idle OpenBLAS and libgomp threads otherwise spin on the cores the
+other pool needs). The run prints the CPU, its vector features, numba's target
 and the BLAS kernel, so that a figure can be tied to what it ran on.
 """
 
@@ -36,7 +37,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+from triplet_cli import THREAD_SPIN
+
+os.environ.update({**THREAD_SPIN, **os.environ})  # as the CLI sets them, unless set
 
 import numpy as np
 
@@ -87,8 +90,7 @@ def environment() -> None:
     for pool in threadpool_info():
         print(f"BLAS: {pool.get('internal_api')} {pool.get('version')} kernel "
               f"{pool.get('architecture')} threads {pool.get('num_threads')}")
-    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_THREAD_TIMEOUT", "NPY_DISABLE_CPU_FEATURES",
-                "OMP_NUM_THREADS"):
+    for var in ("OPENBLAS_CORETYPE", *THREAD_SPIN, "NPY_DISABLE_CPU_FEATURES", "OMP_NUM_THREADS"):
         print(f"{var}={os.environ.get(var, '(unset)')}")
     print(f"load average: {os.getloadavg()}")
 

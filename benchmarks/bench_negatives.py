@@ -31,7 +31,9 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as triplet-loss sets it (see README)
+from triplet_cli import THREAD_SPIN
+
+os.environ.update({**THREAD_SPIN, **os.environ})  # as triplet-loss sets them, unless set
 
 import numpy as np
 
@@ -52,7 +54,8 @@ def environment() -> None:
               f"{pool.get('architecture')} threads {pool.get('num_threads')}")
     print(f"numba {numba.__version__}: {numba.config.NUMBA_NUM_THREADS} threads, layer "
           f"{numba.config.THREADING_LAYER}")
-    print(f"OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT', '(unset)')}")
+    for name in THREAD_SPIN:
+        print(f"{name}={os.environ.get(name, '(unset)')}")
     print(f"load average: {os.getloadavg()}")
 
 
@@ -79,8 +82,7 @@ def child(code: str, python: str = sys.executable) -> dict:
         RESULT["peak_rss_gb"] = int(_hwm.split()[1]) * 1024 / 1e9
         print(_j.dumps(RESULT))
     """)
-    env = {**os.environ, "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT",
-                                                                     "4")}
+    env = {**THREAD_SPIN, **os.environ}
     done = subprocess.run([python, "-c", wrapped], capture_output=True, text=True, env=env,
                           check=False, cwd=ROOT)
     if done.returncode:

@@ -1,5 +1,5 @@
-"""The console entry point tells OpenBLAS to stop spinning soon after a product (its threads
-would hold the cores numba's kernels need), unless the user chose a value."""
+"""The console entry point tells OpenBLAS and libgomp to stop spinning soon after their work
+(their threads would hold the cores the other pool needs), unless the user chose a value."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ import pytest
 from triplet_cli import cli
 
 
-@pytest.mark.parametrize(("given", "expected"), [(None, "4"), ("28", "28")])
-def test_openblas_spin_default(monkeypatch, given, expected) -> None:
+@pytest.mark.parametrize(("name", "default"), [("OPENBLAS_THREAD_TIMEOUT", "4"),
+                                              ("GOMP_SPINCOUNT", "10000")])
+@pytest.mark.parametrize("given", [None, "28"])
+def test_thread_spin_default(monkeypatch, name, default, given) -> None:
     if given is None:
-        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+        monkeypatch.delenv(name, raising=False)
     else:
-        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", given)
+        monkeypatch.setenv(name, given)
     monkeypatch.setattr(sys, "argv", ["triplet-loss", "--version"])
     with pytest.raises(SystemExit):
         cli.main()
-    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == expected
+    assert os.environ[name] == (given or default)

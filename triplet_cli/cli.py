@@ -19,7 +19,7 @@ import typer
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
-from . import __version__
+from . import THREAD_SPIN, __version__
 from .errors import TripletLossError
 from .params import COMMAND_OPTIONS, Format, flag, help_text, option_type
 
@@ -406,11 +406,10 @@ def main() -> None:
     """
     from typer.main import get_command_name
 
-    # OpenBLAS threads spin after each matrix product, on the cores numba's kernels need
-    # between products: with a short spin, batch-hard mining ran 1.54x the blocked-product floor
-    # instead of 2.03x (N = 16,384, d = 128, 2 cores). Results do not depend on it; a value
-    # already set wins. Set here, before numpy loads OpenBLAS (Dask workers inherit it).
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    # Short spins for idle pool threads (THREAD_SPIN), set before numpy and numba load their
+    # libraries; a value already set wins, and Dask workers inherit them.
+    for name, value in THREAD_SPIN.items():
+        os.environ.setdefault(name, value)
 
     args = sys.argv[1:]
     registered = app.registered_commands
