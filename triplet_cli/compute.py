@@ -130,10 +130,10 @@ class ComputeJob(Job):
         return replace(self, arrays={**self.arrays, **arrays})
 
     def keep_rows(self) -> dict[str, np.ndarray]:
-        """Every row's index, d_ap, d_an and loss, allocated once: a library run keeps them all
-        (at 10^6 rows the per-block arrays and their concatenation cost 0.3x the kernel)."""
-        self.whole = {"index": np.arange(self.count, dtype=np.int64),
-                      **{c: np.empty(self.count) for c in ("d_ap", "d_an", "loss")}}
+        """Every row's d_ap, d_an and loss, allocated once: a library run keeps them all (at
+        10^6 rows the per-block arrays and their concatenation cost 0.3x the kernel). Its blocks
+        leave out the row index, which compute_loss does not return (its position says it)."""
+        self.whole = {c: np.empty(self.count) for c in ("d_ap", "d_an", "loss")}
         return self.whole
 
     def run(self, unit: Rows) -> Block:
@@ -164,8 +164,8 @@ class ComputeJob(Job):
                 aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
                                d_ap, d_an, loss)
         self._check_finite(unit.start, d_ap, d_an, part)
-        columns = {"index": self.whole["index"][rows] if self.whole else
-                   np.arange(unit.start, unit.start + n, dtype=np.int64)}
+        columns = {} if self.whole else {
+            "index": np.arange(unit.start, unit.start + n, dtype=np.int64)}
         if t is not None:
             columns.update(anchor=t[:, 0], positive=t[:, 1], negative=t[:, 2])
         columns.update(d_ap=d_ap, d_an=d_an, loss=loss)

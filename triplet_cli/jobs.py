@@ -158,6 +158,8 @@ def collect(job: Job, blocks: Iterator[Block]) -> Results:
         parts.append(block)
     columns = {}
     for c, dtype in job.schema().items():
+        if parts and c not in parts[0].columns:  # left out by a job that keeps rows
+            continue
         pieces = [b.columns[c] for b in parts]
         if c in whole and all(p.base is whole[c] for p in pieces):  # filled in place
             columns[c] = whole[c]
