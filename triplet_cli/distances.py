@@ -219,16 +219,12 @@ def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, si: float, scale: np.nda
 
 
 @parallel_jit
-def sum_parts(g: np.ndarray, out: np.ndarray) -> None:
-    """out[i, 0, k] = the sum of g[i, :, k] (the partial products of split_products), in
-    order and in g's dtype, so that mining reads one row per anchor as without parts."""
-    for i in prange(g.shape[0]):
-        row = out[i, 0]
-        row[:] = g[i, 0]
-        for c in range(1, g.shape[1]):
-            part = g[i, c]
-            for k in range(g.shape[2]):
-                row[k] += part[k]
+def add_part(total: np.ndarray, part: np.ndarray) -> None:
+    """total[i, 0] += part[i], row by row in parallel (split_products' sum, in its dtype)."""
+    for i in prange(part.shape[0]):
+        row, add = total[i, 0], part[i]
+        for k in range(add.shape[0]):
+            row[k] += add[k]
 
 
 # Semi-hard recomputes every negative within the bound of some positive, and on wide rows whose
@@ -250,18 +246,18 @@ def product_terms(d: int, parts: int) -> int:
 
 
 def split_products(q: np.ndarray, c: np.ndarray, parts: int) -> np.ndarray:
-    """q @ c.T, shape (b, 1, m): one product, or (parts > 1) the sum of partial products over
-    consecutive slices of d, whose error bound is product_terms' (a slice's, not d's)."""
+    """q @ c.T, shape (b, 1, m): one product, or (parts > 1) partial products over consecutive
+    slices of d added in order, whose error bound is product_terms' (a slice's, not d's). One
+    part at a time: the block takes twice the product's memory, not parts + 1 times."""
     d = q.shape[1]
-    g = np.empty((q.shape[0], parts, c.shape[0]), np.result_type(q, c))
+    total = np.empty((q.shape[0], 1, c.shape[0]), np.result_type(q, c))
+    part = np.empty(total.shape[::2], total.dtype) if parts > 1 else total[:, 0]
     bounds = [d * s // parts for s in range(parts + 1)]
     for s in range(parts):
         lo, hi = bounds[s], bounds[s + 1]
-        np.matmul(q[:, lo:hi], c[:, lo:hi].T, out=g[:, s, :])
-    if parts == 1:
-        return g
-    total = np.empty((q.shape[0], 1, c.shape[0]), g.dtype)
-    sum_parts(g, total)
+        np.matmul(q[:, lo:hi], c[:, lo:hi].T, out=total[:, 0] if s == 0 else part)
+        if s:
+            add_part(total, part)
     return total
 
 

@@ -23,7 +23,7 @@ BLOCK_BYTES = 256 << 20
 MAX_SLOTS = 4 << 20
 # narrow_parts' cost model (wall time per anchor on 2 cores, measured at d = 1,536): an exact
 # recomputation costs about _RECOMPUTE_NS per dimension, a product part _PART_NS per candidate.
-_RECOMPUTE_NS, _PART_NS, _SAMPLE = 0.37, 0.9, 32
+_RECOMPUTE_NS, _PART_NS, _SAMPLE = 0.37, 0.65, 32
 
 
 @dataclass(frozen=True)
@@ -284,8 +284,7 @@ class MineSet:
     def ranges(self, block_rows: int | None = None) -> list[tuple[int, int]]:
         """Consecutive anchor ranges within the matrix-product and output-slot budgets."""
         m = self.x.shape[0]
-        value = max(self.x.dtype.itemsize, 8) + (self.parts > 1) * (self.parts + 1) * 4
-        rows = block_rows or max(1, BLOCK_BYTES // max(m * value, 1))
+        rows = block_rows or max(1, BLOCK_BYTES // max(m * max(self.x.dtype.itemsize, 8), 1))
         cum = np.concatenate([[0], np.cumsum(self.caps)])
         ranges, start = [], 0
         while start < m:
