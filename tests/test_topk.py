@@ -190,7 +190,7 @@ def test_ranking_values_lie_within_their_bound(d, dtype, layout, parts, distance
     delta = rank_error(kind, norms, norms, d, x.dtype, eps, product_terms(d, parts))
     r = np.empty(m)
     for i in range(m):
-        fill_ranks(r, g[i, 0], kind, scale[i], scale)
+        fill_ranks(r, g[i], kind, scale[i], scale)
         exact = np.array([distance(x[i], x[k], code, p, eps, placement) for k in range(m)])
         target = exact * exact if distance_name == "euclidean" else exact
         assert np.all(np.abs(r - target) <= delta[i]), (i, np.abs(r - target).max(), delta[i])

@@ -220,9 +220,9 @@ def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, si: float, scale: np.nda
 
 @parallel_jit
 def add_part(total: np.ndarray, part: np.ndarray) -> None:
-    """total[i, 0] += part[i], row by row in parallel (split_products' sum, in its dtype)."""
+    """total += part, row by row in parallel (split_products' sum, in its dtype)."""
     for i in prange(part.shape[0]):
-        row, add = total[i, 0], part[i]
+        row, add = total[i], part[i]
         for k in range(add.shape[0]):
             row[k] += add[k]
 
@@ -246,16 +246,16 @@ def product_terms(d: int, parts: int) -> int:
 
 
 def split_products(q: np.ndarray, c: np.ndarray, parts: int) -> np.ndarray:
-    """q @ c.T, shape (b, 1, m): one product, or (parts > 1) partial products over consecutive
-    slices of d added in order, whose error bound is product_terms' (a slice's, not d's). One
-    part at a time: the block takes twice the product's memory, not parts + 1 times."""
+    """q @ c.T: one product, or (parts > 1) partial products over consecutive slices of d
+    added in order, whose error bound is product_terms' (a slice's, not d's). One part at a
+    time: the block takes twice the product's memory, not parts + 1 times."""
     d = q.shape[1]
-    total = np.empty((q.shape[0], 1, c.shape[0]), np.result_type(q, c))
-    part = np.empty(total.shape[::2], total.dtype) if parts > 1 else total[:, 0]
+    total = np.empty((q.shape[0], c.shape[0]), np.result_type(q, c))
+    part = np.empty_like(total) if parts > 1 else total
     bounds = [d * s // parts for s in range(parts + 1)]
     for s in range(parts):
         lo, hi = bounds[s], bounds[s + 1]
-        np.matmul(q[:, lo:hi], c[:, lo:hi].T, out=total[:, 0] if s == 0 else part)
+        np.matmul(q[:, lo:hi], c[:, lo:hi].T, out=total if s == 0 else part)
         if s:
             add_part(total, part)
     return total
@@ -268,9 +268,9 @@ def rank_error(kind: int, query_norms: np.ndarray, candidate_norms: np.ndarray, 
     The product: |fl(x.y) - x.y| <= gamma_n sum_i |x_i y_i| <= gamma_n |x||y|, gamma_n =
     n u / (1 - n u), whatever the summation order, with n the terms one entry carries (d, or
     product_terms of a split product: `terms`), plus n times the smallest normal number for
-    underflow. The exact side: float64 lane sums of d terms (gamma
-    in float64) and a few roundings, with room to spare so that a sure decision in squared
-    space stays sure after the square root.
+    underflow. The exact side: float64 lane sums of d terms (gamma in float64) and a few
+    roundings, with room to spare so that a sure decision in squared space stays sure after
+    the square root.
     """
     u = float(np.finfo(dtype).eps) / 2
     n = terms or d

@@ -323,8 +323,8 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     else:
         kind = rank_kind(plan.code, plan.placement)
         if kind == RANK_DIRECT:
-            g = np.empty((stop - start, 1, m))
-            exact_rows(x[start:stop], x, *args, g[:, 0])
+            g = np.empty((stop - start, m))
+            exact_rows(x[start:stop], x, *args, g)
             delta = np.zeros(stop - start)
         else:
             g = split_products(x[start:stop], x, data.parts)

@@ -329,8 +329,7 @@ _CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m f
 def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code, p, eps,
                placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
                offsets, out_idx, out_d):
-    """Mine anchors start..start+G.shape[0]: G[row, 0] holds anchor row's matrix-product row
-    (float64 when summed from partial products) or its distances.
+    """Mine anchors start..start+G.shape[0]: G holds their matrix-product row (or distances).
 
     threshold_hardest: semi-hard negatives must lie beyond the anchor's hardest positive
     whichever positive is paired (TF Similarity), not beyond the paired positive (FaceNet).
@@ -349,7 +348,7 @@ def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code
             c_lo, c_hi = class_ptr[c], class_ptr[c + 1]
             if c_hi - c_lo < 2 or c_hi - c_lo == m:
                 continue
-            fill_ranks(r, G[row, 0], kind, scale[i], scale)
+            fill_ranks(r, G[row], kind, scale[i], scale)
             _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
                          pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
                          offsets[row], out_idx, out_d, scratch, np.int32(row % _CHUNK + 1))
