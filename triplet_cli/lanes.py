@@ -10,7 +10,10 @@ the same on every CPU (AVX-512: one register; AVX2: two; SSE: four) and with any
 and the loop runs at the speed of the memory. No fused multiply-add is emitted (separate fmul and
 fadd, no contract flag), so the bits do not depend on the CPU either.
 
-Every function takes 1-D float32 or float64 arrays, each its own dtype (any stride: a
+`prefetch` asks the CPU to start loading a row, for loops that read rows in an order no hardware
+prefetcher can guess.
+
+Every sum takes 1-D float32 or float64 arrays, each its own dtype (any stride: a
 contiguous row is loaded eight elements at a time, a strided one element by element into the
 same lanes) and accumulates in float64.
 """
@@ -202,3 +205,29 @@ def product_sum(typingctx, x, y):
 def cosine_sums(typingctx, x, y):
     """(product_sum(x, x), product_sum(y, y), product_sum(x, y)) bit for bit, in one loop."""
     return _typed(PRODUCT, (x, y), False, ((0, 0), (1, 1), (0, 1)))
+
+
+@intrinsic
+def prefetch(typingctx, row):
+    """Start loading a C-contiguous 1-D row into the L2 cache (every 64-byte line of it), so that
+    a row used a few steps later does not wait on memory; nothing for any other layout."""
+    if not (isinstance(row, types.Array) and row.ndim == 1):
+        return None
+
+    def codegen(context, builder, sig, args):
+        if row.layout != "C":
+            return context.get_dummy_value()
+        ary = context.make_array(row)(context, builder, value=args[0])
+        length = cgutils.unpack_tuple(builder, ary.shape, 1)[0]
+        size = builder.mul(length, ir.Constant(length.type, row.dtype.bitwidth // 8))
+        byte = ir.PointerType(ir.IntType(8))
+        base = builder.bitcast(ary.data, byte)
+        hint = ir.FunctionType(ir.VoidType(), [byte, _I32, _I32, _I32])
+        fetch = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0")
+        zero, line = ir.Constant(length.type, 0), ir.Constant(length.type, 64)
+        with cgutils.for_range_slice(builder, zero, size, line) as (offset, _):
+            # read (0), locality 2 (L2: the row is read once, soon), data cache (1)
+            builder.call(fetch, [builder.gep(base, [offset]), _lane(0), _lane(2), _lane(1)])
+        return context.get_dummy_value()
+
+    return types.void(row), codegen

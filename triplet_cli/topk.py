@@ -39,14 +39,14 @@ BLOCK_BYTES = 256 << 20  # a block's matrix-product rows (float64 ranking rows a
 @jit
 def insert(vals: np.ndarray, idx: np.ndarray, count: int, v: float, k: int, largest: bool
            ) -> int:
-    """Insert (v, k) into the sorted top list vals/idx[:count]; a tie keeps the entry already
-    there (the lower index, which arrived first). Returns the new count (capped at the list's
+    """Insert (v, k) into the top list vals/idx[:count], sorted best first and ties by the lower
+    index, whatever order candidates come in. Returns the new count (capped at the list's
     length)."""
     cap = vals.shape[0]
     pos = count
     while pos > 0:
         u = vals[pos - 1]
-        better = v > u if largest else v < u
+        better = (v > u if largest else v < u) or (v == u and k < idx[pos - 1])
         if not better:
             break
         pos -= 1
