@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triplet_cli import compute_loss, reductions
-from triplet_cli.statistics import middle, total
+from triplet_cli.statistics import middle
 
 
 def _moments(columns: list[np.ndarray]) -> dict[str, float]:
@@ -130,25 +130,6 @@ def test_summary_equals_numpy(n, kind, seed, chunk, sample_size, with_correct, c
         got = summary_of(stats)
     want = numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size)
     assert _same(got, want)
-
-
-@settings(deadline=None, max_examples=60)
-@given(n=st.one_of(st.integers(0, 300), st.sampled_from([1023, 8192, 65_535, 65_536, 100_003])),
-       seed=st.integers(0, 2**32 - 1), special=st.sampled_from(["none", "-0.0", "inf", "nan"]))
-def test_total_is_numpy_sum(n, seed, special):
-    """total() adds as numpy's pairwise sum does (its 8-term leaves, its split points), so the
-    chunk sums and squared deviations are numpy's to the bit."""
-    rng = np.random.default_rng(seed)
-    v = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 9, n)
-    if n and special != "none":
-        v[rng.integers(0, n, 1 + n // 50)] = {"-0.0": -0.0, "inf": np.inf, "nan": np.nan}[special]
-    center = float(v.mean()) if n else 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        assert _same(total(v, 0.0, np.bool_(False)), float(v.sum()))
-        assert _same(total(v, center, np.bool_(True)), float(np.square(v - center).sum()))
-    if n:
-        zeros = np.full(n, -0.0)
-        assert _same(total(zeros, 0.0, np.bool_(False)), float(zeros.sum()))
 
 
 @pytest.mark.parametrize("kind", ["uniform", "outlier", "duplicates", "two-values", "inf",

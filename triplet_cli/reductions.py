@@ -4,8 +4,8 @@ Counts, sums, means, standard deviations, minima and maxima do not depend on the
 (fixed chunks of CHUNK_ROWS). Quantiles and the histogram come from every value up to
 SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
 (independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
-is summarised by jitted passes (statistics.py), bit for bit the numpy expressions they
-replaced; the sample holds the blocks' own arrays until it must be thinned.
+is summarised by numpy's sums and one jitted pass (statistics.py), bit for bit the numpy
+expressions it replaced; the sample holds the blocks' own arrays until it must be thinned.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .params import Reduction
-from .statistics import BUCKETS, FIELDS, chunk_summary, middle
+from .statistics import BUCKETS, FIELDS, chunk_counts, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
@@ -57,6 +57,16 @@ _NO_GRID = np.full(2, np.nan)  # no histogram made for the median
 def _part(column: np.ndarray, start: int, stop: int | None) -> np.ndarray:
     """Rows start:stop of a column as contiguous float64 (a view when it already is)."""
     return np.ascontiguousarray(column[start:stop], dtype=np.float64) if column.size else column
+
+
+def _mean_m2(values: np.ndarray, work: np.ndarray) -> tuple[float, float]:
+    """values.mean() and ((values - mean)^2).sum() as numpy computes them (`work`: room for
+    the squared deviations, so no temporary array)."""
+    mean = float(values.mean())
+    deviations = work[:values.size]
+    np.subtract(values, mean, out=deviations)
+    np.square(deviations, out=deviations)
+    return mean, float(deviations.sum())
 
 
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
@@ -115,6 +125,7 @@ class TripletStats:
     _counts: np.ndarray = field(default_factory=lambda: np.zeros((2, BUCKETS + 2), np.int64))
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
+    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS)))
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
@@ -153,20 +164,20 @@ class TripletStats:
     def _process(self, rows: int) -> None:
         """Summarise the next `rows` pending rows (a partial chunk only when settling)."""
         d_ap, d_an, loss, correct = self._take(rows)
-        out = np.empty(FIELDS)
+        out, work = np.empty(FIELDS), self._scratch[1]
         for start in range(0, rows, CHUNK_ROWS):
             c = slice(start, start + CHUNK_ROWS)
-            chunk_summary(d_ap[c], d_an[c], loss[c], correct[c] if correct.size else correct,
-                          self.margin, TIE_TOLERANCE, self._grid, self._counts, self.count == 0,
-                          out)
-            values, n = out.tolist(), loss[c].size
-            active, nans, top, right, ties, on_margin, zeros, *extremes = values[:11]
-            loss_sum, nonzero_sum, correct_sum, *moments = values[11:]
-            self.loss_sum += loss_sum
-            self.nonzero_sum += nonzero_sum
-            self.correct_sum += correct_sum if correct.size else right
-            self.d_ap.merge(n, *moments[:2], *extremes[:2])
-            self.d_an.merge(n, *moments[2:], *extremes[2:])
+            ap, an, lost = d_ap[c], d_an[c], loss[c]
+            n = lost.size
+            chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, self._scratch[0], self._grid,
+                         self._counts, self.count == 0, out)
+            active, nans, top, right, ties, on_margin, zeros, *extremes = out.tolist()
+            with np.errstate(invalid="ignore", over="ignore"):
+                self.loss_sum += float(lost.sum())
+                self.nonzero_sum += float(self._scratch[0, :int(active)].sum())
+                self.correct_sum += float(correct[c].sum()) if correct.size else right
+                self.d_ap.merge(n, *_mean_m2(ap, work), *extremes[:2])
+                self.d_an.merge(n, *_mean_m2(an, work), *extremes[2:])
             self.count += n
             self.nonzero_count += int(active)
             self.nan_count += int(nans)
