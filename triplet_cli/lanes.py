@@ -222,12 +222,14 @@ def prefetch(typingctx, row):
         size = builder.mul(length, ir.Constant(length.type, row.dtype.bitwidth // 8))
         byte = ir.PointerType(ir.IntType(8))
         base = builder.bitcast(ary.data, byte)
-        hint = ir.FunctionType(ir.VoidType(), [byte, _I32, _I32, _I32])
-        fetch = cgutils.get_or_insert_function(builder.module, hint, "llvm.prefetch.p0")
+        # declare_intrinsic names it for this LLVM's pointers (llvm.prefetch.p0 or .p0i8)
+        fetch = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte], ir.FunctionType(ir.VoidType(), [byte, _I32, _I32, _I32]))
+        # read (0), locality 2 (L2: the row is read once, soon), data cache (1)
+        hints = [ir.Constant(_I32, h) for h in (0, 2, 1)]
         zero, line = ir.Constant(length.type, 0), ir.Constant(length.type, 64)
         with cgutils.for_range_slice(builder, zero, size, line) as (offset, _):
-            # read (0), locality 2 (L2: the row is read once, soon), data cache (1)
-            builder.call(fetch, [builder.gep(base, [offset]), _lane(0), _lane(2), _lane(1)])
+            builder.call(fetch, [builder.gep(base, [offset]), *hints])
         return context.get_dummy_value()
 
     return types.void(row), codegen
