@@ -111,9 +111,8 @@ def interleaved(runs: dict[str, Callable[[], object]], repeats: int = 3) -> dict
 
 def ratios(n: int, kind: str) -> None:
     """Kernel- and library-level times of both strategies against the floor, one run."""
-    import numba
-
     from triplet_cli import mine_triplets
+    from triplet_cli._jit import threads_in_use
     from triplet_cli.mine import MineSet, mine_range, prepare_mine
 
     x, y = make_data(n, kind)
@@ -138,8 +137,8 @@ def ratios(n: int, kind: str) -> None:
     took = interleaved(runs)
     floor_s = took["floor"]
     print(f"\nN = {n:,}, d = {D}, {PER_CLASS} per class, {kind}: floor (blocked X[block] @ "
-          f"X.T, {len(ranges)} blocks) {floor_s:.3f} s; load {os.getloadavg()[0]:.1f}; numba layer "
-          f"{numba.threading_layer()}")
+          f"X.T, {len(ranges)} blocks) {floor_s:.3f} s; load {os.getloadavg()[0]:.1f}; kernel "
+          f"threads {threads_in_use()}")
     for name in STRATEGIES:
         k, lib = took[f"{name} kernel"], took[f"{name} library"]
         print(f"  {name:10s} kernel {k:.3f} s = {k / floor_s:.2f}x the floor; mine_triplets "

@@ -333,7 +333,7 @@ def test_first_run_compiles_only_what_it_needs(tmp_path: Path) -> None:
     runs = json.loads(done.stdout)
     compiled = runs["all"]
     ours = [name for name, _ in compiled if name.startswith("triplet_cli.")]
-    assert "triplet_cli.mining.mine_block" in ours
+    assert "triplet_cli.mining._mine_tasks" in ours
     assert [name for name, literal in compiled if literal and name in ours] == []
     assert len(ours) == len(set(ours))  # one specialisation each: the same dtypes throughout
     # A euclidean `compute` compiles the square-sum kernel alone, not every distance.

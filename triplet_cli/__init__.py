@@ -13,10 +13,10 @@ __version__ = "0.1.0"
 
 # How long idle pool threads spin, as the CLI sets them unless already set (before numpy and
 # numba load their libraries): OpenBLAS's threads after a product and libgomp's (numba's omp
-# layer) after a kernel would otherwise spin on the cores the other pool needs next. Batch-hard's
-# block loop against its products' floor, 2 cores: 2.03x -> 1.54x for OpenBLAS's (N = 16,384,
-# before issue 10), 1.22-1.24x -> 1.13-1.17x for libgomp's 300,000 spins (N = 32,768). Results
-# do not depend on them.
+# layer, which compute's loss kernels use) after a kernel would otherwise spin on the cores the
+# next work needs. Batch-hard's block loop against its products' floor, 2 cores: 2.03x -> 1.54x
+# for OpenBLAS's (N = 16,384, before issue 10), 1.22-1.24x -> 1.13-1.17x for libgomp's 300,000
+# spins (N = 32,768, while mining still ran on numba's pool). Results do not depend on them.
 THREAD_SPIN = {"OPENBLAS_THREAD_TIMEOUT": "4", "GOMP_SPINCOUNT": "10000"}
 __all__ = ["ComputeResult", "EvaluateResult", "MineResult", "NegativesResult", "TripletLossError",
            "compute_loss", "evaluate", "mine_negatives", "mine_triplets"]

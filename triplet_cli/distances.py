@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from ._jit import inline_jit, jit, parallel_jit, prange
+from ._jit import in_parallel, inline_jit, jit
 from .lanes import LANES, abs_sum, cosine_sums, product_sum, square_sum, square_sums
 
 # Distance codes and eps placements (DISTANCE_CODES and PLACEMENT_CODES name them).
@@ -218,10 +218,15 @@ def fill_ranks(r: np.ndarray, g: np.ndarray, kind: int, si: float, scale: np.nda
             r[k] = g[k]
 
 
-@parallel_jit
 def add_part(total: np.ndarray, part: np.ndarray) -> None:
-    """total += part, row by row in parallel (split_products' sum, in its dtype)."""
-    for i in prange(part.shape[0]):
+    """total += part, rows on threads (split_products' sum, in its dtype)."""
+    in_parallel(_add_rows, part.shape[0], total, part)
+
+
+@jit
+def _add_rows(lo: int, hi: int, total: np.ndarray, part: np.ndarray) -> None:
+    """total[i] += part[i] for rows lo..hi."""
+    for i in range(lo, hi):
         row, add = total[i], part[i]
         for k in range(add.shape[0]):
             row[k] += add[k]

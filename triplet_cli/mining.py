@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, parallel_jit, prange
+from ._jit import in_parallel, jit
 from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
 from .lanes import prefetch
 from .topk import exact_row, exact_top_k, insert
@@ -319,10 +319,9 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
 _CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m floats
 
 
-@parallel_jit
 def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code, p, eps,
                placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
-               offsets, out_idx, out_d):
+               offsets, out_idx, out_d) -> None:
     """Mine anchors start..start+G.shape[0]: G holds their matrix-product row (or distances).
 
     threshold_hardest: semi-hard negatives must lie beyond the anchor's hardest positive
@@ -330,10 +329,20 @@ def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code
     Anchor r writes its triplets to slots offsets[r]..offsets[r+1] (unused slots keep anchor
     -1); the caller sized them as (#chosen positives) x K.
     """
+    in_parallel(_mine_tasks, (G.shape[0] + _CHUNK - 1) // _CHUNK, X, labels, scale, members,
+                class_ptr, start, G, kind, delta, code, p, eps, placement, pos_strategy, strategy,
+                fallback_easiest, threshold_hardest, K, offsets, out_idx, out_d)
+
+
+@jit
+def _mine_tasks(lo, hi, X, labels, scale, members, class_ptr, start, G, kind, delta, code,
+                p, eps, placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
+                offsets, out_idx, out_d) -> None:
+    """mine_block's tasks lo..hi (of _CHUNK anchors each)."""
     b = G.shape[0]
     m = X.shape[0]
     semi = strategy == SEMI_HARD
-    for chunk in prange((b + _CHUNK - 1) // _CHUNK):
+    for chunk in range(lo, hi):
         r = np.empty(m)
         scratch = _grid_scratch(m if semi else 0)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
@@ -348,13 +357,20 @@ def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code
                          offsets[row], out_idx, out_d, scratch, np.int32(row % _CHUNK + 1))
 
 
-@parallel_jit
 def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, placement,
-                   pos_strategy, offsets, out_idx, out_d):
+                   pos_strategy, offsets, out_idx, out_d) -> None:
     """Batch-all: every negative for each chosen positive of anchors start..stop, positives
     and negatives in index order; slots as in mine_block."""
+    in_parallel(_mine_all, stop - start, X, labels, members, class_ptr, start, code, p, eps,
+                placement, pos_strategy, offsets, out_idx, out_d)
+
+
+@jit
+def _mine_all(lo, hi, X, labels, members, class_ptr, start, code, p, eps, placement,
+              pos_strategy, offsets, out_idx, out_d) -> None:
+    """mine_all_block for anchors start + lo..start + hi."""
     m = X.shape[0]
-    for r in prange(stop - start):
+    for r in range(lo, hi):
         i = start + r
         c = labels[i]
         c_lo, c_hi = class_ptr[c], class_ptr[c + 1]

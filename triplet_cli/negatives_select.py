@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._jit import parallel_jit, prange
+from ._jit import in_parallel, jit
 from .distances import distance
 from .errors import UsageError
 from .params import Params
@@ -95,11 +95,18 @@ def to_scores(d: np.ndarray, similarity: str) -> np.ndarray:
     return 1.0 - d if similarity == "cosine" else -d
 
 
-@parallel_jit
 def near_positives(C, window, counts, pos_ptr, pos_idx, code, p, eps, placement, limit, out):
     """out[r, j] = the window's candidate j of query r lies within `limit` (exact distance) of
     one of the query's positives pos_idx[pos_ptr[r]:pos_ptr[r+1]]."""
-    for r in prange(window.shape[0]):
+    in_parallel(_near_positives, window.shape[0], C, window, counts, pos_ptr, pos_idx, code, p,
+                eps, placement, limit, out)
+
+
+@jit
+def _near_positives(lo, hi, C, window, counts, pos_ptr, pos_idx, code, p, eps, placement,
+                    limit, out):
+    """near_positives for queries lo..hi."""
+    for r in range(lo, hi):
         for j in range(counts[r]):
             c = C[window[r, j]]
             for e in range(pos_ptr[r], pos_ptr[r + 1]):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import jit, parallel_jit, prange
+from ._jit import in_parallel, jit
 from .distances import (
     EPS_NONE,
     EUCLIDEAN,
@@ -268,24 +268,30 @@ def exact_row(q, C, code, p, eps, placement, out) -> None:
         out[k] = distance(q, C[k], code, p, eps, placement)
 
 
-@parallel_jit
 def exact_rows(Q, C, code, p, eps, placement, out):
     """Exact distances of every row of Q to every row of C (the ranking of RANK_DIRECT)."""
-    for r in prange(Q.shape[0]):
+    in_parallel(_exact_rows, Q.shape[0], Q, C, code, p, eps, placement, out)
+
+
+@jit
+def _exact_rows(lo, hi, Q, C, code, p, eps, placement, out):
+    """exact_rows for rows lo..hi of Q."""
+    for r in range(lo, hi):
         exact_row(Q[r], C, code, p, eps, placement, out[r])
 
 
 _CHUNK = 8  # queries per parallel task: each task reuses one ranking row
 
 
-@parallel_jit
-def _top_k_block(Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, placement, largest,
-                 offset, excl_ptr, excl_idx, vals, idx, counts):
-    """exact_top_k for every query row of the block against the chunk C (rows offset..)."""
+@jit
+def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, placement,
+                 largest, offset, excl_ptr, excl_idx, vals, idx, counts):
+    """exact_top_k for the query rows of the block's tasks lo..hi (of _CHUNK rows each)
+    against the chunk C (rows offset..)."""
     b, m = G.shape
     sentinel = -np.inf if largest else np.inf
     no_ids = excl_idx[:0]
-    for chunk in prange((b + _CHUNK - 1) // _CHUNK):
+    for chunk in range(lo, hi):
         r = np.empty(m)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
             fill_ranks(r, G[row], kind, q_scale[row], c_scale)
@@ -343,7 +349,7 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
             g = np.matmul(queries, chunk.T, out=products)
             delta = rank_error(kind, q_norms, c_norms[lo:lo + rows], queries.shape[1],
                                queries.dtype, eps)
-        _top_k_block(queries, chunk, g, kind, q_scale, c_scale[lo:lo + rows], delta, code, p,
-                     eps, placement, np.bool_(largest), np.int64(lo), ptr, excluded, vals, idx,
-                     counts)
+        in_parallel(_top_k_block, (b + _CHUNK - 1) // _CHUNK, queries, chunk, g, kind, q_scale,
+                    c_scale[lo:lo + rows], delta, code, p, eps, placement, np.bool_(largest),
+                    np.int64(lo), ptr, excluded, vals, idx, counts)
     return vals, idx, counts

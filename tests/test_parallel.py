@@ -1,0 +1,88 @@
+"""_jit.in_parallel, which runs the mining, top-k and exact-row kernels on threads: each task
+once, a thread's error raised in the caller, and mine's, evaluate's and mine-negatives' results
+the same bits whatever the number of parts (more parts than this machine has cores included)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from triplet_cli import _jit, evaluate, mine_negatives, mine_triplets
+
+PARTS = [2, 3, 8]
+
+
+def _parts(monkeypatch: pytest.MonkeyPatch, parts: int) -> None:
+    monkeypatch.setattr(_jit, "threads_in_use", lambda: parts)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+@pytest.mark.parametrize("tasks", [0, 1, 4, 17])
+def test_every_task_runs_once(monkeypatch, threads: int, tasks: int) -> None:
+    _parts(monkeypatch, threads)
+    seen: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def kernel(lo: int, hi: int) -> None:
+        with lock:
+            seen.extend((t, threading.current_thread().name) for t in range(lo, hi))
+
+    _jit.in_parallel(kernel, tasks)
+    assert sorted(t for t, _ in seen) == list(range(tasks))
+    assert len({name for _, name in seen}) == min(threads, tasks)
+
+
+def test_a_part_error_reaches_the_caller(monkeypatch) -> None:
+    _parts(monkeypatch, 3)
+
+    def kernel(lo: int, hi: int) -> None:
+        if hi == 10:
+            raise ValueError(f"tasks {lo}..{hi}")
+
+    with pytest.raises(ValueError, match=r"tasks 6\.\.10"):
+        _jit.in_parallel(kernel, 10)
+
+
+def _labelled(seed: int, m: int = 300, d: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 9, m)
+    return (rng.standard_normal((9, d))[y] + rng.standard_normal((m, d))).astype(np.float32), y
+
+
+def _runs() -> dict[str, object]:
+    """The bits of every kernel in_parallel runs: mine (each negative strategy, batch-all,
+    exact rankings, split products), evaluate and mine-negatives."""
+    rng = np.random.default_rng(7)
+    x, y = _labelled(8)
+    out: dict[str, object] = {}
+    for strategy in ("hard", "semi-hard", "easy", "all"):
+        m = mine_triplets(x, y, strategy=strategy)
+        out[f"mine {strategy}"] = (m.triplets.tobytes(), m.d_ap.tobytes(), m.d_an.tobytes())
+    m = mine_triplets(x, y, strategy="semi-hard", distance="chebyshev")
+    out["mine direct"] = (m.triplets.tobytes(), m.d_an.tobytes())
+    wide = rng.standard_normal((400, 1536)).astype(np.float32)  # crowded: split products
+    wide /= np.linalg.norm(wide, axis=1, keepdims=True)
+    m = mine_triplets(wide, np.arange(400) % 20, strategy="semi-hard")
+    out["mine split"] = (m.triplets.tobytes(), m.d_an.tobytes())
+    e = evaluate(x, y, at="1,5")
+    out["evaluate"] = (repr(e.metrics), *(v.tobytes() for v in e.rows.values()))
+    g = mine_negatives(x[:100], corpus=x, pairs=np.stack([np.arange(100), np.arange(100, 200)], 1),
+                       range_max=20, false_negative_eps=0.5)
+    out["negatives"] = tuple(v.tobytes() for v in g.columns.values())
+    return out
+
+
+@pytest.mark.parametrize("parts", PARTS)
+def test_results_do_not_depend_on_parts(monkeypatch, parts: int) -> None:
+    from triplet_cli import distances
+
+    split = []
+    add_part = distances.add_part
+    monkeypatch.setattr(distances, "add_part", lambda *a: (split.append(1), add_part(*a)))
+    _parts(monkeypatch, 1)
+    one = _runs()
+    assert split  # the split products' sum ran
+    _parts(monkeypatch, parts)
+    assert _runs() == one
