@@ -49,6 +49,8 @@ import numba
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from triplet_cli._jit import in_parallel, threads_in_use
+
 ROLES = ("anchors", "positives", "negatives")
 FULL_SIZES = ((1_000_000, 128), (200_000, 768))
 QUICK_SIZES = ((100_000, 128), (20_000, 768))
@@ -181,14 +183,19 @@ def cli_path() -> str:
 # kernel, floor and numpy reference
 
 
-@numba.njit(parallel=True, cache=False, fastmath={"reassoc"})
 def read_floor(a: np.ndarray, p: np.ndarray, n: np.ndarray, out: np.ndarray) -> None:
-    """out[i] = sum of row i of a, p and n in float64: every byte read once, nothing else.
+    """out[i] = sum of row i of a, p and n in float64: every byte read once, nothing else, on
+    the threads the kernels run on (in_parallel)."""
+    in_parallel(_read_rows, a.shape[0], a, p, n, out)
 
-    fastmath "reassoc" only (no nnan/ninf): it lets LLVM vectorise the sum, so this pass is
-    bound by memory, not by one add chain's latency (that would flatter the kernel).
-    """
-    for i in numba.prange(a.shape[0]):
+
+@numba.njit(nogil=True, cache=False, fastmath={"reassoc"})
+def _read_rows(lo: int, hi: int, a: np.ndarray, p: np.ndarray, n: np.ndarray,
+               out: np.ndarray) -> None:
+    """read_floor's rows lo..hi. fastmath "reassoc" only (no nnan/ninf): it lets LLVM vectorise
+    the sum, so this pass is bound by memory, not by one add chain's latency (that would
+    flatter the kernel)."""
+    for i in range(lo, hi):
         s = 0.0
         for j in range(a.shape[1]):
             s += np.float64(a[i, j]) + np.float64(p[i, j]) + np.float64(n[i, j])
@@ -229,7 +236,7 @@ class KernelTimer:
             wall, cpu = time.perf_counter(), time.process_time()
             kernel(*args)
             spent[0] += time.perf_counter() - wall
-            spent[1] += (time.process_time() - cpu) / numba.get_num_threads()
+            spent[1] += (time.process_time() - cpu) / threads_in_use()
 
         self.losses.aligned_losses = timed
         try:
@@ -253,7 +260,7 @@ def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     a, p, n = (timer.job.arrays[r] for r in ROLES)
     margin = timer.job.params.loss.margin
     floor_out = np.empty(a.shape[0])
-    threads = numba.get_num_threads()
+    threads = threads_in_use()
     times = interleaved_best({
         "job": (timer.run, threads),
         "floor": (lambda: read_floor(a, p, n, floor_out), threads),
@@ -296,7 +303,7 @@ def torch_loss() -> Callable[..., object] | None:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(numba.get_num_threads())
+    torch.set_num_threads(threads_in_use())
     tensors: dict[int, object] = {}
 
     def run(a: np.ndarray, p: np.ndarray, n: np.ndarray) -> object:
@@ -336,11 +343,11 @@ def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
         stats.summary(job.params.reduction)
         stats.warnings(job.params.loss.soft_margin)
 
-    threads = numba.get_num_threads()
+    threads = threads_in_use()
     runs: dict[str, tuple[Callable[[], object], int]] = {
         "floor": (lambda: read_floor(a, p, neg, floor_out), threads),
         "kernel": (kernel, threads),
-        "summary": (summary, 1),
+        "summary": (summary, threads),
         "compute_loss": (lambda: compute_loss(a, p, neg), threads),
     }
     peer = torch_loss()
@@ -353,7 +360,7 @@ def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
     print(f"  {n:,} x {d} float32 in memory, {gb:.2f} GB read per pass, {threads} numba "
           f"threads; best of {repeats}, interleaved")
     notes = {"floor": "a jitted read of a, p, n", "kernel": "target <= 1.1x",
-             "summary": "statistics of the kernel's rows (one thread)",
+             "summary": "statistics of the kernel's rows",
              "compute_loss": "kernel + summary + columns; target <= 1.3x",
              "torch": "F.triplet_margin_loss, reduction none",
              "numpy": "float64, 1 thread, 8 MB chunks"}
@@ -387,8 +394,8 @@ def print_environment() -> None:
     print(f"  python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}"
           f", {os.cpu_count()} cores")
     print(f"  {cpu_features()}")
-    print(f"  numba: {numba.get_num_threads()} threads (NUMBA_NUM_THREADS "
-          f"{numba.config.NUMBA_NUM_THREADS}), threading layer {numba.threading_layer()}")
+    print(f"  kernels: {threads_in_use()} threads (NUMBA_NUM_THREADS "
+          f"{numba.config.NUMBA_NUM_THREADS}), started per call by triplet_cli._jit.in_parallel")
     for pool in threadpool_info():
         extra = ", ".join(f"{k} {pool[k]}" for k in ("threading_layer", "architecture")
                           if pool.get(k))

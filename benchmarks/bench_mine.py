@@ -20,10 +20,10 @@ process), measured in the same run, best of three taken in turns. Three levels:
   fresh process that loads the file and makes the same products; batch-hard within 1.5x, and
   semi-hard (all positives) within 2x batch-hard on both kinds; peak RSS of each.
 
-OPENBLAS_THREAD_TIMEOUT and GOMP_SPINCOUNT are set here as the CLI sets them
-(triplet_cli.THREAD_SPIN: idle OpenBLAS and libgomp threads otherwise spin on the cores the
-other pool needs). The run prints the CPU, its vector features, numba's target
-and the BLAS kernel, so that a figure can be tied to what it ran on.
+OPENBLAS_THREAD_TIMEOUT is set here as the CLI sets it (triplet_cli.THREAD_SPIN: idle
+OpenBLAS threads otherwise spin on the cores the kernels need). The run prints the CPU, its
+vector features, numba's target and the BLAS kernel, so that a figure can be tied to what it
+ran on.
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@ import pytest
 from triplet_cli import cli
 
 
-@pytest.mark.parametrize(("name", "default"), [("OPENBLAS_THREAD_TIMEOUT", "4"),
-                                              ("GOMP_SPINCOUNT", "10000")])
+@pytest.mark.parametrize(("name", "default"), [("OPENBLAS_THREAD_TIMEOUT", "4")])
 @pytest.mark.parametrize("given", [None, "28"])
 def test_thread_spin_default(monkeypatch, name, default, given) -> None:
     if given is None:

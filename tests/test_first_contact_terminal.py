@@ -364,7 +364,9 @@ def test_square_kernel_equals_the_generic_kernel(swap: bool) -> None:
         out = {}
         for kernel in (losses.aligned_square_losses, losses.aligned_any_losses):
             rows = [np.empty(n) for _ in range(3)]
-            kernel(x, x, x, ia, ip, ineg, code, p, 1e-3, placement, 0.5, False, swap, *rows)
+            tasks = -(-n // losses.ROWS_PER_TASK)  # all of them, on this thread
+            kernel(0, tasks, x, x, x, ia, ip, ineg, code, p, 1e-3, placement, 0.5, False, swap,
+                   *rows)
             out[kernel] = b"".join(r.tobytes() for r in rows)
         assert len(set(out.values())) == 1, (code, p, placement)
         checked += 1

@@ -1,6 +1,6 @@
-"""_jit.in_parallel, which runs the mining, top-k and exact-row kernels on threads: each task
-once, a thread's error raised in the caller, and mine's, evaluate's and mine-negatives' results
-the same bits whatever the number of parts (more parts than this machine has cores included)."""
+"""_jit.in_parallel, which runs every kernel on threads: each task once, a thread's error raised
+in the caller, and every command's results the same bits whatever the number of parts (more
+parts than this machine has cores included)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from triplet_cli import _jit, evaluate, mine_negatives, mine_triplets
+from triplet_cli import _jit, compute_loss, evaluate, mine_negatives, mine_triplets
 
 PARTS = [2, 3, 8]
 
@@ -52,11 +52,22 @@ def _labelled(seed: int, m: int = 300, d: int = 12) -> tuple[np.ndarray, np.ndar
 
 
 def _runs() -> dict[str, object]:
-    """The bits of every kernel in_parallel runs: mine (each negative strategy, batch-all,
-    exact rankings, split products), evaluate and mine-negatives."""
+    """Every kernel's bits: compute (aligned, indexed, candidates, both loss kernels), mine
+    (each negative strategy, batch-all, exact rankings, split products), evaluate and
+    mine-negatives."""
     rng = np.random.default_rng(7)
+    a, p, n = (rng.standard_normal((1000, 16)).astype(np.float32) for _ in range(3))
     x, y = _labelled(8)
     out: dict[str, object] = {}
+    for distance in ("euclidean", "manhattan"):
+        r = compute_loss(a, p, n, distance=distance, swap=True)
+        out[f"compute {distance}"] = (r.d_ap.tobytes(), r.d_an.tobytes(), r.loss.tobytes())
+    triplets = rng.integers(0, len(x), (700, 3))
+    r = compute_loss(embeddings=x, triplets=triplets)
+    out["indexed"] = (r.d_ap.tobytes(), r.d_an.tobytes(), r.loss.tobytes())
+    r = compute_loss(a[:600], *(rng.standard_normal((600, k, 16)).astype(np.float32)
+                                for k in (3, 2)))
+    out["candidates"] = (r.d_ap.tobytes(), r.d_an.tobytes(), r.loss.tobytes())
     for strategy in ("hard", "semi-hard", "easy", "all"):
         m = mine_triplets(x, y, strategy=strategy)
         out[f"mine {strategy}"] = (m.triplets.tobytes(), m.d_ap.tobytes(), m.d_an.tobytes())

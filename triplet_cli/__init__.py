@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# How long idle pool threads spin, as the CLI sets them unless already set (before numpy and
-# numba load their libraries): OpenBLAS's threads after a product and libgomp's (numba's omp
-# layer, which compute's loss kernels use) after a kernel would otherwise spin on the cores the
-# next work needs. Batch-hard's block loop against its products' floor, 2 cores: 2.03x -> 1.54x
-# for OpenBLAS's (N = 16,384, before issue 10), 1.22-1.24x -> 1.13-1.17x for libgomp's 300,000
-# spins (N = 32,768, while mining still ran on numba's pool). Results do not depend on them.
-THREAD_SPIN = {"OPENBLAS_THREAD_TIMEOUT": "4", "GOMP_SPINCOUNT": "10000"}
+# How long idle BLAS threads spin, as the CLI sets it unless already set (before numpy loads
+# OpenBLAS): after a product they would otherwise spin on the cores the mining kernels need
+# next. Batch-hard's block loop against its products' floor, 2 cores, N = 16,384: 2.03x -> 1.54x
+# (before issue 10). Results do not depend on it. (The kernels' own threads end with each call.)
+THREAD_SPIN = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 __all__ = ["ComputeResult", "EvaluateResult", "MineResult", "NegativesResult", "TripletLossError",
            "compute_loss", "evaluate", "mine_negatives", "mine_triplets"]
 

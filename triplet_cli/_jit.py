@@ -1,6 +1,6 @@
 """The one place numba is configured: its cache folder, `cache=True` (a second process loads
 compiled kernels), `error_model="numpy"` (0/0 is NaN), no fastmath (NaN checks hold), and how
-kernels run on threads (numba's prange, or in_parallel)."""
+kernels run on threads (in_parallel, not numba's prange)."""
 
 from __future__ import annotations
 
@@ -24,14 +24,14 @@ def _use_user_cache_if_read_only() -> None:
 _use_user_cache_if_read_only()
 
 import numba  # noqa: E402  (must follow the cache-directory decision)
+from numba.core import cgutils  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
 
 jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True)
 # Small dispatch functions inlined into their callers at numba's level: a call between jitted
 # functions costs a reference-count update per array argument (at d = 128, 60 of a euclidean
 # distance's 85 ns went to the four calls between `distance` and its sum).
 inline_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, inline="always")
-parallel_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, parallel=True)
-prange = numba.prange
 
 
 def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
@@ -39,10 +39,8 @@ def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
     thread: this one and up to threads_in_use() - 1 started for the call. Kernels are nogil
     jitted functions writing disjoint outputs, so results do not depend on the split.
 
-    For kernels whose rows are spent in jitted callees (mining, top-k, exact rows): as a numba
-    prange each compiled 2-5 s longer on a first run, for the same speed. The per-triplet loss
-    kernels keep prange: their rows are short, and its loop body, free of reference counting
-    on row views, ran 14% faster per row at d = 128 on one thread."""
+    As numba prange loops, the kernels compiled 1.3-5 s longer each on a first run, and the
+    pool's idle threads spun on the cores that the next product or the summary needed."""
     parts = max(1, min(threads_in_use(), tasks))
     bounds = [tasks * k // parts for k in range(parts + 1)]
     if parts == 1:
@@ -66,11 +64,34 @@ def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
         raise failed[0]
 
 
+@intrinsic
+def borrowed(typingctx, array):  # type: ignore[no-untyped-def]
+    """The array without its reference count, for a kernel's inputs, which its caller holds for
+    the whole call: row views of it then cost no atomic count updates when passed to jitted
+    callees (14% of a d = 128 loss kernel's time, one thread)."""
+    if not isinstance(array, numba.types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        given = context.make_array(array)(context, builder, args[0])
+        out = context.make_array(array)(context, builder)
+        for name in ("nitems", "itemsize", "data", "shape", "strides"):
+            setattr(out, name, getattr(given, name))
+        out.meminfo = cgutils.get_null_value(out.meminfo.type)
+        out.parent = cgutils.get_null_value(out.parent.type)
+        return out._getvalue()
+
+    return array(array), codegen
+
+
+_local = threading.local()  # each calling thread's own count
+
+
 def set_threads(threads: int | None) -> str | None:
     """Use `threads` kernel threads (None: all), capped at this machine's; a note when capped."""
     available = max_threads()
     used = available if threads is None else min(threads, available)
-    numba.set_num_threads(used)
+    _local.threads = used
     if threads is not None and used < threads:
         return f"--threads {threads}: this machine runs {available} threads; using {available}"
     return None
@@ -81,4 +102,4 @@ def max_threads() -> int:
 
 
 def threads_in_use() -> int:
-    return int(numba.get_num_threads())
+    return int(getattr(_local, "threads", 0) or max_threads())

@@ -406,8 +406,8 @@ def main() -> None:
     """
     from typer.main import get_command_name
 
-    # Short spins for idle pool threads (THREAD_SPIN), set before numpy and numba load their
-    # libraries; a value already set wins, and Dask workers inherit them.
+    # A short spin for idle BLAS threads (THREAD_SPIN), set before numpy loads OpenBLAS; a value
+    # already set wins, and Dask workers inherit it.
     for name, value in THREAD_SPIN.items():
         os.environ.setdefault(name, value)
 

@@ -259,8 +259,8 @@ def _this_worker() -> Any:
 
 @contextlib.contextmanager
 def _kernel_slot(threads: int | None, by_host: dict[str, int]) -> Iterator[None]:
-    """One kernel launch at a time per process (numba's workqueue layer is not thread-safe), on
-    --threads, else the process's share of its host's cores (Dask sets BLAS to 1 thread)."""
+    """One unit's kernels at a time per process, on --threads, else the process's share of its
+    host's cores (Dask sets BLAS to 1 thread): two at once would share those cores."""
     from ._jit import set_threads
 
     here = _this_worker()

@@ -1,8 +1,8 @@
 """Jitted per-triplet kernels: hinge or soft-margin loss, optional swap.
 
-Each kernel is a prange over independent rows (in tasks of ROWS_PER_TASK) writing only out[i], so
-results do not depend on the thread count; sums over rows happen afterwards (reductions.py) in a
-fixed order.
+Each kernel takes a range of tasks (ROWS_PER_TASK independent rows each; _jit.in_parallel runs
+the ranges on threads) and writes only out[i], so results do not depend on the thread count;
+sums over rows happen afterwards (reductions.py) in a fixed order.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 
-from ._jit import jit, parallel_jit, prange
+from ._jit import borrowed, in_parallel, jit
 from .distances import distance, distance_pair, square_distance, square_family, square_pair
 
-# Rows per prange task: 256 rows make 3,900 tasks of 10^6 rows to balance threads, each long
+# Rows per task: 256 rows make 3,900 tasks of 10^6 rows to balance threads, each long
 # enough that scheduling costs nothing.
 ROWS_PER_TASK = 256
 
@@ -63,7 +63,12 @@ def aligned_losses(
     took 4.7 s of CPU, 2.5 s with it. Both kernels give the same bits.
     """
     kernel = aligned_square_losses if square_family(code, p, placement) else aligned_any_losses
-    kernel(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap, d_ap, d_an, loss)
+    in_parallel(kernel, _tasks(loss.shape[0]), A, P, N, ia, ip, ineg, code, p, eps, placement,
+                margin, soft, swap, d_ap, d_an, loss)
+
+
+def _tasks(rows: int) -> int:
+    return (rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
 
 
 @jit
@@ -81,17 +86,19 @@ def _store(i: int, dap: float, dan: float, margin: float, soft: bool, d_ap: np.n
     loss[i] = triplet_loss(dap, dan, margin, soft)
 
 
-# The two kernels take aligned_losses' arguments. Each takes its rows in its own body: a helper
-# returning the three row views kept numba's reference counting on them, atomic updates of counters
-# both threads share (1.7x a read of the inputs at d = 128 instead of 1.04x).
-@parallel_jit
-def aligned_square_losses(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap,
-                          d_ap, d_an, loss) -> None:
+# The two kernels take a task range lo..hi, then aligned_losses' arguments. Each takes its rows in
+# its own body, from inputs without reference counts (borrowed): otherwise each row view passed
+# to square_pair updates counters both threads share (1.7x a read of the inputs at d = 128
+# instead of 1.04x when a helper returned the views; 14% of a thread's time at d = 128).
+@jit
+def aligned_square_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft,
+                          swap, d_ap, d_an, loss) -> None:
     """aligned_losses when square_family(code, p, placement): only the square-sum path of
     distance_pair and distance compiles, not the other distances nor their dispatch."""
     n = loss.shape[0]
     indexed = ia.shape[0] > 0
-    for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+    A, P, N = borrowed(A), borrowed(P), borrowed(N)
+    for task in range(lo, hi):
         for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
             if indexed:
                 a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
@@ -103,13 +110,14 @@ def aligned_square_losses(A, P, N, ia, ip, ineg, code, p, eps, placement, margin
             _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
 
 
-@parallel_jit
-def aligned_any_losses(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap,
-                       d_ap, d_an, loss) -> None:
+@jit
+def aligned_any_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft,
+                       swap, d_ap, d_an, loss) -> None:
     """aligned_losses for any distance code."""
     n = loss.shape[0]
     indexed = ia.shape[0] > 0
-    for task in prange((n + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+    A, P, N = borrowed(A), borrowed(P), borrowed(N)
+    for task in range(lo, hi):
         for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
             if indexed:
                 a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
@@ -121,7 +129,6 @@ def aligned_any_losses(A, P, N, ia, ip, ineg, code, p, eps, placement, margin, s
             _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
 
 
-@parallel_jit
 def candidate_losses(
     A: np.ndarray,
     P: np.ndarray,
@@ -144,9 +151,18 @@ def candidate_losses(
     loss[i] is the sum (or mean) of the k_p x k_n pair losses; d_ap[i] and d_an[i] are the mean
     positive and negative distances; correct[i] is the fraction of pairs with d_ap < d_an.
     """
+    in_parallel(_candidate_losses, _tasks(A.shape[0]), A, P, N, code, p, eps, placement, margin,
+                soft, swap, pair_mean, d_ap, d_an, loss, correct)
+
+
+@jit
+def _candidate_losses(lo, hi, A, P, N, code, p, eps, placement, margin, soft, swap, pair_mean,
+                      d_ap, d_an, loss, correct) -> None:
+    """candidate_losses for the anchors of tasks lo..hi."""
     kp = P.shape[1]
     kn = N.shape[1]
-    for i in prange(A.shape[0]):
+    A, P, N = borrowed(A), borrowed(P), borrowed(N)
+    for i in range(lo * ROWS_PER_TASK, min(A.shape[0], hi * ROWS_PER_TASK)):
         a = A[i]
         dps = np.empty(kp)
         dns = np.empty(kn)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import in_parallel, jit
+from ._jit import borrowed, in_parallel, jit
 from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
 from .lanes import prefetch
 from .topk import exact_row, exact_top_k, insert
@@ -341,6 +341,7 @@ def _mine_tasks(lo, hi, X, labels, scale, members, class_ptr, start, G, kind, de
     """mine_block's tasks lo..hi (of _CHUNK anchors each)."""
     b = G.shape[0]
     m = X.shape[0]
+    X, G = borrowed(X), borrowed(G)
     semi = strategy == SEMI_HARD
     for chunk in range(lo, hi):
         r = np.empty(m)
@@ -370,6 +371,7 @@ def _mine_all(lo, hi, X, labels, members, class_ptr, start, code, p, eps, placem
               pos_strategy, offsets, out_idx, out_d) -> None:
     """mine_all_block for anchors start + lo..start + hi."""
     m = X.shape[0]
+    X = borrowed(X)
     for r in range(lo, hi):
         i = start + r
         c = labels[i]

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._jit import in_parallel, jit
+from ._jit import borrowed, in_parallel, jit
 from .distances import distance
 from .errors import UsageError
 from .params import Params
@@ -106,6 +106,7 @@ def near_positives(C, window, counts, pos_ptr, pos_idx, code, p, eps, placement,
 def _near_positives(lo, hi, C, window, counts, pos_ptr, pos_idx, code, p, eps, placement,
                     limit, out):
     """near_positives for queries lo..hi."""
+    C = borrowed(C)
     for r in range(lo, hi):
         for j in range(counts[r]):
             c = C[window[r, j]]

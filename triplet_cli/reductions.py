@@ -5,16 +5,23 @@ Counts, sums, means, standard deviations, minima and maxima do not depend on the
 SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
 (independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
 is summarised by numpy's sums and one jitted pass (statistics.py), bit for bit the numpy
-expressions it replaced; the sample holds the blocks' own arrays until it must be thinned.
+expressions it replaced. With two kernel threads, a block's chunks are summarised half on each,
+merged in chunk order (histogram counts added), and the two medians are found side by side: the
+same bits with any thread count. The sample holds the blocks' own arrays until it must be
+thinned.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from ._jit import threads_in_use
 from .params import Reduction
 from .statistics import BUCKETS, FIELDS, chunk_counts, middle
 
@@ -67,6 +74,33 @@ def _mean_m2(values: np.ndarray, work: np.ndarray) -> tuple[float, float]:
     np.subtract(values, mean, out=deviations)
     np.square(deviations, out=deviations)
     return mean, float(deviations.sum())
+
+
+def _together(*tasks: Callable[[], Any]) -> list[Any]:
+    """Each task's result, in order: all but the last on threads of their own while the last
+    runs here when the run has more than one kernel thread (their work releases the GIL: nogil
+    jitted passes and numpy's loops), else one after the other. Threads per call, not a pool:
+    a pool's threads do not survive a fork."""
+    if threads_in_use() < 2:
+        return [task() for task in tasks]
+    results: list[Any] = [None] * len(tasks)
+    failed: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            results[k] = tasks[k]()
+        except BaseException as e:  # re-raised here, in the caller's thread
+            failed.append(e)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(tasks) - 1)]
+    for t in threads:
+        t.start()
+    run(len(tasks) - 1)
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+    return results
 
 
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
@@ -125,7 +159,8 @@ class TripletStats:
     _counts: np.ndarray = field(default_factory=lambda: np.zeros((2, BUCKETS + 2), np.int64))
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
-    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS)))
+    # Per thread: room for the active losses' compaction and for squared deviations.
+    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, 2, CHUNK_ROWS)))
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
@@ -163,21 +198,25 @@ class TripletStats:
 
     def _process(self, rows: int) -> None:
         """Summarise the next `rows` pending rows (a partial chunk only when settling)."""
-        d_ap, d_an, loss, correct = self._take(rows)
-        out, work = np.empty(FIELDS), self._scratch[1]
-        for start in range(0, rows, CHUNK_ROWS):
-            c = slice(start, start + CHUNK_ROWS)
-            ap, an, lost = d_ap[c], d_an[c], loss[c]
-            n = lost.size
-            chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, self._scratch[0], self._grid,
-                         self._counts, self.count == 0, out)
-            active, nans, top, right, ties, on_margin, zeros, *extremes = out.tolist()
-            with np.errstate(invalid="ignore", over="ignore"):
-                self.loss_sum += float(lost.sum())
-                self.nonzero_sum += float(self._scratch[0, :int(active)].sum())
-                self.correct_sum += float(correct[c].sum()) if correct.size else right
-                self.d_ap.merge(n, *_mean_m2(ap, work), *extremes[:2])
-                self.d_an.merge(n, *_mean_m2(an, work), *extremes[2:])
+        columns = self._take(rows)
+        starts = range(0, rows, CHUNK_ROWS)
+        parts = []
+        if self.count == 0:  # the run's first chunk sets the histograms' grids: before the rest
+            parts, starts = self._chunks(columns, starts[:1], self._counts, 0, True), starts[1:]
+        half = (len(starts) + 1) // 2
+        other = np.zeros_like(self._counts)  # the second half's histograms, added after
+        first, second = _together(
+            lambda: self._chunks(columns, starts[:half], self._counts, 0, False),
+            lambda: self._chunks(columns, starts[half:], other, 1, False)) if len(starts) > 1 \
+            else (self._chunks(columns, starts, self._counts, 0, False), [])
+        self._counts += other
+        for n, loss_sum, nonzero_sum, right, counts, ap, an in parts + first + second:
+            active, nans, top, _, ties, on_margin, zeros = counts
+            self.loss_sum += loss_sum
+            self.nonzero_sum += nonzero_sum
+            self.correct_sum += right
+            self.d_ap.merge(n, *ap)
+            self.d_an.merge(n, *an)
             self.count += n
             self.nonzero_count += int(active)
             self.nan_count += int(nans)
@@ -185,9 +224,32 @@ class TripletStats:
             self.ties += int(ties)
             self.on_margin += int(on_margin)
             self.zero_distances += int(zeros)
-            self._nan = [self._nan[0] or math.isnan(extremes[0]),
-                         self._nan[1] or math.isnan(extremes[2])]
-        self._keep(d_ap, d_an)
+            self._nan = [self._nan[0] or math.isnan(ap[3]), self._nan[1] or math.isnan(an[3])]
+        self._keep(*columns[:2])
+
+    def _chunks(self, columns: tuple[np.ndarray, ...], starts: range, counts: np.ndarray,
+                thread: int, first: bool) -> list[tuple[Any, ...]]:
+        """Each chunk from `starts`: its rows, sums of losses, of active losses and of accuracy,
+        chunk_counts' counts, and (mean, M2, min, max) of d_ap and of d_an, whose values are
+        counted into the histograms `counts` (first: the run's first chunk, which sets their
+        grids). thread: whose scratch rows to use."""
+        d_ap, d_an, loss, correct = columns
+        parts, out = [], np.empty(FIELDS)
+        compacted, work = self._scratch[thread]
+        with np.errstate(invalid="ignore", over="ignore"):
+            for start in starts:
+                c = slice(start, start + CHUNK_ROWS)
+                ap, an, lost = d_ap[c], d_an[c], loss[c]
+                chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, compacted, self._grid,
+                             counts, first, out)
+                active, nans, top, right, ties, on_margin, zeros, *extremes = out.tolist()
+                if correct.size:
+                    right = float(correct[c].sum())
+                parts.append((lost.size, float(lost.sum()), float(compacted[:int(active)].sum()),
+                              right, (active, nans, top, right, ties, on_margin, zeros),
+                              (*_mean_m2(ap, work), *extremes[:2]),
+                              (*_mean_m2(an, work), *extremes[2:])))
+        return parts
 
     def _keep(self, d_ap: np.ndarray, d_an: np.ndarray) -> None:
         """Append a chunk to the sample; thin it to sample_size rows past twice that."""
@@ -218,16 +280,21 @@ class TripletStats:
         """(k, 2) array of (d_ap, d_an): every triplet, or the bottom-k sample."""
         return np.stack([self._column(1), self._column(2)], axis=1)
 
-    def _distances(self, k: int) -> dict[str, float]:
-        """The statistics of d_ap (k = 0) or d_an (k = 1)."""
-        m, column = (self.d_ap, self.d_an)[k], self._column(k + 1)
-        # min and max of every row bound the sample too; with a NaN the median looks for it.
-        # The histogram counts every row: of use while the sample is every row.
-        bounds = (math.nan, math.nan) if self._nan[k] else (m.min, m.max)
-        whole = column.size == self.count and not self._nan[k]
-        grid = self._grid[k] if whole else _NO_GRID
-        return {"mean": m.mean, "std": m.std, "min": m.min,
-                "p50": _median(column, *bounds, grid, self._counts[k]), "max": m.max}
+    def _distances(self) -> list[dict[str, float]]:
+        """The statistics of d_ap and of d_an, their medians found side by side."""
+        columns = self._column(1), self._column(2)  # settled and thinned before the threads
+
+        def statistics(k: int) -> dict[str, float]:
+            m, column = (self.d_ap, self.d_an)[k], columns[k]
+            # min and max of every row bound the sample too; with a NaN the median looks for
+            # it. The histogram counts every row: of use while the sample is every row.
+            bounds = (math.nan, math.nan) if self._nan[k] else (m.min, m.max)
+            whole = column.size == self.count and not self._nan[k]
+            grid = self._grid[k] if whole else _NO_GRID
+            return {"mean": m.mean, "std": m.std, "min": m.min,
+                    "p50": _median(column, *bounds, grid, self._counts[k]), "max": m.max}
+
+        return _together(lambda: statistics(0), lambda: statistics(1))
 
     def summary(self, reduction: Reduction) -> dict[str, object]:
         """The stable summary keys of SPEC section 3 (without params, inputs and warnings)."""
@@ -236,6 +303,7 @@ class TripletStats:
         mean = self.loss_sum / n if n else 0.0
         # over losses > 0; 0 when none is (as pytorch-metric-learning, not NaN from 0/0)
         mean_nonzero = self.nonzero_sum / self.nonzero_count if self.nonzero_count else 0.0
+        d_ap, d_an = self._distances()
         return {
             "count": n,
             "loss": {Reduction.mean: mean, Reduction.sum: self.loss_sum,
@@ -246,8 +314,8 @@ class TripletStats:
             "mean_nonzero": mean_nonzero,
             "active_fraction": self.nonzero_count / n if n else 0.0,
             "accuracy": self.correct_sum / n if n else 0.0,
-            "d_ap": self._distances(0),
-            "d_an": self._distances(1),
+            "d_ap": d_ap,
+            "d_an": d_an,
             "quantiles": "exact" if n <= self.sample_size else f"sample of {self.sample_size}",
         }
 

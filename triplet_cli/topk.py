@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import in_parallel, jit
+from ._jit import borrowed, in_parallel, jit
 from .distances import (
     EPS_NONE,
     EUCLIDEAN,
@@ -276,6 +276,7 @@ def exact_rows(Q, C, code, p, eps, placement, out):
 @jit
 def _exact_rows(lo, hi, Q, C, code, p, eps, placement, out):
     """exact_rows for rows lo..hi of Q."""
+    Q, C = borrowed(Q), borrowed(C)
     for r in range(lo, hi):
         exact_row(Q[r], C, code, p, eps, placement, out[r])
 
@@ -289,6 +290,7 @@ def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, p
     """exact_top_k for the query rows of the block's tasks lo..hi (of _CHUNK rows each)
     against the chunk C (rows offset..)."""
     b, m = G.shape
+    Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
     sentinel = -np.inf if largest else np.inf
     no_ids = excl_idx[:0]
     for chunk in range(lo, hi):
