@@ -273,7 +273,7 @@ def bench_kernel(paths: dict[str, Path], repeats: int) -> dict[str, float]:
                 for k, r in zip(timer.outputs, ref, strict=True))
     gb = (a.nbytes + p.nbytes + n.nbytes) / 1e9
     print(f"  rows x d            {a.shape[0]:,} x {a.shape[1]} float32, {gb:.2f} GB read per "
-          f"pass, {threads} numba threads; best of {repeats}")
+          f"pass, {threads} kernel threads; best of {repeats}")
     around = (times["job"].wall - kernel.wall) * 1e3
     print("                      wall s     GB/s   cpu s/thread")
     for name, t, note in (

@@ -695,7 +695,7 @@ def test_swap_propagates_nan_distance(shape):
 @KERNELS
 @given(data=st.data(), o=options())
 def test_threads_do_not_change_results(data, o):
-    """Bit-identical per-triplet values and summary with 1 and 2 numba threads."""
+    """Bit-identical per-triplet values and summary with 1 and 2 kernel threads."""
     if data.draw(st.booleans()):
         args = data.draw(aligned_arrays(max_n=400))
     else:

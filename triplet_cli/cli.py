@@ -260,7 +260,7 @@ _OPTIONS: dict[str, Any] = {
     "verbose": _valued(bool, "--verbose -v", "Timings on stderr."),
     "scheduler": _option(str, "--scheduler", "Run the blocks on a Dask cluster: its scheduler "
                          "(tcp://host:8786), or local to start one here. Same rows, same order, "
-                         "same bytes; --threads then means numba threads per worker (default: "
+                         "same bytes; --threads then means kernel threads per worker (default: "
                          "the worker's share of its host's cores). Needs pip install "
                          "'triplet-loss\\[dask]'.", _DASK),
     "workers": _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each. "

@@ -14,8 +14,7 @@ import numpy as np
 from ._jit import borrowed, in_parallel, jit
 from .distances import distance, distance_pair, square_distance, square_family, square_pair
 
-# Rows per task: 256 rows make 3,900 tasks of 10^6 rows to balance threads, each long
-# enough that scheduling costs nothing.
+# Rows per task: in_parallel splits whole tasks between threads (3,900 of 10^6 rows).
 ROWS_PER_TASK = 256
 
 
