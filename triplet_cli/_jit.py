@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -36,25 +37,34 @@ inline_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, in
 
 def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
     """kernel(lo, hi, *args) over consecutive ranges lo..hi that cover tasks 0..tasks, one per
-    thread: this one and up to threads_in_use() - 1 started for the call. Kernels are nogil
-    jitted functions writing disjoint outputs, so results do not depend on the split.
+    thread (threads_in_use() at most, `together`). Kernels are nogil jitted functions writing
+    disjoint outputs, so results do not depend on the split.
 
     As numba prange loops, the kernels compiled 1.3-5 s longer each on a first run, and the
     pool's idle threads spun on the cores that the next product or the summary needed."""
     parts = max(1, min(threads_in_use(), tasks))
     bounds = [tasks * k // parts for k in range(parts + 1)]
-    if parts == 1:
-        kernel(0, tasks, *args)
-        return
+    together(*(partial(kernel, bounds[k], bounds[k + 1], *args) for k in range(parts)))
+
+
+def together(*tasks: Callable[[], Any]) -> list[Any]:
+    """Each task's result, in order: the first task runs here and the others on threads started
+    for the call, when the run has more than one kernel thread (their work must release the
+    GIL: nogil jitted functions, numpy's loops), else one after the other. The first error is
+    raised here once all have ended. Threads per call, not a pool: a pool's threads do not
+    survive a fork."""
+    if len(tasks) < 2 or threads_in_use() < 2:
+        return [task() for task in tasks]
+    results: list[Any] = [None] * len(tasks)
     failed: list[BaseException] = []
 
     def run(k: int) -> None:
         try:
-            kernel(bounds[k], bounds[k + 1], *args)
-        except BaseException as e:  # re-raised in the caller's thread
+            results[k] = tasks[k]()
+        except BaseException as e:  # raised in the caller's thread
             failed.append(e)
 
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(1, parts)]
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(1, len(tasks))]
     for t in threads:
         t.start()
     run(0)
@@ -62,6 +72,7 @@ def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
         t.join()
     if failed:
         raise failed[0]
+    return results
 
 
 @intrinsic

@@ -14,14 +14,14 @@ thinned.
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from typing import Any
 
 import numpy as np
 
-from ._jit import threads_in_use
+from ._jit import together
 from .params import Reduction
 from .statistics import BUCKETS, FIELDS, chunk_counts, middle
 
@@ -74,33 +74,6 @@ def _mean_m2(values: np.ndarray, work: np.ndarray) -> tuple[float, float]:
     np.subtract(values, mean, out=deviations)
     np.square(deviations, out=deviations)
     return mean, float(deviations.sum())
-
-
-def _together(*tasks: Callable[[], Any]) -> list[Any]:
-    """Each task's result, in order: all but the last on threads of their own while the last
-    runs here when the run has more than one kernel thread (their work releases the GIL: nogil
-    jitted passes and numpy's loops), else one after the other. Threads per call, not a pool:
-    a pool's threads do not survive a fork."""
-    if threads_in_use() < 2:
-        return [task() for task in tasks]
-    results: list[Any] = [None] * len(tasks)
-    failed: list[BaseException] = []
-
-    def run(k: int) -> None:
-        try:
-            results[k] = tasks[k]()
-        except BaseException as e:  # re-raised here, in the caller's thread
-            failed.append(e)
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(tasks) - 1)]
-    for t in threads:
-        t.start()
-    run(len(tasks) - 1)
-    for t in threads:
-        t.join()
-    if failed:
-        raise failed[0]
-    return results
 
 
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
@@ -204,13 +177,12 @@ class TripletStats:
         if self.count == 0:  # the run's first chunk sets the histograms' grids: before the rest
             parts, starts = self._chunks(columns, starts[:1], self._counts, 0, True), starts[1:]
         half = (len(starts) + 1) // 2
+        halves = [starts[:half], starts[half:]] if half < len(starts) else [starts]
         other = np.zeros_like(self._counts)  # the second half's histograms, added after
-        first, second = _together(
-            lambda: self._chunks(columns, starts[:half], self._counts, 0, False),
-            lambda: self._chunks(columns, starts[half:], other, 1, False)) if len(starts) > 1 \
-            else (self._chunks(columns, starts, self._counts, 0, False), [])
+        done = together(*(partial(self._chunks, columns, h, (self._counts, other)[k], k, False)
+                          for k, h in enumerate(halves)))
         self._counts += other
-        for n, loss_sum, nonzero_sum, right, counts, ap, an in parts + first + second:
+        for n, loss_sum, nonzero_sum, right, counts, ap, an in chain(parts, *done):
             active, nans, top, _, ties, on_margin, zeros = counts
             self.loss_sum += loss_sum
             self.nonzero_sum += nonzero_sum
@@ -294,7 +266,7 @@ class TripletStats:
             return {"mean": m.mean, "std": m.std, "min": m.min,
                     "p50": _median(column, *bounds, grid, self._counts[k]), "max": m.max}
 
-        return _together(lambda: statistics(0), lambda: statistics(1))
+        return together(lambda: statistics(0), lambda: statistics(1))
 
     def summary(self, reduction: Reduction) -> dict[str, object]:
         """The stable summary keys of SPEC section 3 (without params, inputs and warnings)."""
