@@ -4,8 +4,8 @@ Counts, sums, means, standard deviations, minima and maxima do not depend on the
 (fixed chunks of CHUNK_ROWS). Quantiles and the histogram come from every value up to
 SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
 (independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
-is summarised by numpy's sums and one jitted pass (statistics.py), bit for bit the numpy
-expressions it replaced. With two kernel threads, a block's chunks are summarised half on each,
+is summarised by numpy's sums and extremes and one jitted pass (statistics.py), bit for bit the
+numpy expressions it replaced. With two kernel threads, a block's chunks are summarised half on each,
 merged in chunk order (histogram counts added), and the two medians are found side by side: the
 same bits with any thread count. The sample holds the blocks' own arrays until it must be
 thinned.
@@ -66,16 +66,6 @@ def _part(column: np.ndarray, start: int, stop: int | None) -> np.ndarray:
     return np.ascontiguousarray(column[start:stop], dtype=np.float64) if column.size else column
 
 
-def _mean_m2(values: np.ndarray, work: np.ndarray) -> tuple[float, float]:
-    """values.mean() and ((values - mean)^2).sum() as numpy computes them (`work`: room for
-    the squared deviations, so no temporary array)."""
-    mean = float(values.mean())
-    deviations = work[:values.size]
-    np.subtract(values, mean, out=deviations)
-    np.square(deviations, out=deviations)
-    return mean, float(deviations.sum())
-
-
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
     """The pieces as one array: without a copy when they are consecutive views of one array
     (a library run's columns, filled in place), else concatenated."""
@@ -132,8 +122,10 @@ class TripletStats:
     _counts: np.ndarray = field(default_factory=lambda: np.zeros((2, BUCKETS + 2), np.int64))
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
-    # Per thread: room for the active losses' compaction and for squared deviations.
-    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, 2, CHUNK_ROWS)))
+    # Per thread: room for the active losses' compaction, the squared deviations of d_ap and
+    # of d_an, and bucket numbers.
+    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, 3, CHUNK_ROWS)))
+    _buckets: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS), np.int16))
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
@@ -206,21 +198,27 @@ class TripletStats:
         counted into the histograms `counts` (first: the run's first chunk, which sets their
         grids). thread: whose scratch rows to use."""
         d_ap, d_an, loss, correct = columns
-        parts, out = [], np.empty(FIELDS)
-        compacted, work = self._scratch[thread]
+        parts, out, extremes, means = [], np.empty(FIELDS), np.empty(4), np.empty(2)
+        scratch = self._scratch[thread]
         with np.errstate(invalid="ignore", over="ignore"):
             for start in starts:
                 c = slice(start, start + CHUNK_ROWS)
                 ap, an, lost = d_ap[c], d_an[c], loss[c]
-                chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, compacted, self._grid,
-                             counts, first, out)
-                active, nans, top, right, ties, on_margin, zeros, *extremes = out.tolist()
+                extremes[:] = ap.min(), ap.max(), an.min(), an.max()
+                means[:] = ap.mean(), an.mean()
+                chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, extremes, means, scratch,
+                             self._buckets[thread], self._grid, counts, first, out)
+                active, nans, right, ties, on_margin, zeros = out.tolist()
+                top = float(np.fmax.reduce(lost))  # the largest loss that is not NaN
+                top = -math.inf if math.isnan(top) else top
                 if correct.size:
                     right = float(correct[c].sum())
-                parts.append((lost.size, float(lost.sum()), float(compacted[:int(active)].sum()),
-                              right, (active, nans, top, right, ties, on_margin, zeros),
-                              (*_mean_m2(ap, work), *extremes[:2]),
-                              (*_mean_m2(an, work), *extremes[2:])))
+                n = lost.size
+                m2 = [float(scratch[k, :n].sum()) for k in (1, 2)]  # sums of squared deviations
+                low_high, mean = extremes.tolist(), means.tolist()
+                parts.append((n, float(lost.sum()), float(scratch[0, :int(active)].sum()), right,
+                              (active, nans, top, right, ties, on_margin, zeros),
+                              (mean[0], m2[0], *low_high[:2]), (mean[1], m2[1], *low_high[2:])))
         return parts
 
     def _keep(self, d_ap: np.ndarray, d_an: np.ndarray) -> None:

@@ -1,14 +1,13 @@
-"""Jitted passes behind reductions.TripletStats: one chunk's counts and extremes, and the
-exact median.
+"""Jitted passes behind reductions.TripletStats: one chunk's counts, and the exact median.
 
-The summary's values stay those numpy gave (and the JSON keeps them bit for bit): the sums stay
-numpy's own (reductions.py calls them on contiguous float64 chunks, in L2 cache), and these
-passes give what took numpy a temporary array each (masks, compressed copies, absolute values,
-differences): every count, the largest loss, min and max with numpy's NaN rule, the active
-losses compacted for their sum, and the median's histogram; the median is then one more pass
-that collects the values of the bucket holding it. As numpy calls, the summary of 10^6 triplets
-made about 25 passes over temporary arrays plus two np.partition calls (100-140 ms, more than the
-kernel).
+The summary's values stay those numpy gave (and the JSON keeps them bit for bit): the sums,
+means, minima, maxima and the largest loss stay numpy's own (reductions.py calls them on
+contiguous float64 chunks, in L2 cache), and chunk_counts gives what took numpy a temporary
+array each (masks, compressed copies, absolute values, differences): every count, the active
+losses compacted for their sum, the squared deviations for theirs, and the median's histogram;
+the median is then one more pass that collects the values of the bucket holding it. As numpy
+calls, the summary of 10^6 triplets made about 25 passes over temporary arrays plus two
+np.partition calls (100-140 ms, more than the kernel).
 """
 
 from __future__ import annotations
@@ -21,71 +20,71 @@ from ._jit import jit
 
 BUCKETS = 4096  # the median's histogram: about 250 values per bucket at 10^6 values
 SORT_BELOW = 4096  # candidates handed back for sorting once this few remain
-FIELDS = 11  # chunk_counts' values
+FIELDS = 6  # chunk_counts' values
 
 
 @jit
 def chunk_counts(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: float,
-                 tie_tolerance: float, scratch: np.ndarray, grid: np.ndarray,
-                 counts: np.ndarray, first: bool, out: np.ndarray) -> None:
+                 tie_tolerance: float, extremes: np.ndarray, means: np.ndarray,
+                 scratch: np.ndarray, buckets: np.ndarray, grid: np.ndarray, counts: np.ndarray,
+                 first: bool, out: np.ndarray) -> None:
     """One chunk's counts into out, as its numpy expressions computed them: active losses
-    (compacted into scratch[:active] for their sum), NaN losses, the largest non-NaN loss (-inf:
-    none), rows with d_ap < d_an, ties (|d_an - d_ap| <= tie_tolerance * max(|d_an|.max(), 1)),
-    rows on the margin, zero distances, then min and max of d_ap and of d_an (NaN when one is
-    NaN). Also counts d_ap and d_an into their histograms (counts[k]) on their grids (grid[k] =
-    lo, scale), which `first` (the run's first chunk) sets from this chunk's range."""
+    (compacted into scratch[0, :active] for their sum), NaN losses, rows with d_ap < d_an, ties
+    (|d_an - d_ap| <= tie_tolerance * max(|d_an|.max(), 1)), rows on the margin, zero
+    distances; and the squared deviations (d_ap - means[0])^2 and (d_an - means[1])^2 into
+    scratch[1] and scratch[2] for their sums. extremes: numpy's min and max of d_ap and of d_an
+    (NaN when one is NaN). Also counts d_ap and d_an into their histograms (counts[k]) on their
+    grids (grid[k] = lo, scale), which `first` (the run's first chunk) sets from this chunk's
+    range; `buckets`: room for a chunk's bucket numbers.
+
+    Each loop has one job, so that all but the compaction vectorise: as one loop the chunk
+    took twice as long."""
     n = loss.shape[0]
     active = 0
+    compacted, ap_deviations, an_deviations = scratch[0], scratch[1], scratch[2]
+    for i in range(n):
+        value = loss[i]
+        compacted[active] = value
+        active += value > 0.0
+    far = max(abs(extremes[2]), abs(extremes[3]))  # |d_an|.max()
+    bound = tie_tolerance * (math.nan if far != far else max(far, 1.0))
     nan_losses = 0
-    top = -math.inf
     right = 0
     on_margin = 0
     zeros = 0
-    far, far_nan = 0.0, False  # np.abs(d_an).max(): NaN when one is
-    lo_ap, hi_ap, lo_an, hi_an = d_ap[0], d_ap[0], d_an[0], d_an[0]
-    nan_ap, nan_an = False, False
-    for i in range(n):  # branch-free: half the comparisons go either way on real data
-        value, ap, an = loss[i], d_ap[i], d_an[i]
-        scratch[active] = value
-        active += value > 0.0
-        nan_losses += value != value
-        top = value if value > top else top
-        right += ap < an
-        a = abs(an)
-        far_nan |= a != a
-        far = a if a > far else far
-        on_margin += an - ap == margin
-        zeros += (ap == 0.0) + (an == 0.0)
-        nan_ap |= ap != ap
-        nan_an |= an != an
-        lo_ap = ap if ap < lo_ap else lo_ap
-        hi_ap = ap if ap > hi_ap else hi_ap
-        lo_an = an if an < lo_an else lo_an
-        hi_an = an if an > hi_an else hi_an
-    bound = tie_tolerance * (math.nan if far_nan else max(far, 1.0))
     ties = 0
     for i in range(n):
-        ties += abs(d_an[i] - d_ap[i]) <= bound
-    extremes = (math.nan if nan_ap else lo_ap, math.nan if nan_ap else hi_ap,
-                math.nan if nan_an else lo_an, math.nan if nan_an else hi_an)
-    out[0], out[1], out[2], out[3] = active, nan_losses, top, right
-    out[4], out[5], out[6] = ties, on_margin, zeros
-    out[7], out[8], out[9], out[10] = extremes
+        value, ap, an = loss[i], d_ap[i], d_an[i]
+        nan_losses += value != value
+        right += ap < an
+        on_margin += an - ap == margin
+        zeros += (ap == 0.0) + (an == 0.0)
+        ties += abs(an - ap) <= bound
+        ap_deviation, an_deviation = ap - means[0], an - means[1]
+        ap_deviations[i] = ap_deviation * ap_deviation
+        an_deviations[i] = an_deviation * an_deviation
+    out[0], out[1], out[2], out[3], out[4], out[5] = (active, nan_losses, right, ties,
+                                                      on_margin, zeros)
     if first:
         for k in range(2):
             low, high = extremes[2 * k], extremes[2 * k + 1]
             grid[k, 0], grid[k, 1] = low, BUCKETS / (high - low)
-    _histogram(d_ap, grid[0], counts[0])
-    _histogram(d_an, grid[1], counts[1])
+    _histogram(d_ap, grid[0], counts[0], buckets)
+    _histogram(d_an, grid[1], counts[1], buckets)
 
 
 @jit
-def _histogram(values: np.ndarray, grid: np.ndarray, counts: np.ndarray) -> None:
-    """Count values by bucket of the grid (lo, scale), when it is usable."""
+def _histogram(values: np.ndarray, grid: np.ndarray, counts: np.ndarray,
+               buckets: np.ndarray) -> None:
+    """Count values by bucket of the grid (lo, scale), when it is usable (the buckets found
+    first, in a loop that vectorises, then counted)."""
     lo, scale = grid[0], grid[1]
     if _usable(scale):
-        for v in values:
-            counts[_bucket(v, lo, scale)] += 1
+        n = values.shape[0]
+        for i in range(n):
+            buckets[i] = _bucket(values[i], lo, scale)
+        for i in range(n):
+            counts[buckets[i]] += 1
 
 
 @jit
