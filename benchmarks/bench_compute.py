@@ -158,9 +158,10 @@ def floor_ratios(floor: Callable[[], object], runs: dict[str, Callable[[], objec
     median over `repeats` rounds; also each run's best time and every floor time.
 
     Ratios of best times mislead where the memory speed changes during a run: on this 2-vCPU
-    VM the floor reads at about 35 GB/s or about 60 GB/s from one second to the next (the host
-    puts the two vCPUs on one physical core or on two), so a best floor from one speed and a
-    best run from the other give a ratio of neither. Neighbouring runs share their speed."""
+    VM the floor reads at about 35 GB/s or about 60 GB/s from one second to the next (two
+    threads as fast as one, or twice as fast: as if the host moved the two vCPUs between one
+    physical core and two), so a best floor from one speed and a best run from the other give
+    a ratio of neither. Neighbouring runs mostly share their speed."""
     floor()
     for run in runs.values():
         run()
