@@ -4,11 +4,11 @@ Counts, sums, means, standard deviations, minima and maxima do not depend on the
 (fixed chunks of CHUNK_ROWS). Quantiles and the histogram come from every value up to
 SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
 (independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
-is summarised by numpy's sums and extremes and one jitted pass (statistics.py), bit for bit the
-numpy expressions it replaced. With two kernel threads, a block's chunks are summarised half on each,
-merged in chunk order (histogram counts added), and the two medians are found side by side: the
-same bits with any thread count. The sample holds the blocks' own arrays until it must be
-thinned.
+is summarised by numpy's sums and extremes and one jitted pass (statistics.py), bit for bit
+the numpy expressions it replaced. With two kernel threads, a block's chunks are summarised
+half on each, merged in chunk order (histogram counts added), and the two medians are found
+side by side: the same bits with any thread count. The sample holds the blocks' own arrays
+until it must be thinned.
 """
 
 from __future__ import annotations
@@ -165,16 +165,18 @@ class TripletStats:
         """Summarise the next `rows` pending rows (a partial chunk only when settling)."""
         columns = self._take(rows)
         starts = range(0, rows, CHUNK_ROWS)
-        parts = []
-        if self.count == 0:  # the run's first chunk sets the histograms' grids: before the rest
-            parts, starts = self._chunks(columns, starts[:1], self._counts, 0, True), starts[1:]
+        if self.count == 0:  # the run's first chunk sets the histograms' grids (lo, scale)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                for grid, column in zip(self._grid, columns[:2], strict=True):
+                    low, high = column[:CHUNK_ROWS].min(), column[:CHUNK_ROWS].max()
+                    grid[:] = low, BUCKETS / (high - low)
         half = (len(starts) + 1) // 2
         halves = [starts[:half], starts[half:]] if half < len(starts) else [starts]
         other = np.zeros_like(self._counts)  # the second half's histograms, added after
-        done = together(*(partial(self._chunks, columns, h, (self._counts, other)[k], k, False)
+        done = together(*(partial(self._chunks, columns, h, (self._counts, other)[k], k)
                           for k, h in enumerate(halves)))
         self._counts += other
-        for n, loss_sum, nonzero_sum, right, counts, ap, an in chain(parts, *done):
+        for n, loss_sum, nonzero_sum, right, counts, ap, an in chain(*done):
             active, nans, top, _, ties, on_margin, zeros = counts
             self.loss_sum += loss_sum
             self.nonzero_sum += nonzero_sum
@@ -192,11 +194,10 @@ class TripletStats:
         self._keep(*columns[:2])
 
     def _chunks(self, columns: tuple[np.ndarray, ...], starts: range, counts: np.ndarray,
-                thread: int, first: bool) -> list[tuple[Any, ...]]:
+                thread: int) -> list[tuple[Any, ...]]:
         """Each chunk from `starts`: its rows, sums of losses, of active losses and of accuracy,
         chunk_counts' counts, and (mean, M2, min, max) of d_ap and of d_an, whose values are
-        counted into the histograms `counts` (first: the run's first chunk, which sets their
-        grids). thread: whose scratch rows to use."""
+        counted into the histograms `counts`. thread: whose scratch rows to use."""
         d_ap, d_an, loss, correct = columns
         parts, out, extremes, means = [], np.empty(FIELDS), np.empty(4), np.empty(2)
         scratch = self._scratch[thread]
@@ -207,7 +208,7 @@ class TripletStats:
                 extremes[:] = ap.min(), ap.max(), an.min(), an.max()
                 means[:] = ap.mean(), an.mean()
                 chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, extremes, means, scratch,
-                             self._buckets[thread], self._grid, counts, first, out)
+                             self._buckets[thread], self._grid, counts, out)
                 active, nans, right, ties, on_margin, zeros = out.tolist()
                 top = float(np.fmax.reduce(lost))  # the largest loss that is not NaN
                 top = -math.inf if math.isnan(top) else top

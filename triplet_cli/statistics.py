@@ -27,15 +27,14 @@ FIELDS = 6  # chunk_counts' values
 def chunk_counts(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: float,
                  tie_tolerance: float, extremes: np.ndarray, means: np.ndarray,
                  scratch: np.ndarray, buckets: np.ndarray, grid: np.ndarray, counts: np.ndarray,
-                 first: bool, out: np.ndarray) -> None:
+                 out: np.ndarray) -> None:
     """One chunk's counts into out, as its numpy expressions computed them: active losses
     (compacted into scratch[0, :active] for their sum), NaN losses, rows with d_ap < d_an, ties
     (|d_an - d_ap| <= tie_tolerance * max(|d_an|.max(), 1)), rows on the margin, zero
     distances; and the squared deviations (d_ap - means[0])^2 and (d_an - means[1])^2 into
     scratch[1] and scratch[2] for their sums. extremes: numpy's min and max of d_ap and of d_an
     (NaN when one is NaN). Also counts d_ap and d_an into their histograms (counts[k]) on their
-    grids (grid[k] = lo, scale), which `first` (the run's first chunk) sets from this chunk's
-    range; `buckets`: room for a chunk's bucket numbers.
+    grids (grid[k] = lo, scale); `buckets`: room for a chunk's bucket numbers.
 
     Each loop has one job, so that all but the compaction vectorise: as one loop the chunk
     took twice as long."""
@@ -65,10 +64,6 @@ def chunk_counts(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: f
         an_deviations[i] = an_deviation * an_deviation
     out[0], out[1], out[2], out[3], out[4], out[5] = (active, nan_losses, right, ties,
                                                       on_margin, zeros)
-    if first:
-        for k in range(2):
-            low, high = extremes[2 * k], extremes[2 * k + 1]
-            grid[k, 0], grid[k, 1] = low, BUCKETS / (high - low)
     _histogram(d_ap, grid[0], counts[0], buckets)
     _histogram(d_an, grid[1], counts[1], buckets)
 
