@@ -324,4 +324,5 @@ def _median(column: np.ndarray, low: float, high: float, grid: np.ndarray,
     if candidates.size:
         ordered = np.sort(candidates)
         first, second = ordered[i], ordered[j]
-    return float(np.mean(np.array([first] if column.size % 2 else [first, second])))
+    with np.errstate(invalid="ignore"):  # -inf and inf in the middle: NaN, as numpy says
+        return float(np.mean(np.array([first] if column.size % 2 else [first, second])))
