@@ -59,7 +59,6 @@ class ComputeJob(Job):
     arrays: dict[str, Matrix] = field(default_factory=dict)
     triplets: np.ndarray | ArrowTriplets | None = None
     count: int = 0
-    loaded: dict[str, Matrix] = field(default_factory=dict)
     block_rows: int | None = None
     whole: dict[str, np.ndarray] | None = None  # keep_rows(): the columns blocks are views of
 
@@ -84,12 +83,6 @@ class ComputeJob(Job):
             "index",)
         return {**dict.fromkeys(ints, np.dtype(np.int64)),
                 **dict.fromkeys(("d_ap", "d_an", "loss"), np.dtype(np.float64))}
-
-    def inputs(self) -> dict[str, dict[str, object]]:
-        """By role, so one file in two roles keeps both (path None: an array)."""
-        return {k: {"path": None if self.names[k] == k else self.names[k],
-                    "shape": list(a.shape), "dtype": str(a.dtype)}
-                for k, a in self.loaded.items()}
 
     def metadata(self) -> dict[str, str]:
         from .writers import settings_metadata

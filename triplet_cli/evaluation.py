@@ -161,7 +161,6 @@ class EvaluateJob(Job):
     k: int = 1
     gates: tuple[tuple[str, float], ...] = ()
     checkpoint_names: list[str] = field(default_factory=list)
-    loaded: dict[str, Any] = field(default_factory=dict)
     plot: str | None = None
     block_rows: int | None = None
     _ready: tuple[int, np.ndarray, Any] | None = None  # checkpoint, reference norms, MineSet

@@ -61,6 +61,7 @@ class Job:
     params: Params
     names: dict[str, str]  # role -> the file (or role, for an array) it came from
     warnings: list[str] = field(default_factory=list)
+    loaded: dict[str, Any] = field(default_factory=dict)  # role -> the input as read
 
     title: ClassVar[str] = "triplet-loss"
     keys: ClassVar[tuple[str, ...]] = ()  # summary keys the table report shows
@@ -99,8 +100,10 @@ class Job:
         raise NotImplementedError
 
     def inputs(self) -> dict[str, dict[str, object]]:
-        """JSON `inputs`, by role."""
-        raise NotImplementedError
+        """JSON `inputs`, by role, so one file in two roles keeps both (path None: an array)."""
+        return {k: {"path": None if self.names[k] == k else self.names[k],
+                    "shape": list(a.shape), "dtype": str(a.dtype)}
+                for k, a in self.loaded.items()}
 
     def metadata(self) -> dict[str, str] | None:
         """Schema metadata of a .parquet output (how its rows were made)."""

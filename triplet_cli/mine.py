@@ -78,7 +78,6 @@ class MineJob(Job):
     x: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     codes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     label_counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    loaded: dict[str, np.ndarray] = field(default_factory=dict)
     block_rows: int | None = None
     anchors_without_positive: int = 0
     anchors_without_negative: int = 0
@@ -97,12 +96,6 @@ class MineJob(Job):
     def schema(self) -> dict[str, np.dtype]:
         return {**dict.fromkeys(("anchor", "positive", "negative"), np.dtype(np.int64)),
                 **dict.fromkeys(("d_ap", "d_an", "loss"), np.dtype(np.float64))}
-
-    def inputs(self) -> dict[str, dict[str, object]]:
-        """By role; path None for an array passed to the library."""
-        return {k: {"path": None if self.names[k] == k else self.names[k],
-                    "shape": list(a.shape), "dtype": str(a.dtype)}
-                for k, a in self.loaded.items()}
 
     def metadata(self) -> dict[str, str]:
         from .writers import settings_metadata
