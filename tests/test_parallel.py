@@ -116,3 +116,25 @@ def test_results_do_not_depend_on_parts(monkeypatch, parts: int) -> None:
     assert split  # the split products' sum ran
     _parts(monkeypatch, parts)
     assert _runs() == one
+
+
+@pytest.mark.parametrize("parts", PARTS)
+def test_summary_does_not_depend_on_parts(monkeypatch, parts: int) -> None:
+    """The summary's chunks, taken one at a time by the threads, merge to the same values."""
+    from triplet_cli import reductions
+
+    monkeypatch.setattr(reductions, "CHUNK_ROWS", 100)
+    rng = np.random.default_rng(11)
+    d_ap, d_an = rng.random(5_050) * 2, rng.random(5_050) * 2
+    loss = np.maximum(d_ap - d_an + 1.0, 0.0)
+
+    def summary() -> str:
+        stats = reductions.TripletStats(margin=1.0, sample_size=2_000)
+        for lo in range(0, 5_050, 1_234):
+            stats.add(d_ap[lo:lo + 1_234], d_an[lo:lo + 1_234], loss[lo:lo + 1_234])
+        return repr((stats.summary("mean"), stats.warnings(False)))
+
+    _parts(monkeypatch, 1)
+    one = summary()
+    _parts(monkeypatch, parts)
+    assert summary() == one

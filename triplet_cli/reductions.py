@@ -5,18 +5,19 @@ Counts, sums, means, standard deviations, minima and maxima do not depend on the
 SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
 (independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
 is summarised by numpy's sums and extremes and one jitted pass (statistics.py), bit for bit
-the numpy expressions it replaced. With two kernel threads, a block's chunks are summarised
-half on each, merged in chunk order (histogram counts added), and the two medians are found
-side by side: the same bits with any thread count. The sample holds the blocks' own arrays
+the numpy expressions it replaced. With two kernel threads, a block's chunks are taken one at a
+time by two threads, merged in chunk order (histogram counts added), and the two medians are
+found side by side: the same bits with any thread count. The sample holds the blocks' own arrays
 until it must be thinned.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -170,13 +171,13 @@ class TripletStats:
                 for grid, column in zip(self._grid, columns[:2], strict=True):
                     low, high = column[:CHUNK_ROWS].min(), column[:CHUNK_ROWS].max()
                     grid[:] = low, BUCKETS / (high - low)
-        half = (len(starts) + 1) // 2
-        halves = [starts[:half], starts[half:]] if half < len(starts) else [starts]
-        other = np.zeros_like(self._counts)  # the second half's histograms, added after
-        done = together(*(partial(self._chunks, columns, h, (self._counts, other)[k], k)
-                          for k, h in enumerate(halves)))
+        done: list[tuple[Any, ...]] = [()] * len(starts)  # each chunk's summary, in order
+        claim = itertools.count()  # chunks are taken one at a time by two threads
+        other = np.zeros_like(self._counts)  # the second thread's histograms, added after
+        together(*(partial(self._chunks, columns, starts, claim, done, counts, k)
+                   for k, counts in enumerate((self._counts, other)[:len(starts)])))
         self._counts += other
-        for n, loss_sum, nonzero_sum, right, counts, ap, an in chain(*done):
+        for n, loss_sum, nonzero_sum, right, counts, ap, an in done:
             active, nans, top, _, ties, on_margin, zeros = counts
             self.loss_sum += loss_sum
             self.nonzero_sum += nonzero_sum
@@ -193,17 +194,18 @@ class TripletStats:
             self._nan = [self._nan[0] or math.isnan(ap[3]), self._nan[1] or math.isnan(an[3])]
         self._keep(*columns[:2])
 
-    def _chunks(self, columns: tuple[np.ndarray, ...], starts: range, counts: np.ndarray,
-                thread: int) -> list[tuple[Any, ...]]:
-        """Each chunk from `starts`: its rows, sums of losses, of active losses and of accuracy,
+    def _chunks(self, columns: tuple[np.ndarray, ...], starts: range, claim: Iterator[int],
+                done: list[tuple[Any, ...]], counts: np.ndarray, thread: int) -> None:
+        """The chunks at `starts` that this thread takes (`claim`: the next chunk's index), each
+        into done[index]: its rows, sums of losses, of active losses and of accuracy,
         chunk_counts' counts, and (mean, M2, min, max) of d_ap and of d_an, whose values are
         counted into the histograms `counts`. thread: whose scratch rows to use."""
         d_ap, d_an, loss, correct = columns
-        parts, out, extremes, means = [], np.empty(FIELDS), np.empty(4), np.empty(2)
+        out, extremes, means = np.empty(FIELDS), np.empty(4), np.empty(2)
         scratch = self._scratch[thread]
         with np.errstate(invalid="ignore", over="ignore"):
-            for start in starts:
-                c = slice(start, start + CHUNK_ROWS)
+            while (i := next(claim)) < len(starts):
+                c = slice(starts[i], starts[i] + CHUNK_ROWS)
                 ap, an, lost = d_ap[c], d_an[c], loss[c]
                 extremes[:] = ap.min(), ap.max(), an.min(), an.max()
                 means[:] = ap.mean(), an.mean()
@@ -217,10 +219,9 @@ class TripletStats:
                 n = lost.size
                 m2 = [float(scratch[k, :n].sum()) for k in (1, 2)]  # sums of squared deviations
                 low_high, mean = extremes.tolist(), means.tolist()
-                parts.append((n, float(lost.sum()), float(scratch[0, :int(active)].sum()), right,
-                              (active, nans, top, right, ties, on_margin, zeros),
-                              (mean[0], m2[0], *low_high[:2]), (mean[1], m2[1], *low_high[2:])))
-        return parts
+                done[i] = (n, float(lost.sum()), float(scratch[0, :int(active)].sum()), right,
+                           (active, nans, top, right, ties, on_margin, zeros),
+                           (mean[0], m2[0], *low_high[:2]), (mean[1], m2[1], *low_high[2:]))
 
     def _keep(self, d_ap: np.ndarray, d_an: np.ndarray) -> None:
         """Append a chunk to the sample; thin it to sample_size rows past twice that."""
