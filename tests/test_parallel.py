@@ -5,6 +5,7 @@ parts than this machine has cores included)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -62,6 +63,24 @@ def test_a_part_error_reaches_the_caller(monkeypatch) -> None:
 
     with pytest.raises(ValueError, match=r"tasks 9\.\.10"):
         _jit.in_parallel(kernel, 10)
+
+
+def test_after_an_error_no_thread_takes_another_range(monkeypatch) -> None:
+    """A failed range (an error, or Ctrl-C in the caller's thread) ends the call after the
+    ranges already under way, not after all of them."""
+    _parts(monkeypatch, 2)
+    ran, lock = [], threading.Lock()
+
+    def kernel(lo: int, hi: int) -> None:
+        with lock:
+            ran.append(lo)
+        if lo == 0:
+            raise KeyboardInterrupt
+        time.sleep(0.01)  # a range takes a while, as a kernel's does
+
+    with pytest.raises(KeyboardInterrupt):
+        _jit.in_parallel(kernel, 1000)
+    assert len(ran) < 8  # of 32 ranges: the other thread stopped too
 
 
 def _labelled(seed: int, m: int = 300, d: int = 12) -> tuple[np.ndarray, np.ndarray]:

@@ -58,10 +58,15 @@ def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
     pieces = min(tasks, parts * PIECES_PER_THREAD)
     bounds = [tasks * k // pieces for k in range(pieces + 1)]
     claim = itertools.count()  # next() is atomic: each range is taken once
+    failed: list[bool] = []  # once a range fails (or Ctrl-C), no thread takes another
 
     def take_ranges() -> None:
-        while (k := next(claim)) < pieces:
-            kernel(bounds[k], bounds[k + 1], *args)
+        try:
+            while not failed and (k := next(claim)) < pieces:
+                kernel(bounds[k], bounds[k + 1], *args)
+        except BaseException:
+            failed.append(True)
+            raise
 
     together(*([take_ranges] * parts))
 
