@@ -194,3 +194,35 @@ def test_ranking_values_lie_within_their_bound(d, dtype, layout, parts, distance
         exact = np.array([distance(x[i], x[k], code, p, eps, placement) for k in range(m)])
         target = exact * exact if distance_name == "euclidean" else exact
         assert np.all(np.abs(r - target) <= delta[i]), (i, np.abs(r - target).max(), delta[i])
+
+
+def test_a_jobs_rooms_are_reused_and_travel_empty() -> None:
+    """Rooms hands back the same memory for a block of the same size or smaller, and a pickled
+    job (Dask) carries none of it."""
+    import pickle
+
+    from triplet_cli.jobs import Rooms
+
+    rooms = Rooms()
+    first = rooms(0, (40, 50), np.dtype(np.float32))
+    assert np.shares_memory(first, rooms(0, (30, 50), np.dtype(np.float32)))
+    assert not np.shares_memory(first, rooms(1, (40, 50), np.dtype(np.float32)))
+    assert rooms(0, (40, 60), np.dtype(np.float32)).shape == (40, 60)  # larger: a new buffer
+    assert pickle.loads(pickle.dumps(rooms))._kept == {}
+
+
+def test_top_k_into_reused_rooms_equals_fresh_products() -> None:
+    """Calls of several sizes through one job's rooms give what fresh products give (the
+    buffer's old contents never leak into a ranking)."""
+    from triplet_cli.jobs import Rooms
+
+    rng = np.random.default_rng(5)
+    c = rng.standard_normal((700, 24)).astype(np.float32)
+    kernel = DistanceParams().kernel()
+    rooms = Rooms()
+    for b, chunk in ((64, 300), (17, 700), (64, 128), (5, 300)):
+        q = rng.standard_normal((b, 24)).astype(np.float32)
+        got = top_k(q, c, 4, kernel, chunk_rows=chunk, rooms=rooms)
+        want = top_k(q, c, 4, kernel, chunk_rows=chunk)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)

@@ -12,11 +12,15 @@ they agree bit for bit, whatever the CPU, thread count or block size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from ._jit import in_parallel, inline_jit, jit
 from .lanes import LANES, abs_sum, cosine_sums, product_sum, square_sum, square_sums
+
+# buffer k of this shape and dtype for a block's product (jobs.Rooms)
+Room = Callable[[int, tuple[int, int], np.dtype], np.ndarray]
 
 # Distance codes and eps placements (DISTANCE_CODES and PLACEMENT_CODES name them).
 EUCLIDEAN, SQUARED_EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, DOT = range(7)
@@ -250,13 +254,17 @@ def product_terms(d: int, parts: int) -> int:
     return d if parts == 1 else -(-d // parts) + parts - 1
 
 
-def split_products(q: np.ndarray, c: np.ndarray, parts: int) -> np.ndarray:
+def split_products(q: np.ndarray, c: np.ndarray, parts: int,
+                   rooms: Room | None = None) -> np.ndarray:
     """q @ c.T: one product, or (parts > 1) partial products over consecutive slices of d
     added in order, whose error bound is product_terms' (a slice's, not d's). One part at a
-    time: the block takes twice the product's memory, not parts + 1 times."""
+    time: the block takes twice the product's memory, not parts + 1 times. rooms (a job's
+    jobs.Rooms): where the total (buffer 0) and the part (1) go, else fresh arrays."""
     d = q.shape[1]
-    total = np.empty((q.shape[0], c.shape[0]), np.result_type(q, c))
-    part = np.empty_like(total) if parts > 1 else total
+    shape, dtype = (q.shape[0], c.shape[0]), np.result_type(q, c)
+    room = rooms or (lambda k, shape, dtype: np.empty(shape, dtype))
+    total = room(0, shape, dtype)
+    part = room(1, shape, dtype) if parts > 1 else total
     bounds = [d * s // parts for s in range(parts + 1)]
     for s in range(parts):
         lo, hi = bounds[s], bounds[s + 1]

@@ -253,7 +253,7 @@ class EvaluateJob(Job):
         # One more than needed: whether the neighbour after a cut-off ties it.
         vals, idx, _ = top_k(self.queries[unit.checkpoint][unit.start:unit.stop], ref,
                              self.width + 1 + drop, self.params.distance.kernel(),
-                             exclude=exclude, candidate_norms=norms)
+                             exclude=exclude, candidate_norms=norms, rooms=self.rooms)
         dropped_other = (idx[:, 0] != rows) if drop else np.zeros(b, bool)
         vals, idx = vals[:, drop:], idx[:, drop:]
         nn_codes = np.where(idx >= 0, self.ref_codes[np.maximum(idx, 0)], -1)

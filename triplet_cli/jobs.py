@@ -17,6 +17,26 @@ from .reductions import TripletStats
 from .report import Hardest, render
 
 
+class Rooms:
+    """Buffers for blocks' matrix products, kept from one block to the next: a fresh block of
+    that size is page-faulted in anew each time (X[block] @ X.T at N = 32,768: 2.3 s, into one
+    reused buffer 1.8 s). A job holds one for its run; it travels to Dask workers empty."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, np.ndarray] = {}
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return Rooms, ()
+
+    def __call__(self, k: int, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        """Buffer k as a C-contiguous array of this shape and dtype (its contents undefined)."""
+        size = shape[0] * shape[1]
+        kept = self._kept.get(k)
+        if kept is None or kept.size < size or kept.dtype != dtype:
+            kept = self._kept[k] = np.empty(size, dtype)
+        return kept[:size].reshape(shape)
+
+
 @dataclass
 class Block:
     """The output rows of one unit (columns in output order) and what statistics need."""
@@ -62,6 +82,7 @@ class Job:
     names: dict[str, str]  # role -> the file (or role, for an array) it came from
     warnings: list[str] = field(default_factory=list)
     loaded: dict[str, Any] = field(default_factory=dict)  # role -> the input as read
+    rooms: Rooms = field(default_factory=Rooms, repr=False, compare=False)  # for its products
 
     title: ClassVar[str] = "triplet-loss"
     keys: ClassVar[tuple[str, ...]] = ()  # summary keys the table report shows

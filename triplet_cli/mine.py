@@ -15,7 +15,7 @@ import numpy as np
 from . import validate
 from .errors import UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
-from .jobs import Block, Job, Tally, run_here
+from .jobs import Block, Job, Rooms, Tally, run_here
 from .presets import resolve
 from .readers import STDIN, labels_for
 
@@ -208,6 +208,7 @@ class MineSet:
     norms: np.ndarray
     caps: np.ndarray
     parts: int = 1  # the matrix product's slices of d (distances.product_parts)
+    rooms: Rooms = field(default_factory=Rooms, repr=False)  # its blocks' products, reused
 
     @classmethod
     def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
@@ -320,7 +321,7 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
             exact_rows(x[start:stop], x, *args, g)
             delta = np.zeros(stop - start)
         else:
-            g = split_products(x[start:stop], x, data.parts)
+            g = split_products(x[start:stop], x, data.parts, data.rooms)
             delta = rank_error(kind, data.norms[start:stop], data.norms, x.shape[1], x.dtype,
                                plan.eps, product_terms(x.shape[1], data.parts))
         scale = rank_scale(kind, data.norms, plan.eps)

@@ -194,7 +194,8 @@ class NegativesJob(Job):
         q = np.ascontiguousarray(self.queries[ids])
         d_q, idx, counts = top_k(q, self.corpus, self.window, self.params.distance.kernel(),
                                  exclude=self._exclusions(ids, ptr, pos),
-                                 candidate_norms=self.corpus_norms, chunk_rows=self.chunk_rows)
+                                 candidate_norms=self.corpus_norms, chunk_rows=self.chunk_rows,
+                                 rooms=self.rooms)
         found = np.arange(self.window)[None, :] < counts[:, None]
         scores = np.where(found, to_scores(d_q, self.similarity), -np.inf)
         d_p = np.empty(pos.size)

@@ -26,6 +26,7 @@ from .distances import (
     EPS_NONE,
     EUCLIDEAN,
     RANK_DIRECT,
+    Room,
     distance,
     fill_ranks,
     rank_error,
@@ -314,15 +315,16 @@ def norms_of(x: np.ndarray) -> np.ndarray:
 def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
           kernel: tuple[int, float, float, int], *, largest: bool = False,
           exclude: tuple[np.ndarray, np.ndarray] | None = None,
-          candidate_norms: np.ndarray | None = None, chunk_rows: int | None = None
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          candidate_norms: np.ndarray | None = None, chunk_rows: int | None = None,
+          rooms: Room | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each query's k best candidates by exact distance: (distances, indices, counts).
 
     kernel is DistanceParams.kernel(). exclude = (ptr, idx): query row r never gets the
     candidates idx[ptr[r]:ptr[r+1]] (itself, its positives). Rows are sorted best first; a query
     with fewer than k candidates has counts[r] < k and index -1 (distance inf) in the rest.
     Candidates are taken in chunks whose matrix-product block stays within BLOCK_BYTES; the
-    result does not depend on the chunk size or the thread count.
+    result does not depend on the chunk size or the thread count. rooms (a job's jobs.Rooms):
+    where the products go, kept for the job's next call; else one buffer for this call.
     """
     code, p, eps, placement = kernel
     b, m = queries.shape[0], candidates.shape[0]
@@ -346,8 +348,11 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
             exact_rows(queries, chunk, code, p, eps, placement, g)
             delta = np.zeros(b)
         else:
-            if products is None or products.shape[1] != chunk.shape[0]:
-                products = np.empty((b, chunk.shape[0]), np.result_type(queries, chunk))
+            shape, dtype = (b, chunk.shape[0]), np.result_type(queries, chunk)
+            if rooms is not None:
+                products = rooms(0, shape, dtype)
+            elif products is None or products.shape != shape:
+                products = np.empty(shape, dtype)
             g = np.matmul(queries, chunk.T, out=products)
             delta = rank_error(kind, q_norms, c_norms[lo:lo + rows], queries.shape[1],
                                queries.dtype, eps)
