@@ -19,8 +19,9 @@ of the products' time at N = 32,768). Three levels:
   losses) against the floor; batch-hard should stay within 1.25x;
 - library: mine_triplets (validation, class grouping, summary too);
 - process (--large N): `python -m triplet_cli mine ... -o out.npy` in a fresh process against a
-  fresh process that loads the file and makes the same products; batch-hard within 1.5x, and
-  semi-hard (all positives) within 2x batch-hard on both kinds; peak RSS of each.
+  fresh process that loads the file and makes the same products (into one reused buffer, as
+  the miner does); batch-hard within 1.5x, and semi-hard (all positives) within 2x batch-hard
+  on both kinds; peak RSS of each.
 
 OPENBLAS_THREAD_TIMEOUT is set here as the CLI sets it (triplet_cli.THREAD_SPIN: idle
 OpenBLAS threads otherwise spin on the cores the kernels need). The run prints the CPU, its
@@ -164,8 +165,10 @@ import numpy as np
 from triplet_cli.mine import BLOCK_BYTES
 x = np.load(sys.argv[1])
 rows = max(1, BLOCK_BYTES // (x.shape[0] * 8))
+room = np.empty((min(rows, x.shape[0]), x.shape[0]), x.dtype)  # one buffer, as the miner's
 for start in range(0, x.shape[0], rows):
-    x[start:start + rows] @ x.T
+    block = x[start:start + rows]
+    np.matmul(block, x.T, out=room[:block.shape[0]])
 """
 
 
