@@ -226,6 +226,8 @@ class EvaluateJob(Job):
         if self._ready is None or self._ready[0] != c:
             mined = MineSet.build(self.queries[c], self.codes, self.plan()) \
                 if self.settings and self.settings.batch_hard_loss else None
+            if mined is not None:  # its products and the neighbours' take turns in one buffer
+                mined.rooms = self.rooms
             self._ready = (c, norms_of(self.reference(c)), mined)
         return self._ready[1], self._ready[2]
 

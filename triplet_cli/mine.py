@@ -208,7 +208,7 @@ class MineSet:
     norms: np.ndarray
     caps: np.ndarray
     parts: int = 1  # the matrix product's slices of d (distances.product_parts)
-    rooms: Rooms = field(default_factory=Rooms, repr=False)  # its blocks' products, reused
+    rooms: Rooms = field(default_factory=Rooms, repr=False, compare=False)  # for its products
 
     @classmethod
     def build(cls, x: np.ndarray, codes: np.ndarray, plan: KernelPlan) -> MineSet:
