@@ -201,7 +201,7 @@ def test_a_jobs_rooms_are_reused_and_travel_empty() -> None:
     job (Dask) carries none of it."""
     import pickle
 
-    from triplet_cli.jobs import Rooms
+    from triplet_cli.distances import Rooms
 
     rooms = Rooms()
     first = rooms(0, (40, 50), np.dtype(np.float32))
@@ -214,7 +214,7 @@ def test_a_jobs_rooms_are_reused_and_travel_empty() -> None:
 def test_top_k_into_reused_rooms_equals_fresh_products() -> None:
     """Calls of several sizes through one job's rooms give what fresh products give (the
     buffer's old contents never leak into a ranking)."""
-    from triplet_cli.jobs import Rooms
+    from triplet_cli.distances import Rooms
 
     rng = np.random.default_rng(5)
     c = rng.standard_normal((700, 24)).astype(np.float32)

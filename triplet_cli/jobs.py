@@ -12,29 +12,10 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
+from .distances import Rooms
 from .params import Params, check_threads
 from .reductions import TripletStats
 from .report import Hardest, render
-
-
-class Rooms:
-    """Buffers for blocks' matrix products, kept from one block to the next: a fresh block of
-    that size is page-faulted in anew each time (X[block] @ X.T at N = 32,768: 2.3 s, into one
-    reused buffer 1.8 s). A job holds one for its run; it travels to Dask workers empty."""
-
-    def __init__(self) -> None:
-        self._kept: dict[int, np.ndarray] = {}
-
-    def __reduce__(self) -> tuple[type, tuple[()]]:
-        return Rooms, ()
-
-    def __call__(self, k: int, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
-        """Buffer k as a C-contiguous array of this shape and dtype (its contents undefined)."""
-        size = shape[0] * shape[1]
-        kept = self._kept.get(k)
-        if kept is None or kept.size < size or kept.dtype != dtype:
-            kept = self._kept[k] = np.empty(size, dtype)
-        return kept[:size].reshape(shape)
 
 
 @dataclass

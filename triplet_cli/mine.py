@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import validate
+from .distances import Rooms
 from .errors import UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
-from .jobs import Block, Job, Rooms, Tally, run_here
+from .jobs import Block, Job, Tally, run_here
 from .presets import resolve
 from .readers import STDIN, labels_for
 

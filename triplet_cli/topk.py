@@ -26,7 +26,7 @@ from .distances import (
     EPS_NONE,
     EUCLIDEAN,
     RANK_DIRECT,
-    Room,
+    Rooms,
     distance,
     fill_ranks,
     rank_error,
@@ -316,15 +316,15 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
           kernel: tuple[int, float, float, int], *, largest: bool = False,
           exclude: tuple[np.ndarray, np.ndarray] | None = None,
           candidate_norms: np.ndarray | None = None, chunk_rows: int | None = None,
-          rooms: Room | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+          rooms: Rooms | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each query's k best candidates by exact distance: (distances, indices, counts).
 
     kernel is DistanceParams.kernel(). exclude = (ptr, idx): query row r never gets the
     candidates idx[ptr[r]:ptr[r+1]] (itself, its positives). Rows are sorted best first; a query
     with fewer than k candidates has counts[r] < k and index -1 (distance inf) in the rest.
     Candidates are taken in chunks whose matrix-product block stays within BLOCK_BYTES; the
-    result does not depend on the chunk size or the thread count. rooms (a job's jobs.Rooms):
-    where the products go, kept for the job's next call; else one buffer for this call.
+    result does not depend on the chunk size or the thread count. rooms: where the products
+    go (a job's, kept for its next call; else buffers for this call's chunks).
     """
     code, p, eps, placement = kernel
     b, m = queries.shape[0], candidates.shape[0]
@@ -340,19 +340,15 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
     q_scale, c_scale = rank_scale(kind, q_norms, eps), rank_scale(kind, c_norms, eps)
     rows = chunk_rows or max(1, BLOCK_BYTES // max(8 * b, 1))
     queries = np.ascontiguousarray(queries)
-    products = None  # one buffer for every chunk's product: a fresh 256 MiB array page-faults
-    for lo in range(0, m, rows):  # (15-25% of a 1,024 x 32,768 x 384 sgemm, mine-negatives)
+    rooms = rooms or Rooms()  # one buffer for every chunk's product: a fresh 256 MiB array
+    for lo in range(0, m, rows):  # page-faults (15-25% of a 1,024 x 32,768 x 384 sgemm)
         chunk = np.ascontiguousarray(candidates[lo:lo + rows])
         if kind == RANK_DIRECT:
             g = np.empty((b, chunk.shape[0]))
             exact_rows(queries, chunk, code, p, eps, placement, g)
             delta = np.zeros(b)
         else:
-            shape, dtype = (b, chunk.shape[0]), np.result_type(queries, chunk)
-            if rooms is not None:
-                products = rooms(0, shape, dtype)
-            elif products is None or products.shape != shape:
-                products = np.empty(shape, dtype)
+            products = rooms(0, (b, chunk.shape[0]), np.result_type(queries, chunk))
             g = np.matmul(queries, chunk.T, out=products)
             delta = rank_error(kind, q_norms, c_norms[lo:lo + rows], queries.shape[1],
                                queries.dtype, eps)
