@@ -237,7 +237,9 @@ class TripletStats:
             return
         rows = np.concatenate([np.arange(r, r + a.size) if isinstance(r, int) else r
                                for r, a, _ in self._pieces])
-        keep = np.sort(np.argpartition(_hash_keys(rows), self.sample_size)[: self.sample_size])
+        keys = _hash_keys(rows)  # distinct (a bijection): sample_size of them up to the cut
+        cut = np.partition(keys, self.sample_size - 1)[self.sample_size - 1]
+        keep = np.flatnonzero(keys <= cut)  # in row order (argpartition, then sort: 3x longer)
         d_ap, d_an = (_joined([p[k] for p in self._pieces])[keep] for k in (1, 2))
         self._pieces, self._size = [(rows[keep], d_ap, d_an)], keep.size
 
