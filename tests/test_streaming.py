@@ -111,7 +111,7 @@ def test_sampled_quantiles_do_not_depend_on_block_size(arrays, monkeypatch) -> N
         stats = reductions.TripletStats(margin=1.0, sample_size=100)
         job = compute.prepare_compute(**arrays)
         for block in job.blocks():
-            stats.add(block.d_ap, block.d_an, block.loss)
+            stats.add(*(block.columns[c] for c in ("d_ap", "d_an", "loss")))
         results.append((stats.summary("mean")["d_ap"], stats.summary("mean")["quantiles"]))
     (first, how), *others = results
     assert how == "sample of 100"

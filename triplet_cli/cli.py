@@ -352,9 +352,8 @@ def evaluate(**given: Any) -> None:
 
 
 @_command(
-    "queries corpus pairs positives column preset similarity p eps num_negatives range_min "
-    "range_max max_score min_score absolute_margin relative_margin margin_positive "
-    f"false_negative_eps sampling seed output_format output format fail_above {_RUN}",
+    f"queries corpus pairs positives column preset {' '.join(COMMAND_OPTIONS['mine-negatives'])} "
+    f"output format fail_above {_RUN}",
     "mine-negatives", required="queries",
     **_texts(queries="Query embeddings (n, d): .npy, .npz, .parquet, .arrow.",
              corpus="Corpus embeddings (m, d) the negatives come from (the same file as "

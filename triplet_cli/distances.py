@@ -325,17 +325,13 @@ DISTANCE_CODES = {"euclidean": EUCLIDEAN, "squared-euclidean": SQUARED_EUCLIDEAN
                   "minkowski": MINKOWSKI, "dot": DOT}
 PLACEMENT_CODES = {"none": EPS_NONE, "difference": EPS_DIFFERENCE, "root": EPS_ROOT,
                    "legacy-root": EPS_LEGACY_ROOT}
+_EXACT_P = {1.0: MANHATTAN, 2.0: EUCLIDEAN, math.inf: CHEBYSHEV}  # minkowski orders as such
 
 
 def kernel_code(distance_name: str, p: float) -> int:
     """The code a kernel runs: minkowski with p = 1, 2 or inf takes the faster exact path."""
-    if distance_name == "minkowski":
-        if p == 1.0:
-            return MANHATTAN
-        if p == 2.0:
-            return EUCLIDEAN
-        if math.isinf(p):
-            return CHEBYSHEV
+    if distance_name == "minkowski" and p in _EXACT_P:
+        return _EXACT_P[p]
     return DISTANCE_CODES[distance_name]
 
 

@@ -29,18 +29,6 @@ class Block:
     def __len__(self) -> int:
         return len(self.columns["loss"])
 
-    @property
-    def d_ap(self) -> np.ndarray:
-        return self.columns["d_ap"]
-
-    @property
-    def d_an(self) -> np.ndarray:
-        return self.columns["d_an"]
-
-    @property
-    def loss(self) -> np.ndarray:
-        return self.columns["loss"]
-
 
 @dataclass
 class Tally:
@@ -51,7 +39,8 @@ class Tally:
 
     def add(self, block: Block) -> None:
         """A block's rows (blocks arrive in output order)."""
-        self.stats.add(block.d_ap, block.d_an, block.loss, block.correct)
+        c = block.columns
+        self.stats.add(c["d_ap"], c["d_an"], c["loss"], block.correct)
         self.hardest.add(block.columns)
 
 

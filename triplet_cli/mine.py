@@ -130,8 +130,9 @@ class MineJob(Job):
         self.anchors_without_positive = self.anchors_without_negative = 0
         for batch, rows in enumerate(self.batches()):
             data = self._mine_set(batch, rows)
-            self.anchors_without_positive += data.without_positive
-            self.anchors_without_negative += data.without_negative
+            sizes = data.classes.sizes()  # each row's class size
+            self.anchors_without_positive += int((sizes < 2).sum())
+            self.anchors_without_negative += int(((sizes == sizes.size) & (sizes >= 2)).sum())
             for start, stop in data.ranges(self.block_rows):
                 yield Anchors(batch, rows, start, stop)
 
@@ -266,15 +267,6 @@ class MineSet:
             near += int((ends - np.searchsorted(negatives, r[positive] - wide[row])).sum())
         saved = near / anchors.size * (1.0 - float(np.mean(narrow / wide))) * d * _RECOMPUTE_NS
         return parts if saved > m * (parts - 1) * _PART_NS else 1
-
-    @property
-    def without_positive(self) -> int:
-        return int((self.classes.sizes() < 2).sum())
-
-    @property
-    def without_negative(self) -> int:
-        sizes = self.classes.sizes()
-        return int(((sizes == self.x.shape[0]) & (sizes >= 2)).sum())
 
     def ranges(self, block_rows: int | None = None) -> list[tuple[int, int]]:
         """Consecutive anchor ranges within the matrix-product and output-slot budgets."""

@@ -38,8 +38,6 @@ class Hardest:
 def json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
-    if hasattr(value, "value"):  # str-Enum
-        return value.value
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
