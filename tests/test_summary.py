@@ -174,3 +174,55 @@ def test_library_columns_are_not_copied():
     r = compute_loss(a, p, n)
     assert r.d_ap.base is None and r.loss.base is None
     assert r.summary["d_ap"]["p50"] == float(np.median(r.d_ap))
+
+
+def _hardest_of_all(blocks, k):
+    """The k hardest rows of all blocks: NaN first, then the largest loss, ties by row."""
+    loss = np.concatenate([b["loss"] for b in blocks])
+    key = np.where(np.isnan(loss), math.inf, loss)
+    order = np.argsort(-key, kind="stable")[:k]
+    return {c: np.concatenate([b[c] for b in blocks])[order] for c in blocks[0]}
+
+
+@settings(deadline=None, max_examples=60)
+@given(n=st.integers(0, 400), k=st.integers(1, 12), levels=st.integers(1, 5),
+       seed=st.integers(0, 2**32 - 1), cuts=st.lists(st.integers(0, 400), max_size=5))
+def test_hardest_rows(n, k, levels, seed, cuts):
+    """The table's hardest rows, block by block, equal the stable sort of every row (few loss
+    levels: many ties; NaN rows)."""
+    from triplet_cli.report import Hardest
+
+    rng = np.random.default_rng(seed)
+    loss = rng.integers(0, levels, n).astype(np.float64)
+    loss[rng.random(n) < 0.05] = np.nan
+    rows = {"index": np.arange(n), "loss": loss}
+    bounds = [0, *sorted(c for c in cuts if c < n), n]
+    blocks = [{c: v[a:b] for c, v in rows.items()} for a, b in itertools.pairwise(bounds)]
+    hardest = Hardest(k)
+    for block in blocks:
+        hardest.add(block)
+    want = _hardest_of_all(blocks, k) if n else {}
+    assert hardest.rows.keys() == want.keys()
+    for c in want:
+        np.testing.assert_array_equal(hardest.rows[c], want[c])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_report_histogram_counts(seed):
+    """The sparkline counts each value in the bin of np.linspace(lo, hi, bins + 1) it falls in
+    (NaN and inf left out): skewed data, values on the edges."""
+    from triplet_cli.report import BARS, HIST_BINS, histogram
+
+    rng = np.random.default_rng(seed)
+    d_ap = rng.random(10_000) ** 3 * rng.uniform(0.1, 100)
+    d_an = np.concatenate([d_ap[:5000] * 0.5, [np.nan, np.inf, -np.inf]])
+    d_an[:50] = np.linspace(d_ap.min(), d_ap.max(), HIST_BINS + 1)[rng.integers(0, HIST_BINS, 50)]
+    both = np.concatenate([d_ap, d_an])
+    both = both[np.isfinite(both)]
+    edges = np.linspace(both.min(), both.max(), HIST_BINS + 1)
+    counts = [np.histogram(v[np.isfinite(v)], bins=edges)[0] for v in (d_ap, d_an)]
+    top = max(int(c.max()) for c in counts)
+    bars = ["".join(BARS[v] for v in np.ceil(c / top * (len(BARS) - 1)).astype(int))
+            for c in counts]
+    lines = histogram(d_ap, d_an)
+    assert [line.split("│")[1] for line in lines[:2]] == bars

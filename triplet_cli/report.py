@@ -28,6 +28,13 @@ class Hardest:
     def add(self, columns: dict[str, np.ndarray]) -> None:
         if self.k <= 0 or not len(columns["loss"]):
             return
+        key = np.where(np.isnan(columns["loss"]), math.inf, columns["loss"])
+        if key.size > self.k:  # only the block's own k hardest can enter (a stable sort of
+            # every row took 0.15 s of a 1.6M-row mine)
+            kth = np.partition(key, key.size - self.k)[key.size - self.k]
+            keep = key > kth
+            keep[np.flatnonzero(key == kth)[: self.k - int(keep.sum())]] = True
+            columns = {c: v[keep] for c, v in columns.items()}
         merged = (columns if not self.rows else
                   {c: np.concatenate([self.rows[c], columns[c]]) for c in columns})
         key = np.where(np.isnan(merged["loss"]), math.inf, merged["loss"])
@@ -74,8 +81,9 @@ def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS,
     lo, hi = float(both.min()), float(both.max())
     if hi <= lo:
         hi = lo + 1.0
-    edges = np.linspace(lo, hi, bins + 1)
-    counts = [np.histogram(v[np.isfinite(v)], bins=edges)[0] for v in (d_ap, d_an)]
+    # equal bins as a count and range: numpy's arithmetic path, the counts of
+    # bins=np.linspace(lo, hi, bins + 1) without a search per value (0.09 s at 10^6 rows)
+    counts = [np.histogram(v[np.isfinite(v)], bins=bins, range=(lo, hi))[0] for v in (d_ap, d_an)]
     top = max(int(c.max()) for c in counts) or 1
     lines = []
     pad = max(map(len, names))
