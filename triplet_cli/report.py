@@ -74,16 +74,16 @@ def fmt(value: Any) -> str:
 def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS,
               names: tuple[str, str] = ("d_ap", "d_an")) -> list[str]:
     """Two rows of bars on one shared axis: where d_ap and d_an (or `names`) fall."""
-    both = np.concatenate([d_ap, d_an])
-    both = both[np.isfinite(both)]
-    if not both.size:
+    finite = [v[np.isfinite(v)] for v in (d_ap, d_an)]
+    if not any(v.size for v in finite):
         return []
-    lo, hi = float(both.min()), float(both.max())
+    lo = min(float(v.min()) for v in finite if v.size)
+    hi = max(float(v.max()) for v in finite if v.size)
     if hi <= lo:
         hi = lo + 1.0
     # equal bins as a count and range: numpy's arithmetic path, the counts of
     # bins=np.linspace(lo, hi, bins + 1) without a search per value (0.09 s at 10^6 rows)
-    counts = [np.histogram(v[np.isfinite(v)], bins=bins, range=(lo, hi))[0] for v in (d_ap, d_an)]
+    counts = [np.histogram(v, bins=bins, range=(lo, hi))[0] for v in finite]
     top = max(int(c.max()) for c in counts) or 1
     lines = []
     pad = max(map(len, names))
