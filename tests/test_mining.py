@@ -921,3 +921,14 @@ def test_euclidean_ties_easy_positive_lowest_index() -> None:
     x = np.array([[0, 0], [1, E], [1, 0], [9, 0]])
     r = mine_triplets(x, np.array([0, 0, 0, 1]), strategy="hard", positive_strategy="easy")
     assert r.triplets[0].tolist() == [0, 1, 3]
+
+
+@settings(deadline=None, max_examples=80)
+@given(values=st.lists(st.sampled_from([0.0, -0.0, 1.0, 2.5, -3.0, np.inf, -np.inf, np.nan])
+                       | st.floats(-10, 10), max_size=70))
+def test_stable_order_is_numpy_stable_argsort(values):
+    """Semi-hard's threshold order: ascending, NaN last, ties (and -0.0 = 0.0) by index."""
+    from triplet_cli.mining import stable_order
+
+    a = np.array(values, dtype=np.float64)
+    np.testing.assert_array_equal(stable_order(a), np.argsort(a, kind="stable"))

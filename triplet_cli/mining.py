@@ -59,6 +59,38 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
                        eps, placement, delta, largest, out_vals[:1], out_idx[:1], np.int64(0))
 
 
+@jit
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable"): ascending, NaN last, ties in index order. A bottom-up
+    merge sort of the positions; numba's own argsort compiled for 1.3-1.7 s of a first `mine`."""
+    n = values.shape[0]
+    order = np.empty(n, np.int64)
+    for k in range(n):  # (np.arange compiles for 0.3 s)
+        order[k] = k
+    spare = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            a, b = lo, mid
+            for k in range(lo, hi):
+                if b < hi and (a == mid or _before(values[order[b]], values[order[a]])):
+                    spare[k] = order[b]
+                    b += 1
+                else:
+                    spare[k] = order[a]
+                    a += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@jit
+def _before(x: float, y: float) -> bool:
+    """x sorts strictly before y: smaller, or a number before NaN."""
+    return x < y or (y != y and x == x)
+
+
 _MAX_CELLS = 1 << 16  # the grid's counts and marks stay within the L2 cache
 
 
@@ -197,7 +229,9 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
     ta = t * t if squared else t.copy()  # the thresholds in ranking space
     win = np.empty((npos, 2), np.int64)
     _windows(r, ta, delta, K, scratch, stamp, win)
-    size = win[:, 1].max()
+    size = 0
+    for q in range(npos):  # (win[:, 1].max() compiles numba's generic max: 0.4 s)
+        size = max(size, win[q, 1])
     vals = np.empty(size)  # the gathered negatives' ranking values, contiguous
     for s in range(size):
         vals[s] = r[gathered[s]]
@@ -299,7 +333,7 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
     res_v = np.full((npicked, K), np.inf)
     res_i = np.full((npicked, K), -1, np.int64)
     res_n = np.zeros(npicked, np.int64)
-    order = np.argsort(thresholds, kind="mergesort")
+    order = stable_order(thresholds)
     _semi_hard(X, i, r, code, p, eps, placement, d, K, thresholds, order, res_v, res_i, res_n,
                near_v[:near_n], near_i[:near_n], scratch, stamp)
     fallback_n = -1
