@@ -403,16 +403,19 @@ def test_compute_distances_equal_the_pairwise_distance():
     from triplet_cli import distances as D
 
     rng = np.random.default_rng(23)
-    a, p, n = (rng.standard_normal((40, 37)).astype(np.float32) for _ in range(3))
-    for name in R.DISTANCES:
-        for placement in ("none", "difference"):
-            if placement != "none" and name not in R.NORM_DISTANCES:
-                continue
-            kw = {"p": 3.0} if name == "minkowski" else {}
-            r = compute_loss(a, p, n, distance=name, eps_placement=placement, **kw)
-            args = D.kernel_args(name, kw.get("p", 2.0), 1e-6, placement)
-            want = [D.distance(a[i], p[i], *args) for i in range(40)]
-            assert r.d_ap.tolist() == want, (name, placement)
+    for dtype in (np.float32, np.float64):
+        a, p, n = (rng.standard_normal((40, 37)).astype(dtype) for _ in range(3))
+        a[3], p[4], n[5] = 0.0, 0.0, 0.0  # zero rows: cosine's eps guard
+        for name in R.DISTANCES:
+            for placement in ("none", "difference"):
+                if placement != "none" and name not in R.NORM_DISTANCES:
+                    continue
+                kw = {"p": 3.0} if name == "minkowski" else {}
+                r = compute_loss(a, p, n, distance=name, eps_placement=placement, **kw)
+                args = D.kernel_args(name, kw.get("p", 2.0), 1e-6, placement)
+                for got, other in ((r.d_ap, p), (r.d_an, n)):
+                    want = [D.distance(a[i], other[i], *args) for i in range(40)]
+                    assert got.tolist() == want, (name, placement, dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -208,6 +208,18 @@ def cosine_sums(typingctx, x, y):
 
 
 @intrinsic
+def cosine_pair_sums(typingctx, x, y, z):
+    """(x.x, y.y, x.y, z.z, x.z), each as product_sum gives it, in one loop that reads x once."""
+    return _typed(PRODUCT, (x, y, z), False, ((0, 0), (1, 1), (0, 1), (2, 2), (0, 2)))
+
+
+@intrinsic
+def product_sums(typingctx, x, y, z):
+    """(product_sum(x, y), product_sum(x, z)) bit for bit, x read once."""
+    return _typed(PRODUCT, (x, y, z), False)
+
+
+@intrinsic
 def prefetch(typingctx, row):
     """Start loading a C-contiguous 1-D row into the L2 cache (every 64-byte line of it), so that
     a row used a few steps later does not wait on memory; nothing for any other layout."""
