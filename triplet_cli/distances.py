@@ -19,6 +19,7 @@ from ._jit import in_parallel, inline_jit, jit
 from .lanes import (
     LANES,
     abs_sum,
+    abs_sums,
     cosine_pair_sums,
     cosine_sums,
     product_sum,
@@ -167,6 +168,9 @@ def distance_pair(
     if code == DOT:
         xy, xz = product_sums(x, y, z)
         return -xy, -xz
+    if code == MANHATTAN and placement != EPS_LEGACY_ROOT:
+        s, r = abs_sums(x, y, z, _shift(eps, placement))
+        return pnorm_finish(s, code, p, eps, placement), pnorm_finish(r, code, p, eps, placement)
     if not sums_squares(code, p, placement):
         return (distance(x, y, code, p, eps, placement), distance(x, z, code, p, eps, placement))
     return square_pair(x, y, z, code, p, eps, placement)

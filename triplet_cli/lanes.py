@@ -196,6 +196,12 @@ def abs_sum(typingctx, x, y, shift):
 
 
 @intrinsic
+def abs_sums(typingctx, x, y, z, shift):
+    """(abs_sum(x, y, shift), abs_sum(x, z, shift)) bit for bit, x read once."""
+    return _typed(ABSOLUTE, (x, y, z), True)
+
+
+@intrinsic
 def product_sum(typingctx, x, y):
     """sum_i x_i y_i in the lane order."""
     return _typed(PRODUCT, (x, y), False)
