@@ -83,6 +83,46 @@ def test_after_an_error_no_thread_takes_another_range(monkeypatch) -> None:
     assert len(ran) < 8  # of 32 ranges: the other thread stopped too
 
 
+def test_together_raises_the_first_task_error_whichever_fails_sooner(monkeypatch) -> None:
+    """Reading several files side by side: two bad files give the error of the first named,
+    the same message on every run, although the second fails sooner."""
+    _parts(monkeypatch, 2)
+
+    def slow_failure() -> None:
+        time.sleep(0.05)
+        raise ValueError("first")
+
+    def quick_failure() -> None:
+        raise ValueError("second")
+
+    for _ in range(3):
+        with pytest.raises(ValueError, match="first"):
+            _jit.together(slow_failure, quick_failure, lambda: None)
+
+
+def test_parquet_inputs_read_side_by_side_give_the_same_rows(monkeypatch, tmp_path) -> None:
+    """compute on three parquet files, their blocks decoded on threads, equals the arrays."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from triplet_cli import compute
+
+    rng = np.random.default_rng(11)
+    arrays = [rng.standard_normal((5000, 8)).astype(np.float32) for _ in range(3)]
+    paths = []
+    for k, a in enumerate(arrays):
+        paths.append(tmp_path / f"{k}.parquet")
+        pq.write_table(pa.table({"embedding": list(a)}), paths[-1], row_group_size=700)
+    want = compute_loss(*arrays)
+    monkeypatch.setattr(compute, "BLOCK_ROWS", 1024)
+    for parts in (1, 2, 3):
+        _parts(monkeypatch, parts)
+        got = compute_loss(*(str(p) for p in paths), block_rows=1024)
+        for c in ("d_ap", "d_an", "loss"):
+            np.testing.assert_array_equal(getattr(got, c), getattr(want, c))
+        assert got.summary["mean"] == want.summary["mean"]
+
+
 def _labelled(seed: int, m: int = 300, d: int = 12) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 9, m)

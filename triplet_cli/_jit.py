@@ -74,19 +74,20 @@ def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
 def together(*tasks: Callable[[], Any]) -> list[Any]:
     """Each task's result, in order: the first task runs here and the others on threads started
     for the call, when the run has more than one kernel thread (their work must release the
-    GIL: nogil jitted functions, numpy's loops), else one after the other. The first error is
-    raised here once all have ended. Threads per call, not a pool: a pool's threads do not
-    survive a fork."""
+    GIL: nogil jitted functions, numpy's loops, pyarrow's reads), else one after the other. The
+    error of the first task (by position) that failed is raised here once all have ended, the
+    same one whichever thread failed sooner. Threads per call, not a pool: a pool's threads do
+    not survive a fork."""
     if len(tasks) < 2 or threads_in_use() < 2:
         return [task() for task in tasks]
     results: list[Any] = [None] * len(tasks)
-    failed: list[BaseException] = []
+    failed: dict[int, BaseException] = {}
 
     def run(k: int) -> None:
         try:
             results[k] = tasks[k]()
         except BaseException as e:  # raised in the caller's thread
-            failed.append(e)
+            failed[k] = e
 
     threads = [threading.Thread(target=run, args=(k,)) for k in range(1, len(tasks))]
     for t in threads:
@@ -95,7 +96,7 @@ def together(*tasks: Callable[[], Any]) -> list[Any]:
     for t in threads:
         t.join()
     if failed:
-        raise failed[0]
+        raise failed[min(failed)]
     return results
 
 
