@@ -755,3 +755,35 @@ def test_candidate_summary_accuracy_is_the_pair_fraction(arrays, o):
     assert r.summary["mean_nonzero"] == pytest.approx(R.reduce(r.loss, "mean-nonzero"),
                                                       rel=1e-12, abs=1e-300)
     assert r.summary["active_fraction"] == R.active_fraction(r.loss)
+
+
+def _largest_term(x: np.ndarray, y: np.ndarray, shift: float) -> float:
+    """Chebyshev's scalar rule: the largest |x_i - y_i + shift|, NaN from the first NaN term."""
+    m = 0.0
+    for xi, yi in zip(x.astype(np.float64), y.astype(np.float64), strict=True):
+        v = abs(xi - yi + shift)
+        if v > m or v != v:
+            m = float(v)
+    return m
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shift", [0.0, 1e-6])
+def test_chebyshev_lanes_equal_the_scalar_rule(dtype, shift):
+    """The vectorised maximum (lanes, then their tree) equals the one-term-at-a-time rule bit
+    for bit: row lengths around the 8 lanes, strided rows, NaN and inf terms; and the pair
+    path equals two single distances."""
+    from triplet_cli import distances as D
+
+    rng = np.random.default_rng(5)
+    placement = "difference" if shift else "none"
+    args = D.kernel_args("chebyshev", math.inf, shift, placement)
+    for n in [*range(0, 20), 63, 64, 65, 300]:
+        rows = rng.standard_normal((3, 2 * n)).astype(dtype)
+        if n > 4:
+            rows[0, rng.integers(0, 2 * n)] = np.nan if n % 2 else np.inf
+        for x, y, z in ((rows[0, :n], rows[1, :n], rows[2, :n]),
+                        (rows[0, ::2], rows[1, ::2], rows[2, ::2])):
+            assert repr(D.chebyshev(x, y, shift)) == repr(_largest_term(x, y, shift))
+            pair = D.distance_pair(x, y, z, *args)
+            assert repr(pair) == repr((D.distance(x, y, *args), D.distance(x, z, *args)))

@@ -18,6 +18,8 @@ import numpy as np
 from ._jit import in_parallel, inline_jit, jit
 from .lanes import (
     LANES,
+    abs_max,
+    abs_maxes,
     abs_sum,
     abs_sums,
     cosine_pair_sums,
@@ -51,15 +53,11 @@ def manhattan(x: np.ndarray, y: np.ndarray, shift: float) -> float:
     return abs_sum(x, y, shift)
 
 
-@jit
+@inline_jit
 def chebyshev(x: np.ndarray, y: np.ndarray, shift: float) -> float:
-    """max_i |x_i - y_i + shift|; a NaN component makes the result NaN."""
-    m = 0.0
-    for i in range(x.shape[0]):
-        v = abs(np.float64(x[i]) - np.float64(y[i]) + shift)
-        if v > m or v != v:  # once m is NaN no comparison is true: it stays NaN
-            m = v
-    return m
+    """max_i |x_i - y_i + shift|; a NaN component makes the result NaN (lane by lane, then
+    the lanes: as one loop with a branch per term it took 3.3-6x a read of the inputs)."""
+    return abs_max(x, y, shift)
 
 
 @jit
@@ -168,8 +166,9 @@ def distance_pair(
     if code == DOT:
         xy, xz = product_sums(x, y, z)
         return -xy, -xz
-    if code == MANHATTAN and placement != EPS_LEGACY_ROOT:
-        s, r = abs_sums(x, y, z, _shift(eps, placement))
+    if code in (MANHATTAN, CHEBYSHEV) and placement != EPS_LEGACY_ROOT:
+        shift = _shift(eps, placement)
+        s, r = abs_sums(x, y, z, shift) if code == MANHATTAN else abs_maxes(x, y, z, shift)
         return pnorm_finish(s, code, p, eps, placement), pnorm_finish(r, code, p, eps, placement)
     if not sums_squares(code, p, placement):
         return (distance(x, y, code, p, eps, placement), distance(x, z, code, p, eps, placement))

@@ -28,7 +28,9 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 LANES = 8
-SQUARE, ABSOLUTE, PRODUCT = range(3)  # the term of x_i and y_i: (x-y+s)^2, |x-y+s|, x*y
+# The term of x_i and y_i: (x-y+s)^2, |x-y+s|, x*y, and |x-y+s| again for its maximum (LARGEST:
+# the lanes keep their largest term, or NaN once one is NaN, and combine in the same tree).
+SQUARE, ABSOLUTE, PRODUCT, LARGEST = range(4)
 _I32 = ir.IntType(32)
 _F64 = ir.DoubleType()
 _VEC = ir.VectorType(_F64, LANES)
@@ -45,12 +47,21 @@ def _splat(builder: ir.IRBuilder, value: ir.Value, vec: ir.VectorType) -> ir.Val
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
-def _tree(builder: ir.IRBuilder, acc: ir.Value) -> ir.Value:
-    """((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))."""
+def _tree(builder: ir.IRBuilder, acc: ir.Value, kind: int) -> ir.Value:
+    """((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), or the same tree of _larger."""
     s = [builder.extract_element(acc, _lane(j)) for j in range(LANES)]
     while len(s) > 1:
-        s = [builder.fadd(s[k], s[k + 1]) for k in range(0, len(s), 2)]
+        s = [_larger(builder, s[k], s[k + 1]) if kind == LARGEST else builder.fadd(s[k], s[k + 1])
+             for k in range(0, len(s), 2)]
     return s[0]
+
+
+def _larger(builder: ir.IRBuilder, kept: ir.Value, new: ir.Value) -> ir.Value:
+    """new where it is larger than kept or NaN, else kept (lane by lane): a running maximum that
+    stays NaN once a NaN came (the scalar rule `if v > m or v != v: m = v`)."""
+    nan = builder.fcmp_unordered("uno", new, new)
+    take = builder.or_(builder.fcmp_ordered(">", new, kept), nan)
+    return builder.select(take, new, kept)
 
 
 class _Row:
@@ -100,7 +111,7 @@ def _term(builder: ir.IRBuilder, kind: int, x: ir.Value, y: ir.Value,
     if shift is not None:
         d = builder.fadd(d, shift)
     if kind == SQUARE:
-        return builder.fmul(d, d)
+        return builder.fmul(d, d)  # ABSOLUTE and LARGEST: |d|
     fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]),
                                           f"llvm.fabs.v{LANES}f64")
     return builder.call(fabs, [d])
@@ -111,7 +122,7 @@ def _sums(builder: ir.IRBuilder, kind: int, rows: Sequence[_Row], pairs: Sequenc
     """sum_i term(a_i, b_i) in the lane order for each pair (a, b) of rows, in one loop (each
     row read once, the sums' add chains independent)."""
     n = rows[0].length
-    accs = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, None)) for _ in pairs]
+    accs = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, None)) for _ in pairs]  # +0.0
     width = ir.Constant(n.type, LANES)
     full = builder.sdiv(n, width)
     shifts = None if shift is None else _splat(builder, shift, _VEC)
@@ -124,9 +135,11 @@ def _sums(builder: ir.IRBuilder, kind: int, rows: Sequence[_Row], pairs: Sequenc
             mask = builder.icmp_signed("<", index, _splat(builder, count, index.type))
         for acc, (a, b) in zip(accs, pairs, strict=True):
             term = _term(builder, kind, chunks[a], chunks[b], shifts)
-            if mask is not None:
+            if mask is not None:  # +0.0: nothing to a sum, and no larger than any |d|
                 term = builder.select(mask, term, ir.Constant(_VEC, None))
-            builder.store(builder.fadd(builder.load(acc), term), acc)
+            kept = builder.load(acc)
+            grown = _larger(builder, kept, term) if kind == LARGEST else builder.fadd(kept, term)
+            builder.store(grown, acc)
 
     with cgutils.for_range(builder, full) as loop:
         add(builder.mul(loop.index, width), None)
@@ -134,7 +147,7 @@ def _sums(builder: ir.IRBuilder, kind: int, rows: Sequence[_Row], pairs: Sequenc
     rest = builder.sub(n, start)
     with builder.if_then(builder.icmp_signed(">", rest, ir.Constant(n.type, 0))):
         add(start, rest)
-    return [_tree(builder, builder.load(acc)) for acc in accs]
+    return [_tree(builder, builder.load(acc), kind) for acc in accs]
 
 
 def _typed(kind: int, arrays: Sequence[types.Type], shifted: bool,
@@ -199,6 +212,18 @@ def abs_sum(typingctx, x, y, shift):
 def abs_sums(typingctx, x, y, z, shift):
     """(abs_sum(x, y, shift), abs_sum(x, z, shift)) bit for bit, x read once."""
     return _typed(ABSOLUTE, (x, y, z), True)
+
+
+@intrinsic
+def abs_max(typingctx, x, y, shift):
+    """max_i |x_i - y_i + shift| (0 for empty rows), NaN when a term is NaN."""
+    return _typed(LARGEST, (x, y), True)
+
+
+@intrinsic
+def abs_maxes(typingctx, x, y, z, shift):
+    """(abs_max(x, y, shift), abs_max(x, z, shift)), x read once."""
+    return _typed(LARGEST, (x, y, z), True)
 
 
 @intrinsic
