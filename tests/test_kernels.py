@@ -787,3 +787,25 @@ def test_chebyshev_lanes_equal_the_scalar_rule(dtype, shift):
             assert repr(D.chebyshev(x, y, shift)) == repr(_largest_term(x, y, shift))
             pair = D.distance_pair(x, y, z, *args)
             assert repr(pair) == repr((D.distance(x, y, *args), D.distance(x, z, *args)))
+
+
+@pytest.mark.parametrize(("kp", "kn"), [(3, 3), (2, 5), (4, 1)])
+@pytest.mark.parametrize("name", ["euclidean", "cosine", "manhattan", "chebyshev", "dot"])
+def test_candidate_distances_are_the_pairwise_distance(name, kp, kn):
+    """k candidates: each mean distance is the running sum of `distance` over the candidates
+    in order, divided by k, bit for bit (positive and negative distances taken in one pass
+    over the anchor where both exist)."""
+    from triplet_cli import distances as D
+
+    rng = np.random.default_rng(kp * 10 + kn)
+    a = rng.standard_normal((30, 21)).astype(np.float32)
+    P = rng.standard_normal((30, kp, 21)).astype(np.float32)
+    N = rng.standard_normal((30, kn, 21)).astype(np.float32)
+    r = compute_loss(a, P, N, distance=name, pair_reduction="mean")
+    args = D.kernel_args(name, 2.0, 1e-6, "none")
+    for got, cand, k in ((r.d_ap, P, kp), (r.d_an, N, kn)):
+        for i in range(30):
+            total = 0.0
+            for j in range(k):
+                total += D.distance(a[i], cand[i, j], *args)
+            assert got[i] == total / k, (name, i)

@@ -161,13 +161,16 @@ def _candidate_losses(lo, hi, A, P, N, code, p, eps, placement, margin, soft, sw
     kp = P.shape[1]
     kn = N.shape[1]
     A, P, N = borrowed(A), borrowed(P), borrowed(N)
+    dps = np.empty(kp)  # once per range, not per anchor
+    dns = np.empty(kn)
     for i in range(lo * ROWS_PER_TASK, min(A.shape[0], hi * ROWS_PER_TASK)):
         a = A[i]
-        dps = np.empty(kp)
-        dns = np.empty(kn)
-        for j in range(kp):
+        both = min(kp, kn)  # a positive and a negative per pass over the anchor
+        for j in range(both):
+            dps[j], dns[j] = distance_pair(a, P[i, j], N[i, j], code, p, eps, placement)
+        for j in range(both, kp):
             dps[j] = distance(a, P[i, j], code, p, eps, placement)
-        for k in range(kn):
+        for k in range(both, kn):
             dns[k] = distance(a, N[i, k], code, p, eps, placement)
         total = 0.0
         right = 0
