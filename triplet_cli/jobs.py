@@ -41,7 +41,7 @@ class Tally:
         """A block's rows (blocks arrive in output order)."""
         c = block.columns
         self.stats.add(c["d_ap"], c["d_an"], c["loss"], block.correct)
-        self.hardest.add(block.columns)
+        self.hardest.add(c)
 
 
 @dataclass

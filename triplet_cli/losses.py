@@ -163,9 +163,9 @@ def _candidate_losses(lo, hi, A, P, N, code, p, eps, placement, margin, soft, sw
     A, P, N = borrowed(A), borrowed(P), borrowed(N)
     dps = np.empty(kp)  # once per range, not per anchor
     dns = np.empty(kn)
+    both = min(kp, kn)  # a positive and a negative per pass over the anchor
     for i in range(lo * ROWS_PER_TASK, min(A.shape[0], hi * ROWS_PER_TASK)):
         a = A[i]
-        both = min(kp, kn)  # a positive and a negative per pass over the anchor
         for j in range(both):
             dps[j], dns[j] = distance_pair(a, P[i, j], N[i, j], code, p, eps, placement)
         for j in range(both, kp):
