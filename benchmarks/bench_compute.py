@@ -303,7 +303,7 @@ class KernelTimer:
         with self._wrapped(spent):
             blocks = list(self.job.blocks())
         self.kernel.add(*spent)
-        self.outputs = tuple(np.concatenate([getattr(b, k) for b in blocks])
+        self.outputs = tuple(np.concatenate([b.columns[k] for b in blocks])
                              for k in ("d_ap", "d_an", "loss"))
 
 
@@ -587,7 +587,9 @@ def check_read_only_install(scratch: Path) -> bool:
             "print(json.dumps({'file': triplet_cli.__file__, 'loss': r.value, "
             "'cache': os.environ.get('NUMBA_CACHE_DIR'), "
             "'writable': os.access(os.path.dirname(triplet_cli.__file__), os.W_OK)}))")
-    argv = [sys.executable, "-c", code, *(str(SAMPLE_DATA / f"{r}.npy") for r in ROLES)]
+    # -P: no working directory on sys.path, so the copy is imported even when the benchmark
+    # runs from the project root (which holds the package itself)
+    argv = [sys.executable, "-P", "-c", code, *(str(SAMPLE_DATA / f"{r}.npy") for r in ROLES)]
     how = "chmod -R a-w"
     if os.geteuid() == 0:
         if not shutil.which("unshare"):
