@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import borrowed, in_parallel, jit
+from ._jit import borrowed, in_parallel, inline_jit, jit
 from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
 from .lanes import prefetch
 from .topk import exact_row, exact_top_k, insert
@@ -36,7 +36,7 @@ POSITIVE_CODES = {"all": POS_ALL, "hard": POS_HARD, "easy": POS_EASY}
 _AHEAD = 3  # rows prefetched ahead of row-by-row distances (d = 1,536: 740 -> 515 ns a row)
 
 
-@jit
+@inline_jit
 def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, strategy,
                out_vals, out_idx) -> int:
     """The chosen positives of anchor i (all in index order, or the hardest / easiest one)."""
@@ -291,7 +291,9 @@ def _emit(i, j, d_ap, negs_v, negs_i, count, slot, out_idx, out_d) -> None:
         _put(slot + s, i, j, negs_i[s], d_ap, negs_v[s], out_idx, out_d)
 
 
-@jit
+# _mine_anchor and _positives are inlined into their callers: compiled apart, each one's code was
+# optimised again inside its caller's (a first `mine` on sample_data: 12.2 -> 11.1 s).
+@inline_jit
 def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
                  pos_strategy, strategy, fallback_easiest, threshold_hardest, K, slot, out_idx,
                  out_d, scratch, stamp) -> None:
