@@ -111,10 +111,10 @@ def _term(builder: ir.IRBuilder, kind: int, x: ir.Value, y: ir.Value,
     if shift is not None:
         d = builder.fadd(d, shift)
     if kind == SQUARE:
-        return builder.fmul(d, d)  # ABSOLUTE and LARGEST: |d|
+        return builder.fmul(d, d)
     fabs = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]),
                                           f"llvm.fabs.v{LANES}f64")
-    return builder.call(fabs, [d])
+    return builder.call(fabs, [d])  # ABSOLUTE and LARGEST: |d|
 
 
 def _sums(builder: ir.IRBuilder, kind: int, rows: Sequence[_Row], pairs: Sequence[tuple[int, int]],
