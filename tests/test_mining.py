@@ -928,7 +928,7 @@ def test_euclidean_ties_easy_positive_lowest_index() -> None:
                        | st.floats(-10, 10), max_size=70))
 def test_stable_order_is_numpy_stable_argsort(values):
     """Semi-hard's threshold order: ascending, NaN last, ties (and -0.0 = 0.0) by index."""
-    from triplet_cli.mining import stable_order
+    from triplet_cli.topk import stable_order
 
     a = np.array(values, dtype=np.float64)
     np.testing.assert_array_equal(stable_order(a), np.argsort(a, kind="stable"))

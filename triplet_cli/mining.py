@@ -26,7 +26,7 @@ import numpy as np
 from ._jit import borrowed, in_parallel, inline_jit, jit
 from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
 from .lanes import prefetch
-from .topk import exact_row, exact_top_k, insert
+from .topk import exact_row, exact_top_k, insert, stable_order
 
 # Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
 SEMI_HARD, HARD, EASY, ALL = range(4)
@@ -59,38 +59,6 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
                        eps, placement, delta, largest, out_vals[:1], out_idx[:1], np.int64(0))
 
 
-@jit
-def stable_order(values: np.ndarray) -> np.ndarray:
-    """np.argsort(values, kind="stable"): ascending, NaN last, ties in index order. A bottom-up
-    merge sort of the positions; numba's own argsort compiled for 1.3-1.7 s of a first `mine`."""
-    n = values.shape[0]
-    order = np.empty(n, np.int64)
-    for k in range(n):  # (np.arange compiles for 0.3 s)
-        order[k] = k
-    spare = np.empty(n, np.int64)
-    width = 1
-    while width < n:
-        for lo in range(0, n, 2 * width):
-            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
-            a, b = lo, mid
-            for k in range(lo, hi):
-                if b < hi and (a == mid or _before(values[order[b]], values[order[a]])):
-                    spare[k] = order[b]
-                    b += 1
-                else:
-                    spare[k] = order[a]
-                    a += 1
-        order, spare = spare, order
-        width *= 2
-    return order
-
-
-@jit
-def _before(x: float, y: float) -> bool:
-    """x sorts strictly before y: smaller, or a number before NaN."""
-    return x < y or (y != y and x == x)
-
-
 _MAX_CELLS = 1 << 16  # the grid's counts and marks stay within the L2 cache
 
 
@@ -103,9 +71,13 @@ def _cell(a: float, lo: float, scale: float, top: float) -> int:
 
 @jit
 def _fill_cells(r: np.ndarray, lo: float, scale: float, top: float, cells: np.ndarray) -> None:
-    """cells[k] = _cell(r[k]) for the whole row: one branch-free loop, so it vectorises."""
+    """cells[k] = _cell(r[k]) for the whole row: one branch-free loop, so it vectorises. The
+    clamps are comparisons, so a NaN (never a valid distance) lands in cell 0, below every
+    window, not at an index int(NaN)."""
     for k in range(r.shape[0]):
-        cells[k] = np.int32(min(max((r[k] - lo) * scale + 1.0, 0.0), top))
+        a = (r[k] - lo) * scale + 1.0
+        a = a if a > 0.0 else 0.0
+        cells[k] = np.int32(a if a < top else top)
 
 
 @jit
@@ -221,8 +193,13 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
     squared = code == EUCLIDEAN and placement == EPS_NONE  # ranking values: squared distances
     floor = thresholds[order[0]]  # below the smallest threshold's band: no candidate
     floor = (floor * floor if squared else floor) - delta
-    order = order[below:]
+    npos = n_all
+    while npos > below and thresholds[order[npos - 1]] != thresholds[order[npos - 1]]:
+        npos -= 1  # a NaN threshold (sorted last) has no negative beyond it
+    order = order[below:npos]
     npos = order.shape[0]
+    if npos == 0:
+        return
     t = np.empty(npos)
     for q in range(npos):
         t[q] = thresholds[order[q]]

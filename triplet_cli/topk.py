@@ -63,6 +63,38 @@ def insert(vals: np.ndarray, idx: np.ndarray, count: int, v: float, k: int, larg
 
 
 @jit
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable"): ascending, NaN last, ties in index order. A bottom-up
+    merge sort of the positions; numba's own argsort compiled for 1.3-1.7 s of a first `mine`."""
+    n = values.shape[0]
+    order = np.empty(n, np.int64)
+    for k in range(n):  # (np.arange compiles for 0.3 s)
+        order[k] = k
+    spare = np.empty(n, np.int64)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            a, b = lo, mid
+            for k in range(lo, hi):
+                if b < hi and (a == mid or _before(values[order[b]], values[order[a]])):
+                    spare[k] = order[b]
+                    b += 1
+                else:
+                    spare[k] = order[a]
+                    a += 1
+        order, spare = spare, order
+        width *= 2
+    return order
+
+
+@jit
+def _before(x: float, y: float) -> bool:
+    """x sorts strictly before y: smaller, or a number before NaN."""
+    return x < y or (y != y and x == x)
+
+
+@jit
 def worth(vals: np.ndarray, count: int, v: float, largest: bool) -> bool:
     """Whether (v, a later index) would enter the sorted top list: a cheap test before insert."""
     if count < vals.shape[0]:
@@ -199,14 +231,7 @@ def exact_top_k(q, C, r, ids, every, offset, code, p, eps, placement, delta, lar
     buf_v = np.empty(_BAND_BUFFER)
     buf_i = np.empty(_BAND_BUFFER, np.int64)
     n, nb = np.int64(0), 0  # n is passed on: typed, not a literal (numba specialises literals)
-    # A carried full list bounds the chunk at once: a ranking value beyond its K-th (in ranking
-    # space: squared for euclidean) by more than 2 delta (delta, and the square's rounding) loses.
-    bound = sentinel
-    if count == K:
-        v = vals[K - 1]
-        if code == EUCLIDEAN and placement == EPS_NONE:
-            v = v * v
-        bound = v - 2.0 * delta if largest else v + 2.0 * delta
+    bound = _carried_bound(vals, count, code, placement, delta, largest)
     run = _run_length(n_cand, 1 if count == K else K) if every else 0
     if run:  # enough runs for some to be skipped
         ids = _prefilter(r, K, delta, largest, bound, run)
@@ -254,6 +279,80 @@ def exact_top_k(q, C, r, ids, every, offset, code, p, eps, placement, delta, lar
 
 
 @jit
+def _carried_bound(vals, count, code, placement, delta, largest) -> float:
+    """A carried full list bounds the chunk at once: a ranking value beyond its K-th (in ranking
+    space: squared for euclidean) by more than 2 delta (delta, and the square's rounding) loses.
+    No bound (the sentinel) while the list is not full."""
+    if count < vals.shape[0]:
+        return -np.inf if largest else np.inf
+    v = vals[count - 1]
+    if code == EUCLIDEAN and placement == EPS_NONE:
+        v = v * v
+    return v - 2.0 * delta if largest else v + 2.0 * delta
+
+
+_SORTED_K = 64  # above this K, among too few candidates to prefilter, they are sorted
+
+
+@jit
+def _sorted_top_k(q, C, r, offset, code, p, eps, placement, delta, largest, vals, idx,
+                  count) -> int:
+    """exact_top_k over every row of C for a large K among few candidates (evaluate's k = all),
+    where inserting into a sorted list one candidate at a time is quadratic (184 s for 6,000
+    queries of 6,000 rows): the approximate K-th ranking value T (a selection), then every
+    candidate within 2 delta of T (and of a carried list's bound) recomputed, sorted by exact
+    distance (ties in index order) and merged with the carried list."""
+    K = vals.shape[0]
+    n_cand = C.shape[0]
+    sentinel = -np.inf if largest else np.inf
+    bound = _carried_bound(vals, count, code, placement, delta, largest)
+    rows = np.empty(n_cand, np.int64)  # the candidates within bound, in index order
+    ranks = np.empty(n_cand)
+    n = 0
+    for k in range(n_cand):
+        a = r[k]
+        if _within(a, bound, largest) and a != sentinel:
+            rows[n] = k
+            ranks[n] = a
+            n += 1
+    if n > K:
+        t = _select(ranks[:n].copy(), n - K if largest else K - 1)
+        bound = _tighter(bound, t - 2.0 * delta if largest else t + 2.0 * delta, largest)
+    exact = np.empty(n)
+    kept = 0
+    for s in range(n):
+        if _within(ranks[s], bound, largest):
+            e = distance(q, C[rows[s]], code, p, eps, placement)
+            if e == e:  # a NaN distance is no neighbour
+                rows[kept] = rows[s]
+                exact[kept] = -e if largest else e
+                kept += 1
+    order = stable_order(exact[:kept])
+    merged_v = np.empty(K)
+    merged_i = np.empty(K, np.int64)
+    a = b = out = 0
+    v, i = 0.0, np.int64(0)
+    while out < K and (a < count or b < kept):
+        if b < kept:
+            v, i = exact[order[b]], offset + rows[order[b]]
+            v = -v if largest else v
+        if a < count and (b == kept or (vals[a] > v if largest else vals[a] < v)
+                          or (vals[a] == v and idx[a] < i)):
+            merged_v[out] = vals[a]
+            merged_i[out] = idx[a]
+            a += 1
+        else:
+            merged_v[out] = v
+            merged_i[out] = i
+            b += 1
+        out += 1
+    for s in range(out):
+        vals[s] = merged_v[s]
+        idx[s] = merged_i[s]
+    return out
+
+
+@jit
 def _keep_exact(q, C, k, offset, code, p, eps, placement, largest, vals, idx, count) -> int:
     """Offer row k of C, by its exact distance to q, to the sorted top list; returns the count."""
     e = distance(q, C[k], code, p, eps, placement)
@@ -286,25 +385,49 @@ _CHUNK = 8  # queries per parallel task: each task reuses one ranking row
 
 
 @jit
+def _ranking_row(r, g, kind, q_scale, c_scale, excluded, offset, largest) -> None:
+    """A query's ranking values against a chunk (rows offset..), its excluded rows set to the
+    sentinel that never qualifies."""
+    fill_ranks(r, g, kind, q_scale, c_scale)
+    for e in range(excluded.shape[0]):
+        j = excluded[e] - offset
+        if 0 <= j < r.shape[0]:
+            r[j] = -np.inf if largest else np.inf
+
+
+# The two block kernels: exact_top_k, or _sorted_top_k for a large K among few candidates
+# (apart, so that a run which never needs the sort never compiles it: 1.5 s of a first run).
+# Each takes the query rows of its tasks lo..hi (of _CHUNK rows) against the chunk C.
+@jit
 def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, placement,
                  largest, offset, excl_ptr, excl_idx, vals, idx, counts):
-    """exact_top_k for the query rows of the block's tasks lo..hi (of _CHUNK rows each)
-    against the chunk C (rows offset..)."""
+    """exact_top_k for the block's tasks lo..hi."""
     b, m = G.shape
     Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
-    sentinel = -np.inf if largest else np.inf
     no_ids = excl_idx[:0]
     for chunk in range(lo, hi):
         r = np.empty(m)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
-            fill_ranks(r, G[row], kind, q_scale[row], c_scale)
-            for e in range(excl_ptr[row], excl_ptr[row + 1]):
-                j = excl_idx[e] - offset
-                if 0 <= j < m:
-                    r[j] = sentinel
+            _ranking_row(r, G[row], kind, q_scale[row], c_scale,
+                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]], offset, largest)
             counts[row] = exact_top_k(Q[row], C, r, no_ids, np.bool_(True), offset, code, p, eps,
                                       placement, delta[row], largest, vals[row], idx[row],
                                       counts[row])
+
+
+@jit
+def _sorted_top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps,
+                        placement, largest, offset, excl_ptr, excl_idx, vals, idx, counts):
+    """_sorted_top_k for the block's tasks lo..hi."""
+    b, m = G.shape
+    Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
+    for chunk in range(lo, hi):
+        r = np.empty(m)
+        for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
+            _ranking_row(r, G[row], kind, q_scale[row], c_scale,
+                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]], offset, largest)
+            counts[row] = _sorted_top_k(Q[row], C, r, offset, code, p, eps, placement,
+                                        delta[row], largest, vals[row], idx[row], counts[row])
 
 
 def norms_of(x: np.ndarray) -> np.ndarray:
@@ -352,7 +475,9 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
             g = np.matmul(queries, chunk.T, out=products)
             delta = rank_error(kind, q_norms, c_norms[lo:lo + rows], queries.shape[1],
                                queries.dtype, eps)
-        in_parallel(_top_k_block, (b + _CHUNK - 1) // _CHUNK, queries, chunk, g, kind, q_scale,
+        sort = k > _SORTED_K and not _run_length(chunk.shape[0], k)
+        in_parallel(_sorted_top_k_block if sort else _top_k_block, (b + _CHUNK - 1) // _CHUNK,
+                    queries, chunk, g, kind, q_scale,
                     c_scale[lo:lo + rows], delta, code, p, eps, placement, np.bool_(largest),
                     np.int64(lo), ptr, excluded, vals, idx, counts)
     return vals, idx, counts
