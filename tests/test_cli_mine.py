@@ -274,6 +274,14 @@ def _good_inputs(d: Path) -> None:
                              "name": pa.array([f"c{v}" for v in LABELS])}), d / "lab.parquet")
 
 
+def spoil_zero_row(name: str, row: int) -> Maker:
+    def make(d: Path, _: object) -> None:
+        x = np.load(d / name)
+        x[row] = 0
+        np.save(d / name, x)
+    return make
+
+
 def mine_argv(x: str = "x.npy", y: str | None = "y.npy", *extra: str) -> tuple[str, ...]:
     labels = ("--labels", f"{{d}}/{y}") if y else ()
     return ("mine", "--embeddings", f"{{d}}/{x}", *labels, *extra)
@@ -405,6 +413,36 @@ CASES = [
     Case("output-is-input-via-symlink", symlink("link.npy", "x.npy"),
          mine_argv("x.npy", "y.npy", "-o", "{d}/link.npy"), 2,
          r"--output .*/link\.npy is also an input"),
+    # -- found by a second audit: each crashed, or ran on and gave something meaningless
+    Case("values-overflow-products", npy("big.npy", np.full((ROWS, DIM), 1e200)),
+         mine_argv("big.npy", "y.npy", *OUT), 1,
+         r"/big\.npy: row 0 holds values beyond \d\.\d+e\+153, too large for float64 matrix "
+         r"products; rescale the embeddings$"),
+    Case("float32-values-overflow-products",
+         npy("big32.npy", np.full((ROWS, DIM), 1e19, np.float32)),
+         mine_argv("big32.npy", "y.npy", "--distance", "cosine", *OUT), 1,
+         r"/big32\.npy: row 0 holds values beyond .* float32 matrix products"),
+    Case("cosine-zero-row-eps-0", spoil_zero_row("x.npy", 3),
+         mine_argv("x.npy", "y.npy", "--distance", "cosine", "--eps", "0", *OUT), 1,
+         r"/x\.npy: row 3 is a zero vector: its cosine distance is undefined with --eps 0$"),
+    Case("legacy-root-odd-p", None,
+         mine_argv("x.npy", "y.npy", "--p", "3", "--eps-placement", "legacy-root", *OUT), 2,
+         r"--eps-placement legacy-root with p = 3 gives NaN distances for finite rows"),
+    Case("label-column-holds-lists", None,
+         ("mine", "--embeddings", "{d}/lab.parquet", "--label-column", "embedding", *OUT), 1,
+         r"/lab\.parquet: label row 0 holds ndarray .*; labels must be integers or strings$"),
+    Case("labels-inf", npy("yinf.npy", np.where(LABELS == 2, np.inf, LABELS)),
+         mine_argv("x.npy", "yinf.npy", *OUT), 1, r"/yinf\.npy: label row 4 is inf$"),
+    Case("labels-float-ids-beyond-2-53", npy("yid.npy", LABELS * 1e20),
+         mine_argv("x.npy", "yid.npy", *OUT), 1,
+         r"/yid\.npy: float labels beyond 2\^53 are not exact"),
+    Case("seed-beyond-64-bits", None,
+         mine_argv("x.npy", "y.npy", "--batch-size", "4", "--seed", str(2**64), *OUT), 2,
+         r"--seed must be from 0 to 2\^64 - 1 \(got 18446744073709551616\)$"),
+    Case("output-ends-with-slash", None, mine_argv("x.npy", "y.npy", "-o", "{d}/new.parquet/"),
+         1, r"/new\.parquet/: ends with /; --output needs a file name$"),
+    Case("output-folder-is-a-file", None, mine_argv("x.npy", "y.npy", "-o", "{d}/y.npy/m.csv"),
+         1, r"/y\.npy/m\.csv: .*/y\.npy is a file, not a folder$"),
 ]
 
 

@@ -239,6 +239,12 @@ def test_cli_rows_and_outputs(cli, at_sample, tmp_path: Path) -> None:
     out = tmp_path / "rows.parquet"
     ok(cli(*TWO, "-o", out, "-f", "json"))
     assert pq.read_table(out).num_rows == 2 * 1797
+    # .npy: the numeric columns, the checkpoint first (its rows were not told apart before)
+    ok(cli(*TWO, "-o", tmp_path / "rows.npy", "-f", "json"))
+    matrix = np.load(tmp_path / "rows.npy")
+    assert matrix.shape == (2 * 1797, len(rows))
+    for i, c in enumerate(rows):
+        np.testing.assert_array_equal(matrix[:, i], rows[c], err_msg=c)
 
 
 def test_cli_table_fits_and_names_checkpoints(cli, at_sample, monkeypatch) -> None:

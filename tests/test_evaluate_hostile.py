@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from hostile import OUT, Case, Table, npy, spoil, text
+from hostile import OUT, Case, Table, both, npy, spoil, table, text
 
 Y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3])
 
@@ -100,6 +100,27 @@ CASES = [
          r"--output .*/y\.npy is also an input"),
     Case("labels-csv-empty", text("y.csv", "label\n"), ev(*OUT, y="y.csv"), 1,
          r"/y\.csv: 0 labels for 12 embedding rows"),
+    # -- found by a second audit: each ran on and gave meaningless metrics, or crashed
+    Case("values-overflow-products", npy("big.npy", np.full((12, 3), 1e160)),
+         ev("--distance", "cosine", *OUT, x="big.npy"), 1,
+         r"/big\.npy: row 0 holds values beyond .* float64 matrix products"),
+    Case("cosine-zero-row-eps-0", npy("z.npy", np.eye(12, 3)),
+         ev("--distance", "cosine", "--eps", "0", *OUT, x="z.npy"), 1,
+         r"/z\.npy: row 3 is a zero vector"),
+    Case("legacy-root-odd-p", None, ev("--p", "3", "--eps-placement", "legacy-root", *OUT), 2,
+         r"evaluate ranks rows by distance: use root$"),
+    Case("labels-large-float-ids", text("ids.csv", "label\n" + "".join(
+        f"{10**19 + 1000 * (v % 2)}\n" for v in range(12))), ev(*OUT, y="ids.csv"), 1,
+        r"/ids\.csv: float labels beyond 2\^53 are not exact"),
+    Case("labels-struct-column", table("ys.parquet", {"label": [{"a": int(v)} for v in Y]}),
+         ev(*OUT, y="ys.parquet"), 1, r"/ys\.parquet: label row 0 holds dict"),
+    Case("checkpoint-labels-differ", both(
+        table("c1.parquet", {"embedding": [[1.0, float(i)] for i in range(12)], "label": Y}),
+        table("c2.parquet", {"embedding": [[1.0, float(i)] for i in range(12)],
+                             "label": Y[::-1].copy()})),
+        ("evaluate", "--embeddings", "{d}/c1.parquet", "--embeddings", "{d}/c2.parquet", *OUT),
+        1, r"/c2\.parquet: its labels differ from .*c1\.parquet's: checkpoints must hold the "
+           r"same rows in the same order$"),
 ]
 
 EVALUATE = Table("evaluate", _good_inputs, CASES)

@@ -130,6 +130,12 @@ CASES = [
          1, r"/a\.txt: unknown format"),
     Case("empty-parquet-folder", folder("e.parquet"),
          aligned("e.parquet", "p.npy", "n.npy", *OUT), 1, r"/e\.parquet: no list<float> column"),
+    Case("parquet-folder-columns-differ", both(
+        folder("mix"), table("mix/p0.parquet", {"emb": fixed_list(_vectors(2))}),
+        table("mix/p1.parquet", {"vec": fixed_list(_vectors(3))})),
+        aligned("mix", "p.npy", "n.npy", *OUT), 1,
+        r"/mix: .*/p1\.parquet has columns vec; .*/p0\.parquet has emb: a folder's files must "
+        r"name the same columns$"),
     Case("corrupt-parquet", raw("bad.parquet", b"PAR1" + b"\x07" * 40),
          aligned("bad.parquet", "p.npy", "n.npy", *OUT), 1, r"/bad\.parquet: cannot read"),
     # -- stdin (`-`)
@@ -168,9 +174,11 @@ CASES = [
          indexed("x1.npy", "t.parquet", *OUT), 1,
          r"/x1\.npy: embeddings must have shape \(n, d\), got \(4,\)$"),
     Case("row-counts-differ", npy("p4.npy", np.zeros((ROWS - 1, DIM), np.float32)),
-         aligned("a.npy", "p4.npy", "n.npy", *OUT), 1, r"row counts differ: .*p4\.npy has 4"),
+         aligned("a.npy", "p4.npy", "n.npy", *OUT), 1,
+         r"/p4\.npy: row counts differ: .*p4\.npy has 4"),
     Case("dimensions-differ", npy("n3.npy", np.zeros((ROWS, DIM - 1), np.float32)),
-         aligned("a.npy", "p.npy", "n3.npy", *OUT), 1, r"dimensions differ: .*n3\.npy has d = 3"),
+         aligned("a.npy", "p.npy", "n3.npy", *OUT), 1,
+         r"/n3\.npy: dimensions differ: .*n3\.npy has d = 3"),
     Case("zero-rows", npy("a0.npy", np.zeros((0, DIM), np.float32)),
          aligned("a0.npy", "p.npy", "n.npy", *OUT), 1, r"/a0\.npy: has zero rows$"),
     Case("zero-rows-embeddings", npy("x0.npy", np.zeros((0, DIM), np.float32)),

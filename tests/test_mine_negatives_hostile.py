@@ -54,7 +54,7 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
     Case("pairs-empty", npy("bad.npy", np.zeros((0, 2), np.int64)), run(pairs="{d}/bad.npy"), 1,
          r"bad\.npy: holds zero pairs"),
     Case("widths-differ", npy("c.npy", np.zeros((C, DIM + 1), np.float32)), run(), 1,
-         r"q\.npy: dimensions differ: \S*q\.npy has d = 4, \S*c\.npy has d = 5"),
+         r"c\.npy: dimensions differ: \S*q\.npy has d = 4, \S*c\.npy has d = 5"),
     Case("corpus-too-small", both(npy("c.npy", np.eye(4, DIM, dtype=np.float32)),
                                   text("small.csv", "query,positive\n0,0\n0,1\n1,2\n")),
          run("--num-negatives", "3", pairs="{d}/small.csv"), 1,
@@ -84,11 +84,21 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
          (*BASE, "--positives", "{d}/pos.npy", *OUT), 1,
          r"pos\.npy: row 0 is not a row of \S*c\.npy"),
     Case("unknown-similarity", None, run("--similarity", "jaccard"), 2, r"jaccard"),
-    Case("p-without-minkowski", None, run("--p", "3"), 2,
+    Case("p-without-minkowski", None, run("--similarity", "cosine", "--p", "3"), 2,
          r"--p applies to the minkowski distance, not cosine \(drop --p, or use --similarity "
          r"minkowski\)"),
     Case("preset-without-negatives", None, run("--preset", "torch"), 2,
          r"preset 'torch' has no mine-negatives operation"),
+    # -- found by a second audit
+    Case("seed-beyond-64-bits", None, run("--sampling", "random", "--seed", str(2**64)), 2,
+         r"--seed must be from 0 to 2\^64 - 1"),
+    Case("range-max-beyond-int64", None, run("--range-max", str(2**63)), 2,
+         r"--range-max must be from 1 to 2\^63 - 1"),
+    Case("values-overflow-products", npy("c.npy", np.full((C, DIM), 1e200)), run(), 1,
+         r"/c\.npy: row 0 holds values beyond .* float64 matrix products"),
+    Case("pair-index-beyond-int64", npy("bad.npy", np.array([[0, 1], [2**63 + 5, 2]], np.uint64)),
+         run(pairs="{d}/bad.npy"), 1, r"bad\.npy: row 1: query index 9223372036854775813 is "
+         r"out of range$"),
 ])
 
 test_bad_input = NEGATIVES.test()

@@ -60,9 +60,22 @@ def _ipc_reader(path: str) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchS
 
 
 def _dataset(path: str) -> pa.dataset.Dataset:
+    """A parquet file, or a folder's .parquet files (other files there are not rows), which
+    must name the same columns: a file with other names would be read as nulls."""
     import pyarrow.dataset as ds
 
-    return ds.dataset(path, format="parquet")
+    if not os.path.isdir(path):
+        return ds.dataset(path, format="parquet")
+    files = _parquet_files(path)
+    dataset = ds.dataset(files, format="parquet")
+    names = dataset.schema.names
+    for fragment in dataset.get_fragments():
+        own = fragment.physical_schema.names
+        if own != names:
+            raise InputError(f"{fragment.path} has columns {', '.join(own)}; {files[0]} has "
+                             f"{', '.join(names)}: a folder's files must name the same columns",
+                             path)
+    return dataset
 
 
 def read_schema(path: str, kind: str) -> pa.Schema:
@@ -302,4 +315,5 @@ class ArrowTriplets(_Streamed):
         self.recorded = _recorded_settings(path, schema)
 
     def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:
-        return index_columns(self.path, batch, row0=row0).astype(np.int64, copy=False)
+        return validate.as_indices(index_columns(self.path, batch, row0=row0),
+                                   TRIPLET_COLUMNS, self.path, row0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -21,7 +22,7 @@ from typer.core import TyperGroup
 
 from . import THREAD_SPIN, __version__
 from .errors import TripletLossError
-from .params import COMMAND_OPTIONS, Format, flag, help_text, option_type
+from .params import COMMAND_OPTIONS, Format, ReportFormat, flag, help_text, option_type
 
 PROG = "triplet-loss"
 
@@ -42,7 +43,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             print(f"{PROG}: interrupted", file=sys.stderr)
             rv = 130
-        except BrokenPipeError:
+        except SystemExit as e:  # Click and rich exit 1 when stdout's reader went away
+            if not isinstance(e.__context__, BrokenPipeError):
+                raise
             _silence_stdout()
             rv = 0
         if not standalone_mode:
@@ -126,9 +129,9 @@ def _direct_param(param: Any) -> Any:
 
 
 def _silence_stdout() -> None:
-    """After the reader of our stdout went away (`| head`), drop what is left to flush."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    from .writers import silence_stdout
+
+    silence_stdout()
 
 
 app = typer.Typer(cls=_OneLineErrors, name=PROG, no_args_is_help=True, add_completion=False,
@@ -388,7 +391,8 @@ def mine_negatives(**given: Any) -> None:
 
 @app.command()
 def presets(
-    format: Annotated[Format, typer.Option("--format", "-f", help="table or json.")] = Format.table,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="table or json.")
+                      ] = ReportFormat.table,
 ) -> None:
     """List the presets and the settings each one implies."""
     from .report import print_presets
@@ -417,10 +421,18 @@ def main() -> None:
         app.registered_commands = [named[args[0]]] if args[0] in named else registered
     elif args in ([], ["--help"]):
         app.registered_commands = [_listed(name, c) for name, c in named.items()]
+    terminate = signal.signal(signal.SIGTERM, _terminated)
     try:
         app(prog_name=PROG)
     finally:
         app.registered_commands = registered
+        signal.signal(signal.SIGTERM, terminate)
+
+
+def _terminated(signum: int, frame: Any) -> NoReturn:
+    """SIGTERM (a job scheduler, `timeout`): unwind like Ctrl-C, so no partial file is left."""
+    print(f"{PROG}: terminated; no output written", file=sys.stderr)
+    raise SystemExit(128 + signum)
 
 
 def _listed(name: str, command: Any) -> Any:

@@ -18,7 +18,7 @@ from .arrow import ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, run_here
-from .params import EpsPlacement, Params
+from .params import EpsPlacement, Params, check_count
 from .presets import resolve, with_recorded
 from .readers import STDIN, open_triplets, shown_name
 
@@ -241,6 +241,7 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
                     block_rows: int | None = None, **options: object) -> ComputeJob:
     """Read, validate and resolve everything a compute run needs, without computing."""
     params = resolve("compute", preset, options)
+    check_count("block_rows", block_rows)
     given = [path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets,
                                         corpus)]
     if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
@@ -309,9 +310,7 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
     if isinstance(triplets, str):
         t, tname = open_triplets(triplets), shown_name(triplets)
     else:
-        t, tname = np.ascontiguousarray(np.asarray(triplets), dtype=np.int64), "triplets"
-        if t.ndim != 2 or t.shape[1] != 3 or t.shape[0] == 0:
-            raise InputError(f"triplets must have shape (t, 3) with t > 0, got {t.shape}", tname)
+        t, tname = validate.as_triplets(np.asarray(triplets), "triplets"), "triplets"
     warnings: list[str] = []
     if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
         params, warnings = with_recorded(params, t.recorded, tname, preset, options)

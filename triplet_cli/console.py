@@ -14,9 +14,9 @@ from functools import partial
 
 from .errors import UsageError
 from .jobs import Block, Job, use_threads
-from .params import check_threads
+from .params import check_count
 from .report import progress, to_json, warn
-from .writers import STDOUT, check_output, open_rows
+from .writers import STDOUT, UntilReaderLeaves, check_output, open_rows
 
 FAIL_EXIT = 3
 ROW_FORMATS = ("jsonl", "csv")
@@ -47,7 +47,7 @@ class Run:
                              "stdout")
         if self.fail_above is not None and math.isnan(self.fail_above):
             raise UsageError("--fail-above must be a number (got nan)")
-        check_threads(self.threads)
+        check_count("--threads", self.threads)
         if self.on_cluster:
             from .distributed import check_flags
 
@@ -71,7 +71,8 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
                    if how.output else [])
         if how.fmt in ROW_FORMATS:
             sys.stdout.flush()
-            writers.append(stack.enter_context(rows(STDOUT, fmt=how.fmt, stdout=sys.stdout.buffer)))
+            stdout = UntilReaderLeaves(sys.stdout.buffer) if how.output else sys.stdout.buffer
+            writers.append(stack.enter_context(rows(STDOUT, fmt=how.fmt, stdout=stdout)))
         advance = stack.enter_context(progress(job.progress_total, job.progress_what,
                                                enabled=not how.quiet))
         for block in _blocks(job, how):

@@ -218,7 +218,8 @@ def rank_scale(kind: int, norms: np.ndarray, eps: float) -> np.ndarray:
     if kind == RANK_SQUARED:
         return norms * norms
     if kind == RANK_COSINE:
-        return 1.0 / np.maximum(norms, eps)
+        with np.errstate(divide="ignore"):  # a zero row with --eps 0: inf, its distances NaN
+            return 1.0 / np.maximum(norms, eps)
     return norms
 
 

@@ -24,6 +24,7 @@ from . import retrieval, validate
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, run_here
+from .params import DistanceParams, check_count, ignored_flags
 from .presets import resolve
 from .readers import STDIN, labels_for
 
@@ -167,8 +168,15 @@ class EvaluateJob(Job):
 
     title = "triplet-loss evaluate"
     progress_what = "queries"
-    npy_columns = ("query", "R", "nn", "nn_distance", "first_relevant_rank", "p_at_1",
-                   "r_precision", "ap_at_r")
+
+    @property
+    def npy_columns(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The numeric columns (labels too when they are numbers), as one float64 matrix."""
+        numeric = self.classes.dtype.kind in "iub"
+        return (("checkpoint",) if len(self.queries) > 1 else ()) + tuple(
+            c for c in ("query", "label", "R", "nn", "nn_distance", "nn_label",
+                        "first_relevant_rank", "p_at_1", "r_precision", "ap_at_r")
+            if numeric or c not in ("label", "nn_label"))
 
     @property
     def own(self) -> bool:
@@ -253,9 +261,15 @@ class EvaluateJob(Job):
         if self.own and s.self_match == "index":
             exclude = (np.arange(b + 1, dtype=np.int64), rows)
         # One more than needed: whether the neighbour after a cut-off ties it.
-        vals, idx, _ = top_k(self.queries[unit.checkpoint][unit.start:unit.stop], ref,
-                             self.width + 1 + drop, self.params.distance.kernel(),
-                             exclude=exclude, candidate_norms=norms, rooms=self.rooms)
+        vals, idx, counts = top_k(self.queries[unit.checkpoint][unit.start:unit.stop], ref,
+                                  self.width + 1 + drop, self.params.distance.kernel(),
+                                  exclude=exclude, candidate_norms=norms, rooms=self.rooms)
+        offered = min(self.width + 1 + drop, ref.shape[0] - (exclude is not None))
+        if (counts < offered).any():  # a NaN distance is never a neighbour
+            row = unit.start + int(np.flatnonzero(counts < offered)[0])
+            raise InputError(f"row {row}: a distance to it is undefined (NaN) for finite values "
+                             "(a zero vector with cosine and --eps 0, or --eps-placement "
+                             "legacy-root with an odd p)", self.checkpoint_names[unit.checkpoint])
         dropped_other = (idx[:, 0] != rows) if drop else np.zeros(b, bool)
         vals, idx = vals[:, drop:], idx[:, drop:]
         nn_codes = np.where(idx >= 0, self.ref_codes[np.maximum(idx, 0)], -1)
@@ -410,12 +424,26 @@ def _several(x: ArrayLike | Sequence[ArrayLike] | None) -> list[Any]:
     return [path_or_array(x)]
 
 
-def _load(x: ArrayLike, role: str, column: str | None, i: int, count: int
-          ) -> tuple[np.ndarray, str]:
+def _load(x: ArrayLike, role: str, column: str | None, i: int, count: int,
+          distance: DistanceParams) -> tuple[np.ndarray, str]:
     a, name = load_matrix(x, role if count == 1 else f"{role}[{i}]", column)
     validate.require_matrix(a, name, role)
-    validate.require_finite(a, name)
+    validate.require_rankable(a, name, distance)
     return a, name
+
+
+def _require_same_labels(y: np.ndarray, checkpoints: list[Any], names: list[str],
+                         column: str | None) -> None:
+    """Checkpoints whose files hold labels too must hold the first one's: the same rows in the
+    same order (a shuffled later file would otherwise be scored with the first's labels)."""
+    for x, name in zip(checkpoints[1:], names[1:], strict=True):
+        try:
+            other, _ = _label_values(None, x, column, "labels")
+        except InputError:
+            continue  # no label column there: its rows are the first file's
+        if not np.array_equal(other, y):
+            raise InputError(f"its labels differ from {names[0]}'s: checkpoints must hold the "
+                             "same rows in the same order", name)
 
 
 def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str
@@ -433,6 +461,10 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
                      block_rows: int | None = None, **options: object) -> EvaluateJob:
     """Check the settings, then read and validate everything an evaluation needs."""
     params = resolve("evaluate", preset, options)
+    check_count("block_rows", block_rows)
+    plot = path_or_array(plot)
+    if plot is not None and not isinstance(plot, str):
+        raise UsageError(f"plot must be a file path (got {plot!r})")
     settings = Settings.of(params.values)
     gates = parse_gates(fail_below, settings.at)
     checkpoints, references = _several(embeddings), _several(reference)
@@ -458,8 +490,11 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         from .plot import check_plot
 
         check_plot(plot, paths)
-    xs = [_load(x, "embeddings", column, i, len(checkpoints)) for i, x in enumerate(checkpoints)]
+    xs = [_load(x, "embeddings", column, i, len(checkpoints), params.distance)
+          for i, x in enumerate(checkpoints)]
     y, yname = _label_values(labels, checkpoints[0], label_column, "labels")
+    if labels is None:
+        _require_same_labels(y, checkpoints, [name for _, name in xs], label_column)
     n = xs[0][0].shape[0]
     validate.require_label_rows(y, n, yname, xs[0][1])
     for x, name in xs[1:]:
@@ -470,7 +505,8 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     loaded: dict[str, Any] = {"embeddings": [(name, x) for x, name in xs], "labels": (yname, y)}
     if references:
         pairs = references if len(references) == len(xs) else references * len(xs)
-        rs = [_load(r, "reference", column, i, len(references)) for i, r in enumerate(pairs)]
+        rs = [_load(r, "reference", column, i, len(references),
+                    params.distance) for i, r in enumerate(pairs)]
         ry, ryname = _label_values(reference_labels, references[0], label_column,
                                    "reference_labels")
         validate.require_label_rows(ry, rs[0][0].shape[0], ryname, rs[0][1])
@@ -497,6 +533,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         refs = [np.ascontiguousarray(normalized(r) if dist.normalize else r) for r in refs]
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
+    warnings += ignored_flags(params, refs is not None)
     names = [name for _, name in xs]
     job = EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
                       queries=queries, references=refs, codes=codes, ref_codes=ref_codes,

@@ -13,7 +13,7 @@ from typing import IO, Any, ClassVar
 import numpy as np
 
 from .distances import Rooms
-from .params import Params, check_threads
+from .params import Params, check_count
 from .reductions import TripletStats
 from .report import Hardest, render
 
@@ -136,7 +136,7 @@ Results = tuple[dict[str, np.ndarray], dict[str, object]]
 
 def run_here(prepare: Callable[[], Job], threads: int | None) -> Results:
     """The library's run: prepare a job, run its units here with `threads` kernel threads."""
-    check_threads(threads)
+    check_count("--threads", threads)
     job = prepare()
     use_threads(job, threads)
     return collect(job, job.blocks())

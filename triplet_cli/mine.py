@@ -17,6 +17,7 @@ from .distances import Rooms
 from .errors import UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, Tally, run_here
+from .params import check_count, ignored_flags
 from .presets import resolve
 from .readers import STDIN, labels_for
 
@@ -351,6 +352,7 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
                  **options: object) -> MineJob:
     """Read, validate and resolve everything a mining run needs."""
     params = resolve("mine", preset, options)
+    check_count("block_rows", block_rows)
     embeddings, labels = path_or_array(embeddings), path_or_array(labels)
     if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
         raise UsageError("only one input can be read from stdin (-)")
@@ -358,8 +360,8 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     validate.require_matrix(x, xname, "embeddings")
     y, yname = labels_for(labels, embeddings, label_column)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
-    validate.require_finite(x, xname)
-    warnings = []
+    validate.require_rankable(x, xname, params.distance)
+    warnings = ignored_flags(params)
     dist = params.distance
     if preset == "tf-similarity" and dist.distance.value == "cosine" and not dist.normalize:
         norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))

@@ -31,6 +31,7 @@ from .negatives_select import (
     render,
     to_scores,
 )
+from .params import check_count
 from .presets import resolve
 from .readers import STDIN, shown_name
 
@@ -106,7 +107,8 @@ class NegativesJob(Job):
     corpus_rows: np.ndarray | None = None  # searched row -> row of the corpus file (None: same)
     pairs: Pairs | None = None
     settings: Settings | None = None
-    window: int = 0
+    range_max: int = 0  # given or derived
+    window: int = 0  # range_max, at most the corpus rows (so memory follows the data)
     self_excluded: bool = False  # the queries are the corpus: a query never gets its own row
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
@@ -322,11 +324,11 @@ class NegativesJob(Job):
                             f"{self.settings.num_negatives} negatives (listed under short in "
                             "--format json): widen --range-max or loosen the filters")
         return {"queries": int(self.pairs.query_ids.size), "pairs": tally.pairs,
-                "rows": tally.rows, "negatives": tally.negatives, "range_max": self.window,
+                "rows": tally.rows, "negatives": tally.negatives, "range_max": self.range_max,
                 "short": short,
                 "candidates": {"window": tally.window, **removed, "negatives": tally.negatives},
                 "scores": tally.scores(),
-                "params": {**self.params.values, "range_max": self.window,
+                "params": {**self.params.values, "range_max": self.range_max,
                            "sources": {**self.params.sources,
                                        **({"range_max": "derived"}
                                           if self.settings.range_max is None else {})}},
@@ -367,7 +369,7 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
         raise InputError(f"pair indices must be integers, got {a.dtype}", name)
     if a.shape[0] == 0:
         raise InputError("holds zero pairs", name)
-    return np.ascontiguousarray(a, np.int64), name
+    return validate.as_indices(a, PAIR_COLUMNS, name), name
 
 
 def _require_pair_indices(a: np.ndarray, limits: tuple[int, int], name: str) -> None:
@@ -378,26 +380,28 @@ def _require_pair_indices(a: np.ndarray, limits: tuple[int, int], name: str) -> 
                          f"[0, {limits[c]})", name)
 
 
+def _row_keys(x: np.ndarray) -> np.ndarray:
+    """Each row as one opaque value that is equal exactly when the rows' values are: in
+    float64 (a float32 row and its float64 copy match) with -0.0 as 0.0."""
+    rows = np.ascontiguousarray(x.reshape(x.shape[0], -1), np.float64) + 0.0
+    return rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+
+
 def first_rows(x: np.ndarray) -> np.ndarray:
-    """For each row, the first row with the same values (bytes): duplicates collapse to it."""
-    rows = np.ascontiguousarray(x).reshape(x.shape[0], -1)
-    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    """For each row, the first row with the same values: duplicates collapse to it."""
+    _, first, inverse = np.unique(_row_keys(x), return_index=True, return_inverse=True)
     return first[inverse.ravel()].astype(np.int64)
 
 
 def _locate(p: np.ndarray, c: np.ndarray, pname: str, cname: str) -> np.ndarray:
     """Each row of p as the first row of c that holds the same values, read block by block."""
-    wanted: dict[bytes, int] = {}
-    for i in range(p.shape[0]):
-        wanted.setdefault(np.ascontiguousarray(p[i]).tobytes(), -1)
+    keys = [k.tobytes() for k in _row_keys(p)]
+    wanted = dict.fromkeys(keys, -1)
     for start in range(0, c.shape[0], NORM_ROWS):
-        block = np.ascontiguousarray(c[start:start + NORM_ROWS])
-        for i in range(block.shape[0]):
-            key = block[i].tobytes()
-            if wanted.get(key) == -1:
+        for i, k in enumerate(_row_keys(c[start:start + NORM_ROWS])):
+            if wanted.get(key := k.tobytes()) == -1:
                 wanted[key] = start + i
-    at = np.array([wanted[np.ascontiguousarray(row).tobytes()] for row in p], np.int64)
+    at = np.array([wanted[k] for k in keys], np.int64)
     if (at < 0).any():
         row = int(np.flatnonzero(at < 0)[0])
         raise InputError(f"row {row} is not a row of {cname}: every positive must be in the "
@@ -421,8 +425,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
         raise UsageError("give --pairs (with --corpus) or --positives, one of them")
     if pairs is not None and corpus is None:
         raise UsageError("--pairs indexes a corpus: give --corpus")
-    if block_rows is not None and block_rows < 1:
-        raise UsageError(f"block_rows must be >= 1 (got {block_rows})")
+    check_count("block_rows", block_rows)
+    check_count("chunk_rows", chunk_rows)
     names, shapes, dtypes, loaded = {}, {}, {}, {}
     for role, x in (("queries", queries), ("corpus", corpus), ("positives", positives)):
         if x is None:
@@ -439,7 +443,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                          f"in {names['queries']}: --positives is aligned with the queries",
                          names["positives"])
     for role, m in loaded.items():
-        validate.require_finite(m, names[role])
+        validate.require_rankable(m, names[role], params.distance)
     corpus_rows = None
     if pairs is not None:
         table, names["pairs"] = read_pairs(pairs)
@@ -478,7 +482,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     search = np.ascontiguousarray(search)
     return NegativesJob(params, names, warnings, queries=np.ascontiguousarray(q), corpus=search,
                         corpus_norms=corpus_norms(search), corpus_rows=corpus_rows, pairs=found,
-                        settings=settings, window=window, self_excluded=self_excluded,
+                        settings=settings, range_max=window,
+                        window=min(window, search.shape[0]), self_excluded=self_excluded,
                         shapes=shapes, dtypes=dtypes, query_block=block_rows or QUERY_BLOCK,
                         chunk_rows=chunk_rows)
 

@@ -49,12 +49,6 @@ class Settings:
                 raise UsageError(f"--{name.replace('_', '-')} must be a number (got nan)")
         if v["false_negative_eps"] is not None and not v["false_negative_eps"] >= 0:
             raise UsageError(f"--false-negative-eps must be >= 0 (got {v['false_negative_eps']})")
-        if v["num_negatives"] < 1:
-            raise UsageError(f"--num-negatives must be >= 1 (got {v['num_negatives']})")
-        if v["range_min"] < 0:
-            raise UsageError(f"--range-min must be >= 0 (got {v['range_min']})")
-        if v["seed"] < 0:
-            raise UsageError(f"--seed must be >= 0 (got {v['seed']})")
         s = cls(v["num_negatives"], v["range_min"], v["range_max"], v["max_score"],
                 v["min_score"], v["absolute_margin"], v["relative_margin"],
                 v["margin_positive"] == "hardest", v["false_negative_eps"],

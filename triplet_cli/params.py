@@ -46,6 +46,7 @@ Sampling = _choices("Sampling", "top random", "sampling")
 NegativesFormat = _choices("NegativesFormat", "triplet n-tuple labeled-pair", "output_format")
 MarginPositive = _choices("MarginPositive", "pair hardest", "margin_positive")
 Format = _choices("Format", "table json jsonl csv")
+ReportFormat = _choices("ReportFormat", "table json")  # presets prints no rows
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,16 @@ class DistanceParams:
         from .distances import kernel_args
 
         return kernel_args(self.distance.value, self.norm_p, self.eps, self.eps_placement.value)
+
+    def product_type(self, dtype: Any) -> Any:
+        """The float type matrix products rank rows of `dtype` in (normalised rows are float64),
+        or None for a distance computed directly, without products."""
+        from .distances import RANK_DIRECT, rank_kind
+
+        code, _, _, placement = self.kernel()
+        if rank_kind(code, placement) == RANK_DIRECT:
+            return None
+        return "float64" if self.normalize else dtype
 
 
 @dataclass(frozen=True)
@@ -127,8 +138,11 @@ _LIMITS: dict[str, tuple[Callable[[float], bool], str]] = {
     "margin": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "eps": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
     "per_anchor": (lambda v: 1 <= v <= MAX_PER_ANCHOR, f"from 1 to {MAX_PER_ANCHOR}"),
-    "seed": (lambda v: v >= 0, ">= 0"),
+    "seed": (lambda v: 0 <= v < 2**64, "from 0 to 2^64 - 1"),
     "batch_size": (lambda v: v >= 2, ">= 2"),
+    "num_negatives": (lambda v: v >= 1, ">= 1"),
+    "range_min": (lambda v: 0 <= v < 2**63, "from 0 to 2^63 - 1"),
+    "range_max": (lambda v: 1 <= v < 2**63, "from 1 to 2^63 - 1"),
 }
 
 
@@ -173,11 +187,32 @@ def checked(name: str, value: object) -> object:
     return value
 
 
-def check_threads(threads: object) -> None:
-    """--threads is a whole number >= 1 (or None: all cores)."""
-    if threads is not None and (isinstance(threads, bool)
-                                or not isinstance(threads, numbers.Integral) or threads < 1):
-        raise UsageError(f"--threads must be a whole number >= 1 (got {threads!r})")
+# Settings some combinations never read: (when, why), a flag given then gets a warning.
+_IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str]] = {
+    "per_anchor": (lambda v, _: v["strategy"] == "all", "--strategy all takes every negative"),
+    "semi_hard_fallback": (lambda v, _: v["strategy"] != "semi-hard",
+                           "it applies to --strategy semi-hard"),
+    "semi_hard_threshold": (lambda v, _: v["strategy"] != "semi-hard",
+                            "it applies to --strategy semi-hard"),
+    "self_match": (lambda _, reference: reference,
+                   "with --reference no query is among the rows searched"),
+    "margin": (lambda v, _: v.get("batch_hard_loss") is False,
+               "it is the margin of --batch-hard-loss"),
+}
+
+
+def ignored_flags(params: Params, reference: bool = False) -> list[str]:
+    """Warnings for settings given explicitly that this combination never reads."""
+    return [f"{flag(k)} has no effect: {why}" for k, (when, why) in _IGNORED.items()
+            if params.sources.get(k) == "flag" and when(params.values, reference)]
+
+
+def check_count(name: str, value: object) -> None:
+    """A count (--threads, a library's block_rows or chunk_rows) is a whole number >= 1, or
+    None (its default): a block of 0 or -3 rows would silently compute nothing."""
+    if value is not None and (isinstance(value, bool)
+                              or not isinstance(value, numbers.Integral) or value < 1):
+        raise UsageError(f"{name} must be a whole number >= 1 (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -222,8 +257,9 @@ OPTIONS: dict[str, Option] = {
     "batch_size": Option(None, "Mine inside random mini-batches of B rows (online mining).",
                          "the whole file"),
     "seed": Option(0, "Seed of the mini-batch shuffle."),
-    "k": Option("max-bin-count", "Neighbours per query: max-bin-count (the largest class, minus "
-                "the query itself without --reference), a whole number, or all."),
+    "k": Option("max-bin-count", "Neighbours per query: max-bin-count (the most same-class "
+                "reference rows any query has, its own row not counted), a whole number, or "
+                "all."),
     "at": Option("1,5,10", "K of precision@K, recall@K and map@K, comma-separated."),
     "average": Option("micro", "micro (over queries) or macro (per class, then the unweighted "
                       "mean: pytorch-metric-learning's avg_of_avgs)."),
@@ -306,6 +342,12 @@ class Params:
         put("loss", _built(LossParams, v))
         put("reduction", Reduction(v.get("reduction", "mean")))  # (evaluate has no loss)
         put("mining", _built(MiningParams, v) if self.command == "mine" else None)
+        d = self.distance
+        if (self.command != "compute" and d.eps_placement is EpsPlacement.legacy_root
+                and d.norm_p != 2):
+            raise UsageError(f"--eps-placement legacy-root with p = {d.norm_p:g} gives NaN "
+                             "distances for finite rows (MLX <= 0.31's defect, which compute "
+                             f"reproduces); {self.command} ranks rows by distance: use root")
 
     @property
     def pair_mean(self) -> bool:

@@ -128,9 +128,13 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
         values["margin"] = soft_margin
         sources["margin"] = "default with --soft-margin"
     dkey = "distance" if "distance" in values else "similarity"  # (mine-negatives' name)
-    if given.get("p") is not None and values[dkey] == "euclidean" and dkey not in given:
+    if "p" in given and dkey not in given and (values[dkey] == "euclidean"
+                                               or sources[dkey] == "default"):
         values[dkey] = "minkowski"  # --p alone means the p-norm the user asked for
         sources[dkey] = "implied by --p"
+    unused_p = values.get("p") != defaults(command).get("p") and sources.get("p") == FROM_FILE
+    if values[dkey] != "minkowski" and unused_p:  # the p of the file's minkowski, not of ours
+        values["p"], sources["p"] = defaults(command)["p"], "default"
     if "p" in given and values[dkey] != "minkowski":
         raise UsageError(f"--p applies to the minkowski distance, not {values[dkey]} "
                          f"(drop --p, or use --{dkey} minkowski)")

@@ -150,12 +150,22 @@ def _source(path: str) -> Iterator[tuple[str, str]]:
         yield file, _kind(file)
 
 
-class _StdinMatrix(ArrowMatrix):
-    """An ArrowMatrix of stdin's copy: errors while it streams name <stdin> too."""
+class _FromStdin:
+    """A streamed table of stdin's copy: errors while it streams name <stdin> too."""
+
+    path: str
 
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
         with _named_stdin(self.path):
-            yield from super().blocks(rows)
+            yield from super().blocks(rows)  # type: ignore[misc]
+
+
+class _StdinMatrix(_FromStdin, ArrowMatrix):
+    pass
+
+
+class _StdinTriplets(_FromStdin, ArrowTriplets):
+    pass
 
 
 def _read_npy(path: str) -> np.ndarray:
@@ -288,7 +298,7 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
     if isinstance(labels, str):
         return read_labels(labels, column), shown_name(labels)
     if labels is not None:
-        return np.asarray(labels), "labels"
+        return validate.as_labels(np.asarray(labels), "labels"), "labels"
     no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
                  "hold both)")
     if not isinstance(embeddings, str):
@@ -300,10 +310,11 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
 
 
 def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
-    """(t, 3) int64 row indices; a parquet/Arrow file (not stdin) streams (ArrowTriplets)."""
+    """(t, 3) int64 row indices; a parquet/Arrow file streams (ArrowTriplets, with the settings
+    its writer recorded, from stdin as from a path)."""
     with _source(path) as (file, kind):
-        if kind in ("parquet", "arrow") and not _is_stdin(path):
-            return ArrowTriplets(file, kind)
+        if kind in ("parquet", "arrow"):
+            return (_StdinTriplets if _is_stdin(path) else ArrowTriplets)(file, kind)
         triplets = _read_indices(file, kind, arrow.TRIPLET_COLUMNS, "triplet")
         return validate.as_triplets(triplets, file)
 

@@ -306,7 +306,7 @@ class TripletStats:
         if self.zero_distances:
             out.append(f"duplicate points: {self.zero_distances} zero distances (a positive or "
                        "negative identical to its anchor)")
-        if self.on_margin:
+        if self.on_margin and not soft_margin:  # (softplus(0) = ln 2: active)
             out.append(f"{self.on_margin} triplets sit exactly on the margin (d_an - d_ap = "
                        f"{self.margin:g}): loss 0 but not active")
         if self.nonzero_count == 0 and self.nan_count == 0 and not soft_margin:

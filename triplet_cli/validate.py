@@ -4,14 +4,18 @@ first offending value, and the as_* functions return the array normalised for th
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .errors import InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from .params import DistanceParams
 
 # Integers convert exactly to these float types; wider ones only when every value fits.
 _EXACT_FLOAT = {1: np.float32, 2: np.float32, 4: np.float64}
@@ -56,25 +60,52 @@ def require_matrix(array: np.ndarray, path: str, what: str) -> None:
 
 def require_same(sizes: dict[str, int], names: dict[str, str], what: str, unit: str = ""
                  ) -> None:
-    """Inputs (`sizes` by role) agree on a size, or an error on the first naming them all."""
-    if len(set(sizes.values())) > 1:
+    """Inputs (`sizes` by role) agree on a size, or an error naming them all, on the first
+    input whose size is not the most common one (the one to look at)."""
+    values = list(sizes.values())
+    if len(set(values)) > 1:
+        usual = max(values, key=values.count)  # (ties: the first input's size)
+        odd = next(r for r, n in sizes.items() if n != usual)
         raise InputError(f"{what} differ: " + ", ".join(f"{names[r]} has {unit}{n}"
-                                                        for r, n in sizes.items()),
-                         names[next(iter(sizes))])
+                                                        for r, n in sizes.items()), names[odd])
 
 
 def describe_nonfinite(array: np.ndarray, row: int) -> str:
     return "NaN" if np.isnan(np.asarray(array[row])).any() else "inf"
 
 
-def require_finite(array: np.ndarray, path: str) -> None:
-    """Raise naming the first row (axis 0) with NaN or inf, read in blocks to bound memory."""
+def require_finite(array: np.ndarray, path: str, products: DTypeLike | None = None) -> None:
+    """Raise naming the first row (axis 0) with NaN or inf, read in blocks to bound memory.
+
+    products: the float type matrix products of these (n, d) rows are computed in; a value so
+    large that a product or |x|^2 + |y|^2 - 2 x.y could overflow it (|x.y| <= d max|x|^2) is
+    refused too, rather than ranking on inf.
+    """
+    limit = (math.sqrt(float(np.finfo(products).max) / (4 * array.shape[-1]))
+             if products is not None and array.size else math.inf)
     for start in range(0, array.shape[0], _FINITE_BLOCK_ROWS):
         block = array[start:start + _FINITE_BLOCK_ROWS]
-        bad = np.flatnonzero(~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1))
+        rows = block.reshape(block.shape[0], -1)
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
         if bad.size:
             row = start + int(bad[0])
             raise InputError(f"row {row} contains {describe_nonfinite(array, row)}", path)
+        if rows.size and float(max(rows.max(), -rows.min())) > limit:
+            row = start + int(np.flatnonzero(np.abs(rows).max(axis=1) > limit)[0])
+            raise InputError(f"row {row} holds values beyond {limit:.3g}, too large for "
+                             f"{np.dtype(products).name} matrix products; rescale the "
+                             "embeddings", path)
+
+
+def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> None:
+    """Rows mine, evaluate and mine-negatives can rank: finite, within the range of the matrix
+    products, and (cosine with --eps 0) no zero row, whose distances would be 0/0."""
+    require_finite(array, path, distance.product_type(array.dtype))
+    if distance.distance == "cosine" and distance.eps == 0:
+        zero = np.flatnonzero(~array.any(axis=1))
+        if zero.size:
+            raise InputError(f"row {int(zero[0])} is a zero vector: its cosine distance is "
+                             "undefined with --eps 0", path)
 
 
 def require_no_nulls(column: pa.Array | pa.ChunkedArray, what: str, path: str, row0: int = 0,
@@ -100,17 +131,32 @@ def require_width(lengths: np.ndarray, width: int, what: str, path: str, row0: i
 
 def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
     """A label file's values as a 1-D array of integers or strings: an (n, 1) column flattened,
-    integral floats as int64; NaN, fractions and other dtypes refused."""
+    integral floats as int64; NaN, inf, fractions, floats beyond 2^53 (large IDs read as floats
+    lose digits) and other values refused."""
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
         raise InputError(f"labels must be one value per row, got shape {labels.shape}", path)
     if labels.dtype.kind == "f":
-        if np.isnan(labels).any():
-            raise InputError(f"label row {int(np.flatnonzero(np.isnan(labels))[0])} is NaN", path)
+        bad = np.flatnonzero(~np.isfinite(labels))
+        if bad.size:
+            value = float(labels[bad[0]])
+            raise InputError(f"label row {int(bad[0])} is {'NaN' if math.isnan(value) else value}",
+                             path)
         if (labels != np.round(labels)).any():
             raise InputError("labels are non-integer floats; use integers or strings", path)
+        if labels.size and np.abs(labels).max() > 2**53:
+            raise InputError("float labels beyond 2^53 are not exact (large IDs read as floats "
+                             "lose digits); store them as integers or strings", path)
         labels = labels.astype(np.int64)
+    if labels.dtype.kind == "O":  # a list, or a pyarrow column: strings or integers only
+        values = labels.tolist()
+        row = next((i for i, v in enumerate(values) if type(v) not in (str, int)), None)
+        if row is not None:
+            raise InputError(f"label row {row} holds {type(values[row]).__name__} "
+                             f"{values[row]!r:.40}; labels must be integers or strings", path)
+        if values and {type(v) for v in values} == {str, int}:
+            raise InputError("labels mix strings and integers; use one kind", path)
     if labels.dtype.kind not in "iubUSO":
         raise InputError(f"labels have dtype {labels.dtype}; use integers or strings", path)
     return labels
@@ -149,7 +195,18 @@ def as_triplets(triplets: np.ndarray, path: str) -> np.ndarray:
         raise InputError(f"triplets must have shape (t, 3), got {triplets.shape}", path)
     require_index_dtype(triplets.dtype, path)
     require_triplet_count(triplets.shape[0], path)
-    return np.ascontiguousarray(triplets, dtype=np.int64)
+    return as_indices(triplets, ("anchor", "positive", "negative"), path)
+
+
+def as_indices(table: np.ndarray, columns: tuple[str, ...], path: str, row0: int = 0
+               ) -> np.ndarray:
+    """Integer index columns as C-contiguous int64; a uint64 index beyond int64 is out of any
+    range and named with its own value (a cast would show it negative)."""
+    if table.dtype.kind == "u" and table.size and table.max() > np.iinfo(np.int64).max:
+        r, c = (int(v) for v in np.argwhere(table > np.iinfo(np.int64).max)[0])
+        raise InputError(f"row {row0 + r}: {columns[c]} index {int(table[r, c])} is out of "
+                         "range", path)
+    return np.ascontiguousarray(table, dtype=np.int64)
 
 
 def require_indices(triplets: np.ndarray, rows: int | tuple[int, int, int], path: str,

@@ -53,9 +53,12 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
             # A folder input is read as every file below it: a new file there joins the dataset.
             raise UsageError(f"--output {path} is inside the input dataset {source}; refusing "
                              "to write into it (it would become part of that input)")
-    if os.path.isdir(path):
-        raise InputError("is a directory; --output needs a file name", path)
+    if os.path.isdir(path) or path.endswith(os.sep):
+        what = "is a directory" if os.path.isdir(path) else f"ends with {os.sep}"
+        raise InputError(f"{what}; --output needs a file name", path)
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{folder} is a file, not a folder", path)
     if not os.path.isdir(folder):
         raise InputError(f"output folder {folder} does not exist", path)
     if not os.access(folder, os.W_OK):
@@ -75,7 +78,10 @@ def atomic_path(path: str) -> Iterator[str]:
         except OSError:
             mode = 0o666 & ~_umask()
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # named by the user's path, not the temporary file's
+            raise OSError(e.errno, e.strerror, path) from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -197,6 +203,37 @@ def _jsonl(batch: Batch) -> str:
         return "".join([template % row for row in zip(*columns, strict=True)])
     return "".join(json.dumps(json_safe(dict(zip(names, row, strict=True)))) + "\n"
                    for row in zip(*columns, strict=True))
+
+
+def silence_stdout() -> None:
+    """After the reader of our stdout went away (`| head`), drop what is left to flush."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+
+
+class UntilReaderLeaves:
+    """stdout for rows that also go to --output: when its reader leaves (`| head`), the rest
+    is dropped quietly and the run goes on, so the file is still written whole."""
+
+    closed = False
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.gone = stream, False
+
+    def write(self, data: bytes) -> int:
+        self._attempt(self.stream.write, data)
+        return len(data)
+
+    def flush(self) -> None:
+        self._attempt(self.stream.flush)
+
+    def _attempt(self, call: object, *args: object) -> None:
+        if not self.gone:
+            try:
+                call(*args)  # type: ignore[operator]
+            except BrokenPipeError:
+                self.gone = True
+                silence_stdout()
 
 
 @contextlib.contextmanager
