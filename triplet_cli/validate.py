@@ -151,11 +151,12 @@ def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
         labels = labels.astype(np.int64)
     if labels.dtype.kind == "O":  # a list, or a pyarrow column: strings or integers only
         values = labels.tolist()
-        row = next((i for i, v in enumerate(values) if type(v) not in (str, int)), None)
-        if row is not None:
+        kinds = set(map(type, values))
+        if not kinds <= {str, int}:
+            row = next(i for i, v in enumerate(values) if type(v) not in (str, int))
             raise InputError(f"label row {row} holds {type(values[row]).__name__} "
                              f"{values[row]!r:.40}; labels must be integers or strings", path)
-        if values and {type(v) for v in values} == {str, int}:
+        if kinds == {str, int}:
             raise InputError("labels mix strings and integers; use one kind", path)
     if labels.dtype.kind not in "iubUSO":
         raise InputError(f"labels have dtype {labels.dtype}; use integers or strings", path)
