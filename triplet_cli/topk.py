@@ -5,7 +5,8 @@ near points; every candidate whose ranking value lies within twice the product's
 `delta` of the running K-th is recomputed exactly (float64, the function `compute` uses) before
 it is kept. With delta = 0 the ranking values are exact distances. mine (hard and easy
 negatives, the hardest or easiest positive), evaluate (nearest neighbours) and mine-negatives (a
-query's top candidates) all select through exact_top_k: it is the only place that does.
+query's top candidates) all select through exact_top_k, or for a large K among few candidates
+(evaluate's k = all) through _sorted_top_k, which sorts them instead: the only places that do.
 
 Scanning a whole row, the best value of each run of 256 candidates comes first from an integer
 reduction that vectorises; only the runs whose best lies within 2 delta of the K-th best of them
