@@ -130,6 +130,20 @@ def test_soft_margin_has_no_on_margin_warning() -> None:
     assert not any("margin" in w for w in soft.summary["warnings"])
 
 
+def test_torch_preset_with_cosine_is_triplet_margin_with_distance_loss() -> None:
+    """--preset torch --distance cosine was refused ('--eps-placement difference applies to
+    p-norm distances'), a flag the user never typed. Live PyTorch 2.14,
+    TripletMarginWithDistanceLoss(distance_function=1 - F.cosine_similarity, reduction='none')
+    on these rows: [0, 0.554565] (its cosine's norm floor is 1e-8: 1e-6 gives 0.829 for row 0)."""
+    a, p, n = [[1e-7, 0, 0], [1, 2, 3]], [[1, 1, 0], [1, 2, 2]], [[-1, 0, 0], [0, 1, 0]]
+    r = compute_loss(a, p, n, preset="torch", distance="cosine", reduction="none")
+    np.testing.assert_allclose(r.loss, [0.0, 0.554565], atol=1e-6)
+    sources = r.summary["params"]["sources"]
+    assert (sources["eps"], sources["eps_placement"]) == ("preset torch (cosine)",) * 2
+    dot = compute_loss(a, p, n, preset="mlx", distance="dot", reduction="none")
+    assert dot.summary["params"]["eps_placement"] == "none"
+
+
 def test_mine_negatives_p_alone_selects_minkowski() -> None:
     x, _ = labelled()
     r = mine_negatives(x, positives=x[::-1], p=3.0)

@@ -27,6 +27,9 @@ class Preset:
     soft_margin_margin: float | None = 0.0
     evaluate: dict[str, object] | None = None  # retrieval metrics as the framework computes them
     mine_negatives: dict[str, object] | None = None  # hard negatives for (query, positive) pairs
+    # The norm floor of the framework's cosine, for --distance cosine chosen over the preset's
+    # p-norm (torch: TripletMarginWithDistanceLoss with 1 - F.cosine_similarity, eps 1e-8).
+    cosine_eps: float | None = None
 
     def settings(self) -> dict[str, dict[str, object] | None]:
         """What it sets, by command (None: the framework has no such operation)."""
@@ -38,7 +41,8 @@ _TORCH_NORM = {"distance": "minkowski", "p": 2.0, "eps": 1e-6}
 PRESETS: dict[str, Preset] = {
     p.name: p for p in [
         Preset("torch", "PyTorch nn.TripletMarginLoss / F.triplet_margin_loss",
-               {**_TORCH_NORM, "eps_placement": "difference", "margin": 1.0, "reduction": "mean"}),
+               {**_TORCH_NORM, "eps_placement": "difference", "margin": 1.0, "reduction": "mean"},
+               cosine_eps=1e-8),
         Preset("mlx", "MLX >= 0.32 nn.losses.triplet_loss",
                {**_TORCH_NORM, "eps_placement": "root", "margin": 1.0, "reduction": "none"}),
         Preset("mlx-legacy", "MLX <= 0.31 nn.losses.triplet_loss (signed power, square root)",
@@ -128,6 +132,8 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
         values["margin"] = soft_margin
         sources["margin"] = "default with --soft-margin"
     dkey = "distance" if "distance" in values else "similarity"  # (mine-negatives' name)
+    if preset and dkey in given and values[dkey] in ("cosine", "dot"):
+        _for_explicit_distance(PRESETS[preset], str(values[dkey]), values, sources)
     if "p" in given and dkey not in given and (values[dkey] == "euclidean"
                                                or sources[dkey] == "default"):
         values[dkey] = "minkowski"  # --p alone means the p-norm the user asked for
@@ -139,6 +145,17 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
         raise UsageError(f"--p applies to the minkowski distance, not {values[dkey]} "
                          f"(drop --p, or use --{dkey} minkowski)")
     return Params(command, values, sources)
+
+
+def _for_explicit_distance(preset: Preset, distance: str, values: dict[str, object],
+                           sources: dict[str, str]) -> None:
+    """A distance flag wins over a preset's p-norm: the preset's eps placement (a p-norm's) gives
+    way, and its eps becomes the framework's cosine norm floor where it has one."""
+    given = f"preset {preset.name}"
+    if sources.get("eps_placement") == given and values["eps_placement"] != "none":
+        values["eps_placement"], sources["eps_placement"] = "none", f"{given} ({distance})"
+    if preset.cosine_eps is not None and distance == "cosine" and sources.get("eps") == given:
+        values["eps"], sources["eps"] = preset.cosine_eps, f"{given} (cosine)"
 
 
 # Settings a triplets file records that define its losses: compute's defaults for it.
