@@ -342,7 +342,8 @@ CASES = [
          r"/lab\.parquet: no column 'lab'; columns: embedding, label, name$"),
     Case("no-label-column", table("nolab.parquet", {"embedding": _vectors()}),
          mine_argv("nolab.parquet", None, *OUT), 1,
-         r"/nolab\.parquet: cannot tell the label column; choose one with --label-column"),
+         r"/nolab\.parquet: holds no label column \(columns: embedding\); give the labels with "
+         r"--labels$"),
     Case("labels-missing-for-npy", None, mine_argv("x.npy", None, *OUT), 1,
          r"/x\.npy: .*--labels"),
     Case("labels-missing-for-1-column-npy", npy("x.npy", LABELS[:, None].astype(np.float32)),
@@ -430,7 +431,8 @@ CASES = [
          r"--eps-placement legacy-root with p = 3 gives NaN distances for finite rows"),
     Case("label-column-holds-lists", None,
          ("mine", "--embeddings", "{d}/lab.parquet", "--label-column", "embedding", *OUT), 1,
-         r"/lab\.parquet: label row 0 holds ndarray .*; labels must be integers or strings$"),
+         r"/lab\.parquet: label row 0 holds a list of 4 values; labels must be integers or "
+         r"strings \(is this the embedding column\?\)$"),
     Case("labels-inf", npy("yinf.npy", np.where(LABELS == 2, np.inf, LABELS)),
          mine_argv("x.npy", "yinf.npy", *OUT), 1, r"/yinf\.npy: label row 4 is inf$"),
     Case("labels-float-ids-beyond-2-53", npy("yid.npy", LABELS * 1e20),
@@ -441,6 +443,8 @@ CASES = [
          r"--seed must be from 0 to 2\^64 - 1 \(got 18446744073709551616\)$"),
     Case("output-ends-with-slash", None, mine_argv("x.npy", "y.npy", "-o", "{d}/new.parquet/"),
          1, r"/new\.parquet/: ends with /; --output needs a file name$"),
+    Case("output-new-folder", None, mine_argv("x.npy", "y.npy", "-o", "{d}/newdir/"), 1,
+         r"/newdir/: ends with /; --output needs a file name$"),
     Case("output-folder-is-a-file", None, mine_argv("x.npy", "y.npy", "-o", "{d}/y.npy/m.csv"),
          1, r"/y\.npy/m\.csv: .*/y\.npy is a file, not a folder$"),
 ]

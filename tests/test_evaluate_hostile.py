@@ -113,7 +113,7 @@ CASES = [
         f"{10**19 + 1000 * (v % 2)}\n" for v in range(12))), ev(*OUT, y="ids.csv"), 1,
         r"/ids\.csv: float labels beyond 2\^53 are not exact"),
     Case("labels-struct-column", table("ys.parquet", {"label": [{"a": int(v)} for v in Y]}),
-         ev(*OUT, y="ys.parquet"), 1, r"/ys\.parquet: label row 0 holds dict"),
+         ev(*OUT, y="ys.parquet"), 1, r"/ys\.parquet: label row 0 holds a struct"),
     Case("checkpoint-labels-differ", both(
         table("c1.parquet", {"embedding": [[1.0, float(i)] for i in range(12)], "label": Y}),
         table("c2.parquet", {"embedding": [[1.0, float(i)] for i in range(12)],

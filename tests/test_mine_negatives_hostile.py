@@ -96,6 +96,9 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
          r"--range-max must be from 1 to 2\^63 - 1"),
     Case("values-overflow-products", npy("c.npy", np.full((C, DIM), 1e200)), run(), 1,
          r"/c\.npy: row 0 holds values beyond .* float64 matrix products"),
+    Case("pairs-csv-without-header", text("nohdr.csv", "0,1\n1,2\n"), run(pairs="{d}/nohdr.csv"),
+         1, r"nohdr\.csv: no column 'query', 'positive'; columns: 0, 1 \(its first line was read "
+         r"as the header: add one\)$"),
     Case("pair-index-beyond-int64", npy("bad.npy", np.array([[0, 1], [2**63 + 5, 2]], np.uint64)),
          run(pairs="{d}/bad.npy"), 1, r"bad\.npy: row 1: query index 9223372036854775813 is "
          r"out of range$"),

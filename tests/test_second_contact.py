@@ -274,3 +274,55 @@ def test_sigterm_is_one_line_and_exit_143(tmp_path: Path) -> None:
     assert run.returncode == 143, stderr
     assert stderr.decode().splitlines() == ["triplet-loss: terminated; no output written"]
     assert os.listdir(tmp_path) == []
+
+
+# ---- third contact: a README walkthrough ------------------------------------------------------
+def test_a_gate_keeps_its_exit_code_when_the_row_reader_leaves(tmp_path: Path) -> None:
+    argv = ["mine", f"--embeddings={SAMPLE}/embeddings.npy", f"--labels={SAMPLE}/labels.npy",
+            "--fail-above", "0.1", "-f", "csv", "-q"]
+    assert _closed_stdout(argv, tmp_path).returncode == 3
+    argv = ["evaluate", f"--embeddings={SAMPLE}/embeddings.npy", f"--labels={SAMPLE}/labels.npy",
+            "--fail-below", "map_at_r=0.95", "-f", "csv", "-q"]
+    assert _closed_stdout(argv, tmp_path).returncode == 3
+
+
+@pytest.mark.parametrize(("redirect", "code", "stderr"), [
+    (">&-", 0, ""), ("> /dev/full", 1, "triplet-loss: error: stdout: No space left on device\n")])
+def test_stdout_closed_or_full(redirect: str, code: int, stderr: str, tmp_path: Path) -> None:
+    """A closed stdout gave a 45-line traceback, a full one another (presets, --help)."""
+    if not Path("/dev/full").exists() and "full" in redirect:
+        pytest.skip("no /dev/full")
+    for argv in ("presets", "compute --help",
+                 f"compute --anchors {SAMPLE}/anchors.npy --positives {SAMPLE}/positives.npy "
+                 f"--negatives {SAMPLE}/negatives.npy"):
+        run = subprocess.run(["bash", "-c", f"{sys.executable} -m triplet_cli {argv} {redirect}"],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert (run.returncode, run.stderr) == (code, stderr), argv
+
+
+@pytest.mark.parametrize("call", [
+    lambda E: compute_loss(embeddings=E, triplets=[[0, 1, 2], [3, 4]]),
+    lambda E: compute_loss([[1, 2], [3]], E[:2, :2], E[:2, :2]),
+    lambda E: mine_triplets([[1, 2], [3]], [0, 1]),
+    lambda E: mine_negatives(E, E, [[0, 1], [2]]),
+    lambda E: evaluate(E[:4], [[0], [1, 2], [0], [1]]),
+])
+def test_ragged_lists_are_input_errors(call) -> None:
+    with pytest.raises(TripletLossError, match="its rows differ in length"):
+        call(np.zeros((30, 8)))
+
+
+@pytest.mark.parametrize("flag", ["-o", "--embeddings"])
+def test_an_empty_path_is_a_usage_error(cli, flag: str) -> None:
+    argv = {"--embeddings": SAMPLE / "embeddings.npy", "--labels": SAMPLE / "labels.npy",
+            "-o": "x.csv"}
+    result = cli("mine", *[a for k, v in {**argv, flag: ""}.items() for a in (k, v)])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("is empty: give a path")
+
+
+def test_evaluate_takes_numpy_at_and_one_gate_string() -> None:
+    x, y = labelled(60)
+    listed = evaluate(x, y, at=[1, 3], fail_below=["map_at_r=0.1"])
+    given = evaluate(x, y, at=np.array([1, 3]), fail_below="map_at_r=0.1")
+    assert given.metrics == listed.metrics

@@ -191,6 +191,9 @@ def pick_label_column(path: str, schema: pa.Schema, column: str | None) -> str:
                if pt.is_integer(f.type) or pt.is_string(f.type) or pt.is_large_string(f.type)]
     if len(scalars) == 1:
         return scalars[0]
+    if not scalars:
+        raise InputError(f"holds no label column (columns: {', '.join(names)}); give the labels "
+                         "with --labels", path)
     raise InputError(f"cannot tell the label column; choose one with --label-column "
                      f"(columns: {', '.join(names)})", path)
 
@@ -198,8 +201,10 @@ def pick_label_column(path: str, schema: pa.Schema, column: str | None) -> str:
 def _require_columns(path: str, names: list[str], wanted: Sequence[str]) -> None:
     missing = [c for c in wanted if c not in names]
     if missing:
+        numbers = all(n.replace(".", "", 1).lstrip("-").isdigit() for n in names)
+        hint = " (its first line was read as the header: add one)" if numbers else ""
         raise InputError(f"no column {', '.join(repr(c) for c in missing)}; columns: "
-                         f"{', '.join(names)}", path)
+                         f"{', '.join(names)}{hint}", path)
 
 
 def index_columns(path: str, table: pa.Table | pa.RecordBatch,

@@ -6,6 +6,7 @@ Heavy modules (numba, pyarrow, the kernels) are imported inside the commands, so
 
 from __future__ import annotations
 
+import errno
 import inspect
 import os
 import re
@@ -43,6 +44,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             print(f"{PROG}: interrupted", file=sys.stderr)
             rv = 130
+        except OSError as e:  # --help or presets into a full disk (/dev/full)
+            print(f"{PROG}: error: {_failed_write(e)}", file=sys.stderr)
+            rv = 1
         except SystemExit as e:  # Click and rich exit 1 when stdout's reader went away
             if not isinstance(e.__context__, BrokenPipeError):
                 raise
@@ -165,6 +169,10 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
     how = Run(fmt=given["format"].value, **{f.name: given[f.name] for f in fields(Run)
                                              if f.name in given})
     files = [p for v in paths.values() for p in (v if isinstance(v, list) else [v]) if p]
+    for name in (*paths, "output", "plot"):  # `-o "$UNSET"` must not mean "no output"
+        value = given.get(name)
+        if "" in (value if isinstance(value, list) else [value]):
+            _exit(2, f"error: {flag(name)} is empty: give a path")
     try:
         code = run(lambda: prepare(**paths, **extra, preset=given["preset"],
                                    column=given["column"], **settings), files, how)
@@ -178,9 +186,14 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
         _silence_stdout()
         _exit(0)
     except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        _exit(1, f"error: {where}{e.strerror or e}")
+        _exit(1, f"error: {_failed_write(e)}")
     _exit(code)
+
+
+def _failed_write(e: OSError) -> str:
+    """An OSError as one line: its file, or stdout for a failed write that names none."""
+    where = e.filename or ("stdout" if e.errno in (errno.ENOSPC, errno.EIO, errno.EBADF) else "")
+    return f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}"
 
 
 def _exit(code: int, message: str = "") -> NoReturn:
@@ -413,6 +426,8 @@ def main() -> None:
     # already set wins, and Dask workers inherit it.
     for name, value in THREAD_SPIN.items():
         os.environ.setdefault(name, value)
+    if sys.stdout is None:  # started with stdout closed (`>&-`): what it would print is dropped
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the process's stdout until exit)
 
     args = sys.argv[1:]
     registered = app.registered_commands

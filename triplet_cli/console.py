@@ -71,7 +71,9 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
                    if how.output else [])
         if how.fmt in ROW_FORMATS:
             sys.stdout.flush()
-            stdout = UntilReaderLeaves(sys.stdout.buffer) if how.output else sys.stdout.buffer
+            # The run goes on after `| head` when a file or the exit code needs every row.
+            keep_going = how.output or job.gated(how.fail_above)
+            stdout = UntilReaderLeaves(sys.stdout.buffer) if keep_going else sys.stdout.buffer
             writers.append(stack.enter_context(rows(STDOUT, fmt=how.fmt, stdout=stdout)))
         advance = stack.enter_context(progress(job.progress_total, job.progress_what,
                                                enabled=not how.quiet))

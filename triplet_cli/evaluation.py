@@ -69,7 +69,8 @@ def _k(value: object) -> str | int:
 
 
 def _at(value: object) -> tuple[int, ...]:
-    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    parts = (list(value) if isinstance(value, list | tuple | np.ndarray)
+             else str(value).split(","))
     try:
         at = tuple(sorted({int(str(p).strip()) for p in parts}))
     except ValueError:
@@ -108,7 +109,7 @@ def parse_gates(texts: Sequence[str], at: tuple[int, ...]) -> tuple[tuple[str, f
             raise UsageError(f"--fail-below must be METRIC=V, e.g. map_at_r=0.5 (got {text!r})")
         if match.group(1) not in names:
             raise UsageError(f"--fail-below: unknown metric {match.group(1)!r}; choose from "
-                             f"{', '.join(names)}")
+                             f"{', '.join(dict.fromkeys(names))}")
         gates.append((match.group(1), number))
     return tuple(gates)
 
@@ -388,6 +389,9 @@ class EvaluateJob(Job):
         render(out, self.title, summary, nearest,
                (self.classes[order].tolist(), counts[order], maps[order]))
 
+    def gated(self, gate: float | None) -> bool:
+        return bool(self.gates)
+
     def failed(self, summary: dict[str, Any], tally: EvalTally, gate: float | None  # type: ignore[override]
                ) -> bool:
         """--fail-below (the job's gates, checked before any file was read; evaluate takes no
@@ -450,7 +454,7 @@ def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None
                   ) -> tuple[np.ndarray, str]:
     y, name = labels_for(labels, owner, column)
     name = name if isinstance(labels, str) or labels is None else role
-    return validate.as_labels(np.asarray(y), name), name
+    return validate.as_labels(validate.as_array(y, name), name), name
 
 
 def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayLike | None = None,
@@ -466,7 +470,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     if plot is not None and not isinstance(plot, str):
         raise UsageError(f"plot must be a file path (got {plot!r})")
     settings = Settings.of(params.values)
-    gates = parse_gates(fail_below, settings.at)
+    gates = parse_gates([fail_below] if isinstance(fail_below, str) else fail_below, settings.at)
     checkpoints, references = _several(embeddings), _several(reference)
     labels, reference_labels = path_or_array(labels), path_or_array(reference_labels)
     if not checkpoints:

@@ -30,7 +30,7 @@ def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = Fals
             validate.as_float_array(np.empty((0, m.width), m.dtype), name)  # dtype check first
             return (m, name) if stream else (validate.as_float_array(m.read(), name), name)
         return validate.as_float_array(m, name), name
-    return validate.as_float_array(np.asarray(x), role), role
+    return validate.as_float_array(validate.as_array(x, role), role), role
 
 
 def normalized(a: np.ndarray) -> np.ndarray:

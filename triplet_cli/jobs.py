@@ -115,6 +115,10 @@ class Job:
         """The table report."""
         render(out, self.title, summary, self.keys, tally.hardest.rows, tally.stats.sample)
 
+    def gated(self, gate: float | None) -> bool:
+        """Whether the exit code depends on every row (a --fail-above or --fail-below gate)."""
+        return gate is not None
+
     def failed(self, summary: dict[str, object], tally: Tally, gate: float | None) -> bool:
         """--fail-above: the headline loss (reduction none: any triplet's loss, any NaN) > gate."""
         if gate is None:

@@ -360,7 +360,7 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     from .readers import read_indices
 
     if not isinstance(pairs, str):
-        a, name = np.asarray(pairs), "pairs"
+        a, name = validate.as_array(pairs, "pairs"), "pairs"
     else:
         a, name = np.asarray(read_indices(pairs, PAIR_COLUMNS, "pair")), shown_name(pairs)
     if a.ndim != 2 or a.shape[1] != 2:

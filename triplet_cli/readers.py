@@ -298,7 +298,7 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
     if isinstance(labels, str):
         return read_labels(labels, column), shown_name(labels)
     if labels is not None:
-        return validate.as_labels(np.asarray(labels), "labels"), "labels"
+        return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
     no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
                  "hold both)")
     if not isinstance(embeddings, str):

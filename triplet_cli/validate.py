@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .errors import InputError
+from .errors import InputError, first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 # Integers convert exactly to these float types; wider ones only when every value fits.
 _EXACT_FLOAT = {1: np.float32, 2: np.float32, 4: np.float64}
 _FINITE_BLOCK_ROWS = 65_536
+
+
+def as_array(x: object, name: str) -> np.ndarray:
+    """A library argument (array, list) as an array; ragged lists are an input error."""
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:
+        why = ("its rows differ in length" if "inhomogeneous" in str(e) else first_line(e))
+        raise InputError(f"cannot be made an array: {why}", name) from None
 
 
 def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
@@ -145,7 +154,7 @@ def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
                              path)
         if (labels != np.round(labels)).any():
             raise InputError("labels are non-integer floats; use integers or strings", path)
-        if labels.size and np.abs(labels).max() > 2**53:
+        if labels.size and float(np.abs(labels).max()) > 2**53:
             raise InputError("float labels beyond 2^53 are not exact (large IDs read as floats "
                              "lose digits); store them as integers or strings", path)
         labels = labels.astype(np.int64)
@@ -154,8 +163,11 @@ def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
         kinds = set(map(type, values))
         if not kinds <= {str, int}:
             row = next(i for i, v in enumerate(values) if type(v) not in (str, int))
-            raise InputError(f"label row {row} holds {type(values[row]).__name__} "
-                             f"{values[row]!r:.40}; labels must be integers or strings", path)
+            v = values[row]
+            what = (f"a list of {len(v)} values" if isinstance(v, list | tuple | np.ndarray)
+                    else "a struct" if isinstance(v, dict) else f"{type(v).__name__} {v!r:.40}")
+            raise InputError(f"label row {row} holds {what}; labels must be integers or strings "
+                             "(is this the embedding column?)", path)
         if kinds == {str, int}:
             raise InputError("labels mix strings and integers; use one kind", path)
     if labels.dtype.kind not in "iubUSO":

@@ -41,6 +41,9 @@ def output_format(path: str) -> str:
 
 def check_output(path: str, inputs: Sequence[str]) -> None:
     """Refuse an output that is an input or inside an input folder, or cannot be written."""
+    if os.path.isdir(path) or path.endswith(os.sep):
+        what = "is a directory" if os.path.isdir(path) else f"ends with {os.sep}"
+        raise InputError(f"{what}; --output needs a file name", path)
     output_format(path)
     target = os.path.realpath(path)
     for source in inputs:
@@ -53,9 +56,6 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
             # A folder input is read as every file below it: a new file there joins the dataset.
             raise UsageError(f"--output {path} is inside the input dataset {source}; refusing "
                              "to write into it (it would become part of that input)")
-    if os.path.isdir(path) or path.endswith(os.sep):
-        what = "is a directory" if os.path.isdir(path) else f"ends with {os.sep}"
-        raise InputError(f"{what}; --output needs a file name", path)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise InputError(f"{folder} is a file, not a folder", path)
