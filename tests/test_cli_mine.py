@@ -443,6 +443,8 @@ CASES = [
          r"--seed must be from 0 to 2\^64 - 1 \(got 18446744073709551616\)$"),
     Case("output-ends-with-slash", None, mine_argv("x.npy", "y.npy", "-o", "{d}/new.parquet/"),
          1, r"/new\.parquet/: ends with /; --output needs a file name$"),
+    Case("labels-given-as-a-column-name", None, mine_argv("lab.parquet", "label", *OUT), 1,
+         r"/label: no such file \(a column of --embeddings is chosen with --label-column\)$"),
     Case("output-new-folder", None, mine_argv("x.npy", "y.npy", "-o", "{d}/newdir/"), 1,
          r"/newdir/: ends with /; --output needs a file name$"),
     Case("output-folder-is-a-file", None, mine_argv("x.npy", "y.npy", "-o", "{d}/y.npy/m.csv"),

@@ -87,13 +87,21 @@ def test_flags_that_change_nothing_are_warned_about() -> None:
               "--semi-hard-fallback"),
              (evaluate(x, y, margin=0.5), "--margin"),
              (evaluate(x, y, reference=x[::-1], reference_labels=y[::-1], self_match="first"),
-              "--self-match")]
+              "--self-match"),
+             (compute_loss(x, x[::-1], x[1:].tolist() + x[:1].tolist(), eps=0.5), "--eps"),
+             (mine_triplets(x, y, seed=3), "--seed"),
+             (mine_negatives(x, positives=x[::-1], seed=5), "--seed"),
+             (mine_negatives(x, positives=x[::-1], margin_positive="hardest"),
+              "--margin-positive")]
     for result, flag in cases:
         assert [w for w in result.summary["warnings"] if "has no effect" in w] == [
             next(w for w in result.summary["warnings"] if w.startswith(f"{flag} has no effect"))]
     quiet = [mine_triplets(x, y, preset="tf-similarity", strategy="hard"),
              mine_triplets(x, y, strategy="hard", per_anchor=2),
-             evaluate(x, y, margin=0.5, batch_hard_loss=True)]
+             evaluate(x, y, margin=0.5, batch_hard_loss=True),
+             compute_loss(x, x[::-1], x, eps=0.5, distance="cosine"),
+             mine_triplets(x, y, seed=3, batch_size=10),
+             mine_negatives(x, positives=x[::-1], seed=5, sampling="random")]
     for result in quiet:  # a preset's settings, or a flag that is read
         assert not any("has no effect" in w for w in result.summary["warnings"])
 
@@ -319,6 +327,15 @@ def test_an_empty_path_is_a_usage_error(cli, flag: str) -> None:
     result = cli("mine", *[a for k, v in {**argv, flag: ""}.items() for a in (k, v)])
     assert result.exit_code == 2
     assert result.stderr.strip().endswith("is empty: give a path")
+
+
+def test_prepare_twins_come_from_the_package() -> None:
+    import triplet_cli
+
+    x, y = labelled()
+    job = triplet_cli.prepare_mine(x, y)
+    assert job.x.shape == x.shape and callable(triplet_cli.prepare_compute)
+    assert callable(triplet_cli.prepare_evaluate) and callable(triplet_cli.prepare_negatives)
 
 
 def test_evaluate_takes_numpy_at_and_one_gate_string() -> None:

@@ -17,19 +17,21 @@ __version__ = "0.1.0"
 # (before issue 10). Results do not depend on it. (The kernels' own threads end with each call.)
 THREAD_SPIN = {"OPENBLAS_THREAD_TIMEOUT": "4"}
 __all__ = ["ComputeResult", "EvaluateResult", "MineResult", "NegativesResult", "TripletLossError",
-           "compute_loss", "evaluate", "mine_negatives", "mine_triplets"]
+           "compute_loss", "evaluate", "mine_negatives", "mine_triplets", "prepare_compute",
+           "prepare_evaluate", "prepare_mine", "prepare_negatives"]
 
 if TYPE_CHECKING:
-    from .compute import ComputeResult, compute_loss
+    from .compute import ComputeResult, compute_loss, prepare_compute
     from .errors import TripletLossError
-    from .evaluation import EvaluateResult, evaluate
-    from .mine import MineResult, mine_triplets
-    from .negatives import NegativesResult, mine_negatives
+    from .evaluation import EvaluateResult, evaluate, prepare_evaluate
+    from .mine import MineResult, mine_triplets, prepare_mine
+    from .negatives import NegativesResult, mine_negatives, prepare_negatives
 
-_HOMES = {"compute_loss": "compute", "ComputeResult": "compute", "mine_triplets": "mine",
-          "MineResult": "mine", "TripletLossError": "errors", "evaluate": "evaluation",
-          "EvaluateResult": "evaluation", "mine_negatives": "negatives",
-          "NegativesResult": "negatives"}
+_HOMES = {"compute_loss": "compute", "ComputeResult": "compute", "prepare_compute": "compute",
+          "mine_triplets": "mine", "MineResult": "mine", "prepare_mine": "mine",
+          "TripletLossError": "errors", "evaluate": "evaluation", "EvaluateResult": "evaluation",
+          "prepare_evaluate": "evaluation", "mine_negatives": "negatives",
+          "NegativesResult": "negatives", "prepare_negatives": "negatives"}
 
 
 def __getattr__(name: str) -> Any:

@@ -260,9 +260,7 @@ _OPTIONS: dict[str, Any] = {
                "label column of --embeddings)",
         label_column="Label column of a .parquet/.arrow/.csv file. (default: 'label', or the "
                      "only integer/string column)",
-        column="Embedding column of .parquet/.arrow inputs (auto when there is one).",
-        preset="Reproduce a framework: torch, mlx, mlx-legacy, tf-similarity, tf-addons, "
-               "pytorch-metric-learning, sentence-transformers (see `triplet-loss presets`)."),
+        column="Embedding column of .parquet/.arrow inputs (auto when there is one)."),
     "output": _option(str, "--output -o", "Write per-triplet rows to .parquet, .csv, .jsonl or "
                       ".npy (atomically).", _OUT),
     "format": _valued(Format, "--format -f", "stdout: table or json (the report), jsonl or csv "
@@ -301,8 +299,17 @@ def _command(options: str, name: str | None = None, required: str = "", **own: A
     return register
 
 
+def _presets_of(command: str) -> dict[str, Any]:
+    """--preset, listing the presets that have `command`."""
+    from .presets import PRESETS
+
+    names = ", ".join(n for n, p in PRESETS.items() if p.settings()[command] is not None)
+    return _texts(preset=f"Reproduce a framework: {names} (see `triplet-loss presets`).")
+
+
 @_command(f"anchors positives negatives embeddings triplets corpus column preset "
-          f"{_PANELS[_DISTANCE]} {_PANELS[_LOSS]} output format top fail_above {_RUN}")
+          f"{_PANELS[_DISTANCE]} {_PANELS[_LOSS]} output format top fail_above {_RUN}",
+          **_presets_of("compute"))
 def compute(**given: Any) -> None:
     """Per-triplet losses for aligned anchors / positives / negatives, or indexed triplets."""
     from .compute import prepare_compute
@@ -314,7 +321,8 @@ def compute(**given: Any) -> None:
 @_command(f"embeddings labels column label_column preset {_PANELS[_MINING]} {_PANELS[_DISTANCE]} "
           f"margin soft_margin reduction output format top fail_above {_RUN}",
           required="embeddings",
-          **_texts(embeddings="Embedding matrix (m, d): .npy, .npz, .parquet, .arrow."))
+          **_texts(embeddings="Embedding matrix (m, d): .npy, .npz, .parquet, .arrow."),
+          **_presets_of("mine"))
 def mine(**given: Any) -> None:
     """Mine triplets from labelled embeddings in blocks (memory never grows as m x m).
 

@@ -18,7 +18,7 @@ from .arrow import ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, run_here
-from .params import EpsPlacement, Params, check_count
+from .params import EpsPlacement, Params, check_count, ignored_flags
 from .presets import resolve, with_recorded
 from .readers import STDIN, open_triplets, shown_name
 
@@ -265,6 +265,7 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
             arrays[role], names[role] = load_matrix(x, role, column, stream=True)  # type: ignore
         job = _aligned(ComputeJob(params, names, arrays=arrays))
     job.block_rows = block_rows
+    job.warnings += ignored_flags(job.params)
     return job
 
 

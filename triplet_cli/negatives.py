@@ -31,7 +31,7 @@ from .negatives_select import (
     render,
     to_scores,
 )
-from .params import check_count
+from .params import check_count, ignored_flags
 from .presets import resolve
 from .readers import STDIN, shown_name
 
@@ -476,7 +476,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
         raise InputError(f"has {search.shape[0]} distinct rows: fewer than --num-negatives "
                          f"{settings.num_negatives} + {most} positives of a query"
                          + (" + the query itself" if self_excluded else ""), names["corpus"])
-    warnings = []
+    warnings = ignored_flags(params)
     if found.duplicates:
         warnings.append(f"{found.duplicates} repeated (query, positive) pairs: each kept once")
     search = np.ascontiguousarray(search)

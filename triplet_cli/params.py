@@ -195,9 +195,17 @@ _IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str]] = {
     "semi_hard_threshold": (lambda v, _: v["strategy"] != "semi-hard",
                             "it applies to --strategy semi-hard"),
     "self_match": (lambda _, reference: reference,
-                   "with --reference no query is among the rows searched"),
+                   "with --reference no row is dropped as a query's own"),
     "margin": (lambda v, _: v.get("batch_hard_loss") is False,
                "it is the margin of --batch-hard-loss"),
+    "eps": (lambda v, _: v.get("distance", v.get("similarity")) != "cosine"
+            and v.get("eps_placement", "none") == "none",
+            "it is cosine's norm floor, or where --eps-placement puts it"),
+    "seed": (lambda v, _: v["sampling"] == "top" if "sampling" in v else v["batch_size"] is None,
+             "it seeds --batch-size's shuffle (mine) or --sampling random (mine-negatives)"),
+    "margin_positive": (lambda v, _: v["absolute_margin"] is None
+                        and v["relative_margin"] is None,
+                        "it is the s_p of --absolute-margin and --relative-margin"),
 }
 
 

@@ -296,6 +296,9 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
     """The labels of `embeddings` and their name in messages: `labels` (a path or an array), or
     when None the label column beside the embeddings (only a parquet or Arrow table has one)."""
     if isinstance(labels, str):
+        if not (os.path.exists(split_key(labels)[0]) or _is_stdin(labels) or Path(labels).suffix):
+            raise InputError("no such file (a column of --embeddings is chosen with "
+                             "--label-column)", labels)
         return read_labels(labels, column), shown_name(labels)
     if labels is not None:
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
