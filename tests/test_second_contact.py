@@ -343,3 +343,48 @@ def test_evaluate_takes_numpy_at_and_one_gate_string() -> None:
     listed = evaluate(x, y, at=[1, 3], fail_below=["map_at_r=0.1"])
     given = evaluate(x, y, at=np.array([1, 3]), fail_below="map_at_r=0.1")
     assert given.metrics == listed.metrics
+
+
+# ---- scale-out and disks: a fourth audit -------------------------------------------------------
+def test_a_local_cluster_without_workers_fails_instead_of_waiting(monkeypatch) -> None:
+    """Workers that exit on a SIGINT the run ignores (a background job) are not replaced: the
+    client waited in as_completed for ever (observed for 10 minutes)."""
+    from triplet_cli import distributed
+
+    class NoWorkers:
+        def nthreads(self) -> dict:
+            return {}
+
+    class Pending:
+        def has_ready(self) -> bool:
+            return False
+
+    monkeypatch.setattr(distributed, "WORKERLESS_SECONDS", 0.05)
+    cluster = distributed.Cluster(NoWorkers(), "local cluster tcp://127.0.0.1:1", local=True)
+    started = time.monotonic()
+    with pytest.raises(TripletLossError, match="every worker has exited"):
+        cluster._next(Pending())
+    assert time.monotonic() - started < 10
+
+
+def test_a_malformed_scheduler_address_is_a_usage_error(cli) -> None:
+    result = cli("mine", "--embeddings", SAMPLE / "embeddings.npy", "--labels",
+                 SAMPLE / "labels.npy", "--scheduler", "foo")
+    assert result.exit_code == 2
+    assert "--scheduler foo: give local, or the scheduler's address" in result.stderr
+
+
+def test_a_failed_write_names_its_file() -> None:
+    """A full disk said 'No space left on device' naming nothing (and stdout is named so)."""
+    import errno
+    import io
+
+    class Full(io.BytesIO):
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    for name in ("out.jsonl", "stdout"):
+        writer = writers.RowWriter(Full(), "jsonl", {"a": np.dtype(np.int64)}, name=name)
+        with pytest.raises(OSError) as e:
+            writer.write({"a": np.arange(3)})
+        assert (e.value.errno, e.value.filename) == (errno.ENOSPC, name)

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 LOCAL = "local"
 CONNECT_TIMEOUT = 10.0  # seconds to reach --scheduler, and again for its first worker
 RETRIES = 2
+WORKERLESS_SECONDS = 20.0  # a local cluster with no worker this long has lost them all
 INSTALL = "pip install 'triplet-loss[dask]'"
 TRANSFERS = ("auto", "path", "send")
 NOT_DASK = "the dashboard's port instead of the scheduler's?"
@@ -54,6 +56,9 @@ def check_flags(scheduler: str | None, workers: int | None) -> None:
     if workers is not None and scheduler != LOCAL:
         raise UsageError(f"--workers applies to --scheduler local; the cluster at {scheduler} "
                          "has its own workers")
+    if scheduler != LOCAL and ":" not in scheduler:
+        raise UsageError(f"--scheduler {scheduler}: give local, or the scheduler's address with "
+                         "its port (tcp://host:8786)")
     if find_spec("distributed") is None:
         raise TripletLossError(f"--scheduler needs Dask: {INSTALL}")
 
@@ -144,7 +149,7 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
             client.wait_for_workers(1, timeout=timeout)
         except (OSError, TimeoutError):
             raise SchedulerError(f"no worker joined within {timeout:g} s", where) from None
-        yield Cluster(client, where)
+        yield Cluster(client, where, local=scheduler == LOCAL)
 
 
 def _identify(scheduler: str, where: str) -> None:
@@ -306,6 +311,7 @@ class Cluster:
 
     client: Client
     where: str
+    local: bool = False  # a LocalCluster started for the run (its workers are not replaced)
     notes: list[str] = field(default_factory=list)
 
     def blocks(self, job: Job, *, threads: int | None = None, transfer: str = "auto",
@@ -372,6 +378,23 @@ class Cluster:
             return self.client.submit(function, *args, key=f"triplet-loss-{key}",
                                       retries=retries, pure=False)
 
+    def _next(self, done: Any) -> tuple[Any, Any]:
+        """The next finished unit. A local cluster's workers that all exited (a SIGINT to the
+        process group that the run itself ignores, in a background job) are not replaced:
+        fail then, rather than wait for ever."""
+        checked, workerless = 0.0, None
+        while self.local and not done.has_ready():
+            now = time.monotonic()
+            if now - checked >= 1.0:
+                checked = now
+                workerless = None if self.client.nthreads() else workerless or now
+                if workerless is not None and now - workerless >= WORKERLESS_SECONDS:
+                    raise SchedulerError(f"every worker has exited (none for "
+                                         f"{WORKERLESS_SECONDS:g} s); no output written",
+                                         self.where)
+            time.sleep(0.01)
+        return next(done)
+
     def _in_order(self, tasks: Iterable[tuple[Any, ...]]) -> Iterator[Block]:
         """_run_unit on each tuple of arguments, at most a window (2 per worker thread, + 2)
         ahead of the oldest block not handed on: blocks leave in order, memory holds a window."""
@@ -393,15 +416,16 @@ class Cluster:
                     submitted += 1
                 if not position:
                     return
-                future, result = next(done)
+                future, result = self._next(done)
                 i = position.pop(future)
-                if future.status != "finished":
+                if isinstance(result, TripletLossError):
+                    raise result
+                if isinstance(result, BaseException):  # judged by the result in hand: the future's
+                    # status may have changed since (its worker died after handing it over)
                     if "scheduler-connection-lost" in str(result):
                         raise SchedulerError("lost the connection to the scheduler", self.where)
                     raise SchedulerError(f"task unit-{i} failed ({type(result).__name__}: "
                                          f"{first_line(result)})", self.where)
-                if isinstance(result, TripletLossError):
-                    raise result
                 early[i] = result
                 future.release()
                 while handed in early:

@@ -117,9 +117,9 @@ class RowWriter:
     """Writes batches of equal-length columns to one stream in one format."""
 
     def __init__(self, stream: BinaryIO, fmt: str, columns: dict[str, np.dtype],
-                 npy_columns: Sequence[str] = (), metadata: dict[str, str] | None = None
-                 ) -> None:
-        self.stream, self.fmt, self.columns = stream, fmt, columns
+                 npy_columns: Sequence[str] = (), metadata: dict[str, str] | None = None,
+                 name: str = "stdout") -> None:
+        self.stream, self.fmt, self.columns, self.name = stream, fmt, columns, name
         self.metadata = metadata  # recorded in a parquet schema; other formats have no place
         self.npy_columns = tuple(npy_columns) or tuple(columns)
         self.rows = 0
@@ -128,6 +128,20 @@ class RowWriter:
             stream.write(b"\0" * NPY_HEADER_BYTES)
 
     def write(self, batch: Batch) -> None:
+        with self._named_errors():
+            self._write(batch)
+
+    @contextlib.contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        """A failed write (a full disk) names this writer's file, or stdout."""
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, e.filename or self.name) from None
+
+    def _write(self, batch: Batch) -> None:
         n = len(next(iter(batch.values())))
         if n == 0:
             return
@@ -173,6 +187,10 @@ class RowWriter:
 
     def close(self) -> None:
         """Finish the stream; a run with no rows still gets a valid file with its columns."""
+        with self._named_errors():
+            self._finish()
+
+    def _finish(self) -> None:
         if self.rows == 0 and self.fmt in ("parquet", "csv"):
             self._write_arrow({c: np.empty(0, dtype) for c, dtype in self.columns.items()})
         if self._arrow_writer is not None:
@@ -247,7 +265,8 @@ def open_rows(path: str, columns: dict[str, np.dtype], npy_columns: Sequence[str
         writer.close()
         return
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
-        writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns, metadata)
+        writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns, metadata,
+                           path)
         try:
             yield writer
         except BaseException:
