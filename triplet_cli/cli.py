@@ -44,6 +44,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             print(f"{PROG}: interrupted", file=sys.stderr)
             rv = 130
+        except BrokenPipeError:  # (one Click did not turn into an exit)
+            _silence_stdout()
+            rv = 0
         except OSError as e:  # --help or presets into a full disk (/dev/full)
             print(f"{PROG}: error: {_failed_write(e)}", file=sys.stderr)
             rv = 1
@@ -133,6 +136,7 @@ def _direct_param(param: Any) -> Any:
 
 
 def _silence_stdout() -> None:
+    """writers.silence_stdout, imported only when stdout's reader went away."""
     from .writers import silence_stdout
 
     silence_stdout()

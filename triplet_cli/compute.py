@@ -311,8 +311,8 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
     if isinstance(triplets, str):
         t, tname = open_triplets(triplets), shown_name(triplets)
     else:
-        t, tname = validate.as_triplets(validate.as_array(triplets, "triplets"),
-                                                 "triplets"), "triplets"
+        tname = "triplets"
+        t = validate.as_triplets(validate.as_array(triplets, tname), tname)
     warnings: list[str] = []
     if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
         params, warnings = with_recorded(params, t.recorded, tname, preset, options)

@@ -266,11 +266,11 @@ class EvaluateJob(Job):
                                   self.width + 1 + drop, self.params.distance.kernel(),
                                   exclude=exclude, candidate_norms=norms, rooms=self.rooms)
         offered = min(self.width + 1 + drop, ref.shape[0] - (exclude is not None))
-        if (counts < offered).any():  # a NaN distance is never a neighbour
+        if (counts < offered).any():  # a NaN distance is never a neighbour (the inputs that
+            # make one are refused up front: this guards the metrics against any other)
             row = unit.start + int(np.flatnonzero(counts < offered)[0])
-            raise InputError(f"row {row}: a distance to it is undefined (NaN) for finite values "
-                             "(a zero vector with cosine and --eps 0, or --eps-placement "
-                             "legacy-root with an odd p)", self.checkpoint_names[unit.checkpoint])
+            raise InputError(f"row {row}: a distance to it is undefined (NaN)",
+                             self.checkpoint_names[unit.checkpoint])
         dropped_other = (idx[:, 0] != rows) if drop else np.zeros(b, bool)
         vals, idx = vals[:, drop:], idx[:, drop:]
         nn_codes = np.where(idx >= 0, self.ref_codes[np.maximum(idx, 0)], -1)

@@ -193,10 +193,10 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
     squared = code == EUCLIDEAN and placement == EPS_NONE  # ranking values: squared distances
     floor = thresholds[order[0]]  # below the smallest threshold's band: no candidate
     floor = (floor * floor if squared else floor) - delta
-    npos = n_all
-    while npos > below and thresholds[order[npos - 1]] != thresholds[order[npos - 1]]:
-        npos -= 1  # a NaN threshold (sorted last) has no negative beyond it
-    order = order[below:npos]
+    end = n_all
+    while end > below and thresholds[order[end - 1]] != thresholds[order[end - 1]]:
+        end -= 1  # a NaN threshold (sorted last) has no negative beyond it
+    order = order[below:end]
     npos = order.shape[0]
     if npos == 0:
         return

@@ -99,7 +99,7 @@ def require_finite(array: np.ndarray, path: str, products: DTypeLike | None = No
         if bad.size:
             row = start + int(bad[0])
             raise InputError(f"row {row} contains {describe_nonfinite(array, row)}", path)
-        if rows.size and float(max(rows.max(), -rows.min())) > limit:
+        if limit < math.inf and rows.size and float(max(rows.max(), -rows.min())) > limit:
             row = start + int(np.flatnonzero(np.abs(rows).max(axis=1) > limit)[0])
             raise InputError(f"row {row} holds values beyond {limit:.3g}, too large for "
                              f"{np.dtype(products).name} matrix products; rescale the "
