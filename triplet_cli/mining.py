@@ -77,7 +77,7 @@ def _fill_cells(r: np.ndarray, lo: float, scale: float, top: float, cells: np.nd
     for k in range(r.shape[0]):
         a = (r[k] - lo) * scale + 1.0
         a = a if a > 0.0 else 0.0
-        cells[k] = np.int32(a if a < top else top)
+        cells[k] = np.int32(a if a < top else top)  # stored unsigned: indexes need no sign test
 
 
 @jit
@@ -87,7 +87,7 @@ def _grid_scratch(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     counts, marks and gather cursors per cell (about m / 2 cells, plus the two outer ones and
     an end), and the negatives gathered by cell."""
     grid = min(max(m // 2, 16), _MAX_CELLS)
-    return (np.empty(m, np.int32), np.empty(grid + 3, np.int64), np.zeros(grid + 3, np.int32),
+    return (np.empty(m, np.uint32), np.empty(grid + 3, np.int64), np.zeros(grid + 3, np.int32),
             np.empty(m, np.int64), np.empty(grid + 3, np.int64))
 
 
