@@ -126,7 +126,7 @@ class TripletStats:
     # Per thread: room for the active losses' compaction, the squared deviations of d_ap and
     # of d_an, and bucket numbers.
     _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, 3, CHUNK_ROWS)))
-    _buckets: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS), np.int16))
+    _buckets: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS), np.uint16))
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
