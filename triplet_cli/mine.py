@@ -322,16 +322,26 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
         mine_block(x, classes.codes, scale, classes.members, classes.ptr, start, g, kind, delta,
                    *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,
                    plan.threshold_hardest, plan.per_anchor, offsets, out_idx, out_d)
-    found = out_idx[:, 0] >= 0
-    t, d_ap, d_an = out_idx[found], out_d[found, 0], out_d[found, 1]
+    rows = _kept(out_idx[:, 0] >= 0)  # slots filled (semi-hard with a fallback: every one)
+    t, d_ap, d_an = (np.ascontiguousarray(a) if rows is None else a[rows]
+                     for a in (out_idx, out_d[:, 0], out_d[:, 1]))
     loss = pair_losses(d_ap, d_an, plan.margin, np.bool_(plan.soft))
     keep = np.ones(len(t), bool)
     if plan.active_only:
         keep &= loss > 0
     if plan.margin_filter != "any":
         keep &= _margin_band(d_an - d_ap, plan.margin, plan.margin_filter)
-    return Block({"anchor": t[keep, 0], "positive": t[keep, 1], "negative": t[keep, 2],
-                  "d_ap": d_ap[keep], "d_an": d_an[keep], "loss": loss[keep]}, stop - start)
+    rows = _kept(keep)
+    columns = {"anchor": t[:, 0], "positive": t[:, 1], "negative": t[:, 2], "d_ap": d_ap,
+               "d_an": d_an, "loss": loss}
+    return Block({c: np.ascontiguousarray(a if rows is None else a[rows])
+                  for c, a in columns.items()}, stop - start)
+
+
+def _kept(mask: np.ndarray) -> np.ndarray | None:
+    """The rows a mask keeps, or None when it keeps them all (at 10^6 mined rows, masking
+    every column anyway took 0.05x a semi-hard run)."""
+    return None if mask.all() else np.flatnonzero(mask)
 
 
 def _margin_band(gap: np.ndarray, margin: float, band: str) -> np.ndarray:
