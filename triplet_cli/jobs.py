@@ -161,6 +161,8 @@ def collect(job: Job, blocks: Iterator[Block]) -> Results:
         pieces = [b.columns[c] for b in parts]
         if c in whole and all(p.base is whole[c] for p in pieces):  # filled in place
             columns[c] = whole[c]
+        elif len(pieces) == 1 and pieces[0].flags.owndata:  # one block's own array: no copy
+            columns[c] = pieces[0]
         else:
             columns[c] = np.concatenate(pieces) if pieces else np.empty(0, dtype)
     return columns, job.summary(tally)
