@@ -110,7 +110,7 @@ CASES = [
     Case("legacy-root-odd-p", None, ev("--p", "3", "--eps-placement", "legacy-root", *OUT), 2,
          r"evaluate ranks rows by distance: use root$"),
     Case("labels-large-float-ids", text("ids.csv", "label\n" + "".join(
-        f"{10**19 + 1000 * (v % 2)}\n" for v in range(12))), ev(*OUT, y="ids.csv"), 1,
+        f"{10**19 + 1000 * (v % 2)}.0\n" for v in range(12))), ev(*OUT, y="ids.csv"), 1,
         r"/ids\.csv: float labels beyond 2\^53 are not exact"),
     Case("labels-struct-column", table("ys.parquet", {"label": [{"a": int(v)} for v in Y]}),
          ev(*OUT, y="ys.parquet"), 1, r"/ys\.parquet: label row 0 holds a struct"),

@@ -114,7 +114,7 @@ CASES = [
     Case("text-named-npy", raw("text.npy", b"anchor,positive\n1,2\n"),
          aligned("a.npy", "text.npy", "n.npy", *OUT), 1, r"/text\.npy: not a \.npy file"),
     Case("empty-named-npy", raw("empty.npy", b""), aligned("a.npy", "p.npy", "empty.npy", *OUT),
-         1, r"/empty\.npy: not a \.npy file"),
+         1, r"/empty\.npy: is empty \(0 bytes\)"),
     Case("garbage-header-npy", raw("bad.npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': 1}\n\0\0"),
          aligned("bad.npy", "p.npy", "n.npy", *OUT), 1, r"/bad\.npy: not a valid \.npy file"),
     Case("header-overflows-int64", npy_header("huge.npy", "(4294967296, 4294967296)"),

@@ -40,6 +40,9 @@ def read_errors(what: str, path: str) -> Iterator[None]:
         yield
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, KeyError) as e:
         raise InputError(f"cannot read as {what} ({first_line(e)})", path) from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"cannot read as {what}: not UTF-8 text (byte {e.object[e.start]:#x}); "
+                         "save it as UTF-8", path) from None
 
 
 def _parquet_files(path: str) -> list[str]:
@@ -214,6 +217,10 @@ def index_columns(path: str, table: pa.Table | pa.RecordBatch,
     for c in columns:
         validate.require_no_nulls(table.column(c), f"column '{c}'", path, row0)
     cols = [table.column(c).to_numpy(zero_copy_only=False) for c in columns]
+    if len({a.dtype for a in cols}) > 1 and all(a.dtype.kind in "iu" for a in cols):
+        # integer columns of several types (int64 and uint64 would stack as floats)
+        cols = [validate.as_indices(a[:, None], (c,), path, row0)[:, 0]
+                for a, c in zip(cols, columns, strict=True)]
     return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, len(columns)), np.int64)
 
 

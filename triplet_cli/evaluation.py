@@ -522,6 +522,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         refs = [r for r, _ in rs]
         loaded |= {"reference": [(name, r) for r, name in rs[:len(references)]],
                    "reference_labels": (ryname, ry)}
+        y, ry = validate.one_kind(y, ry, yname, ryname)
         classes, inverse = np.unique(np.concatenate([y, ry]), return_inverse=True)
         codes, ref_codes = inverse[:n].astype(np.int64), inverse[n:].astype(np.int64)
         r_count = np.bincount(ref_codes, minlength=classes.size)[codes]

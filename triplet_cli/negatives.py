@@ -372,6 +372,17 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     return validate.as_indices(a, PAIR_COLUMNS, name), name
 
 
+def _same_array(a: object, b: object) -> bool:
+    """The corpus is the queries: the same object, or arrays viewing the same memory alike (a
+    view such as x[:] is the same rows, as one file named twice is)."""
+    if a is b:
+        return True
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    return (a.shape, a.strides, a.dtype) == (b.shape, b.strides, b.dtype) and (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
 def _require_pair_indices(a: np.ndarray, limits: tuple[int, int], name: str) -> None:
     bad = (a < 0) | (a >= np.asarray(limits))
     if bad.any():
@@ -465,7 +476,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
             names["corpus"] = names["positives"]
     found = Pairs.of(query_of, positive_of, search.shape[0])
     self_excluded = "corpus" in loaded and (
-        corpus is queries if not isinstance(corpus, str) else isinstance(queries, str)
+        _same_array(corpus, queries) if not isinstance(corpus, str) else isinstance(queries, str)
         and STDIN not in (corpus, queries) and os.path.realpath(corpus) == os.path.realpath(
             queries))
     most = found.most_positives

@@ -174,6 +174,8 @@ def _read_npy(path: str) -> np.ndarray:
     file, key = split_key(path)
     if key:
         raise InputError(f"':{key}' names an array in an .npz, but {file} is a .npy file", path)
+    if not os.path.getsize(file):
+        raise InputError("is empty (0 bytes)", path)
     try:
         with open(path, "rb") as f:
             if f.read(6) != NPY_MAGIC:
@@ -225,32 +227,52 @@ def _read_array(path: str, kind: str) -> np.ndarray:
     return _read_npy(path) if kind == "npy" else _read_npz(path)
 
 
-def _read_csv(path: str, header: bool = True) -> pa.Table:
+def _read_csv(path: str, header: bool = True, text: Sequence[str] = ()) -> pa.Table:
+    """A CSV file as a table, the columns named in `text` as strings (not inferred)."""
+    import pyarrow as pa
     import pyarrow.csv as pcsv
 
+    with open(path, "rb") as f:
+        if f.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise InputError("is UTF-16 text; save it as UTF-8", path)
     with arrow.read_errors("CSV", path):
         # An empty cell is a missing value (null), also in a column of strings.
-        return pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
-                             read_options=pcsv.ReadOptions(autogenerate_column_names=not header))
+        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+            strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string())),
+            read_options=pcsv.ReadOptions(autogenerate_column_names=not header))
+        _ = table.column_names  # a header that is not UTF-8 fails here, in this file's name
+        return table
 
 
-def _read_label_csv(path: str, column: str | None) -> pa.Table:
-    """Labels from CSV. The first row is a header with several columns, or when it says `label`
-    or the --label-column name, or does not parse like the rows below (text above numbers);
-    otherwise it is the first label."""
+def _read_label_csv(path: str, column: str | None, text: bool = False) -> pa.Table:
+    """Labels from CSV (every column as strings when `text`). The first row is a header with
+    several columns, or when it says `label` or the --label-column name, or does not parse like
+    the rows below (text above numbers); otherwise it is the first label."""
     import pyarrow as pa
 
     headed = _read_csv(path)  # pyarrow refuses a CSV file without columns
     first = headed.column_names[0]
     if headed.num_columns != 1 or first.strip().lower() == "label" or first == column:
-        return headed
+        return _read_csv(path, text=headed.column_names) if text else headed
     bare = _read_csv(path, header=False)
     if headed.num_rows and bare.schema.types[0] != headed.schema.types[0]:
-        return headed
+        return _read_csv(path, text=headed.column_names) if text else headed
     if column is not None:
         raise InputError(f"no column '{column}'; the file has one column and no header (its "
                          f"first row, {first!r}, parses like the others)", path)
+    if text:
+        bare = _read_csv(path, header=False, text=bare.column_names)
     return pa.table({"label": bare.column(0)})
+
+
+def _integer_text(path: str, column: str | None, name: str) -> np.ndarray | None:
+    """A CSV label column that pyarrow read as floats, as exact integers when every cell is an
+    integer (IDs beyond int64 read as doubles and lose digits), else None."""
+    values = _read_label_csv(path, column, text=True).column(name).to_pylist()
+    if not all(isinstance(v, str) and v.strip().lstrip("+-").isdigit() for v in values):
+        return None
+    exact = np.array([int(v) for v in values])
+    return exact if exact.dtype.kind in "iu" else None
 
 
 def _read_jsonl(path: str, what: str = "triplet") -> pa.Table:
@@ -281,6 +303,10 @@ def read_labels(path: str, column: str | None = None) -> np.ndarray:
         if kind == "csv":
             table = _read_label_csv(file, column)
             name = arrow.pick_label_column(file, table.schema, column)
+            if table.schema.field(name).type == "double":
+                exact = _integer_text(file, column, name)
+                if exact is not None:
+                    return validate.as_labels(exact, file)
         elif kind in ("parquet", "arrow"):
             name = arrow.pick_label_column(file, arrow.read_schema(file, kind), column)
             table = arrow.read_table(file, kind, [name])

@@ -23,12 +23,63 @@ _FINITE_BLOCK_ROWS = 65_536
 
 
 def as_array(x: object, name: str) -> np.ndarray:
-    """A library argument (array, list) as an array; ragged lists are an input error."""
+    """A library argument as an array: numpy arrays and lists, pandas and pyarrow objects (a
+    table's columns side by side, a column of rows stacked, nullable numbers with their missing
+    values as NaN); ragged rows are an input error."""
     try:
-        return np.asarray(x)
+        columns = _table_columns(x)
+        if columns is None:
+            if type(x).__module__.startswith("pyarrow"):  # an Array or ChunkedArray
+                x = x.to_numpy(zero_copy_only=False)  # type: ignore[attr-defined]
+            columns = [np.asarray(x)]
+        columns = [_unboxed(c, name) if c.dtype == object and c.size else c for c in columns]
+        return columns[0] if len(columns) == 1 else np.column_stack(_one_integer_type(columns,
+                                                                                      name))
     except (ValueError, TypeError) as e:
-        why = ("its rows differ in length" if "inhomogeneous" in str(e) else first_line(e))
+        why = ("its rows differ in length" if "inhomogeneous" in str(e) or "same shape" in str(e)
+               else first_line(e))
         raise InputError(f"cannot be made an array: {why}", name) from None
+
+
+def _table_columns(x: object) -> list[np.ndarray] | None:
+    """The columns of a pyarrow Table or RecordBatch or of a pandas DataFrame, else None."""
+    module = type(x).__module__
+    if module.startswith("pyarrow") and hasattr(x, "columns"):
+        return [c.to_numpy(zero_copy_only=False) for c in x.columns]  # type: ignore[attr-defined]
+    if module.startswith("pandas") and getattr(x, "ndim", 0) == 2:
+        return [x.iloc[:, i].to_numpy() for i in range(x.shape[1])]  # type: ignore[attr-defined]
+    return None
+
+
+def _one_integer_type(columns: list[np.ndarray], name: str) -> list[np.ndarray]:
+    """Integer columns of several types as int64 (int64 beside uint64 would stack as floats)."""
+    if len({c.dtype for c in columns}) == 1 or not all(c.dtype.kind in "iu" for c in columns):
+        return columns
+    for i, c in enumerate(columns):
+        if c.dtype.kind == "u" and c.size and c.max() > np.iinfo(np.int64).max:
+            raise InputError(f"column {i} holds integers beyond int64", name)
+    return [c.astype(np.int64) for c in columns]
+
+
+def _unboxed(a: np.ndarray, name: str) -> np.ndarray:
+    """An object array of rows (a pandas or pyarrow column of lists) stacked, or of numbers with
+    missing values (pandas' nullable and pyarrow-backed dtypes) as floats with NaN; strings
+    stay as they are (labels)."""
+    flat = a.ravel()
+    if isinstance(flat[0], np.ndarray | list | tuple):
+        bad = next((i for i, v in enumerate(flat) if not isinstance(v, np.ndarray | list | tuple)),
+                   None)
+        if bad is not None:
+            raise InputError(f"row {bad} is {flat[bad]!r:.20}, not a row of values", name)
+        return np.stack([np.asarray(v) for v in flat]).reshape(*a.shape, -1)
+    if isinstance(flat[0], str | bytes):
+        return a
+    kinds = set(map(type, flat))
+    missing = {k for k in kinds if k is type(None) or k.__name__ == "NAType"}  # None, pd.NA
+    if all(issubclass(k, int | float | np.number) for k in kinds - missing):
+        values = [math.nan if type(v) in missing else v for v in flat] if missing else list(flat)
+        return np.array(values).reshape(a.shape)
+    return a
 
 
 def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
@@ -166,13 +217,48 @@ def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
             v = values[row]
             what = (f"a list of {len(v)} values" if isinstance(v, list | tuple | np.ndarray)
                     else "a struct" if isinstance(v, dict) else f"{type(v).__name__} {v!r:.40}")
+            hint = ("text that is not UTF-8? save the file as UTF-8" if isinstance(v, bytes)
+                    else "is this the embedding column?")
             raise InputError(f"label row {row} holds {what}; labels must be integers or strings "
-                             "(is this the embedding column?)", path)
+                             f"({hint})", path)
         if kinds == {str, int}:
             raise InputError("labels mix strings and integers; use one kind", path)
     if labels.dtype.kind not in "iubUSO":
         raise InputError(f"labels have dtype {labels.dtype}; use integers or strings", path)
     return labels
+
+
+def one_kind(y: np.ndarray, ry: np.ndarray, yname: str, ryname: str
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Query and reference labels (as_labels' output) of one kind, so that equal labels meet:
+    text with text, and integers in one integer type (int64 and uint64 would meet as floats,
+    which merge IDs beyond 2^53)."""
+    kinds = [_label_kind(a) for a in (y, ry)]
+    if kinds[0] != kinds[1]:
+        raise InputError(f"the reference labels are {kinds[1]}, the labels of {yname} "
+                         f"{kinds[0]}: use one kind", ryname)
+    if kinds[0] != "integers" or np.result_type(y, ry).kind != "f":
+        return y, ry
+    signed, unsigned = (y, ry) if y.dtype.kind == "i" else (ry, y)
+    if not unsigned.size or unsigned.max() <= np.iinfo(np.int64).max:
+        common: DTypeLike = np.int64
+    elif not signed.size or signed.min() >= 0:
+        common = np.uint64
+    else:
+        raise InputError("the labels hold negative integers and the reference labels integers "
+                         "beyond int64 (or the other way round): no integer type holds both",
+                         ryname)
+    return y.astype(common), ry.astype(common)
+
+
+def _label_kind(labels: np.ndarray) -> str:
+    if labels.dtype.kind == "S" or (labels.dtype.kind == "O" and labels.size
+                                    and isinstance(labels[0], bytes)):
+        return "bytes"
+    if labels.dtype.kind == "U" or (labels.dtype.kind == "O" and labels.size
+                                    and isinstance(labels[0], str)):
+        return "strings"
+    return "integers"
 
 
 def require_labels(labels: np.ndarray, n_rows: int, yname: str, xname: str) -> np.ndarray:

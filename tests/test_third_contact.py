@@ -1,0 +1,173 @@
+"""What a third round of new users fed the tool: each test here failed before its fix.
+
+Query and reference labels of different kinds (a traceback) or of int64 beside uint64 (classes
+merged through floats), 20-digit IDs in a CSV label file, pair columns of two integer types,
+CSV files that are not UTF-8, an empty .npy, pyarrow and nullable containers in the library,
+and a view of the queries passed as the corpus.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from triplet_cli import TripletLossError, compute_loss, mine_triplets
+from triplet_cli.evaluation import evaluate
+from triplet_cli.negatives import mine_negatives
+from triplet_cli.validate import as_array
+
+BIG = 2**53 + 1  # IDs a float64 cannot tell from their neighbours
+
+
+def labelled(n: int = 40, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), np.arange(n) % 4
+
+
+def column_of_rows(m: np.ndarray) -> np.ndarray:
+    """A 1-D object array holding one array per row, as a pandas column of lists is."""
+    rows = np.empty(len(m), dtype=object)
+    rows[:] = list(m)
+    return rows
+
+
+def one_error_line(result, *words: str) -> None:
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for w in words:
+        assert w in result.stderr, result.stderr
+
+
+# ---- labels of two files ----------------------------------------------------------------------
+def test_reference_labels_of_another_kind_are_one_line(cli, tmp_path: Path) -> None:
+    x, y = labelled()
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "ry.csv").write_text("".join(f"c{v}\n" for v in y))
+    one_error_line(cli("evaluate", "--embeddings", tmp_path / "x.npy", "--labels",
+                       tmp_path / "y.npy", "--reference", tmp_path / "x.npy",
+                       "--reference-labels", tmp_path / "ry.csv"), "ry.csv", "one kind")
+    with pytest.raises(TripletLossError, match="one kind"):
+        evaluate(x, y, reference=x, reference_labels=y.astype(str))
+
+
+def test_int64_and_uint64_labels_keep_their_classes() -> None:
+    x, y = labelled()
+    ids = (BIG + y).astype(np.int64)
+    same = evaluate(x, ids, reference=x.copy(), reference_labels=ids).summary
+    mixed = evaluate(x, ids, reference=x.copy(), reference_labels=ids.astype(np.uint64)).summary
+    assert mixed["labels"]["classes"] == same["labels"]["classes"] == 4
+    assert mixed["checkpoints"] == same["checkpoints"]
+
+
+def test_csv_integer_ids_beyond_int64_read_exactly(tmp_path: Path) -> None:
+    x, y = labelled()
+    ids = (np.uint64(2**64 - 1000) + y.astype(np.uint64))
+    (tmp_path / "ids.csv").write_text("label\n" + "".join(f"{v}\n" for v in ids.tolist()))
+    (tmp_path / "bare.csv").write_text("".join(f"{v}\n" for v in ids.tolist()))
+    expected = mine_triplets(x, ids)
+    for name in ("ids.csv", "bare.csv"):
+        got = mine_triplets(x, str(tmp_path / name))
+        np.testing.assert_array_equal(got.triplets, expected.triplets)
+        assert got.summary["loss"] == expected.summary["loss"]
+
+
+def test_csv_float_labels_still_read_as_floats(tmp_path: Path) -> None:
+    x, y = labelled()
+    (tmp_path / "f.csv").write_text("label\n" + "".join(f"{v}.0\n" for v in y))
+    np.testing.assert_array_equal(mine_triplets(x, str(tmp_path / "f.csv")).triplets,
+                                  mine_triplets(x, y).triplets)
+
+
+# ---- index columns ----------------------------------------------------------------------------
+def test_pair_columns_of_two_integer_types(tmp_path: Path) -> None:
+    x = np.random.default_rng(1).standard_normal((30, 5))
+    q, p = np.arange(10), np.arange(10) + 10
+    expected = mine_negatives(x, x, np.stack([q, p], axis=1)).columns
+    for qt, pt in ((np.int64, np.uint64), (np.int8, np.uint64), (np.uint32, np.int16)):
+        table = pa.table({"query": q.astype(qt), "positive": p.astype(pt)})
+        pq.write_table(table, tmp_path / "pairs.parquet")
+        for pairs in (str(tmp_path / "pairs.parquet"), table):
+            got = mine_negatives(x, x, pairs).columns
+            assert got.keys() == expected.keys()
+            for c in got:
+                np.testing.assert_array_equal(got[c], expected[c])
+
+
+# ---- text that is not UTF-8, empty files -------------------------------------------------------
+@pytest.mark.parametrize(("encode", "words"), [
+    (lambda text: text.encode("utf-16"), ("UTF-16", "UTF-8")),
+    (lambda text: b"\xff" + text.encode(), ("not UTF-8 text", "0xff")),
+])
+def test_csv_that_is_not_utf8_is_one_line(cli, tmp_path: Path, encode,
+                                          words: tuple[str, ...]) -> None:
+    x, _ = labelled(n=3)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "y.csv").write_bytes(encode("label\n0\n1\n0\n"))
+    (tmp_path / "t.csv").write_bytes(encode("anchor,positive,negative\n0,1,2\n"))
+    one_error_line(cli("mine", "--embeddings", tmp_path / "x.npy", "--labels",
+                       tmp_path / "y.csv"), "y.csv", *words)
+    one_error_line(cli("compute", "--embeddings", tmp_path / "x.npy", "--triplets",
+                       tmp_path / "t.csv"), "t.csv", *words)
+    with pytest.raises(TripletLossError, match="UTF"):
+        mine_triplets(x, str(tmp_path / "y.csv"))
+
+
+def test_latin1_labels_are_called_text_that_is_not_utf8(cli, tmp_path: Path) -> None:
+    x, _ = labelled(n=4)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "y.csv").write_bytes("label\ncafé1\ncafé2\ncafé1\ncafé2\n".encode("latin-1"))
+    one_error_line(cli("mine", "--embeddings", tmp_path / "x.npy", "--labels",
+                       tmp_path / "y.csv"), "y.csv", "not UTF-8")
+
+
+def test_an_empty_npy_is_called_empty(cli, tmp_path: Path) -> None:
+    x, _ = labelled(n=4)
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "e.npy").write_bytes(b"")
+    one_error_line(cli("compute", "--anchors", tmp_path / "e.npy", "--positives",
+                       tmp_path / "x.npy", "--negatives", tmp_path / "x.npy"), "e.npy",
+                   "is empty (0 bytes)")
+
+
+# ---- library containers ------------------------------------------------------------------------
+def test_pyarrow_containers_give_the_numbers_of_their_arrays() -> None:
+    rng = np.random.default_rng(2)
+    a, p, n = (rng.standard_normal((12, 4)).astype(np.float32) for _ in range(3))
+    expected = compute_loss(a, p, n).loss
+    lists = [pa.array(list(m), pa.list_(pa.float32())) for m in (a, p, n)]
+    for form in (lambda i, m: pa.table({"emb": lists[i]}),
+                 lambda i, m: pa.chunked_array([lists[i][:5], lists[i][5:]]),
+                 lambda i, m: pa.table({f"c{k}": m[:, k] for k in range(4)}),
+                 lambda i, m: column_of_rows(m)):
+        got = compute_loss(*(form(i, m) for i, m in enumerate((a, p, n)))).loss
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_object_arrays_of_numbers_and_missing_values() -> None:
+    assert as_array(np.array([np.float32(1.5), 2.5, 3], dtype=object), "x").dtype == np.float64
+    x, y = labelled(n=6)
+    boxed = x.astype(object)
+    boxed[3, 2] = None
+    with pytest.raises(TripletLossError, match="row 3 contains NaN"):
+        compute_loss(boxed, x, x[::-1])
+    rows = column_of_rows(x)
+    rows[4] = None
+    with pytest.raises(TripletLossError, match="row 4 is None, not a row of values"):
+        compute_loss(rows, x, x[::-1])
+    strings = np.array([f"c{v}" for v in y], dtype=object)  # labels stay strings
+    assert as_array(strings, "labels").dtype == object
+
+
+# ---- the corpus is the queries -----------------------------------------------------------------
+def test_a_view_of_the_queries_is_the_queries() -> None:
+    x = np.random.default_rng(3).standard_normal((30, 5))
+    pairs = np.stack([np.arange(10), np.arange(10) + 10], axis=1)
+    same = mine_negatives(x, x, pairs).summary
+    assert mine_negatives(x, x[:], pairs).summary == same
+    assert mine_negatives(x, x.copy(), pairs).summary != same  # other memory: other rows
