@@ -267,8 +267,14 @@ def _waits_on_a_pipe(pid: int) -> bool:
         return True
 
 
-def test_sigterm_is_one_line_and_exit_143(tmp_path: Path) -> None:
-    """A run waiting on stdin gets SIGTERM (a scheduler's timeout): it unwinds like Ctrl-C."""
+@pytest.mark.parametrize(("signum", "said"), [(signal.SIGTERM, "terminated"),
+                                              (signal.SIGHUP, "hung up"),
+                                              (signal.SIGINT, "interrupted")])
+def test_a_stop_signal_is_one_line_and_leaves_no_file(tmp_path: Path, signum: int,
+                                                      said: str) -> None:
+    """A run waiting on stdin gets SIGTERM (a scheduler's timeout), SIGHUP (its terminal
+    closed) or SIGINT: it unwinds, one line, exit 128 + the signal, no file left (SIGHUP left
+    the temporary output and the stdin spool)."""
     run = subprocess.Popen([sys.executable, "-m", "triplet_cli", "compute", "--anchors", "-",
                             f"--positives={SAMPLE}/positives.npy",
                             f"--negatives={SAMPLE}/negatives.npy", "-o", "rows.csv"],
@@ -277,10 +283,10 @@ def test_sigterm_is_one_line_and_exit_143(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not _waits_on_a_pipe(run.pid):
         time.sleep(0.05)  # until it reads stdin: its imports done, its handler in place
-    run.send_signal(signal.SIGTERM)
+    run.send_signal(signum)
     _, stderr = run.communicate(timeout=60)
-    assert run.returncode == 143, stderr
-    assert stderr.decode().splitlines() == ["triplet-loss: terminated; no output written"]
+    assert run.returncode == 128 + signum, stderr
+    assert stderr.decode().splitlines() == [f"triplet-loss: {said}; no output written"]
     assert os.listdir(tmp_path) == []
 
 

@@ -8,6 +8,11 @@ and a view of the queries passed as the corpus.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +176,106 @@ def test_a_view_of_the_queries_is_the_queries() -> None:
     same = mine_negatives(x, x, pairs).summary
     assert mine_negatives(x, x[:], pairs).summary == same
     assert mine_negatives(x, x.copy(), pairs).summary != same  # other memory: other rows
+
+
+# ---- environments: caches, signals, streams, terminals -----------------------------------------
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+COMPUTE = ["compute", f"--anchors={SAMPLE}/anchors.npy", f"--positives={SAMPLE}/positives.npy",
+           f"--negatives={SAMPLE}/negatives.npy"]
+CACHED = '''
+from triplet_cli._jit import jit
+
+@jit
+def twice(x):
+    return 2 * x
+
+print(twice(21))
+'''
+
+
+def _cached_run(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(folder / "kernel.py")], capture_output=True,
+                          text=True, timeout=120, env={**os.environ,
+                                                       "NUMBA_CACHE_DIR": str(folder / "c")})
+
+
+def test_a_cache_cut_short_or_unwritable_costs_a_compile(tmp_path: Path) -> None:
+    """A truncated cache file (an interrupted CI cache restore) failed every later run with an
+    UnpicklingError; a cache that cannot be written (a full disk) failed the run."""
+    (tmp_path / "kernel.py").write_text(CACHED)
+    assert _cached_run(tmp_path).stdout == "42\n"
+    saved = list((tmp_path / "c").rglob("*.nb[ci]"))
+    assert saved
+    for f in saved:
+        f.write_bytes(f.read_bytes()[:20])
+    run = _cached_run(tmp_path)
+    assert (run.returncode, run.stdout) == (0, "42\n"), run.stderr
+    for f in (tmp_path / "c").rglob("*.nb[ci]"):
+        f.unlink()
+        f.mkdir()  # a save there fails as on a full disk
+    run = _cached_run(tmp_path)
+    assert (run.returncode, run.stdout) == (0, "42\n"), run.stderr
+
+
+def test_a_read_only_install_without_a_writable_home_caches_in_tmp(monkeypatch,
+                                                                    tmp_path: Path) -> None:
+    from triplet_cli import _jit
+
+    package = str(Path(_jit.__file__).parent)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/proc/no-such-home")  # no folder can be made there
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != package)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert _jit._cache_folder()
+    assert os.environ["NUMBA_CACHE_DIR"].startswith(str(tmp_path / "triplet-loss-"))
+
+
+def test_a_stop_swallowed_during_a_compile_is_honoured_before_the_commit(cli, monkeypatch,
+                                                                         tmp_path: Path) -> None:
+    """Ctrl-C during a first run's compile was swallowed by numba's callbacks: exit 0, the
+    output written. The signal is remembered and checked before --output replaces its file."""
+    from triplet_cli import cli as app
+
+    monkeypatch.setattr(app, "_received", [signal.SIGINT])
+    result = cli(*COMPUTE, "-o", tmp_path / "rows.parquet")
+    assert result.exit_code == 130
+    assert result.stderr == "triplet-loss: interrupted; no output written\n"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_gate_holds_when_the_report_reader_left(fmt: str, tmp_path: Path) -> None:
+    run = subprocess.run(["bash", "-o", "pipefail", "-c", f"{sys.executable} -m triplet_cli "
+                          + " ".join([*COMPUTE, "--fail-above", "0.1", "-f", fmt]) + " | true"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 3, run.stderr
+
+
+def test_an_ascii_stdout_gets_an_ascii_table(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "triplet_cli", *COMPUTE], capture_output=True,
+                         timeout=120, env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.isascii() and b"0.614345" in run.stdout
+
+
+def test_a_closed_stderr_costs_only_the_messages(tmp_path: Path) -> None:
+    """With stderr closed, a run that warns lost its rows and exited 1, and an error line went
+    into whatever file took descriptor 2."""
+    same = [*COMPUTE[:2], f"--positives={SAMPLE}/anchors.npy", COMPUTE[3]]  # warns: zero d_ap
+    run = subprocess.run(["bash", "-c", f"{sys.executable} -m triplet_cli "
+                          + " ".join([*same, "-f", "csv"]) + " 2>&-"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode == 0 and len(run.stdout.splitlines()) == 1798
+
+
+@pytest.mark.parametrize(("columns", "argv", "loss"), [
+    ("24", COMPUTE, "0.614345"),
+    ("30", ["mine", f"--embeddings={SAMPLE}/embeddings.npy", f"--labels={SAMPLE}/labels.npy"],
+     "0.951361"),
+])
+def test_a_narrow_terminal_never_cuts_a_number(cli, monkeypatch, columns: str,
+                                               argv: list[str], loss: str) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    result = cli(*argv)
+    assert result.exit_code == 0
+    assert loss in result.stdout and "…" not in result.stdout

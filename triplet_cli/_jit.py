@@ -1,13 +1,16 @@
-"""The one place numba is configured: its cache folder, `cache=True` (a second process loads
-compiled kernels), `error_model="numpy"` (0/0 is NaN), no fastmath (NaN checks hold), and how
-kernels run on threads (in_parallel, not numba's prange)."""
+"""The one place numba is configured: its cache folder and `cache=True` (a second process loads
+compiled kernels; a cache that fails costs a compile, not the run), `error_model="numpy"` (0/0
+is NaN), no fastmath (NaN checks hold), and how kernels run on threads (in_parallel, not
+numba's prange)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,25 +18,59 @@ from typing import Any
 from . import __version__
 
 
-def _use_user_cache_if_read_only() -> None:
-    """Point numba's cache at a versioned user folder when the installed package is read-only."""
+def _cache_folder() -> bool:
+    """Whether numba can keep compiled kernels: beside the package when it is writable (or in
+    the user's NUMBA_CACHE_DIR), else in a versioned user folder, else in one of the user's
+    own in the temporary folder (a read-only install with no writable home); with none, every
+    run compiles."""
     if os.environ.get("NUMBA_CACHE_DIR") or os.access(Path(__file__).parent, os.W_OK):
-        return
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    os.environ["NUMBA_CACHE_DIR"] = str(base / "triplet-loss" / f"numba-{__version__}")
+        return True
+    uid = getattr(os, "getuid", lambda: -1)()
+    for base in _user_folders(uid):
+        folder = base / f"numba-{__version__}"
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mine = uid < 0 or base.stat().st_uid == uid  # not one another user made for us
+        except (OSError, RuntimeError):
+            continue
+        if mine and os.access(folder, os.W_OK):
+            os.environ["NUMBA_CACHE_DIR"] = str(folder)
+            return True
+    return False
 
 
-_use_user_cache_if_read_only()
+def _user_folders(uid: int) -> list[Path]:
+    """Where a read-only install may cache: the user's cache folder, the temporary folder."""
+    folders = [Path(tempfile.gettempdir()) / f"triplet-loss-{uid}"]
+    with contextlib.suppress(RuntimeError):  # no home directory
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        folders.insert(0, (Path(xdg) if xdg else Path.home() / ".cache") / "triplet-loss")
+    return folders
+
+
+_CACHE = _cache_folder()
 
 import numba  # noqa: E402  (must follow the cache-directory decision)
-from numba.core import cgutils  # noqa: E402
+from numba.core import caching, cgutils  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
-jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True)
+
+@contextlib.contextmanager
+def _cache_at_best_effort(self: object) -> Iterator[None]:
+    """A cache that cannot be written (a full disk) or read (a file cut short by an interrupted
+    copy) costs a compile, not the run: numba's guard around every load and save of its cache,
+    which lets such errors through except on Windows, is this one, which lets none through."""
+    with contextlib.suppress(Exception):
+        yield
+
+
+caching.Cache._guard_against_spurious_io_errors = _cache_at_best_effort
+
+jit = partial(numba.njit, cache=_CACHE, error_model="numpy", nogil=True)
 # Small dispatch functions inlined into their callers at numba's level: a call between jitted
 # functions costs a reference-count update per array argument (at d = 128, 60 of a euclidean
 # distance's 85 ns went to the four calls between `distance` and its sum).
-inline_jit = partial(numba.njit, cache=True, error_model="numpy", nogil=True, inline="always")
+inline_jit = partial(numba.njit, cache=_CACHE, error_model="numpy", nogil=True, inline="always")
 
 
 # Ranges per thread: a thread that finishes early takes the next range, so one thread slowed

@@ -179,7 +179,8 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
             _exit(2, f"error: {flag(name)} is empty: give a path")
     try:
         code = run(lambda: prepare(**paths, **extra, preset=given["preset"],
-                                   column=given["column"], **settings), files, how)
+                                   column=given["column"], **settings), files, how,
+                   committing=_past_stopping)
     except TripletLossError as e:
         _exit(e.exit_code, f"error: {e}")
     except KeyboardInterrupt:
@@ -191,6 +192,10 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
         _exit(0)
     except OSError as e:
         _exit(1, f"error: {_failed_write(e)}")
+    except Exception:
+        if not _received:
+            raise
+        _stopping(_received[0])  # a compiler interrupted mid-way fails in its own words
     _exit(code)
 
 
@@ -438,8 +443,7 @@ def main() -> None:
     # already set wins, and Dask workers inherit it.
     for name, value in THREAD_SPIN.items():
         os.environ.setdefault(name, value)
-    if sys.stdout is None:  # started with stdout closed (`>&-`): what it would print is dropped
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the process's stdout until exit)
+    _open_standard_streams()
 
     args = sys.argv[1:]
     registered = app.registered_commands
@@ -448,18 +452,58 @@ def main() -> None:
         app.registered_commands = [named[args[0]]] if args[0] in named else registered
     elif args in ([], ["--help"]):
         app.registered_commands = [_listed(name, c) for name, c in named.items()]
-    terminate = signal.signal(signal.SIGTERM, _terminated)
+    before = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS}
     try:
         app(prog_name=PROG)
     finally:
         app.registered_commands = registered
-        signal.signal(signal.SIGTERM, terminate)
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
-def _terminated(signum: int, frame: Any) -> NoReturn:
-    """SIGTERM (a job scheduler, `timeout`): unwind like Ctrl-C, so no partial file is left."""
-    print(f"{PROG}: terminated; no output written", file=sys.stderr)
+def _open_standard_streams() -> None:
+    """Standard streams closed at start (`>&-`, `2>&-`) open on /dev/null: what they would
+    carry is dropped, and no file the run opens takes their descriptor (a warning written into
+    --output's temporary file, an error line into a file opened as stdout)."""
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+            setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+# Ctrl-C, a job scheduler or `timeout` (SIGTERM), a closed terminal (SIGHUP): the run unwinds,
+# so no partial file is left.
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+_received: list[int] = []  # a raise inside a compiler's callback is swallowed: asked again
+
+
+def _stop(signum: int, frame: Any) -> NoReturn:
+    _received.append(signum)
+    _stopping(signum)
+
+
+def _stopping(signum: int) -> NoReturn:
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    what = "terminated" if signum == signal.SIGTERM else "hung up"
+    print(f"{PROG}: {what}; no output written", file=sys.stderr)
     raise SystemExit(128 + signum)
+
+
+def _past_stopping() -> None:
+    """Every row is written: stop now if asked (the signal's raise may have been swallowed),
+    else finish, replacing --output and reporting, with stop signals ignored."""
+    if _received:
+        _stopping(_received[0])
+    for s in _STOP_SIGNALS:
+        if signal.getsignal(s) is _stop:  # (main() set it: not under a test's runner)
+            signal.signal(s, signal.SIG_IGN)
 
 
 def _listed(name: str, command: Any) -> Any:

@@ -16,7 +16,7 @@ from .errors import UsageError
 from .jobs import Block, Job, use_threads
 from .params import check_count
 from .report import progress, to_json, warn
-from .writers import STDOUT, UntilReaderLeaves, check_output, open_rows
+from .writers import STDOUT, UntilReaderLeaves, check_output, open_rows, silence_stdout
 
 FAIL_EXIT = 3
 ROW_FORMATS = ("jsonl", "csv")
@@ -56,8 +56,11 @@ class Run:
             check_output(self.output, inputs)
 
 
-def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
-    """Prepare the job, stream its blocks to --output and stdout, report; the exit code."""
+def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run,
+        committing: Callable[[], None] = lambda: None) -> int:
+    """Prepare the job, stream its blocks to --output and stdout, report; the exit code.
+    `committing` is called once every row is written and summarised, before --output
+    replaces its file."""
     how.check(inputs)
     started = time.perf_counter()
     job = prepare()
@@ -82,18 +85,22 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run) -> int:
                 writer.write(block.columns)
             tally.add(block)
             advance(block.progress)
-    summary = job.summary(tally)
+        summary = job.summary(tally)  # (before the commit: it can still fail or be stopped)
+        committing()
     if how.verbose:
         from ._jit import threads_in_use
 
         print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
               f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads", file=sys.stderr)
     warn(summary["warnings"], how.quiet)
-    if how.fmt == "table":
-        job.render(sys.stdout, summary, tally)
-    elif how.fmt == "json":
-        print(to_json(summary))
-    sys.stdout.flush()
+    try:
+        if how.fmt == "table":
+            job.render(sys.stdout, summary, tally)
+        elif how.fmt == "json":
+            print(to_json(summary))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (`| true`): the gate's exit code still holds
+        silence_stdout()
     return FAIL_EXIT if job.failed(summary, tally, how.fail_above) else 0
 
 

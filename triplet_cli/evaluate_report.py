@@ -8,7 +8,16 @@ from typing import IO, Any
 
 import numpy as np
 
-from .report import HIST_BINS, fitted_tables, fmt, histogram, output_width, params_line, write
+from .report import (
+    HIST_BINS,
+    fitted_tables,
+    fmt,
+    histogram,
+    key_values,
+    output_width,
+    params_line,
+    write,
+)
 
 
 def render(out: IO[str], title: str, summary: dict[str, Any],
@@ -18,23 +27,17 @@ def render(out: IO[str], title: str, summary: dict[str, Any],
     Checkpoints are numbered from 1 in the order given. `nearest`: per checkpoint, the scored
     queries' nearest distances and whether that neighbour has the query's class; `worst`: the
     worst classes' labels, query counts and MAP@R per checkpoint (rows: classes)."""
-    from rich.table import Table
     from rich.text import Text
 
     width = output_width(out)
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold", no_wrap=True)
-    head.add_column()
     labels = summary["labels"]
     checkpoints = summary["checkpoints"]
-    for i, c in enumerate(checkpoints, 1):
-        head.add_row(f"checkpoint {i}", Text(c["name"]))
-    for key, value in (("queries", summary["queries"]),
+    head = key_values([*((f"checkpoint {i}", c["name"]) for i, c in enumerate(checkpoints, 1)),
+                       ("queries", summary["queries"]),
                        ("reference rows", summary["reference_rows"]),
                        ("excluded (R = 0)", summary["excluded_queries"]),
                        ("classes", labels["classes"]), ("k", summary["k"]),
-                       ("average", summary["average"])):
-        head.add_row(key, Text(fmt(value)))
+                       ("average", summary["average"])], width)
     parts: list[Any] = [Text(title, style="italic"), head]
     names = list(checkpoints[0]["metrics"])
     rows = [[str(i), *(fmt(c["metrics"][m]) for m in names), fmt(c["ties_at_k"])]

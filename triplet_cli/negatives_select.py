@@ -233,21 +233,15 @@ class NegativesTally:
 def render(out: IO[str], summary: dict[str, Any], num_negatives: int) -> None:
     """The report: counts, the score table as sentence-transformers prints it, what each
     filter removed, params."""
-    from rich.table import Table
     from rich.text import Text
 
-    from .report import fitted_tables, fmt, output_width, write
+    from .report import fitted_tables, fmt, key_values, output_width, params_line, write
 
     width = output_width(out)
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold", no_wrap=True)
-    head.add_column(no_wrap=True)
-    short = summary["short"]
-    for key, value in (("queries", summary["queries"]), ("pairs", summary["pairs"]),
-                       ("rows", summary["rows"]), ("negatives", summary["negatives"]),
-                       ("range_max", summary["range_max"]),
-                       (f"pairs with < {num_negatives} negatives", short["pairs"])):
-        head.add_row(key, Text(fmt(value)))
+    head = key_values([(key, summary[key]) for key in ("queries", "pairs", "rows", "negatives",
+                                                        "range_max")]
+                      + [(f"pairs with < {num_negatives} negatives", summary["short"]["pairs"])],
+                      width)
     parts: list[Any] = [Text("triplet-loss mine-negatives", style="italic"), head]
     scores = summary["scores"]
     rows = [[key, *(fmt(scores[w][key]) for w in ("positive", "negative", "difference"))]
@@ -258,10 +252,5 @@ def render(out: IO[str], summary: dict[str, Any], num_negatives: int) -> None:
     rows = [[k, fmt(n), f"{n / window:.2%}"] for k, n in candidates.items() if k != "window"]
     parts += fitted_tables(f"of {candidates['window']} candidates in the pairs' windows",
                            ["", "count", "share"], rows, width)
-    params = summary.get("params", {})
-    sources = params.get("sources", {})
-    shown = ", ".join(f"{k}={fmt(v)}" + (f" ({sources[k]})" if sources.get(k, "default")
-                                          != "default" else "")
-                      for k, v in params.items() if k != "sources")
-    parts.append(Text("params: " + shown, style="dim"))
+    parts.append(params_line(summary))
     write(out, width, parts)

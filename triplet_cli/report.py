@@ -113,6 +113,25 @@ def _table_width(widths: Sequence[int]) -> int:
     return sum(w + 2 for w in widths) + len(widths) + 1
 
 
+def key_values(pairs: Sequence[tuple[str, Any]], width: int) -> Any:
+    """The report's head, `key  value` lines in `width` columns, no value ever cut: a grid, or
+    when a pair does not fit, each key on its line and its value indented below."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    values = [Text(fmt(v)) for _, v in pairs]
+    if max(len(k) for k, _ in pairs) + 2 + max(v.cell_len for v in values) <= width:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        for (key, _), value in zip(pairs, values, strict=True):
+            grid.add_row(key, value)
+        return grid
+    return Group(*(line for (key, _), value in zip(pairs, values, strict=True)
+                   for line in (Text(key, style="bold"), Text("  ") + value)))
+
+
 def fitted_tables(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], width: int,
                   keys: int = 1) -> list[Any]:
     """A table of short cells in `width` columns, no cell ever cut: too wide, its columns fold
@@ -151,16 +170,11 @@ def render(out: IO[str], title: str, summary: dict[str, Any], summary_keys: Sequ
            hardest: dict[str, np.ndarray], sample: np.ndarray) -> None:
     """The human report in the terminal's width: summary, the hardest triplets, the d_ap / d_an
     histogram, params."""
-    from rich.table import Table
     from rich.text import Text
 
     width = output_width(out)
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold", no_wrap=True)
-    head.add_column(no_wrap=True)
-    head.add_row(f"loss ({summary['reduction']})", Text(fmt(summary["loss"])))
-    for key in summary_keys:
-        head.add_row(key, Text(fmt(summary.get(key))))
+    head = key_values([(f"loss ({summary['reduction']})", summary["loss"]),
+                       *((key, summary.get(key)) for key in summary_keys)], width)
     parts: list[Any] = [Text(title, style="italic"), head]
     names = ("mean", "std", "min", "p50", "max")
     rows = [[which, *(fmt(v) for v in summary[which].values())] for which in ("d_ap", "d_an")]
@@ -195,11 +209,25 @@ def write(out: IO[str], width: int, parts: Iterable[Any]) -> None:
     """Rich renderables in `width` columns, right-stripped, written to `out` in one write."""
     from rich.console import Console
 
-    buffer = io.StringIO()
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    buffer = _Buffer(encoding)  # (not UTF-8: rich draws its boxes in ASCII)
     console = Console(file=buffer, highlight=False, force_terminal=out.isatty(), width=width)
     for part in parts:
         console.print(part)
-    out.write("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n")
+    text = "\n".join(line.rstrip() for line in buffer.getvalue().splitlines()) + "\n"
+    out.write(text.encode(encoding, "replace").decode(encoding))  # what it cannot show: ?
+
+
+class _Buffer(io.StringIO):
+    """Text rendered for a stream of this encoding."""
+
+    def __init__(self, encoding: str) -> None:
+        super().__init__()
+        self._encoding = encoding
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._encoding
 
 
 def warn(lines: Sequence[str], quiet: bool) -> None:
