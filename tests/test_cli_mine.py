@@ -425,7 +425,8 @@ CASES = [
          r"/big32\.npy: row 0 holds values beyond .* float32 matrix products"),
     Case("cosine-zero-row-eps-0", spoil_zero_row("x.npy", 3),
          mine_argv("x.npy", "y.npy", "--distance", "cosine", "--eps", "0", *OUT), 1,
-         r"/x\.npy: row 3 is a zero vector: its cosine distance is undefined with --eps 0$"),
+         r"/x\.npy: row 3 is a zero vector \(or too small to square in float64\): its cosine "
+         r"distance is undefined with --eps 0$"),
     Case("legacy-root-odd-p", None,
          mine_argv("x.npy", "y.npy", "--p", "3", "--eps-placement", "legacy-root", *OUT), 2,
          r"--eps-placement legacy-root with p = 3 gives NaN distances for finite rows"),

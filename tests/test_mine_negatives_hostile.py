@@ -58,7 +58,7 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
     Case("corpus-too-small", both(npy("c.npy", np.eye(4, DIM, dtype=np.float32)),
                                   text("small.csv", "query,positive\n0,0\n0,1\n1,2\n")),
          run("--num-negatives", "3", pairs="{d}/small.csv"), 1,
-         r"c\.npy: has 4 distinct rows: fewer than --num-negatives 3 \+ 2 positives of a query"),
+         r"c\.npy: has 4 rows: fewer than --num-negatives 3 \+ 2 positives of a query"),
     Case("range-min-not-below-max", None, run("--range-min", "5", "--range-max", "5"), 2,
          r"--range-min \(5\) must be smaller than --range-max \(5\)"),
     Case("num-negatives-beyond-window", None, run("--range-max", "3", "--num-negatives", "4"), 2,

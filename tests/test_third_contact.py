@@ -8,11 +8,14 @@ and a view of the queries passed as the corpus.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +282,78 @@ def test_a_narrow_terminal_never_cuts_a_number(cli, monkeypatch, columns: str,
     result = cli(*argv)
     assert result.exit_code == 0
     assert loss in result.stdout and "…" not in result.stdout
+
+
+# ---- a fourth round: the library in loops, numeric edges ----------------------------------------
+@pytest.mark.parametrize("call", [
+    lambda x, y: mine_triplets(x * 100, y, p=200),
+    lambda x, y: mine_triplets(x * 1e31, y, p=10),
+    lambda x, y: evaluate(x * 100, y, p=200),
+    lambda x, y: mine_negatives(x * 100, x * 100, np.stack([np.arange(8), np.arange(8) + 8], 1),
+                                p=200),
+])
+def test_direct_distances_that_overflow_are_refused(call) -> None:
+    """An infinite minkowski distance crashed semi-hard mining (SIGSEGV) or gave NaN losses,
+    0 triplets, or -inf scores, with exit 0."""
+    x, y = labelled(n=40)
+    with pytest.raises(TripletLossError, match="overflows float64"):
+        call(x, y)
+
+
+def test_direct_distances_of_close_values_are_not_refused() -> None:
+    x, y = labelled(n=40)
+    assert math.isfinite(mine_triplets(x + 100, y, p=200).summary["loss"])  # differences ~ 1
+
+
+def test_the_semi_hard_grid_clamps_nan_and_inf() -> None:
+    from triplet_cli.mining import _cell
+
+    assert _cell(math.nan, 0.0, 1.0, 9.0) == 0
+    assert _cell(math.inf, 0.0, 0.0, 9.0) == 0  # inf * 0 is NaN
+    assert _cell(math.inf, 0.0, 1.0, 9.0) == 9
+    assert _cell(2.5, 0.0, 1.0, 9.0) == 3
+
+
+def test_cosine_rows_too_small_to_square_are_zero_rows() -> None:
+    x, y = labelled(n=40)
+    x[5] = 1e-170
+    with pytest.raises(TripletLossError, match="row 5 is a zero vector"):
+        mine_triplets(x, y, distance="cosine", eps=0)
+
+
+def test_evaluate_params_are_plain_and_its_own() -> None:
+    x, y = labelled(n=40)
+    at = [np.int64(1), np.int64(3)]
+    summary = evaluate(x, y, k=np.int64(5), at=at).summary
+    at.append(99)
+    assert summary["params"]["k"] == 5 and summary["params"]["at"] == [1, 3]
+    json.dumps(summary)
+    assert evaluate(x, y, at=np.array([1, 3])).summary["params"]["at"] == [1, 3]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda x, y: compute_loss(x, x, x, preset=["torch"]), "unknown preset"),
+    (lambda x, y: evaluate(x, y, fail_below=0.5), "fail_below must be gates"),
+    (lambda x, y: evaluate(x, y, fail_below=[1]), "fail_below must be gates"),
+    (lambda x, y: mine_negatives(None, x, np.array([[0, 1]])), "give the queries"),
+    (lambda x, y: compute_loss(x.astype(np.longdouble), x, x), "long double"),
+])
+def test_bad_library_arguments_are_triplet_loss_errors(call, message: str) -> None:
+    x, y = labelled(n=40)
+    if np.dtype(np.longdouble).itemsize == 8 and "long" in message:
+        pytest.skip("long double is float64 here")
+    with pytest.raises(TripletLossError, match=message):
+        call(x, y)
+
+
+def test_an_infinite_margin_raises_no_numpy_warning(cli, tmp_path: Path) -> None:
+    x = np.random.default_rng(4).standard_normal((30, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "pairs.npy", np.stack([np.arange(10), np.arange(10) + 10], 1))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = cli("mine-negatives", "--queries", tmp_path / "x.npy", "--corpus",
+                     tmp_path / "x.npy", "--pairs", tmp_path / "pairs.npy", "--absolute-margin",
+                     "inf", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert not [w for w in seen if issubclass(w.category, RuntimeWarning)]

@@ -24,6 +24,7 @@ from .readers import STDIN, open_triplets, shown_name
 
 BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
 BLOCK_ROWS = 1 << 20
+_HUGE = 1e150  # a value whose square overflows float64 in a product of d terms or so
 ROLES = ("anchors", "positives", "negatives")
 _NO_INDEX = np.empty(0, np.int64)
 
@@ -204,8 +205,9 @@ class ComputeJob(Job):
         Legacy MLX (eps placement legacy-root) gives NaN from finite input for odd p: that is
         the library's defect, reproduced and reported in the warnings, not an input error.
         """
-        if np.isfinite(d_ap.sum() + d_an.sum()):  # NaN and inf survive a sum: all finite
-            return
+        with np.errstate(invalid="ignore", over="ignore"):
+            if np.isfinite(d_ap.sum() + d_an.sum()):  # NaN and inf survive a sum: all finite
+                return
         bad = np.flatnonzero(~(np.isfinite(d_ap) & np.isfinite(d_an)))
         for i in bad:
             for role, a in part.items():
@@ -215,7 +217,8 @@ class ComputeJob(Job):
         if bad.size and self.params.distance.eps_placement is not EpsPlacement.legacy_root:
             i = int(bad[0])
             name = self.names["triplets" if self.triplets is not None else "anchors"]
-            if np.isnan(d_ap[i]) or np.isnan(d_an[i]):
+            huge = any(np.abs(a[i]).max() > _HUGE for a in part.values())
+            if not huge and (np.isnan(d_ap[i]) or np.isnan(d_an[i])):
                 raise InputError(f"row {start + i}: the distance is undefined (NaN) for finite "
                                  "values (a zero vector with cosine and --eps 0?)", name)
             raise InputError(f"row {start + i}: the distance overflows float64 (values too "

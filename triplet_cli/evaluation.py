@@ -470,7 +470,11 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     if plot is not None and not isinstance(plot, str):
         raise UsageError(f"plot must be a file path (got {plot!r})")
     settings = Settings.of(params.values)
-    gates = parse_gates([fail_below] if isinstance(fail_below, str) else fail_below, settings.at)
+    if isinstance(fail_below, str):
+        fail_below = [fail_below]
+    if not (isinstance(fail_below, list | tuple) and all(isinstance(g, str) for g in fail_below)):
+        raise UsageError(f"fail_below must be gates such as 'map_at_r=0.5' (got {fail_below!r})")
+    gates = parse_gates(fail_below, settings.at)
     checkpoints, references = _several(embeddings), _several(reference)
     labels, reference_labels = path_or_array(labels), path_or_array(reference_labels)
     if not checkpoints:
@@ -532,6 +536,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         codes = ref_codes = inverse.astype(np.int64)
         r_count = np.bincount(codes)[codes] - 1
     _require_classes(classes, ref_codes, r_count, ryname, yname)
+    validate.require_in_range(xs + (rs if references else []), params.distance)
     dist = params.distance
     queries = [np.ascontiguousarray(normalized(x) if dist.normalize else x) for x, _ in xs]
     if refs is not None:

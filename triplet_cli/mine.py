@@ -371,6 +371,7 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     y, yname = labels_for(labels, embeddings, label_column)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_rankable(x, xname, params.distance)
+    validate.require_in_range([(x, xname)], params.distance)
     warnings = ignored_flags(params)
     dist = params.distance
     if preset == "tf-similarity" and dist.distance.value == "cosine" and not dist.normalize:

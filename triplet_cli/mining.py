@@ -65,8 +65,11 @@ _MAX_CELLS = 1 << 16  # the grid's counts and marks stay within the L2 cache
 @jit
 def _cell(a: float, lo: float, scale: float, top: float) -> int:
     """The grid cell of ranking value a: 0 below lo, 1..G across [lo, lo + G / scale), G + 1
-    (= top) above. Monotone in a (each floating-point step is), which is all the bounds use."""
-    return int(min(max((a - lo) * scale + 1.0, 0.0), top))
+    (= top) above. Monotone in a (each floating-point step is), which is all the bounds use;
+    the clamps are comparisons, so a NaN is cell 0, never an index int(NaN)."""
+    x = (a - lo) * scale + 1.0
+    x = x if x > 0.0 else 0.0
+    return int(x if x < top else top)
 
 
 @jit

@@ -432,6 +432,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
         raise UsageError("only one input can be read from stdin (-)")
     queries, corpus, pairs, positives = given
+    if queries is None:
+        raise UsageError("give the queries (--queries)")
     if (pairs is None) == (positives is None):
         raise UsageError("give --pairs (with --corpus) or --positives, one of them")
     if pairs is not None and corpus is None:
@@ -455,6 +457,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                          names["positives"])
     for role, m in loaded.items():
         validate.require_rankable(m, names[role], params.distance)
+    validate.require_in_range([(m, names[role]) for role, m in loaded.items()], params.distance)
     corpus_rows = None
     if pairs is not None:
         table, names["pairs"] = read_pairs(pairs)
@@ -484,7 +487,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     settings.check_window(window)
     need = settings.num_negatives + most + int(self_excluded)
     if search.shape[0] < need:
-        raise InputError(f"has {search.shape[0]} distinct rows: fewer than --num-negatives "
+        rows = "rows" if "corpus" in loaded else "distinct rows"  # (positives: collapsed)
+        raise InputError(f"has {search.shape[0]} {rows}: fewer than --num-negatives "
                          f"{settings.num_negatives} + {most} positives of a query"
                          + (" + the query itself" if self_excluded else ""), names["corpus"])
     warnings = ignored_flags(params)

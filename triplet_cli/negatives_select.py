@@ -127,15 +127,16 @@ def choose(scores: np.ndarray, valid: np.ndarray, near: np.ndarray | None, s_p: 
     random keys depend on them, so a block size never changes a sample)."""
     keep = valid.copy()
     removed = {}
-    drops = {
-        "false_negative_eps": near,
-        "absolute_margin": None if s.absolute_margin is None
-        else scores + s.absolute_margin > s_p[:, None],
-        "relative_margin": None if s.relative_margin is None
-        else scores > (s_p - np.abs(s_p) * s.relative_margin)[:, None],
-        "max_score": None if s.max_score is None else scores > s.max_score,
-        "min_score": None if s.min_score is None else scores < s.min_score,
-    }
+    with np.errstate(invalid="ignore"):  # (-inf + inf margin on an empty slot: not kept anyway)
+        drops = {
+            "false_negative_eps": near,
+            "absolute_margin": None if s.absolute_margin is None
+            else scores + s.absolute_margin > s_p[:, None],
+            "relative_margin": None if s.relative_margin is None
+            else scores > (s_p - np.abs(s_p) * s.relative_margin)[:, None],
+            "max_score": None if s.max_score is None else scores > s.max_score,
+            "min_score": None if s.min_score is None else scores < s.min_score,
+        }
     for name in FILTERS:
         drop = drops[name]
         if drop is not None:

@@ -184,6 +184,16 @@ def checked(name: str, value: object) -> object:
         within, bound = _LIMITS.get(name, (None, ""))
         if within is not None and not within(value):
             raise UsageError(f"{flag(name)} must be {bound} (got {value})")
+    return _plain(value)
+
+
+def _plain(value: object) -> object:
+    """A value as JSON holds it, and the settings' own: numpy scalars as Python numbers, lists
+    and arrays copied as lists (a caller's list changed later changes nothing here)."""
+    if type(value).__module__ == "numpy":  # (numpy is not imported for --help)
+        value = value.tolist()  # type: ignore[attr-defined]  (a scalar's .tolist() is .item())
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 

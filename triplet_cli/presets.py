@@ -101,8 +101,8 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     values = defaults(command)
     sources = dict.fromkeys(values, "default")
     if preset is not None:
-        if preset not in PRESETS:
-            raise UsageError(f"unknown preset '{preset}'; presets: {', '.join(PRESETS)}")
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise UsageError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
         overrides = PRESETS[preset].settings()[command]
         if overrides is None:
             have = [n for n, p in PRESETS.items() if p.settings()[command] is not None]

@@ -5,6 +5,7 @@ first offending value, and the as_* functions return the array normalised for th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -96,6 +97,9 @@ def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
             raise InputError(f"{array.dtype} values beyond 2^53 cannot be used as floats "
                              "exactly", path)
         return array.astype(np.float64)
+    if kind == "f":  # float16/32/64 are taken above: this is long double
+        raise InputError(f"dtype {array.dtype} (long double) is not supported; use float32 or "
+                         "float64", path)
     raise InputError(f"dtype {array.dtype} is not a float type", path)
 
 
@@ -162,10 +166,33 @@ def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> 
     products, and (cosine with --eps 0) no zero row, whose distances would be 0/0."""
     require_finite(array, path, distance.product_type(array.dtype))
     if distance.distance == "cosine" and distance.eps == 0:
-        zero = np.flatnonzero(~array.any(axis=1))
-        if zero.size:
-            raise InputError(f"row {int(zero[0])} is a zero vector: its cosine distance is "
+        zero = np.flatnonzero(np.einsum("ij,ij->i", array, array, dtype=np.float64) == 0)
+        if zero.size:  # (values near 1e-170 square to 0 in float64: as good as zero)
+            raise InputError(f"row {int(zero[0])} is a zero vector (or too small to square in "
+                             "float64): its cosine distance is "
                              "undefined with --eps 0", path)
+
+
+def require_in_range(arrays: Sequence[tuple[np.ndarray, str]], distance: DistanceParams
+                     ) -> None:
+    """A distance computed directly (a p-norm without matrix products) stays finite in float64
+    between any two of these rows: d (R + eps)^p below float64's maximum, R the largest
+    difference of one coordinate between two rows (their columns' ranges, taken together).
+    Past it, mining would rank on inf (semi-hard crashed on it)."""
+    if not arrays or distance.product_type(np.float64) is not None:
+        return
+    p, d = distance.norm_p, arrays[0][0].shape[-1]
+    with np.errstate(over="ignore"):
+        low = np.min([a.min(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
+        high = np.max([a.max(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
+        spread = float((high - low).max()) + abs(distance.eps)
+    largest = math.log(float(np.finfo(np.float64).max))
+    size = math.log(spread) * (1.0 if math.isinf(p) else p) + (0 if math.isinf(p) else
+                                                                math.log(d))
+    if spread > 0 and size >= largest:
+        raise InputError(f"values differ by up to {spread:.3g} in one dimension: the p = {p:g} "
+                         "distance overflows float64; rescale the embeddings or use a smaller "
+                         "p", arrays[0][1])
 
 
 def require_no_nulls(column: pa.Array | pa.ChunkedArray, what: str, path: str, row0: int = 0,
