@@ -357,3 +357,13 @@ def test_an_infinite_margin_raises_no_numpy_warning(cli, tmp_path: Path) -> None
                      "inf", "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert not [w for w in seen if issubclass(w.category, RuntimeWarning)]
+
+
+def test_evaluate_npy_leaves_out_labels_float64_cannot_hold(tmp_path: Path) -> None:
+    """20-digit IDs in evaluate's .npy output were cast to float64: every class one value."""
+    x, y = labelled(n=40)
+    ids = np.uint64(2**64 - 1000) + y.astype(np.uint64)
+    from triplet_cli.evaluation import prepare_evaluate
+
+    assert "label" not in prepare_evaluate(x, ids).npy_columns
+    assert "label" in prepare_evaluate(x, y).npy_columns

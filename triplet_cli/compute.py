@@ -6,6 +6,7 @@ or its index triples (the embeddings are the shared input every unit reads).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -217,12 +218,15 @@ class ComputeJob(Job):
         if bad.size and self.params.distance.eps_placement is not EpsPlacement.legacy_root:
             i = int(bad[0])
             name = self.names["triplets" if self.triplets is not None else "anchors"]
-            huge = any(np.abs(a[i]).max() > _HUGE for a in part.values())
+            huge = any(float(np.abs(a[i]).max()) > _HUGE for a in part.values())
             if not huge and (np.isnan(d_ap[i]) or np.isnan(d_an[i])):
                 raise InputError(f"row {start + i}: the distance is undefined (NaN) for finite "
                                  "values (a zero vector with cosine and --eps 0?)", name)
-            raise InputError(f"row {start + i}: the distance overflows float64 (values too "
-                             "large); rescale the embeddings", name)
+            p = self.params.distance.norm_p
+            why = f"the p = {p:g} distance" if 2 < p < math.inf else "the distance"
+            raise InputError(f"row {start + i}: {why} overflows float64 (values too large); "
+                             "rescale the embeddings" + (" or use a smaller p" if p > 2 else ""),
+                             name)
 
     def _where(self, role: str, a: np.ndarray, i: int, row: int) -> str:
         """Which row (and candidate) of an input holds the non-finite value, and what it is."""
@@ -255,9 +259,12 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
                          "index it)")
     aligned = [x is not None for x in (anchors, positives, negatives)]
     if embeddings is not None or triplets is not None:
-        if any(aligned) or embeddings is None or triplets is None:
+        if any(aligned):
             raise UsageError("use --embeddings with --triplets, or --anchors --positives "
                              "--negatives, not a mix")
+        if embeddings is None or triplets is None:
+            raise UsageError(f"--{'triplets' if triplets is None else 'embeddings'} is missing: "
+                             "--embeddings and --triplets go together")
         job = _indexed(params, embeddings, triplets, column, preset, options, corpus)
     elif not all(aligned):
         raise UsageError("give --anchors, --positives and --negatives (or --embeddings with "

@@ -172,8 +172,10 @@ class EvaluateJob(Job):
 
     @property
     def npy_columns(self) -> tuple[str, ...]:  # type: ignore[override]
-        """The numeric columns (labels too when they are numbers), as one float64 matrix."""
-        numeric = self.classes.dtype.kind in "iub"
+        """The numeric columns (labels too when they are numbers float64 holds exactly: IDs
+        beyond 2^53 would merge), as one float64 matrix."""
+        numeric = self.classes.dtype.kind in "iub" and (
+            not self.classes.size or int(np.abs(self.classes.astype(object)).max()) <= 2**53)
         return (("checkpoint",) if len(self.queries) > 1 else ()) + tuple(
             c for c in ("query", "label", "R", "nn", "nn_distance", "nn_label",
                         "first_relevant_rank", "p_at_1", "r_precision", "ap_at_r")
@@ -470,6 +472,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     if plot is not None and not isinstance(plot, str):
         raise UsageError(f"plot must be a file path (got {plot!r})")
     settings = Settings.of(params.values)
+    params.values.update(k=settings.k, at=list(settings.at))  # as used: "5,1,1" is [1, 5]
     if isinstance(fail_below, str):
         fail_below = [fail_below]
     if not (isinstance(fail_below, list | tuple) and all(isinstance(g, str) for g in fail_below)):
