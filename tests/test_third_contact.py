@@ -367,3 +367,12 @@ def test_evaluate_npy_leaves_out_labels_float64_cannot_hold(tmp_path: Path) -> N
 
     assert "label" not in prepare_evaluate(x, ids).npy_columns
     assert "label" in prepare_evaluate(x, y).npy_columns
+
+
+def test_a_preset_margin_keeps_its_source_under_soft_margin() -> None:
+    """tf-similarity lists margin 0 among its settings; its runs credited it to soft margin."""
+    x, y = labelled(n=40)
+    params = mine_triplets(x, y, preset="tf-similarity").summary["params"]
+    assert params["margin"] == 0.0 and params["sources"]["margin"] == "preset tf-similarity"
+    assert compute_loss(x, x[::-1], x, soft_margin=True).summary["params"]["sources"][
+        "margin"] == "default with --soft-margin"

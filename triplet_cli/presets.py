@@ -127,7 +127,7 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     sources.update(dict.fromkeys(given, "flag"))
     soft_margin = PRESETS[preset].soft_margin_margin if preset else 0.0
     if (values.get("soft_margin") and sources["margin"] not in ("flag", FROM_FILE)
-            and soft_margin is not None):
+            and soft_margin is not None and values["margin"] != soft_margin):
         # Soft margin means margin 0 unless asked (Hermans et al. 2017, TF Similarity, TF Addons).
         values["margin"] = soft_margin
         sources["margin"] = "default with --soft-margin"
