@@ -376,3 +376,9 @@ def test_a_preset_margin_keeps_its_source_under_soft_margin() -> None:
     assert params["margin"] == 0.0 and params["sources"]["margin"] == "preset tf-similarity"
     assert compute_loss(x, x[::-1], x, soft_margin=True).summary["params"]["sources"][
         "margin"] == "default with --soft-margin"
+
+
+def test_identical_rows_pass_the_direct_distance_range_check() -> None:
+    """The check took the log of a spread of 0 (every row the same, --eps 0): a ValueError."""
+    x, y = np.ones((10, 3)), np.arange(10) % 2
+    assert mine_triplets(x, y, p=3, eps=0).triplets.shape == (40, 3)

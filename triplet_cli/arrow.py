@@ -217,10 +217,7 @@ def index_columns(path: str, table: pa.Table | pa.RecordBatch,
     for c in columns:
         validate.require_no_nulls(table.column(c), f"column '{c}'", path, row0)
     cols = [table.column(c).to_numpy(zero_copy_only=False) for c in columns]
-    if len({a.dtype for a in cols}) > 1 and all(a.dtype.kind in "iu" for a in cols):
-        # integer columns of several types (int64 and uint64 would stack as floats)
-        cols = [validate.as_indices(a[:, None], (c,), path, row0)[:, 0]
-                for a, c in zip(cols, columns, strict=True)]
+    cols = validate.one_integer_type(cols, columns, path, row0)
     return np.stack(cols, axis=1) if len(cols[0]) else np.empty((0, len(columns)), np.int64)
 
 

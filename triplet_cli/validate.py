@@ -34,8 +34,10 @@ def as_array(x: object, name: str) -> np.ndarray:
                 x = x.to_numpy(zero_copy_only=False)  # type: ignore[attr-defined]
             columns = [np.asarray(x)]
         columns = [_unboxed(c, name) if c.dtype == object and c.size else c for c in columns]
-        return columns[0] if len(columns) == 1 else np.column_stack(_one_integer_type(columns,
-                                                                                      name))
+        if len(columns) == 1:
+            return columns[0]
+        return np.column_stack(one_integer_type(columns, [f"column {i}" for i in
+                                                          range(len(columns))], name))
     except (ValueError, TypeError) as e:
         why = ("its rows differ in length" if "inhomogeneous" in str(e) or "same shape" in str(e)
                else first_line(e))
@@ -52,14 +54,14 @@ def _table_columns(x: object) -> list[np.ndarray] | None:
     return None
 
 
-def _one_integer_type(columns: list[np.ndarray], name: str) -> list[np.ndarray]:
-    """Integer columns of several types as int64 (int64 beside uint64 would stack as floats)."""
+def one_integer_type(columns: Sequence[np.ndarray], names: Sequence[str], path: str,
+                     row0: int = 0) -> list[np.ndarray]:
+    """Integer columns of several types as int64 (int64 beside uint64 would stack as floats;
+    a uint64 beyond int64 is named as as_indices names it); other columns as they are."""
     if len({c.dtype for c in columns}) == 1 or not all(c.dtype.kind in "iu" for c in columns):
-        return columns
-    for i, c in enumerate(columns):
-        if c.dtype.kind == "u" and c.size and c.max() > np.iinfo(np.int64).max:
-            raise InputError(f"column {i} holds integers beyond int64", name)
-    return [c.astype(np.int64) for c in columns]
+        return list(columns)
+    return [as_indices(c[:, None], (n,), path, row0)[:, 0]
+            for c, n in zip(columns, names, strict=True)]
 
 
 def _unboxed(a: np.ndarray, name: str) -> np.ndarray:
@@ -186,10 +188,11 @@ def require_in_range(arrays: Sequence[tuple[np.ndarray, str]], distance: Distanc
         low = np.min([a.min(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
         high = np.max([a.max(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
         spread = float((high - low).max()) + abs(distance.eps)
-    largest = math.log(float(np.finfo(np.float64).max))
-    size = math.log(spread) * (1.0 if math.isinf(p) else p) + (0 if math.isinf(p) else
-                                                                math.log(d))
-    if spread > 0 and size >= largest:
+    if not spread > 0:  # every row the same: every distance 0
+        return
+    # log of the largest distance's p-th power: d terms of spread^p (chebyshev: spread itself)
+    power = math.log(spread) if math.isinf(p) else p * math.log(spread) + math.log(d)
+    if power >= math.log(float(np.finfo(np.float64).max)):
         raise InputError(f"values differ by up to {spread:.3g} in one dimension: the p = {p:g} "
                          "distance overflows float64; rescale the embeddings or use a smaller "
                          "p", arrays[0][1])
