@@ -36,22 +36,28 @@ def test_every_task_runs_once(monkeypatch, threads: int, tasks: int) -> None:
 
 
 def test_a_slow_thread_leaves_its_ranges_to_the_others(monkeypatch) -> None:
-    """Ranges are taken one at a time: while one thread is held up, the other runs the rest."""
+    """Ranges are taken one at a time: while one thread is held up in its first range, the
+    other runs the rest, its own share and then the held thread's."""
     _parts(monkeypatch, 2)
-    held, seen = threading.Event(), {}
+    held, seen, lock = threading.Event(), {}, threading.Lock()
+    tasks = 2 * _jit.PIECES_PER_THREAD  # one task a range
 
     def kernel(lo: int, hi: int) -> None:
         name = threading.current_thread().name
-        if lo == 0:
+        with lock:
+            first = not seen
+            seen.setdefault(name, [])
+        if first:
             held.wait(10)
-        elif hi == 40:  # the last range: let the first one go
-            held.set()
-        seen.setdefault(name, []).extend(range(lo, hi))
+        with lock:
+            seen[name].extend(range(lo, hi))
+            if sum(map(len, seen.values())) == tasks - 1:  # all but the held range: let it go
+                held.set()
 
-    _jit.in_parallel(kernel, 40)
+    _jit.in_parallel(kernel, tasks)
     ranges = sorted(seen.values(), key=len)
-    assert sorted(ranges[0] + ranges[-1]) == list(range(40))
-    assert len(ranges[-1]) >= 39  # the held thread ran only its first range
+    assert len(ranges) == 2 and sorted(ranges[0] + ranges[1]) == list(range(tasks))
+    assert len(ranges[0]) == 1  # the held thread ran only its first range
 
 
 def test_a_part_error_reaches_the_caller(monkeypatch) -> None:
@@ -197,3 +203,12 @@ def test_summary_does_not_depend_on_parts(monkeypatch, parts: int) -> None:
     one = summary()
     _parts(monkeypatch, parts)
     assert summary() == one
+
+
+def test_each_thread_starts_its_own_share_then_helps_the_largest_left() -> None:
+    """Threads begin far apart (a fresh output's pages are first touched by one thread each)."""
+    shares = _jit.Shares(8, 2)
+    assert [shares.take(0), shares.take(1)] == [0, 4]
+    assert [shares.take(1) for _ in range(3)] == [5, 6, 7]
+    assert [shares.take(1), shares.take(1)] == [3, 2]  # thread 0's run, from its end
+    assert [shares.take(0), shares.take(0), shares.take(1)] == [1, None, None]

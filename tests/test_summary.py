@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triplet_cli import compute_loss, reductions
+from triplet_cli import compute_loss, reductions, statistics
 from triplet_cli.statistics import middle
 
 
@@ -130,6 +130,19 @@ def test_summary_equals_numpy(n, kind, seed, chunk, sample_size, with_correct, c
         got = summary_of(stats)
     want = numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size)
     assert _same(got, want)
+
+
+@settings(deadline=None, max_examples=60)
+@given(n=st.one_of(st.integers(0, 300), st.integers(300, 70_000)), seed=st.integers(0, 2**32 - 1))
+def test_pairwise_sum_is_numpys(n, seed):
+    """statistics._sum orders a sum as np.sum does (pairwise halves at multiples of 8, blocks of
+    128 in 8 lanes): the same bits, on values of mixed magnitudes where the order shows."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n)
+    mean = float(values.mean()) if n else 0.0
+    assert repr(statistics._sum(values, n, 0.0, np.bool_(False))) == repr(float(values.sum()))
+    assert repr(statistics._sum(values, n, mean, np.bool_(True))) == \
+        repr(float(np.square(values - mean).sum()))
 
 
 @pytest.mark.parametrize("kind", ["uniform", "outlier", "duplicates", "two-values", "inf",

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._jit import together
 from .params import Reduction
-from .statistics import BUCKETS, FIELDS, chunk_counts, middle
+from .statistics import BUCKETS, FIELDS, chunk_summary, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
@@ -123,9 +123,8 @@ class TripletStats:
     _counts: np.ndarray = field(default_factory=lambda: np.zeros((2, BUCKETS + 2), np.int64))
     _pending: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     _pending_rows: int = 0
-    # Per thread: room for the active losses' compaction, the squared deviations of d_ap and
-    # of d_an, and bucket numbers.
-    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, 3, CHUNK_ROWS)))
+    # Per thread: room for the active losses' compaction, and bucket numbers.
+    _scratch: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS)))
     _buckets: np.ndarray = field(default_factory=lambda: np.empty((2, CHUNK_ROWS), np.uint16))
 
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
@@ -198,30 +197,26 @@ class TripletStats:
                 done: list[tuple[Any, ...]], counts: np.ndarray, thread: int) -> None:
         """The chunks at `starts` that this thread takes (`claim`: the next chunk's index), each
         into done[index]: its rows, sums of losses, of active losses and of accuracy,
-        chunk_counts' counts, and (mean, M2, min, max) of d_ap and of d_an, whose values are
+        chunk_summary's counts, and (mean, M2, min, max) of d_ap and of d_an, whose values are
         counted into the histograms `counts`. thread: whose scratch rows to use."""
         d_ap, d_an, loss, correct = columns
-        out, extremes, means = np.empty(FIELDS), np.empty(4), np.empty(2)
-        scratch = self._scratch[thread]
-        with np.errstate(invalid="ignore", over="ignore"):
-            while (i := next(claim)) < len(starts):
-                c = slice(starts[i], starts[i] + CHUNK_ROWS)
-                ap, an, lost = d_ap[c], d_an[c], loss[c]
-                extremes[:] = ap.min(), ap.max(), an.min(), an.max()
-                means[:] = ap.mean(), an.mean()
-                chunk_counts(ap, an, lost, self.margin, TIE_TOLERANCE, extremes, means, scratch,
-                             self._buckets[thread], self._grid, counts, out)
-                active, nans, right, ties, on_margin, zeros = out.tolist()
-                top = float(np.fmax.reduce(lost))  # the largest loss that is not NaN
-                top = -math.inf if math.isnan(top) else top
-                if correct.size:
-                    right = float(correct[c].sum())
-                n = lost.size
-                m2 = [float(scratch[k, :n].sum()) for k in (1, 2)]  # sums of squared deviations
-                low_high, mean = extremes.tolist(), means.tolist()
-                done[i] = (n, float(lost.sum()), float(scratch[0, :int(active)].sum()), right,
-                           (active, nans, top, right, ties, on_margin, zeros),
-                           (mean[0], m2[0], *low_high[:2]), (mean[1], m2[1], *low_high[2:]))
+        out, extremes = np.empty(FIELDS), np.empty(4)
+        while (i := next(claim)) < len(starts):
+            c = slice(starts[i], starts[i] + CHUNK_ROWS)
+            ap, an, lost = d_ap[c], d_an[c], loss[c]
+            extremes[:] = ap.min(), ap.max(), an.min(), an.max()
+            chunk_summary(ap, an, lost, self.margin, TIE_TOLERANCE, extremes,
+                          self._scratch[thread], self._buckets[thread], self._grid, counts, out)
+            loss_sum, nonzero_sum, ap_mean, an_mean, ap_m2, an_m2, *tally = out.tolist()
+            active, nans, right, ties, on_margin, zeros = tally
+            top = float(np.fmax.reduce(lost))  # the largest loss that is not NaN
+            top = -math.inf if math.isnan(top) else top
+            if correct.size:
+                right = float(correct[c].sum())
+            low_high = extremes.tolist()
+            done[i] = (lost.size, loss_sum, nonzero_sum, right,
+                       (active, nans, top, right, ties, on_margin, zeros),
+                       (ap_mean, ap_m2, *low_high[:2]), (an_mean, an_m2, *low_high[2:]))
 
     def _keep(self, d_ap: np.ndarray, d_an: np.ndarray) -> None:
         """Append a chunk to the sample; thin it to sample_size rows past twice that."""

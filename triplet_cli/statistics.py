@@ -1,13 +1,13 @@
-"""Jitted passes behind reductions.TripletStats: one chunk's counts, and the exact median.
+"""Jitted passes behind reductions.TripletStats: one chunk's summary, and the exact median.
 
-The summary's values stay those numpy gave (and the JSON keeps them bit for bit): the sums,
-means, minima, maxima and the largest loss stay numpy's own (reductions.py calls them on
-contiguous float64 chunks, in L2 cache), and chunk_counts gives what took numpy a temporary
-array each (masks, compressed copies, absolute values, differences): every count, the active
-losses compacted for their sum, the squared deviations for theirs, and the median's histogram;
-the median is then one more pass that collects the values of the bucket holding it. As numpy
-calls, the summary of 10^6 triplets made about 25 passes over temporary arrays plus two
-np.partition calls (100-140 ms, more than the kernel).
+The summary's values stay those numpy gave (and the JSON keeps them bit for bit): minima,
+maxima and the largest loss are numpy's own (reductions.py calls them on the chunk: numba's
+min and max do not vectorise), and chunk_summary gives the rest from the chunk's columns in
+L2 cache, without the temporary arrays numpy needed (masks, compressed copies, absolute
+values, differences, squared deviations): every count, and the sums as numpy's pairwise sum
+orders them. The median is then one more pass that collects the values of the bucket holding
+it. As numpy calls, the summary of 10^6 triplets made about 25 passes over temporary arrays
+plus two np.partition calls (100-140 ms, more than the kernel).
 """
 
 from __future__ import annotations
@@ -16,56 +16,130 @@ import math
 
 import numpy as np
 
-from ._jit import jit
+from ._jit import inline_jit, jit
 
 BUCKETS = 4096  # the median's histogram: about 250 values per bucket at 10^6 values
 SORT_BELOW = 4096  # candidates handed back for sorting once this few remain
-FIELDS = 6  # chunk_counts' values
+FIELDS = 12  # chunk_summary's values
+PAIRWISE_BLOCK = 128  # numpy's pairwise sum: ranges this long or shorter are summed in lanes
+STACK = 192  # room for its recursion (3 entries a level, 64 levels)
 
 
 @jit
-def chunk_counts(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: float,
-                 tie_tolerance: float, extremes: np.ndarray, means: np.ndarray,
-                 scratch: np.ndarray, buckets: np.ndarray, grid: np.ndarray, counts: np.ndarray,
-                 out: np.ndarray) -> None:
-    """One chunk's counts into out, as its numpy expressions computed them: active losses
-    (compacted into scratch[0, :active] for their sum), NaN losses, rows with d_ap < d_an, ties
-    (|d_an - d_ap| <= tie_tolerance * max(|d_an|.max(), 1)), rows on the margin, zero
-    distances; and the squared deviations (d_ap - means[0])^2 and (d_an - means[1])^2 into
-    scratch[1] and scratch[2] for their sums. extremes: numpy's min and max of d_ap and of d_an
-    (NaN when one is NaN). Also counts d_ap and d_an into their histograms (counts[k]) on their
-    grids (grid[k] = lo, scale); `buckets`: room for a chunk's bucket numbers.
-
-    Each loop has one job, so that all but the compaction vectorise: as one loop the chunk
-    took twice as long."""
+def chunk_summary(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: float,
+                  tie_tolerance: float, extremes: np.ndarray, scratch: np.ndarray,
+                  buckets: np.ndarray, grid: np.ndarray, counts: np.ndarray,
+                  out: np.ndarray) -> None:
+    """One chunk's summary into out, each value the bits of the numpy expression it stands
+    for: the sums of losses, of active losses (> 0) and of d_ap and d_an (np.sum), the sums of
+    their squared deviations from the chunk's means ((d - d.mean())**2), and counts: active
+    losses, NaN losses, rows with d_ap < d_an, ties (|d_an - d_ap| <= tie_tolerance *
+    max(|d_an|.max(), 1)), rows on the margin, zero distances. extremes: numpy's min and max of
+    d_ap and of d_an (NaN when one is NaN: numba's own min and max do not vectorise). Also
+    counts d_ap and d_an into their histograms (counts[k]) on their grids (grid[k] = lo,
+    scale). scratch: room for the active losses, compacted; buckets: for bucket numbers."""
     n = loss.shape[0]
-    active = 0
-    compacted, ap_deviations, an_deviations = scratch[0], scratch[1], scratch[2]
-    for i in range(n):
+    active = np.int64(0)  # typed: a literal 0 would compile _sum once more
+    for i in range(n):  # its own loop: the others vectorise
         value = loss[i]
-        compacted[active] = value
+        scratch[active] = value
         active += value > 0.0
     far = max(abs(extremes[2]), abs(extremes[3]))  # |d_an|.max()
     bound = tie_tolerance * (math.nan if far != far else max(far, 1.0))
-    nan_losses = 0
-    right = 0
-    on_margin = 0
-    zeros = 0
-    ties = 0
+    nans = right = on_margin = zeros = ties = 0
     for i in range(n):
         value, ap, an = loss[i], d_ap[i], d_an[i]
-        nan_losses += value != value
+        nans += value != value
         right += ap < an
         on_margin += an - ap == margin
         zeros += (ap == 0.0) + (an == 0.0)
         ties += abs(an - ap) <= bound
-        ap_deviation, an_deviation = ap - means[0], an - means[1]
-        ap_deviations[i] = ap_deviation * ap_deviation
-        an_deviations[i] = an_deviation * an_deviation
-    out[0], out[1], out[2], out[3], out[4], out[5] = (active, nan_losses, right, ties,
-                                                      on_margin, zeros)
+    plain, squares = np.bool_(False), np.bool_(True)  # typed: one specialisation
+    ap_mean, an_mean = _sum(d_ap, n, 0.0, plain) / n, _sum(d_an, n, 0.0, plain) / n
+    out[0], out[1] = _sum(loss, n, 0.0, plain), _sum(scratch, active, 0.0, plain)
+    out[2], out[3] = ap_mean, an_mean
+    out[4], out[5] = _sum(d_ap, n, ap_mean, squares), _sum(d_an, n, an_mean, squares)
+    out[6], out[7], out[8], out[9], out[10] = active, nans, right, ties, on_margin
+    out[11] = zeros
     _histogram(d_ap, grid[0], counts[0], buckets)
     _histogram(d_an, grid[1], counts[1], buckets)
+
+
+@jit
+def _sum(values: np.ndarray, n: int, mean: float, squares: bool) -> float:
+    """np.sum of values[:n] (or of their squared deviations from mean), bit for bit: 0.0 plus
+    numpy's pairwise sum, which halves a range at a multiple of 8 down to blocks of at most
+    PAIRWISE_BLOCK, each summed in 8 lanes and the rest."""
+    return 0.0 + _pairwise(values, n, mean, squares)
+
+
+@jit
+def _pairwise(values: np.ndarray, n: int, mean: float, squares: bool) -> float:
+    """The recursion of numpy's pairwise sum, run on a stack (numba's cache does not hold
+    recursive functions: one loaded from it crashed)."""
+    starts, sizes = np.empty(STACK, np.int64), np.empty(STACK, np.int64)
+    joins = np.zeros(STACK, np.bool_)  # a range whose two halves' sums are on `sums`
+    sums = np.empty(STACK)
+    starts[0], sizes[0] = 0, n
+    depth, done = 1, 0
+    while depth:
+        depth -= 1
+        start, size = starts[depth], sizes[depth]
+        if joins[depth]:
+            joins[depth] = False
+            done -= 1
+            sums[done - 1] += sums[done]
+        elif size > PAIRWISE_BLOCK:
+            half = size // 2
+            half -= half % 8
+            joins[depth] = True
+            starts[depth + 1], sizes[depth + 1] = start + half, size - half
+            starts[depth + 2], sizes[depth + 2] = start, half
+            depth += 3
+        else:
+            sums[done] = _block(values, start, size, mean, squares)
+            done += 1
+    return sums[0]
+
+
+@jit
+def _block(values: np.ndarray, lo: int, n: int, mean: float, squares: bool) -> float:
+    """numpy's sum of at most PAIRWISE_BLOCK values: in 8 lanes, then the rest (indexed from
+    a view and a count from 1: twice as fast as from lo)."""
+    v = values[lo:lo + n]
+    if n < 8:
+        total = -0.0
+        for i in range(n):
+            total += _term(v[i], mean, squares)
+        return total
+    r0, r1, r2, r3 = (_term(v[0], mean, squares), _term(v[1], mean, squares),
+                      _term(v[2], mean, squares), _term(v[3], mean, squares))
+    r4, r5, r6, r7 = (_term(v[4], mean, squares), _term(v[5], mean, squares),
+                      _term(v[6], mean, squares), _term(v[7], mean, squares))
+    whole = n - n % 8
+    for k in range(1, whole // 8):
+        i = k * 8
+        r0 += _term(v[i], mean, squares)
+        r1 += _term(v[i + 1], mean, squares)
+        r2 += _term(v[i + 2], mean, squares)
+        r3 += _term(v[i + 3], mean, squares)
+        r4 += _term(v[i + 4], mean, squares)
+        r5 += _term(v[i + 5], mean, squares)
+        r6 += _term(v[i + 6], mean, squares)
+        r7 += _term(v[i + 7], mean, squares)
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(whole, n):
+        total += _term(v[i], mean, squares)
+    return total
+
+
+@inline_jit
+def _term(value: float, mean: float, squares: bool) -> float:
+    """A value, or its squared deviation from mean."""
+    if squares:
+        deviation = value - mean
+        return deviation * deviation
+    return value
 
 
 @jit
