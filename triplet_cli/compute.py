@@ -23,7 +23,7 @@ from .params import EpsPlacement, Params, check_count, ignored_flags
 from .presets import resolve, with_recorded
 from .readers import STDIN, open_triplets, shown_name
 
-BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
+INPUT_BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
 BLOCK_ROWS = 1 << 20
 _HUGE = 1e150  # a value whose square overflows float64 in a product of d terms or so
 ROLES = ("anchors", "positives", "negatives")
@@ -95,13 +95,13 @@ class ComputeJob(Job):
                                  None if x is None else x.shape)
 
     def rows_per_unit(self) -> int:
-        """Rows per unit: all three inputs' rows of a unit fit in BLOCK_BYTES."""
+        """Rows per unit: all three inputs' rows of a unit fit in INPUT_BLOCK_BYTES."""
         if self.block_rows:
             return self.block_rows
         if self.whole and not any(isinstance(a, ArrowMatrix) for a in self.arrays.values()):
             return BLOCK_ROWS  # rows kept anyway, inputs addressable: fewer kernel launches
         row_bytes = sum(int(np.prod(a.shape[1:])) * a.dtype.itemsize for a in self.arrays.values())
-        return int(min(BLOCK_ROWS, max(4096, BLOCK_BYTES // max(row_bytes, 1))))
+        return int(min(BLOCK_ROWS, max(4096, INPUT_BLOCK_BYTES // max(row_bytes, 1))))
 
     def units(self) -> Iterator[Rows]:
         """Row blocks in order; no reference to one is kept while the next is read (streamed

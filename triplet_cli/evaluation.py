@@ -27,8 +27,8 @@ from .jobs import Block, Job, run_here
 from .params import DistanceParams, check_count, ignored_flags
 from .presets import resolve
 from .readers import STDIN, labels_for
+from .topk import BLOCK_BYTES  # a unit's ranking rows (block x reference float64)
 
-BLOCK_BYTES = 256 << 20  # a unit's ranking rows (block x reference float64), as mining's blocks
 WORST_CLASSES = 10  # in the JSON report (the table shows --top of them)
 GATE = re.compile(r"\s*([a-z0-9_]+)\s*=\s*([^=]+)")
 

@@ -20,8 +20,8 @@ from .jobs import Block, Job, Tally, run_here
 from .params import check_count, ignored_flags
 from .presets import resolve
 from .readers import STDIN, labels_for
+from .topk import BLOCK_BYTES
 
-BLOCK_BYTES = 256 << 20
 MAX_SLOTS = 4 << 20
 # narrow_parts' cost model (wall time per anchor on 2 cores, measured at d = 1,536): an exact
 # recomputation costs about _RECOMPUTE_NS per dimension, a product part _PART_NS per candidate.
