@@ -200,6 +200,18 @@ def symlink(name: str, target: str) -> Maker:
     return make
 
 
+def hardlink(name: str, target: str) -> Maker:
+    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
+        os.link(d / target, d / name)
+    return make
+
+
+def copied(name: str, source: str) -> Maker:
+    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
+        (d / name).write_bytes((d / source).read_bytes())
+    return make
+
+
 def chmod_000(name: str) -> Maker:
     def make(d: Path, mp: pytest.MonkeyPatch) -> None:
         if os.geteuid() == 0:

@@ -18,7 +18,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from cli_helpers import csv_rows, jsonl_rows, ok
-from hostile import OUT, Case, Maker, Table, both, npy, spoil, symlink, table, text
+from hostile import (
+    OUT,
+    Case,
+    Maker,
+    Table,
+    both,
+    copied,
+    hardlink,
+    npy,
+    spoil,
+    symlink,
+    table,
+    text,
+)
 
 from triplet_cli import compute_loss, mine_triplets
 
@@ -414,6 +427,12 @@ CASES = [
     Case("output-is-input-via-symlink", symlink("link.npy", "x.npy"),
          mine_argv("x.npy", "y.npy", "-o", "{d}/link.npy"), 2,
          r"--output .*/link\.npy is also an input"),
+    Case("output-is-input-via-hard-link", hardlink("hard.npy", "x.npy"),
+         mine_argv("x.npy", "y.npy", "-o", "{d}/hard.npy"), 2,
+         r"--output .*/hard\.npy is also an input"),
+    Case("output-is-input-named-with-a-colon", copied("a:b.npy", "x.npy"),
+         mine_argv("a:b.npy", "y.npy", "-o", "{d}/a:b.npy"), 2,
+         r"--output .*/a:b\.npy is also an input"),
     # -- found by a second audit: each crashed, or ran on and gave something meaningless
     Case("values-overflow-products", npy("big.npy", np.full((ROWS, DIM), 1e200)),
          mine_argv("big.npy", "y.npy", *OUT), 1,

@@ -205,6 +205,40 @@ def test_reference_with_an_unseen_class_is_counted_not_scored() -> None:
     assert any("excluded" in w for w in r.summary["warnings"])
 
 
+def test_a_nested_list_is_one_checkpoint_and_a_list_of_matrices_several() -> None:
+    x, y = np.random.default_rng(4).normal(size=(20, 3)), np.arange(20) % 2
+    one = evaluate(x, y)
+    assert evaluate(x.tolist(), y.tolist()).metrics == one.metrics
+    assert evaluate([x, x.tolist()], y).metrics == one.metrics * 2
+
+
+def test_library_gates_are_reported(sample: Path) -> None:
+    r = evaluate(str(sample / "embeddings.npy"), str(sample / "labels.npy"),
+                 fail_below=["map_at_r=2", "precision_at_1=0.1"])
+    value = r.metrics[0]["map_at_r"]
+    assert r.summary["gates"] == [
+        {"metric": "map_at_r", "at_least": 2.0, "checkpoint": str(sample / "embeddings.npy"),
+         "value": value, "passed": False},
+        {"metric": "precision_at_1", "at_least": 0.1,
+         "checkpoint": str(sample / "embeddings.npy"),
+         "value": r.metrics[0]["precision_at_1"], "passed": True}]
+
+
+def test_reference_that_is_the_queries_is_said(tmp_path: Path) -> None:
+    """Every query would find itself first: a warning, for the same array, the same file, a
+    hard link to it; not for a copy."""
+    x, y = np.random.default_rng(2).normal(size=(30, 3)), np.arange(30) % 3
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "linked.npy").hardlink_to(tmp_path / "x.npy")
+    itself = "--reference is the --embeddings input"
+    for q, ref in ((x, x), (str(tmp_path / "x.npy"), str(tmp_path / "linked.npy"))):
+        r = evaluate(q, y, reference=ref, reference_labels=y)
+        assert any(w.startswith(itself) for w in r.summary["warnings"])
+        assert r.metrics[0]["precision_at_1"] == 1.0
+    copy = evaluate(x, y, reference=x.copy(), reference_labels=y)
+    assert not any(w.startswith(itself) for w in copy.summary["warnings"])
+
+
 # ---- CLI -----------------------------------------------------------------------------------
 
 TWO = ("evaluate", "--embeddings", "embeddings.npy", "--embeddings", "embeddings_later.npy",
@@ -255,6 +289,14 @@ def test_cli_table_fits_and_names_checkpoints(cli, at_sample, monkeypatch) -> No
     assert max(map(len, text.splitlines())) <= 80
 
 
+def test_column_flags_without_a_table_are_said(cli, at_sample) -> None:
+    r = cli(*TWO, "--column", "emb", "--label-column", "y", "-f", "json")
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["warnings"] == [
+        f"{f} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl)"
+        for f in ("--column", "--label-column")]
+
+
 def test_fail_below_gates_every_checkpoint(cli, at_sample) -> None:
     report = json.loads(ok(cli(*TWO, "-f", "json")))
     low = min(c["metrics"]["map_at_r"] for c in report["checkpoints"])
@@ -262,6 +304,10 @@ def test_fail_below_gates_every_checkpoint(cli, at_sample) -> None:
     assert cli(*TWO, "-f", "json", "--fail-below", f"map_at_r={low}").exit_code == 0
     failed = cli(*TWO, "-f", "json", "--fail-below", f"map_at_r={high}")
     assert failed.exit_code == 3 and json.loads(failed.stdout)["checkpoints"]
+    missed = [c for c in report["checkpoints"] if c["metrics"]["map_at_r"] < high]
+    assert failed.stderr == ("triplet-loss: gate failed: --fail-below: " + "; ".join(
+        f"map_at_r {c['metrics']['map_at_r']:.6g} < {high:g} ({c['name']})" for c in missed)
+        + "\n")
     assert cli(*TWO, "-f", "json", "--fail-below", "precision_at_1=0.9",
                "--fail-below", "recall_at_10=0.999").exit_code == 3
 

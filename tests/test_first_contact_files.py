@@ -102,6 +102,18 @@ def test_overwritten_output_keeps_its_mode(cli, aligned, tmp_path: Path, umask,
     assert mode(out) == existing, oct(mode(out))
 
 
+def test_output_through_a_symlink_writes_its_target(cli, aligned, tmp_path: Path) -> None:
+    """`latest.csv -> runs/one.csv`: the run replaces runs/one.csv, the link stays a link."""
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "one.csv"
+    target.write_text("old\n")
+    (tmp_path / "latest.csv").symlink_to(target)
+    ok(cli(*aligned, "-o", tmp_path / "latest.csv", "-q"))
+    assert (tmp_path / "latest.csv").is_symlink()
+    assert target.read_text().startswith('"index",')
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["one.csv"]  # no temporary left
+
+
 def test_mine_output_gets_the_umask_mode(cli, mine, tmp_path: Path, umask) -> None:
     out = tmp_path / "mined.parquet"
     umask(0o022)

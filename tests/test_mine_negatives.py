@@ -5,8 +5,10 @@ threads, the --positives shortcut, false negatives, and rescoring with compute -
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import reference as R
 from cli_helpers import jsonl_rows
@@ -14,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triplet_cli import compute_loss
+from triplet_cli.errors import UsageError
 from triplet_cli.negatives import mine_negatives
 from triplet_cli.negatives_select import random_keys
 
@@ -101,6 +104,10 @@ def test_equals_brute_force(seed: int, similarity: str, layout: str, data) -> No
     if data.draw(st.booleans(), "range_max"):
         opts["range_max"] = opts["range_min"] + opts["num_negatives"] + data.draw(
             st.integers(0, 10))
+    if opts.get("min_score", -np.inf) > opts.get("max_score", np.inf):  # an empty filter
+        with pytest.raises(UsageError, match="is above --max-score"):
+            mine_negatives(q, c, pairs, similarity=similarity, **opts)
+        return
     r = mine_negatives(q, c, pairs, similarity=similarity, threads=1, **opts)
     assert rows_of(r.columns) == oracle(S, pairs, opts)
     np.testing.assert_array_equal(r.columns["score_an"], S[r.columns["anchor"],
@@ -139,6 +146,37 @@ def test_queries_as_corpus_exclude_their_own_row(tmp_path) -> None:
     r = mine_negatives(str(tmp_path / "x.npy"), str(tmp_path / "x.npy"), pairs, num_negatives=5)
     assert not (r.columns["negative"] == r.columns["anchor"]).any()
     assert len(r.columns["anchor"]) == 150
+
+
+def test_queries_as_corpus_through_a_hard_link_exclude_their_own_row(tmp_path) -> None:
+    x = np.random.default_rng(1).normal(size=(30, 4))
+    np.save(tmp_path / "x.npy", x)
+    os.link(tmp_path / "x.npy", tmp_path / "linked.npy")
+    pairs = np.stack([np.arange(30), (np.arange(30) + 1) % 30], axis=1)
+    r = mine_negatives(str(tmp_path / "x.npy"), str(tmp_path / "linked.npy"), pairs,
+                       num_negatives=5)
+    assert not (r.columns["negative"] == r.columns["anchor"]).any()
+
+
+def test_a_corpus_smaller_than_k_plus_positives_gives_short_pairs() -> None:
+    """Query 0 has 30 of the 40 corpus rows as positives, query 1 one: with K = 11, query 1
+    gets 11 negatives and query 0's pairs the 10 rows left each, counted as short, with a
+    warning; K beyond the corpus gives every row that is not a positive."""
+    rng = np.random.default_rng(0)
+    c, q = rng.normal(size=(40, 4)), rng.normal(size=(2, 4))
+    pairs = np.concatenate([np.stack([np.zeros(30, int), np.arange(30)], axis=1), [[1, 0]]])
+    r = mine_negatives(q, c, pairs, num_negatives=11)
+    per_pair: dict[tuple[int, int], set[int]] = {}
+    for a, p, n in zip(*(r.columns[k].tolist() for k in ("anchor", "positive", "negative")),
+                       strict=True):
+        per_pair.setdefault((a, p), set()).add(n)
+    assert len(per_pair[(1, 0)]) == 11 and 0 not in per_pair[(1, 0)]
+    assert all(per_pair[(0, p)] == set(range(30, 40)) for p in range(30))
+    assert r.summary["short"]["pairs"] == 30
+    assert any("fewer than --num-negatives 11 + 30 positives" in w for w in r.summary["warnings"])
+    every = mine_negatives(q[1:], c, np.array([[0, 0]]), num_negatives=100)
+    assert sorted(every.columns["negative"].tolist()) == list(range(1, 40))
+    assert every.summary["short"]["pairs"] == 1
 
 
 def test_positives_shortcut_collapses_duplicates() -> None:
@@ -260,6 +298,8 @@ def test_cli_rows_rescore_with_compute_corpus(cli, tmp_path) -> None:
     assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["pairs"] == len(np.unique(pairs, axis=0))
+    recorded = json.loads(pq.read_schema(out).metadata[b"triplet_loss"])["params"]
+    assert recorded["range_max"] == summary["range_max"] == summary["params"]["range_max"] > 0
     rows = cli("mine-negatives", "--queries", tmp_path / "q.npy", "--corpus", tmp_path / "c.npy",
                "--pairs", tmp_path / "pairs.npy", "--similarity", "euclidean", "-f", "jsonl")
     mined = jsonl_rows(rows.stdout)
@@ -272,6 +312,11 @@ def test_cli_rows_rescore_with_compute_corpus(cli, tmp_path) -> None:
     np.testing.assert_array_equal(res.triplets[:, 2], mined["negative"])
     lone = compute_loss(embeddings=str(tmp_path / "c.npy"), triplets=str(out))
     assert any("--corpus" in w for w in lone.summary["warnings"])
+    queries_only = cli("compute", "--embeddings", tmp_path / "q.npy", "--triplets", out)
+    assert queries_only.exit_code == 1
+    assert queries_only.stderr.endswith(f"{out}: was mined from a corpus of 40 rows (positive "
+                                        f"and negative index it; {tmp_path / 'q.npy'} has 9): "
+                                        "give the corpus with --corpus\n")
 
 
 def test_threads_change_nothing() -> None:
@@ -334,5 +379,8 @@ def test_fail_above_counts_short_pairs(cli, tmp_path) -> None:
     assert short["pairs"] == len(lacking)
     assert short["named"] == sorted({a for a, _ in lacking})
     fraction = short["pairs"] / json.loads(r.stdout)["pairs"]
-    assert cli(*argv, "--fail-above", str(fraction * 0.99)).exit_code == 3
+    failed = cli(*argv, "--fail-above", str(fraction * 0.99))
+    assert failed.exit_code == 3
+    assert failed.stderr.endswith(f"{short['pairs']} of {len(pairs)} pairs ({fraction:.1%}) got "
+                                  "fewer than --num-negatives 3\n")
     assert cli(*argv, "--fail-above", str(fraction)).exit_code == 0

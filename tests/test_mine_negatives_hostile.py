@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hostile import OUT, Case, Table, both, npy, spoil, table, text
+from hostile import OUT, Case, Table, npy, spoil, table, text
 
 Q, C, DIM = 6, 12, 4
 PAIRS = [(0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (5, 8)]
@@ -55,14 +55,16 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
          r"bad\.npy: holds zero pairs"),
     Case("widths-differ", npy("c.npy", np.zeros((C, DIM + 1), np.float32)), run(), 1,
          r"c\.npy: dimensions differ: \S*q\.npy has d = 4, \S*c\.npy has d = 5"),
-    Case("corpus-too-small", both(npy("c.npy", np.eye(4, DIM, dtype=np.float32)),
-                                  text("small.csv", "query,positive\n0,0\n0,1\n1,2\n")),
-         run("--num-negatives", "3", pairs="{d}/small.csv"), 1,
-         r"c\.npy: has 4 rows: fewer than --num-negatives 3 \+ 2 positives of a query"),
     Case("range-min-not-below-max", None, run("--range-min", "5", "--range-max", "5"), 2,
          r"--range-min \(5\) must be smaller than --range-max \(5\)"),
     Case("num-negatives-beyond-window", None, run("--range-max", "3", "--num-negatives", "4"), 2,
          r"--num-negatives 4 does not fit in the 3 candidates"),
+    Case("min-score-above-max-score", None, run("--min-score", "0.5", "--max-score", "0.1"), 2,
+         r"--min-score 0\.5 is above --max-score 0\.1: no candidate could be kept"),
+    Case("fail-above-not-a-fraction", None, run("--fail-above", "1.5"), 2,
+         r"--fail-above is a fraction of the pairs, from 0 to 1 \(got 1\.5\)"),
+    Case("fail-above-negative", None, run("--fail-above", "-1"), 2,
+         r"--fail-above is a fraction of the pairs, from 0 to 1 \(got -1\)"),
     Case("absolute-margin-nan", None, run("--absolute-margin", "nan"), 2,
          r"--absolute-margin must be a number \(got nan\)"),
     Case("relative-margin-nan", None, run("--relative-margin", "nan"), 2,

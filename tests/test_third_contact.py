@@ -85,6 +85,23 @@ def test_csv_integer_ids_beyond_int64_read_exactly(tmp_path: Path) -> None:
         assert got.summary["loss"] == expected.summary["loss"]
 
 
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_csv_codes_with_leading_zeros_and_ids_beyond_uint64_stay_text(tmp_path: Path,
+                                                                       quote: str) -> None:
+    """'7', '07' and '007' are three classes (as in a string .npy), not the number 7; 20-digit
+    IDs beyond uint64 are their text, not floats that lose digits."""
+    x, y = labelled()
+    for name, names in (("codes", ["7", "07", "007", "8"]),
+                        ("ids", ["12345678901234567890", "22345678901234567890",
+                                 "22345678901234567891", "32345678901234567890"])):
+        labels = np.array(names)[y % 4]
+        (tmp_path / f"{name}.csv").write_text(
+            "label\n" + "".join(f"{quote}{v}{quote}\n" for v in labels))
+        got = mine_triplets(x, str(tmp_path / f"{name}.csv"))
+        assert got.summary["labels"]["classes"] == len(set(labels.tolist()))
+        np.testing.assert_array_equal(got.triplets, mine_triplets(x, labels).triplets)
+
+
 def test_csv_float_labels_still_read_as_floats(tmp_path: Path) -> None:
     x, y = labelled()
     (tmp_path / "f.csv").write_text("label\n" + "".join(f"{v}.0\n" for v in y))

@@ -22,10 +22,8 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
 from . import THREAD_SPIN, __version__
-from .errors import TripletLossError
+from .errors import PROG, TripletLossError
 from .params import COMMAND_OPTIONS, Format, ReportFormat, flag, help_text, option_type
-
-PROG = "triplet-loss"
 
 
 class _OneLineErrors(TyperGroup):
@@ -177,10 +175,11 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
         value = given.get(name)
         if "" in (value if isinstance(value, list) else [value]):
             _exit(2, f"error: {flag(name)} is empty: give a path")
+    unread = _unread_columns(given, files)
     try:
-        code = run(lambda: prepare(**paths, **extra, preset=given["preset"],
-                                   column=given["column"], **settings), files, how,
-                   committing=_past_stopping)
+        code = run(lambda: _noted(prepare(**paths, **extra, preset=given["preset"],
+                                          column=given["column"], **settings), unread),
+                   files, how, committing=_past_stopping)
     except TripletLossError as e:
         _exit(e.exit_code, f"error: {e}")
     except KeyboardInterrupt:
@@ -197,6 +196,23 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
             raise
         _stopping(_received[0])  # a compiler interrupted mid-way fails in its own words
     _exit(code)
+
+
+def _unread_columns(given: dict[str, Any], files: list[str]) -> list[str]:
+    """Warnings for --column and --label-column when no input has columns to name."""
+    from .readers import is_table
+
+    named = [flag(name) for name in ("column", "label_column") if given.get(name) is not None]
+    if not named or any(is_table(f) for f in files):
+        return []
+    return [f"{n} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl)"
+            for n in named]
+
+
+def _noted(job: Any, notes: list[str]) -> Any:
+    """The job, with these notes among its warnings."""
+    job.warnings.extend(notes)
+    return job
 
 
 def _failed_write(e: OSError) -> str:
@@ -304,8 +320,15 @@ def _command(options: str, name: str | None = None, required: str = "", **own: A
     def register(command: Callable[..., None]) -> Callable[..., None]:
         parameters = [parameter(n) for n in options.split()]
         command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        return app.command(name)(command)
+        return app.command(name, help=_unwrapped(command.__doc__ or ""))(command)
     return register
+
+
+def _unwrapped(doc: str) -> str:
+    """A docstring's paragraphs each on one line, for rich to wrap once at the terminal's
+    width (it keeps the docstring's own line breaks: ragged lines at 80 columns)."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
 def _presets_of(command: str) -> dict[str, Any]:
@@ -416,6 +439,9 @@ def mine_negatives(**given: Any) -> None:
     """
     from .negatives import prepare_negatives
 
+    fraction = given["fail_above"]
+    if fraction is not None and not 0 <= fraction <= 1:
+        _exit(2, f"error: --fail-above is a fraction of the pairs, from 0 to 1 (got {fraction:g})")
     _run("mine-negatives", prepare_negatives, given, "queries corpus pairs positives")
 
 

@@ -328,6 +328,12 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
         params, warnings = with_recorded(params, t.recorded, tname, preset, options)
         warnings += _shape_warning(t.recorded, tname, x.shape, name)
         if "corpus" in t.recorded and c is None:
+            recorded = t.recorded["corpus"]
+            rows = (recorded.get("shape") or [0])[0] if isinstance(recorded, dict) else 0
+            if isinstance(rows, int) and rows > x.shape[0]:  # its indices would be out of range
+                raise InputError(f"was mined from a corpus of {rows} rows (positive and negative "
+                                 f"index it; {name} has {x.shape[0]}): give the corpus with "
+                                 "--corpus", tname)
             warnings.append(f"{tname} was mined from a corpus (positive and negative index it): "
                             "give it with --corpus, or these rows index --embeddings instead")
     if isinstance(t, np.ndarray):  # streamed triplets are checked block by block

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 
-from .errors import UsageError
+from .errors import PROG, UsageError
 from .jobs import Block, Job, use_threads
 from .params import check_count
 from .report import progress, to_json, warn
@@ -90,7 +90,7 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run,
     if how.verbose:
         from ._jit import threads_in_use
 
-        print(f"{__package__}: read {loaded - started:.3f} s, kernels and output "
+        print(f"{PROG}: read {loaded - started:.3f} s, kernels and output "
               f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads", file=sys.stderr)
     warn(summary["warnings"], how.quiet)
     try:
@@ -101,7 +101,10 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run,
         sys.stdout.flush()
     except BrokenPipeError:  # the reader left (`| true`): the gate's exit code still holds
         silence_stdout()
-    return FAIL_EXIT if job.failed(summary, tally, how.fail_above) else 0
+    failure = job.failure(summary, tally, how.fail_above)
+    if failure:  # said even with --quiet: a CI log should say which gate an exit 3 is
+        print(f"{PROG}: gate failed: {failure}", file=sys.stderr)
+    return FAIL_EXIT if failure else 0
 
 
 def _blocks(job: Job, how: Run) -> Iterator[Block]:

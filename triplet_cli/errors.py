@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+PROG = "triplet-loss"  # how every message to the user names the tool
+
 
 class TripletLossError(Exception):
     """Bad input or a failed run: one line for the user, exit code 1."""

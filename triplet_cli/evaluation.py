@@ -13,6 +13,7 @@ checkpoints), never queries x reference.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 
 from . import retrieval, validate
 from .errors import InputError, UsageError
-from .inputs import ArrayLike, load_matrix, normalized, path_or_array
+from .inputs import ArrayLike, load_matrix, normalized, path_or_array, same_input
 from .jobs import Block, Job, run_here
 from .params import DistanceParams, check_count, ignored_flags
 from .presets import resolve
@@ -348,6 +349,11 @@ class EvaluateJob(Job):
             "params": {**self.params.values, "sources": self.params.sources},
             "inputs": self.inputs(),
         }
+        if self.gates:  # --fail-below: each gate's outcome per checkpoint
+            summary["gates"] = [{"metric": name, "at_least": value, "checkpoint": c["name"],
+                                 "value": c["metrics"][name],
+                                 "passed": bool(c["metrics"][name] >= value)}
+                                for c in checkpoints for name, value in self.gates]
         summary["warnings"] = self._warnings(tally, excluded)
         return summary
 
@@ -394,12 +400,16 @@ class EvaluateJob(Job):
     def gated(self, gate: float | None) -> bool:
         return bool(self.gates)
 
-    def failed(self, summary: dict[str, Any], tally: EvalTally, gate: float | None  # type: ignore[override]
-               ) -> bool:
+    def failure(self, summary: dict[str, Any], tally: EvalTally,  # type: ignore[override]
+                gate: float | None) -> str | None:
         """--fail-below (the job's gates, checked before any file was read; evaluate takes no
-        --fail-above): every checkpoint must reach every gate, and NaN never does."""
-        return any(not c["metrics"][name] >= value for c in summary["checkpoints"]
-                   for name, value in self.gates)
+        --fail-above): every checkpoint must reach every gate, and NaN never does. The gates
+        missed, by checkpoint, or None."""
+        several = len(summary["checkpoints"]) > 1
+        missed = [f"{g['metric']} {g['value']:.6g} < {g['at_least']:g}"
+                  + (f" ({g['checkpoint']})" if several else "")
+                  for g in summary.get("gates", ()) if not g["passed"]]
+        return "--fail-below: " + "; ".join(missed) if missed else None
 
 
 def _stats(d: np.ndarray) -> dict[str, float | int | None]:
@@ -423,11 +433,23 @@ class EvaluateResult:
 
 
 def _several(x: ArrayLike | Sequence[ArrayLike] | None) -> list[Any]:
+    """Checkpoints: a list or tuple of paths or matrices is several, anything else one (a
+    nested list of numbers is one matrix)."""
     if x is None:
         return []
-    if isinstance(x, list | tuple):
+    if isinstance(x, list | tuple) and x and all(_one_input(v) for v in x):
         return [path_or_array(v) for v in x]
     return [path_or_array(x)]
+
+
+def _one_input(v: object) -> bool:
+    """A path, or something that is a matrix by itself (not a row of numbers)."""
+    if isinstance(v, str | os.PathLike):
+        return True
+    try:
+        return np.ndim(v) >= 2
+    except ValueError:  # ragged: left to the loader's own error
+        return True
 
 
 def _load(x: ArrayLike, role: str, column: str | None, i: int, count: int,
@@ -547,6 +569,12 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
     warnings += ignored_flags(params, refs is not None)
+    if references and any(same_input(x, r) for x, r in zip(
+            checkpoints, references if len(references) == len(checkpoints) else
+            references * len(checkpoints), strict=True)):
+        warnings.append("--reference is the --embeddings input: every query finds its own row "
+                        "first, at distance 0; leave out --reference (and --reference-labels) "
+                        "to rank each query against the others")
     names = [name for _, name in xs]
     job = EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
                       queries=queries, references=refs, codes=codes, ref_codes=ref_codes,
@@ -588,7 +616,9 @@ def evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayLike | No
 
     Arguments as prepare_evaluate's (reference, reference_labels, preset, column, label_column,
     plot, block_rows), and `threads`. The settings are the CLI's flags in snake case: k, at,
-    average, target, self_match, map_divisor, recall, distance, p, eps, eps_placement, normalize.
+    average, target, self_match, map_divisor, recall, distance, p, eps, eps_placement, normalize;
+    `fail_below` (gates such as "map_at_r=0.5") puts each gate's outcome in summary["gates"]
+    (the CLI exits 3 when one fails).
     """
     rows, summary = run_here(lambda: prepare_evaluate(embeddings, labels, **options), threads)
     return EvaluateResult(rows, summary)

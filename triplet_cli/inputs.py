@@ -8,7 +8,7 @@ import numpy as np
 
 from . import validate
 from .arrow import ArrowMatrix
-from .readers import open_matrix, shown_name
+from .readers import STDIN, open_matrix, same_file, shown_name
 
 ArrayLike = np.ndarray | str | os.PathLike[str]
 Matrix = np.ndarray | ArrowMatrix  # in memory (or memory-mapped), or streamed from parquet/Arrow
@@ -18,6 +18,20 @@ NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as pytorch-metric-
 def path_or_array(x: object) -> object:
     """A path-like input as its str path (arrays and None pass through)."""
     return os.fspath(x) if isinstance(x, os.PathLike) else x
+
+
+def same_input(a: object, b: object) -> bool:
+    """Two inputs are one: the same file (by path, link or inode; never stdin), or the same
+    array (the same object, or arrays viewing the same memory alike: x[:] is x's rows)."""
+    if isinstance(a, str) or isinstance(b, str):
+        return isinstance(a, str) and isinstance(b, str) and STDIN not in (a, b) and \
+            same_file(a, b)
+    if a is b:
+        return True
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return False
+    return (a.shape, a.strides, a.dtype) == (b.shape, b.strides, b.dtype) and (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False

@@ -119,12 +119,20 @@ class Job:
         """Whether the exit code depends on every row (a --fail-above or --fail-below gate)."""
         return gate is not None
 
-    def failed(self, summary: dict[str, object], tally: Tally, gate: float | None) -> bool:
-        """--fail-above: the headline loss (reduction none: any triplet's loss, any NaN) > gate."""
+    def failure(self, summary: dict[str, object], tally: Tally, gate: float | None
+                ) -> str | None:
+        """--fail-above: why the run fails it (the headline loss, with reduction none any
+        triplet's loss, above the gate, or a NaN loss), or None."""
         if gate is None:
-            return False
-        value = summary["loss"] if summary["loss"] is not None else tally.stats.loss_max
-        return tally.stats.nan_count > 0 or value is None or not value <= gate
+            return None
+        if tally.stats.nan_count:
+            return f"--fail-above {gate:g}: {tally.stats.nan_count} triplets have a NaN loss"
+        headline = summary["loss"] is not None
+        value = summary["loss"] if headline else tally.stats.loss_max
+        if value is None or not value <= gate:  # type: ignore[operator]
+            what = "the loss" if headline else "the largest triplet loss"
+            return f"--fail-above {gate:g}: {what} is {value:.6g}"
+        return None
 
     def blocks(self) -> Iterator[Block]:
         """Every unit run here, in order (a unit is let go before the next is made)."""

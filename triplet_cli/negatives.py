@@ -11,7 +11,6 @@ QUERY_BLOCK queries x a candidate chunk (topk.BLOCK_BYTES); never queries x corp
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import IO
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import validate
 from .errors import InputError, UsageError
-from .inputs import ArrayLike, load_matrix, path_or_array
+from .inputs import ArrayLike, load_matrix, path_or_array, same_input
 from .jobs import Block, Job, run_here
 from .negatives_select import (
     FILTERS,
@@ -160,7 +159,8 @@ class NegativesJob(Job):
         shapes of both matrices: anchor indexes the queries, positive and negative the corpus."""
         from .writers import SETTINGS_KEY, settings_metadata
 
-        values = {**self.params.values, "distance": self.similarity}
+        values = {**self.params.values, "distance": self.similarity,
+                  "range_max": self.range_max}  # as used (the report's, derived or given)
         meta = settings_metadata("mine-negatives", values, self.shapes["queries"])
         record = json.loads(meta[SETTINGS_KEY])
         corpus = self.shapes.get("corpus", self.shapes.get("positives"))  # (P alone: its rows)
@@ -338,12 +338,14 @@ class NegativesJob(Job):
                tally: NegativesTally) -> None:
         render(out, summary, self.settings.num_negatives)
 
-    def failed(self, summary: dict[str, object], tally: NegativesTally,  # type: ignore[override]
-               gate: float | None) -> bool:
+    def failure(self, summary: dict[str, object], tally: NegativesTally,  # type: ignore[override]
+                gate: float | None) -> str | None:
         """--fail-above X: more than a fraction X of the pairs got fewer than num_negatives."""
-        if gate is None:
-            return False
-        return tally.short_pairs > gate * max(tally.pairs, 1)
+        if gate is None or not tally.short_pairs > gate * max(tally.pairs, 1):
+            return None
+        return (f"--fail-above {gate:g}: {tally.short_pairs} of {tally.pairs} pairs "
+                f"({tally.short_pairs / max(tally.pairs, 1):.1%}) got fewer than "
+                f"--num-negatives {self.settings.num_negatives}")
 
 
 def corpus_norms(x: np.ndarray) -> np.ndarray:
@@ -370,17 +372,6 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     if a.shape[0] == 0:
         raise InputError("holds zero pairs", name)
     return validate.as_indices(a, PAIR_COLUMNS, name), name
-
-
-def _same_array(a: object, b: object) -> bool:
-    """The corpus is the queries: the same object, or arrays viewing the same memory alike (a
-    view such as x[:] is the same rows, as one file named twice is)."""
-    if a is b:
-        return True
-    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
-        return False
-    return (a.shape, a.strides, a.dtype) == (b.shape, b.strides, b.dtype) and (
-        a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def _require_pair_indices(a: np.ndarray, limits: tuple[int, int], name: str) -> None:
@@ -478,20 +469,18 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
             positive_of = np.searchsorted(corpus_rows, first)
             names["corpus"] = names["positives"]
     found = Pairs.of(query_of, positive_of, search.shape[0])
-    self_excluded = "corpus" in loaded and (
-        _same_array(corpus, queries) if not isinstance(corpus, str) else isinstance(queries, str)
-        and STDIN not in (corpus, queries) and os.path.realpath(corpus) == os.path.realpath(
-            queries))
+    self_excluded = "corpus" in loaded and same_input(corpus, queries)
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
-    need = settings.num_negatives + most + int(self_excluded)
-    if search.shape[0] < need:
-        rows = "rows" if "corpus" in loaded else "distinct rows"  # (positives: collapsed)
-        raise InputError(f"has {search.shape[0]} {rows}: fewer than --num-negatives "
-                         f"{settings.num_negatives} + {most} positives of a query"
-                         + (" + the query itself" if self_excluded else ""), names["corpus"])
     warnings = ignored_flags(params)
+    need = settings.num_negatives + most + int(self_excluded)
+    if search.shape[0] < need:  # a valid run: such pairs are short
+        rows = "rows" if "corpus" in loaded else "distinct rows"  # (positives: collapsed)
+        warnings.append(f"{names['corpus']} has {search.shape[0]} {rows}: fewer than "
+                        f"--num-negatives {settings.num_negatives} + {most} positives of a query"
+                        + (" + the query itself" if self_excluded else "")
+                        + "; such a query's pairs get fewer negatives (counted as short)")
     if found.duplicates:
         warnings.append(f"{found.duplicates} repeated (query, positive) pairs: each kept once")
     search = np.ascontiguousarray(search)

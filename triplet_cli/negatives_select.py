@@ -47,6 +47,10 @@ class Settings:
                      "false_negative_eps"):
             if v[name] is not None and math.isnan(v[name]):
                 raise UsageError(f"--{name.replace('_', '-')} must be a number (got nan)")
+        if v["min_score"] is not None and v["max_score"] is not None and \
+                v["min_score"] > v["max_score"]:
+            raise UsageError(f"--min-score {v['min_score']:g} is above --max-score "
+                             f"{v['max_score']:g}: no candidate could be kept")
         if v["false_negative_eps"] is not None and not v["false_negative_eps"] >= 0:
             raise UsageError(f"--false-negative-eps must be >= 0 (got {v['false_negative_eps']})")
         s = cls(v["num_negatives"], v["range_min"], v["range_max"], v["max_score"],

@@ -11,6 +11,7 @@ import numpy as np
 
 from .calibration import Curve
 from .errors import InputError, TripletLossError, UsageError
+from .readers import same_file
 
 FORMATS = (".png", ".pdf", ".svg")
 INSTALL = "--plot needs matplotlib: pip install 'triplet-loss[plot]'"
@@ -21,7 +22,7 @@ def check_plot(path: str, inputs: Sequence[str]) -> None:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise UsageError(f"--plot {path}: unknown suffix; use {', '.join(FORMATS)}")
-    if any(os.path.realpath(path) == os.path.realpath(p) for p in inputs):
+    if any(same_file(path, p) for p in inputs):
         raise UsageError(f"--plot {path} is also an input; refusing to overwrite it")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):

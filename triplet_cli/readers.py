@@ -47,6 +47,28 @@ def split_key(path: str) -> tuple[str, str]:
     return file, key
 
 
+def same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same path once links are resolved, or the same
+    device and inode (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one does not exist (yet): not the same file
+        return False
+
+
+def is_table(path: str) -> bool:
+    """Whether an input has named columns (parquet, Arrow, CSV, JSON lines; stdin may have
+    them, and an unreadable file is left to say its own error)."""
+    if _is_stdin(path):
+        return True
+    try:
+        return _kind(path) not in ("npy", "npz")
+    except InputError:
+        return True
+
+
 def _is_stdin(path: str) -> bool:
     return split_key(path)[0] == STDIN
 
@@ -265,14 +287,24 @@ def _read_label_csv(path: str, column: str | None, text: bool = False) -> pa.Tab
     return pa.table({"label": bare.column(0)})
 
 
-def _integer_text(path: str, column: str | None, name: str) -> np.ndarray | None:
-    """A CSV label column that pyarrow read as floats, as exact integers when every cell is an
-    integer (IDs beyond int64 read as doubles and lose digits), else None."""
-    values = _read_label_csv(path, column, text=True).column(name).to_pylist()
-    if not all(isinstance(v, str) and v.strip().lstrip("+-").isdigit() for v in values):
+def _labels_as_written(path: str, column: str | None, name: str) -> np.ndarray | None:
+    """A CSV label column that pyarrow read as numbers, as its text says where the numbers
+    would lose it: codes with a leading zero stay strings ('007' is not '7'), integers beyond
+    int64 exact (as doubles they lose digits), beyond uint64 strings. None: the numbers hold."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = pc.utf8_trim_whitespace(_read_label_csv(path, column, text=True).column(name))
+    if cells.null_count:  # refused as the numbers are
         return None
-    exact = np.array([int(v) for v in values])
-    return exact if exact.dtype.kind in "iu" else None
+    if pc.any(pc.match_substring_regex(cells, r"^[+-]?0[0-9]")).as_py():
+        return cells.to_numpy(zero_copy_only=False)
+    if not pc.all(pc.match_substring_regex(cells, r"^[+-]?[0-9]+$")).as_py():
+        return None
+    for integers in (pa.int64(), pa.uint64()):
+        with contextlib.suppress(pa.ArrowInvalid):
+            return pc.cast(cells, integers).to_numpy(zero_copy_only=False)
+    return cells.to_numpy(zero_copy_only=False)
 
 
 def _read_jsonl(path: str, what: str = "triplet") -> pa.Table:
@@ -303,10 +335,10 @@ def read_labels(path: str, column: str | None = None) -> np.ndarray:
         if kind == "csv":
             table = _read_label_csv(file, column)
             name = arrow.pick_label_column(file, table.schema, column)
-            if table.schema.field(name).type == "double":
-                exact = _integer_text(file, column, name)
-                if exact is not None:
-                    return validate.as_labels(exact, file)
+            if table.schema.field(name).type in ("double", "int64"):
+                written = _labels_as_written(file, column, name)
+                if written is not None:
+                    return validate.as_labels(written, file)
         elif kind in ("parquet", "arrow"):
             name = arrow.pick_label_column(file, arrow.read_schema(file, kind), column)
             table = arrow.read_table(file, kind, [name])

@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from .errors import PROG
+
 BARS = " ▁▂▃▄▅▆▇█"
 HIST_BINS = 40
 
@@ -199,10 +201,15 @@ def params_line(summary: dict[str, Any]) -> Any:
 
     params = summary.get("params", {})
     sources = params.get("sources", {})
-    shown = ", ".join(f"{k}={fmt(v)}" + (f" ({sources[k]})" if sources.get(k, "default")
+    shown = ", ".join(f"{k}={_as_flag(v)}" + (f" ({sources[k]})" if sources.get(k, "default")
                                           != "default" else "")
                       for k, v in params.items() if k != "sources")
     return Text("params: " + shown, style="dim")
+
+
+def _as_flag(value: Any) -> str:
+    """A setting as its flag is spelled (a list: `1,5,10`)."""
+    return ",".join(map(fmt, value)) if isinstance(value, list | tuple) else fmt(value)
 
 
 def write(out: IO[str], width: int, parts: Iterable[Any]) -> None:
@@ -234,7 +241,7 @@ def warn(lines: Sequence[str], quiet: bool) -> None:
     if quiet:
         return
     for line in lines:
-        print(f"triplet-loss: warning: {line}", file=sys.stderr)
+        print(f"{PROG}: warning: {line}", file=sys.stderr)
 
 
 COMPILE_NOTICE_AFTER = 1.0  # seconds one compile must run before we say why nothing moves

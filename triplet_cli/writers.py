@@ -45,12 +45,15 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
         what = "is a directory" if os.path.isdir(path) else f"ends with {os.sep}"
         raise InputError(f"{what}; --output needs a file name", path)
     output_format(path)
+    from .readers import same_file, split_key
+
     target = os.path.realpath(path)
     for source in inputs:
         if source == STDOUT:
             continue
-        real = os.path.realpath(source.split(":")[0])
-        if real == target:
+        file = split_key(source)[0]  # (an .npz:key input: its file)
+        real = os.path.realpath(file)
+        if same_file(file, path):
             raise UsageError(f"--output {path} is also an input; refusing to overwrite it")
         if os.path.isdir(real) and os.path.commonpath([real, target]) == real:
             # A folder input is read as every file below it: a new file there joins the dataset.
@@ -67,7 +70,9 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
+    A symbolic link is written through: its target gets the new file, the link stays."""
+    path = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=folder)
     os.close(fd)
