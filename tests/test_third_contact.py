@@ -399,3 +399,62 @@ def test_identical_rows_pass_the_direct_distance_range_check() -> None:
     """The check took the log of a spread of 0 (every row the same, --eps 0): a ValueError."""
     x, y = np.ones((10, 3)), np.arange(10) % 2
     assert mine_triplets(x, y, p=3, eps=0).triplets.shape == (40, 3)
+
+
+# ---- stopped mid-way (a large-input audit) ----------------------------------------------------
+
+
+def test_a_signal_during_a_compile_ends_at_once_and_leaves_no_file(tmp_path: Path) -> None:
+    """Raised into numba's compiler, an interrupt was swallowed by an LLVM callback (the run
+    went on) or left LLVM's lock held (the next compile hung): during a compile the handler
+    removes the run's temporary files, says why, and exits."""
+    script = f"""
+import signal, sys
+from triplet_cli import _jit, cli, writers
+with writers.atomic_path({str(tmp_path / 'out.parquet')!r}) as tmp:
+    open(tmp, "wb").write(b"rows")
+    _jit._Compiles.under_way = 1  # as during a compile
+    cli._stop(signal.SIGTERM, None)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 128 + signal.SIGTERM
+    assert done.stderr == "triplet-loss: terminated; no output written\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stdin_copy_cut_short_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C while stdin is being copied: the partial copy is removed at once."""
+    from triplet_cli import readers
+
+    class Endless:
+        def read(self, n: int) -> bytes:
+            if list(tmp_path.iterdir()):
+                raise KeyboardInterrupt
+            return b"x" * n
+
+    class Stdin:
+        buffer = Endless()
+
+        def isatty(self) -> bool:
+            return False
+
+    monkeypatch.setattr(readers.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(readers.sys, "stdin", Stdin())
+    with pytest.raises(KeyboardInterrupt):
+        readers.read_labels("-")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_npy_beyond_the_address_space_limit_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), np.float32))
+
+    def no_room(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(np, "memmap", no_room)
+    with pytest.raises(TripletLossError, match=r"x\.npy: cannot be memory-mapped: 0\.00 GiB of "
+                       r"address space is more than this process may have"):
+        mine_triplets(str(tmp_path / "x.npy"), [0, 0, 1, 1])

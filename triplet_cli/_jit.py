@@ -50,7 +50,7 @@ def _user_folders(uid: int) -> list[Path]:
 _CACHE = _cache_folder()
 
 import numba  # noqa: E402  (must follow the cache-directory decision)
-from numba.core import caching, cgutils  # noqa: E402
+from numba.core import caching, cgutils, event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
 
@@ -64,6 +64,27 @@ def _cache_at_best_effort(self: object) -> Iterator[None]:
 
 
 caching.Cache._guard_against_spurious_io_errors = _cache_at_best_effort
+
+
+class _Compiles(event.Listener):
+    """Counts the compiles under way, in any thread (numba's compile events)."""
+
+    under_way = 0
+
+    def on_start(self, event: event.Event) -> None:
+        _Compiles.under_way += 1
+
+    def on_end(self, event: event.Event) -> None:
+        _Compiles.under_way -= 1
+
+
+event.register("numba:compile", _Compiles())
+
+
+def compiling() -> bool:
+    """Whether numba is compiling now: an exception raised into it then can be swallowed by an
+    LLVM callback, or leave LLVM's lock held (the next compile waits forever)."""
+    return _Compiles.under_way > 0
 
 jit = partial(numba.njit, cache=_CACHE, error_model="numpy", nogil=True)
 # Small dispatch functions inlined into their callers at numba's level: a call between jitted

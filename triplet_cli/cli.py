@@ -511,14 +511,26 @@ _received: list[int] = []  # a raise inside a compiler's callback is swallowed: 
 
 def _stop(signum: int, frame: Any) -> NoReturn:
     _received.append(signum)
+    compiling = getattr(sys.modules.get(f"{__package__}._jit"), "compiling", None)
+    if compiling is not None and compiling():  # no raise into the compiler: end here
+        from .readers import drop_stdin_copy
+        from .writers import abandon
+
+        abandon()
+        drop_stdin_copy()
+        print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr, flush=True)
+        os._exit(128 + signum)
     _stopping(signum)
+
+
+def _stopped(signum: int) -> str:
+    return {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}.get(signum, "hung up")
 
 
 def _stopping(signum: int) -> NoReturn:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    what = "terminated" if signum == signal.SIGTERM else "hung up"
-    print(f"{PROG}: {what}; no output written", file=sys.stderr)
+    print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr)
     raise SystemExit(128 + signum)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import codecs
 import contextlib
+import errno
 import math
 import os
 import sys
@@ -110,7 +111,8 @@ _spool: dict[str, object] = {}  # the stdin object copied, and the file holding 
 
 
 @atexit.register
-def _drop_spool() -> None:
+def drop_stdin_copy() -> None:
+    """Remove the copy of stdin (at exit, or when its copying fails)."""
     _spool.pop("stream", None)
     if path := _spool.pop("path", None):
         with contextlib.suppress(OSError):
@@ -128,19 +130,20 @@ def _stdin_file() -> str:
     if getattr(stream, "isatty", lambda: False)():
         raise InputError("stdin is a terminal: pipe or redirect a file into it "
                          "(`triplet-loss ... - < FILE`)", STDIN_NAME)
-    _drop_spool()
+    drop_stdin_copy()
     source = getattr(stream, "buffer", stream)
     fd, path = tempfile.mkstemp(prefix="triplet-loss-stdin-")
+    _spool.update(stream=stream, path=path)  # removed at exit, also after a copy cut short
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(1 << 20):
                 out.write(chunk.encode() if isinstance(chunk, str) else chunk)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+    except BaseException as e:  # (Ctrl-C, a signal: no partial copy left in the temp folder)
+        drop_stdin_copy()
+        if not isinstance(e, OSError):
+            raise
         raise InputError(f"cannot copy stdin to {tempfile.gettempdir()} ({e.strerror or e})",
                          STDIN_NAME) from None
-    _spool.update(stream=stream, path=path)
     if not os.path.getsize(path):
         raise InputError("nothing on stdin", STDIN_NAME)
     return path
@@ -220,8 +223,14 @@ def _read_npy(path: str) -> np.ndarray:
         raise InputError(f"truncated: header promises {expected} data bytes, found {found}", path)
     if expected == 0:
         return np.empty(shape, dtype)
-    array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
-                      order="F" if fortran else "C")
+    try:
+        array = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape,
+                          order="F" if fortran else "C")
+    except OSError as e:
+        if e.errno != errno.ENOMEM:
+            raise
+        raise InputError(f"cannot be memory-mapped: {expected / 2**30:.2f} GiB of address space "
+                         "is more than this process may have (a ulimit -v limit?)", path) from None
     return np.asarray(array)
 
 

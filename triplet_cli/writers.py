@@ -68,6 +68,17 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
         raise InputError(f"output folder {folder} is not writable", path)
 
 
+PENDING: set[str] = set()  # temporary files of this run, removed by abandon()
+
+
+def abandon() -> None:
+    """Remove this run's temporary files now (a run that ends without unwinding its stack)."""
+    for tmp in list(PENDING):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    PENDING.clear()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds.
@@ -76,6 +87,7 @@ def atomic_path(path: str) -> Iterator[str]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=folder)
     os.close(fd)
+    PENDING.add(tmp)
     try:
         yield tmp
         try:
@@ -91,6 +103,8 @@ def atomic_path(path: str) -> Iterator[str]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        PENDING.discard(tmp)
 
 
 def _umask() -> int:
