@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from triplet_cli import TripletLossError, compute_loss, mine_triplets
+from triplet_cli import TripletLossError, compute_loss, mine_triplets, writers
 from triplet_cli.evaluation import evaluate
 from triplet_cli.negatives import mine_negatives
 from triplet_cli.validate import as_array
@@ -458,3 +458,35 @@ def test_an_npy_beyond_the_address_space_limit_is_one_line(tmp_path: Path, monke
     with pytest.raises(TripletLossError, match=r"x\.npy: cannot be memory-mapped: 0\.00 GiB of "
                        r"address space is more than this process may have"):
         mine_triplets(str(tmp_path / "x.npy"), [0, 0, 1, 1])
+
+
+def test_a_folder_of_numbered_parquet_files_is_read_in_number_order(tmp_path: Path) -> None:
+    """pyarrow's dataset writer names files part-0 ... part-11 unpadded: part-10 must not come
+    before part-2, or aligned inputs pair an anchor with another row's negative."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    a, p, n = (rng.standard_normal((120, 4)).astype(np.float32) for _ in range(3))
+    (tmp_path / "neg").mkdir()
+    for i in range(12):
+        rows = n[10 * i:10 * i + 10]
+        pq.write_table(pa.table({"e": pa.array(list(rows), type=pa.list_(pa.float32()))}),
+                       tmp_path / "neg" / f"part-{i}.parquet")
+    got = compute_loss(a, p, str(tmp_path / "neg"), reduction="none")
+    np.testing.assert_array_equal(got.loss, compute_loss(a, p, n, reduction="none").loss)
+
+
+def test_an_output_name_near_the_length_limit_is_written(tmp_path: Path) -> None:
+    """A 254-byte file name is legal; its temporary name (.NAME.xxxxxxxx.tmp) must be too."""
+    out = tmp_path / ("a" * 246 + ".parquet")
+    with writers.atomic_path(str(out)) as tmp:
+        Path(tmp).write_bytes(b"rows")
+    assert out.read_bytes() == b"rows"
+
+
+def test_collapsed_embeddings_under_a_soft_margin_name_its_loss() -> None:
+    zero = np.zeros((2, 2))
+    r = compute_loss(zero, np.array([[1.0, 0], [3, 0]]), np.array([[0.0, 1], [0, 3]]),
+                     preset="pytorch-metric-learning", soft_margin=True)
+    assert any("the loss sits at softplus(0.05) = 0.7185" in w for w in r.summary["warnings"])

@@ -40,3 +40,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names too (imported lazily): a notebook's completion lists them."""
+    return sorted({*globals(), *__all__})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,10 +47,17 @@ def read_errors(what: str, path: str) -> Iterator[None]:
 
 
 def _parquet_files(path: str) -> list[str]:
-    """A parquet file, or the .parquet files of a folder (a dataset) in name order."""
+    """A parquet file, or the .parquet files of a folder (a dataset) in name order, numbers in
+    names by value: pyarrow's writer names them part-0 ... part-10 unpadded, and in plain name
+    order part-10 would come before part-2 (rows of aligned inputs then pair up wrongly)."""
     if os.path.isdir(path):
-        return sorted(str(f) for f in Path(path).rglob("*.parquet"))
+        return sorted((str(f) for f in Path(path).rglob("*.parquet")), key=_natural)
     return [path]
+
+
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """A sort key that orders the runs of digits in a name by their value."""
+    return [(0, int(run)) if run.isdigit() else (1, run) for run in re.split(r"(\d+)", name)]
 
 
 def _ipc_reader(path: str) -> pa.ipc.RecordBatchFileReader | pa.ipc.RecordBatchStreamReader:

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import validate
 from ._jit import together
-from .arrow import ArrowMatrix, ArrowTriplets
+from .arrow import TRIPLET_COLUMNS, ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, run_here
@@ -53,6 +53,10 @@ class ComputeResult:
     def value(self) -> float | None:
         """The headline loss for the chosen reduction (None for reduction 'none')."""
         return self.summary["loss"]  # type: ignore[return-value]
+
+    def __repr__(self) -> str:  # (not every row: a notebook cell shows this)
+        return (f"ComputeResult({self.loss.size} triplets, loss={self.value!r} "
+                f"({self.summary['reduction']}))")
 
 
 @dataclass
@@ -276,6 +280,9 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
         job = _aligned(ComputeJob(params, names, arrays=arrays))
     job.block_rows = block_rows
     job.warnings += ignored_flags(job.params)
+    if job.params.sources.get("pair_reduction") == "flag" and not job.candidates:
+        job.warnings.append("--pair-reduction has no effect: it reduces k candidates per anchor "
+                            "((n, k, d) positives or negatives); these inputs have one each")
     return job
 
 
@@ -322,7 +329,7 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
         t, tname = open_triplets(triplets), shown_name(triplets)
     else:
         tname = "triplets"
-        t = validate.as_triplets(validate.as_array(triplets, tname), tname)
+        t = validate.as_triplets(validate.as_array(triplets, tname, TRIPLET_COLUMNS), tname)
     warnings: list[str] = []
     if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
         params, warnings = with_recorded(params, t.recorded, tname, preset, options)

@@ -431,6 +431,11 @@ class EvaluateResult:
         """Each checkpoint's metrics, in the order the embeddings were given."""
         return [c["metrics"] for c in self.summary["checkpoints"]]  # type: ignore[attr-defined]
 
+    def __repr__(self) -> str:  # (not every row: a notebook cell shows this)
+        shown = "; ".join(", ".join(f"{k}={m[k]:.4g}" for k in ("precision_at_1", "map_at_r")
+                                    if m.get(k) is not None) for m in self.metrics)
+        return f"EvaluateResult({self.summary['queries']} queries, {shown})"
+
 
 def _several(x: ArrayLike | Sequence[ArrayLike] | None) -> list[Any]:
     """Checkpoints: a list or tuple of paths or matrices is several, anything else one (a
@@ -616,7 +621,8 @@ def evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayLike | No
 
     Arguments as prepare_evaluate's (reference, reference_labels, preset, column, label_column,
     plot, block_rows), and `threads`. The settings are the CLI's flags in snake case: k, at,
-    average, target, self_match, map_divisor, recall, distance, p, eps, eps_placement, normalize;
+    average, target, self_match, map_divisor, recall, distance, p, eps, eps_placement, normalize,
+    batch_hard_loss, margin;
     `fail_below` (gates such as "map_at_r=0.5") puts each gate's outcome in summary["gates"]
     (the CLI exits 3 when one fails).
     """

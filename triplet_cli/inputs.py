@@ -8,6 +8,7 @@ import numpy as np
 
 from . import validate
 from .arrow import ArrowMatrix
+from .errors import UsageError
 from .readers import STDIN, open_matrix, same_file, shown_name
 
 ArrayLike = np.ndarray | str | os.PathLike[str]
@@ -22,22 +23,37 @@ def path_or_array(x: object) -> object:
 
 def same_input(a: object, b: object) -> bool:
     """Two inputs are one: the same file (by path, link or inode; never stdin), or the same
-    array (the same object, or arrays viewing the same memory alike: x[:] is x's rows)."""
+    array (the same object, or arrays or tensors viewing the same memory alike: x[:] and
+    t.detach() are x's and t's rows)."""
     if isinstance(a, str) or isinstance(b, str):
         return isinstance(a, str) and isinstance(b, str) and STDIN not in (a, b) and \
             same_file(a, b)
     if a is b:
         return True
-    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+    a, b = _memory(a), _memory(b)
+    if a is None or b is None:
         return False
     return (a.shape, a.strides, a.dtype) == (b.shape, b.strides, b.dtype) and (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def _memory(x: object) -> np.ndarray | None:
+    """An array over x's own memory: a numpy array, or a (CPU) torch tensor's."""
+    x = validate.detached(x)
+    if type(x).__module__.split(".")[0] == "torch":
+        try:
+            x = np.asarray(x)
+        except (TypeError, RuntimeError, ValueError):  # on another device: not the same rows
+            return None
+    return x if isinstance(x, np.ndarray) else None
 
 
 def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False
                 ) -> tuple[Matrix, str]:
     """An input as a float array and the name errors give it, or (stream=True) a parquet/Arrow
     input left on disk to be read block by block."""
+    if column is not None and not isinstance(column, str):
+        raise UsageError(f"column must be a column name (got {column!r})")
     if isinstance(x, str):
         m, name = open_matrix(x, column), shown_name(x)
         if isinstance(m, ArrowMatrix):

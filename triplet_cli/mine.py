@@ -52,6 +52,10 @@ class MineResult:
     def value(self) -> float | None:
         return self.summary["loss"]  # type: ignore[return-value]
 
+    def __repr__(self) -> str:  # (not every row: a notebook cell shows this)
+        return (f"MineResult({len(self.triplets)} triplets, loss={self.value!r} "
+                f"({self.summary['params']['reduction']}))")  # type: ignore[index]
+
 
 @dataclass
 class _Classes:

@@ -95,6 +95,11 @@ class NegativesResult:
     columns: dict[str, np.ndarray]
     summary: dict[str, object]
 
+    def __repr__(self) -> str:  # (not every row: a notebook cell shows this)
+        s = self.summary
+        return (f"NegativesResult({s['rows']} rows, {s['pairs']} pairs, "
+                f"{s['short']['pairs']} short)")  # type: ignore[index]
+
 
 @dataclass
 class NegativesJob(Job):
@@ -362,7 +367,7 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     from .readers import read_indices
 
     if not isinstance(pairs, str):
-        a, name = validate.as_array(pairs, "pairs"), "pairs"
+        a, name = validate.as_array(pairs, "pairs", PAIR_COLUMNS), "pairs"
     else:
         a, name = np.asarray(read_indices(pairs, PAIR_COLUMNS, "pair")), shown_name(pairs)
     if a.ndim != 2 or a.shape[1] != 2:

@@ -368,11 +368,14 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
                              "--label-column)", labels)
         return read_labels(labels, column), shown_name(labels)
     if labels is not None:
+        validate.require_one_label_type(labels, "labels")
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
     no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
                  "hold both)")
     if not isinstance(embeddings, str):
-        raise InputError(no_labels, "embeddings")
+        raise InputError("no labels given: pass them as labels= (a label column is read from "
+                         "a parquet or Arrow file given by its path, not from an array or a "
+                         "table in memory)", "embeddings")
     with _source(embeddings) as (file, kind):
         if kind not in ("parquet", "arrow"):
             raise InputError(no_labels, file)

@@ -250,8 +250,11 @@ class TripletStats:
         return np.stack([self._column(1), self._column(2)], axis=1)
 
     def _distances(self) -> list[dict[str, float]]:
-        """The statistics of d_ap and of d_an, their medians found side by side."""
+        """The statistics of d_ap and of d_an, their medians found side by side; of no
+        triplet, None (as the JSON says it, not inf and NaN)."""
         columns = self._column(1), self._column(2)  # settled and thinned before the threads
+        if not self.count:
+            return [dict.fromkeys(("mean", "std", "min", "p50", "max")) | {"mean": 0.0}] * 2
 
         def statistics(k: int) -> dict[str, float]:
             m, column = (self.d_ap, self.d_an)[k], columns[k]
@@ -295,7 +298,8 @@ class TripletStats:
         if not self.count:
             return []
         if self.ties >= 0.9 * self.count:
-            stuck = "ln 2" if soft_margin and self.margin == 0 else "the margin"
+            stuck = ("the margin" if not soft_margin else "ln 2" if self.margin == 0 else
+                     f"softplus({self.margin:g}) = {math.log1p(math.exp(self.margin)):.4g}")
             out.append(f"collapsed embeddings: {self.ties / self.count:.0%} of triplets have "
                        f"d_ap = d_an, so the loss sits at {stuck}; check the embedding norms")
         if self.zero_distances:

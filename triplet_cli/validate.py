@@ -5,8 +5,9 @@ first offending value, and the as_* functions return the array normalised for th
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -23,12 +24,14 @@ _EXACT_FLOAT = {1: np.float32, 2: np.float32, 4: np.float64}
 _FINITE_BLOCK_ROWS = 65_536
 
 
-def as_array(x: object, name: str) -> np.ndarray:
-    """A library argument as an array: numpy arrays and lists, pandas and pyarrow objects (a
-    table's columns side by side, a column of rows stacked, nullable numbers with their missing
-    values as NaN); ragged rows are an input error."""
+def as_array(x: object, name: str, named: Sequence[str] = ()) -> np.ndarray:
+    """A library argument as an array: numpy arrays and lists, torch tensors (detached;
+    bfloat16 as float32), pandas, polars and pyarrow objects (a table's columns side by side,
+    the `named` ones by name when it has them, a column of rows stacked, nullable numbers with
+    their missing values as NaN); ragged rows are an input error."""
+    x = detached(x)
     try:
-        columns = _table_columns(x)
+        columns = _table_columns(x, named, name)
         if columns is None:
             if type(x).__module__.startswith("pyarrow"):  # an Array or ChunkedArray
                 x = x.to_numpy(zero_copy_only=False)  # type: ignore[attr-defined]
@@ -44,14 +47,49 @@ def as_array(x: object, name: str) -> np.ndarray:
         raise InputError(f"cannot be made an array: {why}", name) from None
 
 
-def _table_columns(x: object) -> list[np.ndarray] | None:
-    """The columns of a pyarrow Table or RecordBatch or of a pandas DataFrame, else None."""
-    module = type(x).__module__
-    if module.startswith("pyarrow") and hasattr(x, "columns"):
-        return [c.to_numpy(zero_copy_only=False) for c in x.columns]  # type: ignore[attr-defined]
-    if module.startswith("pandas") and getattr(x, "ndim", 0) == 2:
-        return [x.iloc[:, i].to_numpy() for i in range(x.shape[1])]  # type: ignore[attr-defined]
-    return None
+def require_one_label_type(labels: object, name: str) -> None:
+    """Labels given as a list hold numbers or strings, not both: numpy would make them all
+    strings, 1 and '1' one class (an object array says so in as_labels)."""
+    if not isinstance(labels, list | tuple):
+        return
+    if any(isinstance(v, str) for v in labels) and \
+            any(isinstance(v, numbers.Number) for v in labels):
+        raise InputError("labels mix strings and integers; use one kind (1 and '1' would be "
+                         "one class)", name)
+
+
+def _table_columns(x: object, named: Sequence[str], name: str) -> list[np.ndarray] | None:
+    """The columns of a pyarrow Table or RecordBatch, or of a pandas or polars DataFrame, else
+    None: the `named` ones when the table has them all (as the file readers take them), every
+    column in order when it has none of them (a frame made from an array: 0, 1, 2)."""
+    module = type(x).__module__.split(".")[0]
+    t: Any = x
+    if module == "pyarrow" and hasattr(t, "columns"):
+        labels, columns = t.column_names, [c.to_numpy(zero_copy_only=False) for c in t.columns]
+    elif module == "pandas" and getattr(t, "ndim", 0) == 2:
+        labels, columns = list(t.columns), [t.iloc[:, i].to_numpy() for i in range(t.shape[1])]
+    elif module == "polars" and hasattr(t, "get_columns"):
+        labels, columns = t.columns, [s.to_numpy() for s in t.get_columns()]
+    else:
+        return None
+    present = [n for n in named if n in labels]
+    if present and len(present) < len(named):
+        missing = next(n for n in named if n not in labels)
+        raise InputError(f"has no column '{missing}' (its columns: {', '.join(map(str, labels))})",
+                         name)
+    return [columns[list(labels).index(n)] for n in named] if present else columns
+
+
+def detached(x: object) -> object:
+    """A torch tensor as numpy can take it: without its gradient, bfloat16 as float32 (exact).
+    (Duck-typed: torch is not imported.)"""
+    if type(x).__module__.split(".")[0] != "torch":
+        return x
+    if getattr(x, "requires_grad", False):
+        x = x.detach()  # type: ignore[attr-defined]
+    if str(getattr(x, "dtype", "")) == "torch.bfloat16":
+        x = x.float()  # type: ignore[attr-defined]
+    return x
 
 
 def one_integer_type(columns: Sequence[np.ndarray], names: Sequence[str], path: str,

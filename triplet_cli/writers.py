@@ -85,7 +85,8 @@ def atomic_path(path: str) -> Iterator[str]:
     A symbolic link is written through: its target gets the new file, the link stays."""
     path = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=folder)
+    name = Path(path).name.encode()[:200].decode(errors="ignore")  # + 14: within NAME_MAX
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     PENDING.add(tmp)
     try:

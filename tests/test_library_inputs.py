@@ -1,0 +1,154 @@
+"""The library with the objects training code holds: data frames read by column name, torch
+tensors (a stand-in class: torch is not a test dependency) detached and compared by memory, and
+summaries of no triplet that json.dumps can write."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from triplet_cli import TripletLossError, compute_loss, mine_negatives, mine_triplets
+
+
+def labelled(n: int = 60, d: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, d)).astype(np.float32), np.repeat(np.arange(n // 10), 10)
+
+
+@pytest.mark.parametrize("frame", [pd.DataFrame, pl.DataFrame])
+def test_triplet_frames_are_read_by_column_name(frame) -> None:
+    """Columns in another order (or mine's six) are taken by name, as from a file; a frame
+    made from an array (columns 0, 1, 2) by position; a frame naming some of them is refused."""
+    x, y = labelled()
+    mined = mine_triplets(x, y)
+    t = mined.triplets
+    shuffled = frame({"negative": t[:, 2], "anchor": t[:, 0], "positive": t[:, 1]})
+    assert compute_loss(embeddings=x, triplets=shuffled).value == mined.value
+    rows = frame({"anchor": t[:, 0], "positive": t[:, 1], "negative": t[:, 2],
+                  "d_ap": mined.d_ap, "d_an": mined.d_an, "loss": mined.loss})  # mine's rows
+    assert compute_loss(embeddings=x, triplets=rows).value == mined.value
+    if frame is pd.DataFrame:
+        assert compute_loss(embeddings=x, triplets=frame(t)).value == mined.value
+    with pytest.raises(TripletLossError, match=r"triplets: has no column 'negative' \(its "
+                       r"columns: anchor, positive, neg\)"):
+        compute_loss(embeddings=x, triplets=frame({"anchor": t[:, 0], "positive": t[:, 1],
+                                                   "neg": t[:, 2]}))
+
+
+def test_pair_frames_are_read_by_column_name() -> None:
+    x, _ = labelled()
+    pairs = np.stack([np.arange(30), np.arange(30) + 30], axis=1)
+    want = mine_negatives(x[:30], x, pairs, num_negatives=2).columns
+    got = mine_negatives(x[:30], x, pd.DataFrame({"positive": pairs[:, 1], "query": pairs[:, 0]}),
+                         num_negatives=2).columns
+    for k, v in want.items():
+        np.testing.assert_array_equal(got[k], v)
+
+
+def test_a_polars_column_of_rows_is_the_embeddings() -> None:
+    x, y = labelled()
+    assert mine_triplets(pl.DataFrame({"embedding": list(x)}), y).value == \
+        mine_triplets(x, y).value
+
+
+class Tensor:
+    """What the library relies on of a torch tensor (module torch): requires_grad, detach(),
+    float(), dtype, and numpy's view of its memory."""
+
+    __module__ = "torch"
+
+    def __init__(self, data: np.ndarray, requires_grad: bool = False,
+                 dtype: str = "torch.float32") -> None:
+        self.data, self.requires_grad, self.dtype = data, requires_grad, dtype
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad.")
+        if self.dtype == "torch.bfloat16":
+            raise TypeError("Got unsupported ScalarType BFloat16")
+        return self.data
+
+    def detach(self) -> Tensor:
+        return Tensor(self.data, False, self.dtype)
+
+    def float(self) -> Tensor:
+        return Tensor(self.data.astype(np.float32), self.requires_grad)
+
+
+def test_tensors_with_gradients_and_bfloat16_are_taken() -> None:
+    x, y = labelled()
+    want = mine_triplets(x, y).value
+    assert mine_triplets(Tensor(x, requires_grad=True), y).value == want
+    assert mine_triplets(Tensor(x, dtype="torch.bfloat16"), y).value == want
+
+
+def test_two_tensors_over_the_same_memory_are_one_input() -> None:
+    """t.detach() twice: the corpus is the queries, so no query gets its own row."""
+    x, _ = labelled(300, 16)
+    pairs = np.stack([np.arange(300), (np.arange(300) + 1) % 300], axis=1)
+    r = mine_negatives(Tensor(x).detach(), Tensor(x).detach(), pairs, num_negatives=2)
+    assert not (r.columns["anchor"] == r.columns["negative"]).any()
+    copy = mine_negatives(Tensor(x), Tensor(x.copy()), pairs, num_negatives=2)
+    assert (copy.columns["anchor"] == copy.columns["negative"]).any()
+
+
+def test_a_summary_of_no_triplet_is_json() -> None:
+    y = np.repeat(np.arange(3), 4)
+    x = (y[:, None] * 100.0 + np.random.default_rng(0).standard_normal((12, 2))).astype(np.float32)
+    m = mine_triplets(x, y, active_only=True)
+    assert len(m.triplets) == 0
+    assert m.summary["d_ap"] == {"mean": 0.0, "std": None, "min": None, "p50": None, "max": None}
+    json.dumps(m.summary, allow_nan=False)
+
+
+def test_results_show_briefly() -> None:
+    """A notebook cell ending in a result shows a line, not every row (23 KB for 540 rows)."""
+    from triplet_cli import evaluate
+
+    x, y = labelled()
+    pairs = np.stack([np.arange(10), np.arange(10) + 10], axis=1)
+    shown = [repr(mine_triplets(x, y)), repr(compute_loss(x, x[::-1], x)), repr(evaluate(x, y)),
+             repr(mine_negatives(x[:10], x, pairs))]
+    assert shown[0] == f"MineResult(540 triplets, loss={mine_triplets(x, y).value!r} (mean))"
+    assert all(len(s) < 120 and "\n" not in s for s in shown), shown
+
+
+def test_a_column_name_must_be_a_string() -> None:
+    x, y = labelled()
+    with pytest.raises(TripletLossError, match="column must be a column name"):
+        mine_triplets(x, y, column=5)
+
+
+def test_pair_reduction_without_candidates_is_said() -> None:
+    x, _ = labelled()
+    said = "--pair-reduction has no effect"
+    assert any(w.startswith(said) for w in
+               compute_loss(x, x[::-1], x, pair_reduction="mean").summary["warnings"])
+    k = compute_loss(x[:30], x.reshape(30, 2, 8), x[:30], pair_reduction="mean")
+    assert not any(w.startswith(said) for w in k.summary["warnings"])
+
+
+def test_labels_mixing_numbers_and_strings_are_refused() -> None:
+    x, _ = labelled(12, 4)
+    with pytest.raises(TripletLossError, match=r"labels: labels mix strings and integers; use "
+                       r"one kind \(1 and '1' would be one class\)"):
+        mine_triplets(x, [1, 1, 1, "1", "1", "1", 2, 2, 2, "2", "2", "2"])
+
+
+def test_labels_left_out_for_a_table_in_memory_say_where_they_go() -> None:
+    x, _ = labelled()
+    with pytest.raises(TripletLossError, match=r"embeddings: no labels given: pass them as "
+                       r"labels="):
+        mine_triplets(pd.DataFrame({"embedding": list(x), "label": np.arange(60) % 6}),
+                      label_column="label")
+
+
+def test_the_public_names_are_listed() -> None:
+    import triplet_cli
+
+    assert {"compute_loss", "mine_triplets", "evaluate", "mine_negatives",
+            "TripletLossError"} <= set(dir(triplet_cli))
