@@ -206,6 +206,12 @@ def hardlink(name: str, target: str) -> Maker:
     return make
 
 
+def fifo(name: str) -> Maker:
+    def make(d: Path, mp: pytest.MonkeyPatch) -> None:
+        os.mkfifo(d / name)
+    return make
+
+
 def copied(name: str, source: str) -> Maker:
     def make(d: Path, mp: pytest.MonkeyPatch) -> None:
         (d / name).write_bytes((d / source).read_bytes())

@@ -152,3 +152,12 @@ def test_the_public_names_are_listed() -> None:
 
     assert {"compute_loss", "mine_triplets", "evaluate", "mine_negatives",
             "TripletLossError"} <= set(dir(triplet_cli))
+
+
+@pytest.mark.parametrize(("band", "said"), [("semi-hard", "keeps no triplet"),
+                                            ("violating", "is the same as hard")])
+def test_a_margin_filter_band_that_margin_0_empties_is_said(band: str, said: str) -> None:
+    x, y = labelled()
+    warnings = mine_triplets(x, y, margin_filter=band, soft_margin=True).summary["warnings"]
+    assert any(w.startswith(f"--margin-filter {band} with margin 0 (the default with "
+                            f"--soft-margin)") and said in w for w in warnings)

@@ -377,6 +377,12 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     validate.require_rankable(x, xname, params.distance)
     validate.require_in_range([(x, xname)], params.distance)
     warnings = ignored_flags(params)
+    band = params.mining.margin_filter.value
+    if params.loss.margin == 0 and band in ("semi-hard", "violating"):
+        why = " (the default with --soft-margin)" if params.loss.soft_margin else ""
+        warnings.append(f"--margin-filter {band} with margin 0{why}: " + (
+            "0 < d_an - d_ap <= 0 keeps no triplet" if band == "semi-hard" else
+            "d_an - d_ap <= 0 is the same as hard") + "; give --margin")
     dist = params.distance
     if preset == "tf-similarity" and dist.distance.value == "cosine" and not dist.normalize:
         norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
