@@ -306,7 +306,7 @@ def test_fail_below_gates_every_checkpoint(cli, at_sample) -> None:
     assert failed.exit_code == 3 and json.loads(failed.stdout)["checkpoints"]
     missed = [c for c in report["checkpoints"] if c["metrics"]["map_at_r"] < high]
     assert failed.stderr == ("triplet-loss: gate failed: --fail-below: " + "; ".join(
-        f"map_at_r {c['metrics']['map_at_r']:.6g} < {high:g} ({c['name']})" for c in missed)
+        f"map_at_r {c['metrics']['map_at_r']!r} < {high!r} ({c['name']})" for c in missed)
         + "\n")
     assert cli(*TWO, "-f", "json", "--fail-below", "precision_at_1=0.9",
                "--fail-below", "recall_at_10=0.999").exit_code == 3
@@ -376,3 +376,9 @@ def test_batch_hard_loss_column_is_mines() -> None:
                               margin=0.5)
         assert got.metrics[i]["batch_hard_loss"] == mined.value
     assert "batch_hard_loss" not in evaluate(x, y).metrics[0]
+
+
+def test_rows_number_checkpoints_as_the_table_does() -> None:
+    x, y = np.random.default_rng(6).normal(size=(20, 3)), np.arange(20) % 2
+    rows = evaluate([x, x * 2], y).rows
+    assert np.unique(rows["checkpoint"]).tolist() == [1, 2]

@@ -212,7 +212,9 @@ def set_threads(threads: int | None) -> str | None:
     used = available if threads is None else min(threads, available)
     _local.threads = used
     if threads is not None and used < threads:
-        return f"--threads {threads}: this machine runs {available} threads; using {available}"
+        return (f"--threads {threads}: {available} thread{'s' if available > 1 else ''} "
+                f"available here (NUMBA_NUM_THREADS, or the CPUs this process may use); using "
+                f"{available}")
     return None
 
 

@@ -483,8 +483,9 @@ def main() -> None:
         app(prog_name=PROG)
     finally:
         app.registered_commands = registered
-        for s, handler in before.items():
-            signal.signal(s, handler)
+        for s, handler in before.items():  # (ignored once the run finished: kept so to the end)
+            if signal.getsignal(s) is _stop:
+                signal.signal(s, handler)
 
 
 def _open_standard_streams() -> None:

@@ -301,7 +301,7 @@ class EvaluateJob(Job):
                    "first_relevant_rank": first.astype(np.int64), "p_at_1": values["p_at_1"],
                    "r_precision": values["r_precision"], "ap_at_r": values["ap_at_r"]}
         if len(self.queries) > 1:
-            columns = {"checkpoint": np.full(b, unit.checkpoint, np.int64), **columns}
+            columns = {"checkpoint": np.full(b, unit.checkpoint + 1, np.int64), **columns}
         return EvalBlock(columns, b, checkpoint=unit.checkpoint, start=unit.start,
                          values=values)
 
@@ -406,7 +406,7 @@ class EvaluateJob(Job):
         --fail-above): every checkpoint must reach every gate, and NaN never does. The gates
         missed, by checkpoint, or None."""
         several = len(summary["checkpoints"]) > 1
-        missed = [f"{g['metric']} {g['value']:.6g} < {g['at_least']:g}"
+        missed = [f"{g['metric']} {g['value']!r} < {g['at_least']!r}"
                   + (f" ({g['checkpoint']})" if several else "")
                   for g in summary.get("gates", ()) if not g["passed"]]
         return "--fail-below: " + "; ".join(missed) if missed else None

@@ -125,13 +125,15 @@ class Job:
         triplet's loss, above the gate, or a NaN loss), or None."""
         if gate is None:
             return None
+        if not tally.stats.count:  # a gate is not passed by nothing
+            return f"--fail-above {gate!r}: no triplet to score"
         if tally.stats.nan_count:
-            return f"--fail-above {gate:g}: {tally.stats.nan_count} triplets have a NaN loss"
+            return f"--fail-above {gate!r}: {tally.stats.nan_count} triplets have a NaN loss"
         headline = summary["loss"] is not None
         value = summary["loss"] if headline else tally.stats.loss_max
         if value is None or not value <= gate:  # type: ignore[operator]
             what = "the loss" if headline else "the largest triplet loss"
-            return f"--fail-above {gate:g}: {what} is {value:.6g}"
+            return f"--fail-above {gate!r}: {what} is {value!r}"
         return None
 
     def blocks(self) -> Iterator[Block]:

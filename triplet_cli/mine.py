@@ -169,7 +169,7 @@ class MineJob(Job):
     def summary(self, tally: Tally) -> dict[str, object]:
         """SPEC section 4's summary object."""
         summary = super().summary(tally)
-        count = summary.pop("count")
+        count = summary["count"]  # (also as triplets, beside anchors)
         counts = self.label_counts
         summary["labels"] = {"classes": int(counts.size), "smallest_class": int(counts.min()),
                              "largest_class": int(counts.max())}

@@ -348,7 +348,7 @@ class NegativesJob(Job):
         """--fail-above X: more than a fraction X of the pairs got fewer than num_negatives."""
         if gate is None or not tally.short_pairs > gate * max(tally.pairs, 1):
             return None
-        return (f"--fail-above {gate:g}: {tally.short_pairs} of {tally.pairs} pairs "
+        return (f"--fail-above {gate!r}: {tally.short_pairs} of {tally.pairs} pairs "
                 f"({tally.short_pairs / max(tally.pairs, 1):.1%}) got fewer than "
                 f"--num-negatives {self.settings.num_negatives}")
 

@@ -97,14 +97,18 @@ def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS,
     return lines
 
 
+MIN_WIDTH = 24  # narrower, and a number would be cut: the lines overflow instead
+
+
 def output_width(out: IO[str]) -> int:
-    """Columns to lay the report out in: $COLUMNS, else the terminal's, else 80."""
+    """Columns to lay the report out in: $COLUMNS, else the terminal's, else 80; at least
+    MIN_WIDTH."""
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
-        return int(columns)
+        return max(MIN_WIDTH, int(columns))
     if out.isatty():
         try:
-            return os.get_terminal_size(out.fileno()).columns
+            return max(MIN_WIDTH, os.get_terminal_size(out.fileno()).columns)
         except (OSError, ValueError):
             pass
     return 80  # the usual terminal: what a report piped to a file or a pager is laid out for

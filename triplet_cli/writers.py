@@ -41,6 +41,12 @@ def output_format(path: str) -> str:
 
 def check_output(path: str, inputs: Sequence[str]) -> None:
     """Refuse an output that is an input or inside an input folder, or cannot be written."""
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        if not os.path.isabs(path):
+            raise InputError("is a relative path, and the working directory no longer exists",
+                             path) from None
     if os.path.isdir(path) or path.endswith(os.sep):
         what = "is a directory" if os.path.isdir(path) else f"ends with {os.sep}"
         raise InputError(f"{what}; --output needs a file name", path)
@@ -90,7 +96,10 @@ def atomic_path(path: str) -> Iterator[str]:
     path = os.path.realpath(path) if os.path.islink(path) else path
     folder = os.path.dirname(os.path.abspath(path))
     name = Path(path).name.encode()[:200].decode(errors="ignore")  # + 14: within NAME_MAX
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    except OSError as e:  # named by the user's path, not the temporary file's
+        raise OSError(e.errno, f"cannot write in folder {folder} ({e.strerror})", path) from None
     os.close(fd)
     PENDING.add(tmp)
     try:
