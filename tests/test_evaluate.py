@@ -382,3 +382,14 @@ def test_rows_number_checkpoints_as_the_table_does() -> None:
     x, y = np.random.default_rng(6).normal(size=(20, 3)), np.arange(20) % 2
     rows = evaluate([x, x * 2], y).rows
     assert np.unique(rows["checkpoint"]).tolist() == [1, 2]
+
+
+def test_plot_onto_a_named_pipe_is_refused(cli, at_sample, tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "p.png")
+    r = cli("evaluate", "--embeddings", "embeddings.npy", "--labels", "labels.npy", "--plot",
+            tmp_path / "p.png")
+    assert r.exit_code == 2
+    assert r.stderr.endswith("p.png is not a regular file (a named pipe or a device): it would "
+                             "be replaced by one\n")

@@ -12,6 +12,7 @@ import numpy as np
 from .calibration import Curve
 from .errors import InputError, TripletLossError, UsageError
 from .readers import same_file
+from .writers import atomic_path, require_replaceable
 
 FORMATS = (".png", ".pdf", ".svg")
 INSTALL = "--plot needs matplotlib: pip install 'triplet-loss[plot]'"
@@ -24,6 +25,7 @@ def check_plot(path: str, inputs: Sequence[str]) -> None:
         raise UsageError(f"--plot {path}: unknown suffix; use {', '.join(FORMATS)}")
     if any(same_file(path, p) for p in inputs):
         raise UsageError(f"--plot {path} is also an input; refusing to overwrite it")
+    require_replaceable(path, "--plot")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise InputError(f"folder {folder} does not exist or is not writable", path)
@@ -40,8 +42,6 @@ def draw(path: str, checkpoints: Sequence[tuple[str, np.ndarray, np.ndarray, Cur
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .writers import atomic_path
 
     fig, axes = plt.subplots(2, len(checkpoints), figsize=(5 * len(checkpoints), 7),
                              squeeze=False)

@@ -51,10 +51,7 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
         what = "is a directory" if os.path.isdir(path) else f"ends with {os.sep}"
         raise InputError(f"{what}; --output needs a file name", path)
     output_format(path)
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        raise UsageError(f"--output {path} is not a regular file (a named pipe or a device): it "
-                         "would be replaced by one; to stream rows, use --format csv or jsonl "
-                         "and redirect stdout")
+    require_replaceable(path, "--output")
     from .readers import same_file, split_key
 
     target = os.path.realpath(path)
@@ -87,6 +84,16 @@ def abandon() -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     PENDING.clear()
+
+
+def require_replaceable(path: str, flag: str) -> None:
+    """An existing output is a regular file: a named pipe or a device would be replaced by one
+    (and a pipe's reader wait forever)."""
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        raise UsageError(f"{flag} {path} is not a regular file (a named pipe or a device): it "
+                         "would be replaced by one" + ("; to stream rows, use --format csv or "
+                                                       "jsonl and redirect stdout"
+                                                       if flag == "--output" else ""))
 
 
 @contextlib.contextmanager
