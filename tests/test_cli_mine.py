@@ -442,6 +442,11 @@ CASES = [
          mine_argv("big.npy", "y.npy", *OUT), 1,
          r"/big\.npy: row 0 holds values beyond \d\.\d+e\+153, too large for float64 matrix "
          r"products; rescale the embeddings$"),
+    Case("values-underflow-squares",
+         npy("tiny.npy", lambda: np.random.default_rng(0).normal(size=(ROWS, DIM)) * 1e-170),
+         mine_argv("tiny.npy", "y.npy", *OUT), 1,
+         r"/tiny\.npy: values are at most \d\.\d+e-170: their squares underflow float64 "
+         r"\(every distance would round to 0, every neighbour a tie\); rescale the embeddings$"),
     Case("float32-values-overflow-products",
          npy("big32.npy", np.full((ROWS, DIM), 1e19, np.float32)),
          mine_argv("big32.npy", "y.npy", "--distance", "cosine", *OUT), 1,

@@ -345,6 +345,7 @@ def test_an_interrupted_run_leaves_no_output(cli, data, cluster, small_blocks, t
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["--workers", "2"], 2, "--workers starts a local cluster: use it with --scheduler local"),
     (["--workers", "2", "--scheduler", "tcp://h:1"], 2, "--workers applies to --scheduler local"),
+    (["--scheduler", "tcp://h:99999"], 2, "--scheduler tcp://h:99999: port 99999 is not a port"),
     (["--scheduler", "local"], 1, "--scheduler needs Dask: pip install 'triplet-loss[dask]'"),
 ])
 def test_flag_errors(cli, data, monkeypatch, argv, code, message) -> None:

@@ -384,6 +384,14 @@ def test_rows_number_checkpoints_as_the_table_does() -> None:
     assert np.unique(rows["checkpoint"]).tolist() == [1, 2]
 
 
+def test_plot_onto_a_folder_is_refused_before_any_work(cli, at_sample, tmp_path: Path) -> None:
+    (tmp_path / "d.png").mkdir()
+    r = cli("evaluate", "--embeddings", "embeddings.npy", "--labels", "labels.npy", "--plot",
+            tmp_path / "d.png")
+    assert r.exit_code == 1 and r.stderr.endswith("d.png: is a directory; --plot needs a file "
+                                                  "name\n")
+
+
 def test_plot_onto_a_named_pipe_is_refused(cli, at_sample, tmp_path: Path) -> None:
     import os
 

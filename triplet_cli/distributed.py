@@ -59,6 +59,9 @@ def check_flags(scheduler: str | None, workers: int | None) -> None:
     if scheduler != LOCAL and ":" not in scheduler:
         raise UsageError(f"--scheduler {scheduler}: give local, or the scheduler's address with "
                          "its port (tcp://host:8786)")
+    port = scheduler.rsplit(":", 1)[-1]
+    if scheduler != LOCAL and port.isdigit() and not 0 < int(port) < 65536:
+        raise UsageError(f"--scheduler {scheduler}: port {port} is not a port (1 to 65535)")
     if find_spec("distributed") is None:
         raise TripletLossError(f"--scheduler needs Dask: {INSTALL}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration import Curve
-from .errors import InputError, TripletLossError, UsageError
+from .errors import InputError, TripletLossError, UsageError, first_line
 from .readers import same_file
 from .writers import atomic_path, require_replaceable
 
@@ -23,6 +23,8 @@ def check_plot(path: str, inputs: Sequence[str]) -> None:
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise UsageError(f"--plot {path}: unknown suffix; use {', '.join(FORMATS)}")
+    if os.path.isdir(path):
+        raise InputError("is a directory; --plot needs a file name", path)
     if any(same_file(path, p) for p in inputs):
         raise UsageError(f"--plot {path} is also an input; refusing to overwrite it")
     require_replaceable(path, "--plot")
@@ -33,6 +35,8 @@ def check_plot(path: str, inputs: Sequence[str]) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise TripletLossError(INSTALL) from None
+    except Exception as e:  # (an MPLBACKEND it does not know, a config it cannot read)
+        raise TripletLossError(f"--plot: matplotlib does not start: {first_line(e)}") from None
 
 
 def draw(path: str, checkpoints: Sequence[tuple[str, np.ndarray, np.ndarray, Curve]]) -> None:

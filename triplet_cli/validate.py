@@ -201,10 +201,18 @@ def require_finite(array: np.ndarray, path: str, products: DTypeLike | None = No
                              "embeddings", path)
 
 
+TINY = math.sqrt(float(np.finfo(np.float64).tiny))  # 1.49e-154: below, squares are subnormal
+
+
 def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> None:
     """Rows mine, evaluate and mine-negatives can rank: finite, within the range of the matrix
     products, and (cosine with --eps 0) no zero row, whose distances would be 0/0."""
     require_finite(array, path, distance.product_type(array.dtype))
+    largest = float(np.abs(array).max()) if array.size else 0.0
+    if 0 < largest < TINY:
+        raise InputError(f"values are at most {largest:.3g}: their squares underflow float64 "
+                         "(every distance would round to 0, every neighbour a tie); rescale the "
+                         "embeddings", path)
     if distance.distance == "cosine" and distance.eps == 0:
         zero = np.flatnonzero(np.einsum("ij,ij->i", array, array, dtype=np.float64) == 0)
         if zero.size:  # (values near 1e-170 square to 0 in float64: as good as zero)
