@@ -541,10 +541,11 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
                              "must have the same shape (the same rows in the same order)", name)
     refs = None
     loaded: dict[str, Any] = {"embeddings": [(name, x) for x, name in xs], "labels": (yname, y)}
+    # each checkpoint's reference: its own, or the one given for all
+    paired = references if len(references) == len(xs) else references * len(xs)
     if references:
-        pairs = references if len(references) == len(xs) else references * len(xs)
         rs = [_load(r, "reference", column, i, len(references),
-                    params.distance) for i, r in enumerate(pairs)]
+                    params.distance) for i, r in enumerate(paired)]
         ry, ryname = _label_values(reference_labels, references[0], label_column,
                                    "reference_labels")
         validate.require_label_rows(ry, rs[0][0].shape[0], ryname, rs[0][1])
@@ -574,9 +575,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
     warnings += ignored_flags(params, refs is not None)
-    if references and any(same_input(x, r) for x, r in zip(
-            checkpoints, references if len(references) == len(checkpoints) else
-            references * len(checkpoints), strict=True)):
+    if any(same_input(x, r) for x, r in zip(checkpoints, paired, strict=False)):
         warnings.append("--reference is the --embeddings input: every query finds its own row "
                         "first, at distance 0; leave out --reference (and --reference-labels) "
                         "to rank each query against the others")

@@ -254,7 +254,8 @@ class TripletStats:
         triplet, None (as the JSON says it, not inf and NaN)."""
         columns = self._column(1), self._column(2)  # settled and thinned before the threads
         if not self.count:
-            return [dict.fromkeys(("mean", "std", "min", "p50", "max")) | {"mean": 0.0}] * 2
+            return [{"mean": 0.0, "std": None, "min": None, "p50": None, "max": None}
+                    for _ in range(2)]
 
         def statistics(k: int) -> dict[str, float]:
             m, column = (self.d_ap, self.d_an)[k], columns[k]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -104,14 +105,13 @@ def output_width(out: IO[str]) -> int:
     """Columns to lay the report out in: $COLUMNS, else the terminal's, else 80; at least
     MIN_WIDTH."""
     columns = os.environ.get("COLUMNS", "")
+    width = 80  # the usual terminal: what a report piped to a file or a pager is laid out for
     if columns.isdigit() and int(columns) > 0:
-        return max(MIN_WIDTH, int(columns))
-    if out.isatty():
-        try:
-            return max(MIN_WIDTH, os.get_terminal_size(out.fileno()).columns)
-        except (OSError, ValueError):
-            pass
-    return 80  # the usual terminal: what a report piped to a file or a pager is laid out for
+        width = int(columns)
+    elif out.isatty():
+        with contextlib.suppress(OSError, ValueError):
+            width = os.get_terminal_size(out.fileno()).columns
+    return max(MIN_WIDTH, width)
 
 
 def _table_width(widths: Sequence[int]) -> int:

@@ -208,7 +208,7 @@ def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> 
     """Rows mine, evaluate and mine-negatives can rank: finite, within the range of the matrix
     products, and (cosine with --eps 0) no zero row, whose distances would be 0/0."""
     require_finite(array, path, distance.product_type(array.dtype))
-    largest = float(np.abs(array).max()) if array.size else 0.0
+    largest = max(-float(array.min()), float(array.max())) if array.size else 0.0  # no |x| copy
     if 0 < largest < TINY:
         raise InputError(f"values are at most {largest:.3g}: their squares underflow float64 "
                          "(every distance would round to 0, every neighbour a tie); rescale the "
