@@ -274,6 +274,22 @@ def test_unreachable_scheduler_is_one_line(cli, data, tmp_path, monkeypatch) -> 
     assert os.listdir(tmp_path) == [], "no output, no temp file"
 
 
+
+@pytest.mark.parametrize("scheme", ["tls", "wss"])
+def test_tls_without_settings_is_one_line_at_once(cli, data, tmp_path, monkeypatch,
+                                                  scheme) -> None:
+    """Without Dask's TLS settings, a Client failed with a TypeError and then hung 20 s in
+    __del__, printing a traceback."""
+    for key in [k for k in os.environ if k.startswith("DASK_DISTRIBUTED__COMM__TLS")]:
+        monkeypatch.delenv(key)
+    result = cli("mine", "--embeddings", data["x"], "--labels", data["labels"],
+                 "-o", tmp_path / "rows.parquet", "--scheduler", f"{scheme}://127.0.0.1:1")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"triplet-loss: error: scheduler {scheme}://127.0.0.1:1: cannot connect ({scheme} needs "
+        f"Dask's TLS settings: {tl_dask.TLS_SETTINGS})"]
+    assert os.listdir(tmp_path) == []
+
 class _Http(socketserver.StreamRequestHandler):
     """Answers like a web server once it has read a request line (Dask's handshake has none)."""
 

@@ -10,11 +10,16 @@ parquet row groups.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -312,6 +317,81 @@ def test_real_pipes_through_stdin(inputs: Path) -> None:
                                                                rel=1e-12)
     assert list(spool.iterdir()) == []
 
+
+
+# ---- pipes: a shell's <(...) and named pipes, read as files -----------------------------------
+
+
+@contextlib.contextmanager
+def _fifo(folder: Path, data: bytes) -> Iterator[Path]:
+    """A named pipe in `folder` that a thread fills with `data` once it is opened."""
+    path = folder / f"pipe{len(list(folder.iterdir()))}"
+    os.mkfifo(path)
+
+    def fill() -> None:
+        with contextlib.suppress(BrokenPipeError), open(path, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=fill, daemon=True)
+    writer.start()
+    yield path
+    if writer.is_alive():  # never opened for reading: let the writer's open return
+        with open(path, "rb"):
+            pass
+    writer.join(timeout=10)
+
+
+@pytest.mark.parametrize("kind", EMBEDDING_STREAMS)
+def test_named_pipe_embeddings_in_every_format(kind: str, inputs: Path, cli) -> None:
+    """A pipe was read as a file whose head had been consumed by the format check: `lseek
+    failed`, or a truncated file."""
+    a = np.load(inputs / "a.npy")
+    rest = ("--positives", inputs / "p.npy", "--negatives", inputs / "n.npy", "-f", "jsonl")
+    with _fifo(inputs, EMBEDDING_STREAMS[kind](a)) as pipe:
+        piped = ok(cli("compute", "--anchors", pipe, *rest))
+    assert piped == ok(cli("compute", "--anchors", inputs / "a.npy", *rest))
+
+
+def test_named_pipes_for_labels_and_a_labelled_table(inputs: Path, cli) -> None:
+    table = _table_bytes(pq.read_table(inputs / "x.parquet"), "parquet")
+    with _fifo(inputs, table) as pipe:
+        piped = ok(cli("mine", "--embeddings", pipe, "-f", "csv"))
+    assert piped == ok(cli("mine", "--embeddings", inputs / "x.parquet", "-f", "csv"))
+    labels = LABEL_STREAMS["csv-headerless"](_labels())
+    with _fifo(inputs, labels) as pipe:
+        piped = ok(cli("mine", "--embeddings", inputs / "x.npy", "--labels", pipe, "-f", "csv"))
+    assert piped == ok(cli("mine", "--embeddings", inputs / "x.npy", "--labels",
+                           inputs / "y.npy", "-f", "csv"))
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"", "is empty"),
+    (b"PAR1" + bytes(100), "cannot read as parquet"),
+])
+def test_a_bad_pipe_is_named_by_its_path(inputs: Path, cli, data: bytes, message: str) -> None:
+    with _fifo(inputs, data) as pipe:
+        line = _error_line(cli("compute", "--embeddings", inputs / "x.npy", "--triplets", pipe))
+    assert line.startswith(f"triplet-loss: error: {pipe}: {message}"), line
+    assert "triplet-loss-input-" not in line
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash for <(...)")
+def test_process_substitution(inputs: Path) -> None:
+    """`--labels <(...)` and `--embeddings <(...)` in one run, as a shell user writes them; the
+    copies are gone when the process ends."""
+    spool = inputs / "tmp"
+    spool.mkdir()
+    tool = " ".join(shlex.quote(a) for a in _tool("mine"))
+    line = (f"{tool} --embeddings <(cat {shlex.quote(str(inputs / 'x.npy'))}) --labels "
+            f"<(cat {shlex.quote(str(inputs / 'y.npy'))}) -f csv")
+    piped = subprocess.run(["bash", "-c", line], capture_output=True, timeout=120,
+                           env={**os.environ, "TMPDIR": str(spool)})
+    assert piped.returncode == 0 and piped.stderr == b"", piped.stderr
+    by_path = subprocess.run(_tool("mine", "--embeddings", inputs / "x.npy", "--labels",
+                                   inputs / "y.npy", "-f", "csv"), capture_output=True,
+                             timeout=120)
+    assert piped.stdout == by_path.stdout
+    assert list(spool.iterdir()) == []
 
 # ---- parquet row groups larger than a block --------------------------------------------------
 

@@ -41,6 +41,8 @@ WORKERLESS_SECONDS = 20.0  # a local cluster with no worker this long has lost t
 INSTALL = "pip install 'triplet-loss[dask]'"
 TRANSFERS = ("auto", "path", "send")
 NOT_DASK = "the dashboard's port instead of the scheduler's?"
+TLS_SETTINGS = ("distributed.comm.tls.ca-file, .client.cert and .client.key in the Dask config "
+                "or DASK_DISTRIBUTED__COMM__TLS__* variables")
 
 
 class SchedulerError(TripletLossError):
@@ -160,8 +162,13 @@ def _identify(scheduler: str, where: str) -> None:
     dashboard's HTTP port 8787 instead of 8786) fails oddly and then hangs 20 s in __del__."""
     import asyncio
 
-    if scheduler.startswith(("tls://", "wss://")):
-        return  # needs the security settings only a Client is given
+    if scheduler.startswith(("tls://", "wss://")):  # a Client gets the settings from Dask's
+        from distributed.security import Security  # config; without them it fails, then hangs
+
+        if Security().get_connection_args("client")["ssl_context"] is None:
+            raise SchedulerError(f"cannot connect ({scheduler.split(':', 1)[0]} needs Dask's "
+                                 f"TLS settings: {TLS_SETTINGS})", where)
+        return
     from distributed.comm import connect as open_comm
 
     async def identity() -> Any:

@@ -1,4 +1,5 @@
-"""Inputs into arrays: embeddings, labels and index rows, in every format (`-`: stdin).
+"""Inputs into arrays: embeddings, labels and index rows, in every format (`-`: stdin; a pipe
+such as a shell's `<(...)` is read as a file).
 
 .npy is memory-mapped and never unpickled, .npz read by key, CSV and JSON lines through pyarrow,
 parquet and Arrow IPC streamed by arrow. The format is told by magic bytes, else the suffix, else
@@ -13,11 +14,12 @@ import contextlib
 import errno
 import math
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -60,9 +62,9 @@ def same_file(a: str, b: str) -> bool:
 
 
 def is_table(path: str) -> bool:
-    """Whether an input has named columns (parquet, Arrow, CSV, JSON lines; stdin may have
-    them, and an unreadable file is left to say its own error)."""
-    if _is_stdin(path):
+    """Whether an input has named columns (parquet, Arrow, CSV, JSON lines; stdin or a pipe may
+    have them, and an unreadable file is left to say its own error)."""
+    if _is_stdin(path) or _read_once(split_key(path)[0]):
         return True
     try:
         return _kind(path) not in ("npy", "npz")
@@ -107,90 +109,133 @@ def _kind(path: str) -> str:
     return kind
 
 
-_spool: dict[str, object] = {}  # the stdin object copied, and the file holding its bytes
+_spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or inode, copy)
 
 
 @atexit.register
 def drop_stdin_copy() -> None:
-    """Remove the copy of stdin (at exit, or when its copying fails)."""
-    _spool.pop("stream", None)
-    if path := _spool.pop("path", None):
+    """Remove the copies of stdin and of pipes (at exit, or when a copy fails)."""
+    while _spool:
         with contextlib.suppress(OSError):
-            os.unlink(str(path))
+            os.unlink(_spool.popitem()[1][1])
+
+
+def _read_once(file: str) -> bool:
+    """A pipe or a device (a shell's `<(...)`, a named pipe): its bytes can be read only once."""
+    try:
+        mode = os.stat(file).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
 
 
 def _stdin_file() -> str:
-    """stdin's bytes in a temporary file, copied once and removed at exit: every format then
-    reads as from a path (parquet needs its footer first), and labels can share the table."""
+    """stdin's bytes in a temporary file (_copy), once per stdin object."""
     stream = sys.stdin
-    if stream is not None and _spool.get("stream") is stream:
-        return str(_spool["path"])
+    if stream is not None and _spool.get(STDIN, (None,))[0] is stream:
+        return _spool[STDIN][1]
     if stream is None or getattr(stream, "closed", False):
         raise InputError("no stdin to read (it is closed)", STDIN_NAME)
     if getattr(stream, "isatty", lambda: False)():
         raise InputError("stdin is a terminal: pipe or redirect a file into it "
                          "(`triplet-loss ... - < FILE`)", STDIN_NAME)
-    drop_stdin_copy()
-    source = getattr(stream, "buffer", stream)
-    fd, path = tempfile.mkstemp(prefix="triplet-loss-stdin-")
-    _spool.update(stream=stream, path=path)  # removed at exit, also after a copy cut short
+    with contextlib.suppress(OSError):
+        os.unlink(_spool.pop(STDIN, (None, ""))[1])
+    return _copy(STDIN, stream, getattr(stream, "buffer", stream), "stdin")
+
+
+def _pipe_file(file: str) -> str:
+    """A pipe's bytes in a temporary file (_copy), once per pipe (a path and its inode)."""
+    try:
+        inode = os.stat(file).st_ino
+        if _spool.get(file, (None,))[0] == inode:
+            return _spool[file][1]
+        with contextlib.suppress(OSError):
+            os.unlink(_spool.pop(file, (None, ""))[1])
+        with open(file, "rb") as source:
+            return _copy(file, inode, source, "the pipe")
+    except OSError as e:
+        raise InputError(e.strerror or str(e), file) from None
+
+
+def _copy(key: str, owner: object, source: Any, what: str) -> str:
+    """A source's bytes in a temporary file, removed at exit: every format then reads as from a
+    path (parquet needs its footer first), and labels can share the table."""
+    shown = STDIN_NAME if key == STDIN else key
+    fd, path = tempfile.mkstemp(prefix="triplet-loss-input-")
+    _spool[key] = owner, path  # removed at exit, also after a copy cut short
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(1 << 20):
                 out.write(chunk.encode() if isinstance(chunk, str) else chunk)
     except BaseException as e:  # (Ctrl-C, a signal: no partial copy left in the temp folder)
-        drop_stdin_copy()
+        with contextlib.suppress(OSError):
+            os.unlink(_spool.pop(key)[1])
         if not isinstance(e, OSError):
             raise
-        raise InputError(f"cannot copy stdin to {tempfile.gettempdir()} ({e.strerror or e})",
-                         STDIN_NAME) from None
+        raise InputError(f"cannot copy {what} to {tempfile.gettempdir()} ({e.strerror or e})",
+                         shown) from None
     if not os.path.getsize(path):
-        raise InputError("nothing on stdin", STDIN_NAME)
+        raise InputError(f"nothing on {what}" if key == STDIN else "is empty", shown)
     return path
 
 
 @contextlib.contextmanager
-def _named_stdin(file: str) -> Iterator[None]:
-    """Errors about `file`, stdin's copy, name <stdin>; their messages spell it `-`."""
+def _named(file: str, shown: str, spelt: str) -> Iterator[None]:
+    """Errors about `file`, a copy, name what it copies: `shown` as the path, `spelt` inside
+    messages (stdin: <stdin> and `-`)."""
     try:
         yield
     except InputError as e:
         if e.path is not None and e.path.startswith(file):
-            e.path = STDIN_NAME + e.path[len(file):]
-        e.message = e.message.replace(file, STDIN)
+            e.path = shown + e.path[len(file):]
+        e.message = e.message.replace(file, spelt)
         e.args = (e.message,)
         raise e from None
 
 
 @contextlib.contextmanager
 def _source(path: str) -> Iterator[tuple[str, str]]:
-    """`path` and its format; `-` (`-:KEY` for an .npz) is stdin's copy, named <stdin>."""
-    if not _is_stdin(path):
+    """`path` and its format; stdin (`-`, `-:KEY` for an .npz) and pipes are read from a copy,
+    whose errors name them."""
+    given, key = split_key(path)
+    if given != STDIN and not _read_once(given):
         yield path, _kind(path)
         return
-    key = split_key(path)[1]
-    file = _stdin_file()
-    with _named_stdin(file):
+    file, shown = (_stdin_file(), STDIN_NAME) if given == STDIN else (_pipe_file(given), given)
+    with _named(file, shown, STDIN if given == STDIN else given):
         file += f":{key}" if key else ""
         yield file, _kind(file)
 
 
-class _FromStdin:
-    """A streamed table of stdin's copy: errors while it streams name <stdin> too."""
+class _FromCopy:
+    """A streamed table of a copy (stdin, a pipe): errors while it streams name the source."""
 
     path: str
+    source: str
 
     def blocks(self, rows: int) -> Iterator[np.ndarray]:
-        with _named_stdin(self.path):
+        shown = STDIN_NAME if self.source == STDIN else self.source
+        with _named(self.path, shown, self.source):
             yield from super().blocks(rows)  # type: ignore[misc]
 
 
-class _StdinMatrix(_FromStdin, ArrowMatrix):
+class _CopiedMatrix(_FromCopy, ArrowMatrix):
     pass
 
 
-class _StdinTriplets(_FromStdin, ArrowTriplets):
+class _CopiedTriplets(_FromCopy, ArrowTriplets):
     pass
+
+
+def _streamed(plain: type, copied: type, path: str, *args: object) -> Any:
+    """A streamed table of `path`, or of its copy when it is stdin or a pipe."""
+    given = split_key(path)[0]
+    if given != STDIN and not _read_once(given):
+        return plain(*args)
+    table = copied(*args)
+    table.source = given
+    return table
 
 
 def _read_npy(path: str) -> np.ndarray:
@@ -332,7 +377,7 @@ def open_matrix(path: str, column: str | None = None) -> np.ndarray | ArrowMatri
         if kind in ("npy", "npz"):
             return _read_array(file, kind)
         if kind in ("parquet", "arrow"):
-            return (_StdinMatrix if _is_stdin(path) else ArrowMatrix)(file, kind, column)
+            return _streamed(ArrowMatrix, _CopiedMatrix, path, file, kind, column)
         raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", file)
 
 
@@ -387,7 +432,7 @@ def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
     its writer recorded, from stdin as from a path)."""
     with _source(path) as (file, kind):
         if kind in ("parquet", "arrow"):
-            return (_StdinTriplets if _is_stdin(path) else ArrowTriplets)(file, kind)
+            return _streamed(ArrowTriplets, _CopiedTriplets, path, file, kind)
         triplets = _read_indices(file, kind, arrow.TRIPLET_COLUMNS, "triplet")
         return validate.as_triplets(triplets, file)
 
