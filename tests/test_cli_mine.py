@@ -523,3 +523,29 @@ def test_fine_input(make: Maker | None, argv: tuple[str, ...], expect: dict, tmp
         assert summary[key] == value, key
     assert ("anchors have no positive" in result.stderr) == bool(
         summary["anchors_without_positive"])
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv", "jsonl", "npy"])
+def test_nothing_mined_is_scored_as_nothing(cli, tmp_path: Path, suffix: str) -> None:
+    """A filter that keeps no triplet writes an empty file; compute scores it as no triplet
+    (loss 0, as mine reports it, with a warning) instead of refusing it, so `mine -o F &&
+    compute --triplets F` holds in a job; a gate is not passed by nothing."""
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, np.array([[0, 0], [0, 0.1], [10, 0], [10, 0.1]], np.float32))
+    np.save(y, np.array([0, 0, 1, 1]))
+    mined = tmp_path / f"t.{suffix}"
+    run = cli("mine", "--embeddings", x, "--labels", y, "--margin-filter", "violating",
+              "-o", mined, "-q")
+    assert run.exit_code == 0, run.stderr
+    scored = cli("compute", "--embeddings", x, "--triplets", mined, "-f", "json")
+    assert scored.exit_code == 0, scored.stderr
+    summary = json.loads(scored.stdout)
+    assert (summary["count"], summary["loss"]) == (0, 0.0)
+    warning = f"no triplet to score: {mined} holds zero rows, so the loss is 0"
+    assert summary["warnings"][-1] == warning
+    assert scored.stderr == f"triplet-loss: warning: {warning}\n"
+    gated = cli("compute", "--embeddings", x, "--triplets", mined, "--fail-above", "1", "-q")
+    assert gated.exit_code == 3
+    assert gated.stderr == "triplet-loss: gate failed: --fail-above 1.0: no triplet to score\n"
+    rows = cli("compute", "--embeddings", x, "--triplets", mined, "-f", "csv", "-q")
+    assert rows.stdout == '"index","anchor","positive","negative","d_ap","d_an","loss"\n'

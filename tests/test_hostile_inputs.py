@@ -272,8 +272,6 @@ CASES = [
         "anchor": pa.array([0, None]), "positive": pa.array([1, 1]),
         "negative": pa.array([2, 2])}), indexed("x.npy", "tnull.parquet", *OUT), 1,
          r"/tnull\.parquet: column 'anchor': row 1 is null$"),
-    Case("triplet-zero-rows", raw("t0.csv", b"anchor,positive,negative\n"),
-         indexed("x.npy", "t0.csv", *OUT), 1, r"/t0\.csv: holds zero triplets$"),
     Case("triplet-npy-wrong-shape", npy("t4.npy", np.zeros((3, 4), np.int64)),
          indexed("x.npy", "t4.npy", *OUT), 1, r"/t4\.npy: triplets must have shape \(t, 3\)"),
     # -- flags (usage errors: exit 2)

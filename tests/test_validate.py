@@ -27,7 +27,6 @@ ERRORS = [
      "t: triplets must have shape (t, 3), got (2, 2)"),
     (lambda: validate.as_triplets(np.zeros((2, 3)), "t"),
      "t: triplet indices must be integers, got float64"),
-    (lambda: validate.as_triplets(np.zeros((0, 3), np.int32), "t"), "t: holds zero triplets"),
     (lambda: validate.require_no_nulls(pa.chunked_array([[1], [2, None]]), "column 'c'", "f", 10),
      "f: column 'c': row 12 is null"),
     (lambda: validate.require_no_nulls(pa.array([1.0, 2.0, 3.0, None]), "column 'v'", "f", 5, 2),

@@ -328,7 +328,6 @@ class ArrowTriplets(_Streamed):
             validate.require_index_dtype(
                 np.dtype(t.to_pandas_dtype()) if pa.types.is_primitive(t) else t, path)
         self.rows = _count_rows(path, kind, self.columns)
-        validate.require_triplet_count(self.rows, path)
         self.recorded = _recorded_settings(path, schema)
 
     def _rows(self, batch: pa.RecordBatch, row0: int) -> np.ndarray:

@@ -343,6 +343,8 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
                                  "--corpus", tname)
             warnings.append(f"{tname} was mined from a corpus (positive and negative index it): "
                             "give it with --corpus, or these rows index --embeddings instead")
+    if t.shape[0] == 0:  # (mine writes such a file when nothing passes its filter)
+        warnings.append(f"no triplet to score: {tname} holds zero rows, so the loss is 0")
     if isinstance(t, np.ndarray):  # streamed triplets are checked block by block
         validate.require_indices(t, x.shape[0] if c is None else
                                  (x.shape[0], c.shape[0], c.shape[0]), tname)

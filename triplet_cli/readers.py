@@ -361,12 +361,14 @@ def _labels_as_written(path: str, column: str | None, name: str) -> np.ndarray |
     return cells.to_numpy(zero_copy_only=False)
 
 
-def _read_jsonl(path: str, what: str = "triplet") -> pa.Table:
-    """JSON lines (one object per line, as `mine -o x.jsonl` writes them) as a table."""
+def _read_jsonl(path: str, columns: Sequence[str]) -> pa.Table:
+    """JSON lines (one object per line, as `mine -o x.jsonl` writes them) as a table; an empty
+    file as `columns` of no row."""
+    import pyarrow as pa
     import pyarrow.json as pj
 
-    if not os.path.getsize(path):
-        raise InputError(f"holds zero {what}s", path)
+    if not os.path.getsize(path):  # no row written (pyarrow refuses it)
+        return pa.table({c: pa.array([], pa.int64()) for c in columns})
     with arrow.read_errors("JSON lines", path):
         return pj.read_json(path)
 
@@ -447,7 +449,7 @@ def _read_indices(file: str, kind: str, columns: Sequence[str], what: str) -> np
     if kind in ("npy", "npz"):
         return _read_array(file, kind)
     if kind in ("parquet", "arrow", "csv", "jsonl"):
-        table = (_read_csv(file) if kind == "csv" else _read_jsonl(file, what) if kind == "jsonl"
+        table = (_read_csv(file) if kind == "csv" else _read_jsonl(file, columns) if kind == "jsonl"
                  else arrow.read_table(file, kind))
         return arrow.index_columns(file, table, columns)
     raise InputError(f"unknown {what} format: use .parquet, .arrow, .csv, .jsonl or .npy", file)

@@ -359,17 +359,11 @@ def require_index_dtype(dtype: object, path: str) -> None:
         raise InputError(f"triplet indices must be integers, got {dtype}", path)
 
 
-def require_triplet_count(rows: int, path: str) -> None:
-    if rows == 0:
-        raise InputError("holds zero triplets", path)
-
-
 def as_triplets(triplets: np.ndarray, path: str) -> np.ndarray:
-    """A (t, 3) integer array of t >= 1 rows as C-contiguous int64."""
+    """A (t, 3) integer array as C-contiguous int64 (t = 0: nothing to score, as mine may write)."""
     if triplets.ndim != 2 or triplets.shape[1] != 3:
         raise InputError(f"triplets must have shape (t, 3), got {triplets.shape}", path)
     require_index_dtype(triplets.dtype, path)
-    require_triplet_count(triplets.shape[0], path)
     return as_indices(triplets, ("anchor", "positive", "negative"), path)
 
 
