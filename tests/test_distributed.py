@@ -6,6 +6,7 @@ workers are started where the worker count is the point); small data, many small
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -247,6 +248,21 @@ def test_cli_scheduler_local_starts_and_stops_a_cluster(cli, data, tmp_path) -> 
     assert "mine on local cluster tcp://127.0.0.1:" in local.stderr
     assert ": 2 workers, 2 threads, embeddings by path" in local.stderr
 
+
+
+def test_cli_workers_beyond_the_cpus_are_capped_with_a_note(cli, data, tmp_path,
+                                                           monkeypatch) -> None:
+    """--workers 64 on a small machine started 64 processes (about 200 MB each)."""
+    monkeypatch.setattr(tl_dask, "_cores", lambda: 1)
+    argv = ["mine", "--embeddings", data["x"], "--labels", data["labels"], "-f", "json"]
+    local = cli(*argv, "--scheduler", "local", "--workers", "3", "--verbose")
+    note = "--workers 3: 1 CPU available here (the CPUs this process may use); starting 1"
+    assert local.exit_code == 0, local.stderr
+    assert f"triplet-loss: warning: {note}\n" in local.stderr
+    assert ": 1 workers, 1 threads, embeddings by path" in local.stderr
+    assert json.loads(local.stdout)["warnings"][-1] == note
+    assert tl_dask.local_workers(None) == (None, None)
+    assert tl_dask.local_workers(1) == (1, None)
 
 def test_cli_compute_writes_the_same_bytes(cli, data, sample, cluster, small_blocks,
                                            tmp_path) -> None:

@@ -112,7 +112,9 @@ def _blocks(job: Job, how: Run) -> Iterator[Block]:
     if not how.on_cluster:
         yield from job.blocks()
         return
-    from .distributed import connect  # imports dask only when it connects
+    from .distributed import connect, local_workers  # imports dask only when it connects
 
-    with connect(how.scheduler, how.workers, quiet=not how.verbose) as cluster:
+    workers, note = local_workers(how.workers)
+    job.warnings += [note] if note else []
+    with connect(how.scheduler, workers, quiet=not how.verbose) as cluster:
         yield from cluster.blocks(job, threads=how.threads, verbose=how.verbose)

@@ -68,6 +68,16 @@ def check_flags(scheduler: str | None, workers: int | None) -> None:
         raise TripletLossError(f"--scheduler needs Dask: {INSTALL}")
 
 
+def local_workers(workers: int | None) -> tuple[int | None, str | None]:
+    """--workers capped at the CPUs this process may use (a process each: more only take
+    memory), and a note when capped."""
+    cores = _cores()
+    if workers is None or workers <= cores:
+        return workers, None
+    return cores, (f"--workers {workers}: {cores} CPU{'s' if cores > 1 else ''} available here "
+                   f"(the CPUs this process may use); starting {cores}")
+
+
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
