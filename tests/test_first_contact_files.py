@@ -365,7 +365,8 @@ def test_mined_jsonl_is_a_triplets_input(cli, mine, tmp_path: Path, sample: Path
     (b'{"anchor": 0, "positive": 1, "negative": 2}\n{"anchor": 1, "positive"\n',
      r"cannot read as JSON lines"),
     (b'{"anchor": 0, "positive": 1}\n', r"no column 'negative'"),
-    (b'{"anchor": 0.5, "positive": 1, "negative": 2}\n', r"must be integers"),
+    (b'{"anchor": 0.5, "positive": 1, "negative": 2}\n',
+     r"row 0: anchor index 0\.5 is not an integer"),
     (b'{"anchor": 0, "positive": 1, "negative": null}\n', r"column 'negative': row 0 is null"),
 ])
 def test_bad_jsonl_triplets_are_one_error_line(cli, sample: Path, tmp_path: Path, text: bytes,

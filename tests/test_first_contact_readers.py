@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -472,3 +473,82 @@ def test_decoded_batches_are_bounded_in_bytes(tmp_path: Path,
     matrix = arrow.ArrowMatrix(str(tmp_path / "wide.parquet"), "parquet", None, "--column")
     assert sum(len(b) for b in matrix.blocks(5_000)) == 3_000
     assert max(asked) * 1_024 * 4 <= arrow.READ_BATCH_BYTES
+
+
+# ---- damaged archives, text labels, loose CSV headers, 0-d arrays ------------------------------
+
+
+def _npz_variants(folder: Path) -> dict[str, Path]:
+    """A cut archive, a member that is no .npy, a bad CRC and a bad deflate stream."""
+    np.savez(folder / "e.npz", x=_vectors(0))
+    whole = (folder / "e.npz").read_bytes()
+    (folder / "cut.npz").write_bytes(whole[:len(whole) // 2])
+    with zipfile.ZipFile(folder / "junk.npz", "w") as z:
+        z.writestr("x.npy", b"hello")
+    flipped = bytearray(whole)
+    flipped[whole.find(readers.NPY_MAGIC) + 150] ^= 0xFF
+    (folder / "crc.npz").write_bytes(bytes(flipped))
+    np.savez_compressed(folder / "c.npz", x=_vectors(0))
+    deflated = bytearray((folder / "c.npz").read_bytes())
+    deflated[60:70] = bytes(10)
+    (folder / "deflate.npz").write_bytes(bytes(deflated))
+    return {k: folder / f"{k}.npz" for k in ("cut", "junk", "crc", "deflate")}
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("cut", "File is not a zip file"), ("junk", "member 'x' is not a .npy array"),
+    ("crc", "Bad CRC-32 for file 'x.npy'"), ("deflate", "Error -3 while decompressing data")])
+def test_a_damaged_npz_is_one_line(inputs: Path, cli, kind: str, reason: str) -> None:
+    """Each raised a traceback (zipfile.BadZipFile, zlib.error, bytes with no dtype)."""
+    path = _npz_variants(inputs)[kind]
+    line = _error_line(cli("compute", "--anchors", path, "--positives", inputs / "p.npy",
+                           "--negatives", inputs / "n.npy"))
+    assert line.startswith(f"triplet-loss: error: {path}: not a valid .npz file ({reason}"), line
+
+
+@pytest.mark.parametrize("name", ["NA", "N/A", "nan", "null", "NULL"])
+def test_csv_labels_that_pyarrow_calls_missing_are_classes(inputs: Path, cli, name: str) -> None:
+    """North America is a class: the run was refused as 'row 9 is null'."""
+    text = ["EU", "AS", "AF", name] * (ROWS // 4)
+    (inputs / "y.csv").write_text("".join(f"{v}\n" for v in text))
+    np.save(inputs / "y.npy", np.array(text))
+    argv = ("mine", "--embeddings", inputs / "x.npy", "-f", "csv")
+    assert ok(cli(*argv, "--labels", inputs / "y.csv")) == ok(cli(*argv, "--labels",
+                                                                   inputs / "y.npy"))
+    (inputs / "gap.csv").write_text("label\n" + "".join(f"{v}\n" for v in text[:-1]) + '""\n')
+    line = _error_line(cli(*argv, "--labels", inputs / "gap.csv"))
+    assert line.endswith(f"row {ROWS - 1} is null"), line
+
+
+def test_csv_header_with_spaces_after_the_commas(inputs: Path, cli) -> None:
+    (inputs / "t.csv").write_text("anchor, positive, negative\n0, 1, 2\n3, 4, 5\n")
+    (inputs / "u.csv").write_text("anchor,positive,negative\n0,1,2\n3,4,5\n")
+    argv = ("compute", "--embeddings", inputs / "x.npy", "-f", "csv", "--triplets")
+    assert ok(cli(*argv, inputs / "t.csv")) == ok(cli(*argv, inputs / "u.csv"))
+
+
+def test_a_zero_d_array_is_refused(inputs: Path, cli) -> None:
+    """np.ascontiguousarray made it a vector of one value: a d = 1 anchor."""
+    np.save(inputs / "s.npy", np.array(2.0))
+    line = _error_line(cli("compute", "--anchors", inputs / "s.npy", "--positives",
+                           inputs / "p.npy", "--negatives", inputs / "n.npy"))
+    assert line == f"triplet-loss: error: {inputs / 's.npy'}: holds a single number (a 0-d " \
+        "array), not vectors"
+
+
+def test_a_name_too_long_says_so(inputs: Path, cli) -> None:
+    long = inputs / ("a" * 300 + ".npy")
+    line = _error_line(cli("compute", "--anchors", long, "--positives", inputs / "p.npy",
+                           "--negatives", inputs / "n.npy"))
+    assert line == f"triplet-loss: error: {long}: File name too long"
+
+
+def test_an_overflow_by_triplets_names_the_embeddings(inputs: Path, cli) -> None:
+    x = np.ones((4, 3))
+    x[1], x[2] = 1e300, -1e300
+    np.save(inputs / "big.npy", x)
+    (inputs / "t.csv").write_text("anchor,positive,negative\n0,3,3\n1,0,2\n")
+    line = _error_line(cli("compute", "--embeddings", inputs / "big.npy", "--triplets",
+                           inputs / "t.csv"))
+    assert line == (f"triplet-loss: error: {inputs / 'big.npy'}: {inputs / 't.csv'} row 1: the "
+                    "distance overflows float64 (values too large); rescale the embeddings")

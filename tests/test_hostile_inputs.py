@@ -267,7 +267,7 @@ CASES = [
     Case("triplet-float-indices", table("tf.parquet", {
         "anchor": pa.array([0.5]), "positive": pa.array([1.0]), "negative": pa.array([2.0])}),
          indexed("x.npy", "tf.parquet", *OUT), 1,
-         r"/tf\.parquet: triplet indices must be integers, got float64$"),
+         r"/tf\.parquet: row 0: anchor index 0\.5 is not an integer$"),
     Case("triplet-null-index", table("tnull.parquet", {
         "anchor": pa.array([0, None]), "positive": pa.array([1, 1]),
         "negative": pa.array([2, 2])}), indexed("x.npy", "tnull.parquet", *OUT), 1,

@@ -56,8 +56,20 @@ def test_plot_must_be_a_path() -> None:
 
 def test_fractional_triplet_indices_are_refused() -> None:
     x, _ = labelled()
-    with pytest.raises(TripletLossError, match="triplet indices must be integers, got float64"):
+    with pytest.raises(TripletLossError, match=r"row 0: negative index 2\.5 is not an integer"):
         compute_loss(embeddings=x, triplets=np.array([[0, 1, 2.5], [0.9, 1, 2]]))
+
+
+def test_integral_float_indices_are_taken() -> None:
+    """What pandas writes once an index column has held a NaN (0.0, 1.0, ...)."""
+    x, _ = labelled()
+    taken = compute_loss(embeddings=x, triplets=np.array([[0.0, 1.0, 2.0], [3.0, 1.0, 2.0]]))
+    np.testing.assert_array_equal(
+        taken.loss, compute_loss(embeddings=x, triplets=np.array([[0, 1, 2], [3, 1, 2]])).loss)
+    with pytest.raises(TripletLossError, match=r"row 1: anchor index nan is not an integer"):
+        compute_loss(embeddings=x, triplets=np.array([[0.0, 1.0, 2.0], [np.nan, 1.0, 2.0]]))
+    with pytest.raises(TripletLossError, match=r"row 0: anchor index 1e\+19 is out of range"):
+        compute_loss(embeddings=x, triplets=np.array([[1e19, 1.0, 2.0]]))
 
 
 @pytest.mark.parametrize(("labels", "message"), [

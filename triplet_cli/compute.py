@@ -221,14 +221,16 @@ class ComputeJob(Job):
                                      self.names[role])
         if bad.size and self.params.distance.eps_placement is not EpsPlacement.legacy_root:
             i = int(bad[0])
-            name = self.names["triplets" if self.triplets is not None else "anchors"]
+            where, name = f"row {start + i}", self.names["anchors" if part else "embeddings"]
+            if self.triplets is not None:  # the values are the embeddings' (by --triplets row)
+                where = f"{self.names['triplets']} row {start + i}"
             huge = any(float(np.abs(a[i]).max()) > _HUGE for a in part.values())
             if not huge and (np.isnan(d_ap[i]) or np.isnan(d_an[i])):
-                raise InputError(f"row {start + i}: the distance is undefined (NaN) for finite "
+                raise InputError(f"{where}: the distance is undefined (NaN) for finite "
                                  "values (a zero vector with cosine and --eps 0?)", name)
             p = self.params.distance.norm_p
             why = f"the p = {p:g} distance" if 2 < p < math.inf else "the distance"
-            raise InputError(f"row {start + i}: {why} overflows float64 (values too large); "
+            raise InputError(f"{where}: {why} overflows float64 (values too large); "
                              "rescale the embeddings" + (" or use a smaller p" if p > 2 else ""),
                              name)
 

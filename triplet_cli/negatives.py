@@ -372,7 +372,7 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
         a, name = np.asarray(read_indices(pairs, PAIR_COLUMNS, "pair")), shown_name(pairs)
     if a.ndim != 2 or a.shape[1] != 2:
         raise InputError(f"pairs must have shape (n, 2) (query, positive), got {a.shape}", name)
-    if a.dtype.kind not in "iu":
+    if a.dtype.kind not in "iuf":  # integral floats are taken by as_indices
         raise InputError(f"pair indices must be integers, got {a.dtype}", name)
     if a.shape[0] == 0:
         raise InputError("holds zero pairs", name)

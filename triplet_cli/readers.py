@@ -17,7 +17,10 @@ import os
 import stat
 import sys
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,8 +87,13 @@ def shown_name(path: str) -> str:
 def _kind(path: str) -> str:
     """The format of a readable file (module docstring); a folder of .parquet files is parquet."""
     file = split_key(path)[0]
-    if not os.path.exists(file):
-        raise InputError("no such file", file)
+    try:
+        os.stat(file)
+    except OSError as e:  # (os.path.exists says False for a name too long as well)
+        missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
+        raise InputError("no such file" if missing else e.strerror or str(e), file) from None
+    except ValueError:  # an embedded NUL
+        raise InputError("no such file", file) from None
     if os.path.isdir(file) and Path(file).suffix.lower() not in arrow.PARQUET_SUFFIXES:
         if not any(Path(file).glob("*.parquet")):
             raise InputError("is a directory, not a file (nor a folder of .parquet files)", file)
@@ -276,7 +284,7 @@ def _read_npy(path: str) -> np.ndarray:
             raise
         raise InputError(f"cannot be memory-mapped: {expected / 2**30:.2f} GiB of address space "
                          "is more than this process may have (a ulimit -v limit?)", path) from None
-    return np.asarray(array)
+    return np.asarray(array).reshape(shape)  # (np.memmap makes a 0-d array (1,))
 
 
 def _read_npz(path: str) -> np.ndarray:
@@ -292,19 +300,24 @@ def _read_npz(path: str) -> np.ndarray:
                 key = keys[0]
             if key not in keys:
                 raise InputError(f"no array '{key}'; it holds: {', '.join(keys)}", file)
-            return archive[key]
-    except (ValueError, OSError, EOFError) as e:
+            array = archive[key]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         msg = "holds Python objects (pickled); refusing to load it" if "pickle" in str(e) else (
             f"not a valid .npz file ({e})")
         raise InputError(msg, file) from None
+    if not isinstance(array, np.ndarray):  # numpy hands back a member's bytes when not a .npy
+        raise InputError(f"not a valid .npz file (member '{key}' is not a .npy array)", file)
+    return array
 
 
 def _read_array(path: str, kind: str) -> np.ndarray:
     return _read_npy(path) if kind == "npy" else _read_npz(path)
 
 
-def _read_csv(path: str, header: bool = True, text: Sequence[str] = ()) -> pa.Table:
-    """A CSV file as a table, the columns named in `text` as strings (not inferred)."""
+def _read_csv(path: str, header: bool = True, text: Sequence[str] = (),
+              missing: Sequence[str] | None = None) -> pa.Table:
+    """A CSV file as a table, the columns named in `text` as strings (not inferred); `missing`:
+    the cells that are null (default: pyarrow's, such as NA, null and nan)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -314,30 +327,36 @@ def _read_csv(path: str, header: bool = True, text: Sequence[str] = ()) -> pa.Ta
     with arrow.read_errors("CSV", path):
         # An empty cell is a missing value (null), also in a column of strings.
         table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
-            strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string())),
+            strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string()),
+            null_values=missing),
             read_options=pcsv.ReadOptions(autogenerate_column_names=not header))
-        _ = table.column_names  # a header that is not UTF-8 fails here, in this file's name
-        return table
+        names = table.column_names  # a header that is not UTF-8 fails here, in this file's name
+    stripped = [n.strip() for n in names]  # `anchor, positive, negative`
+    if stripped != names and len(set(stripped)) == len(stripped):
+        table = table.rename_columns(stripped)
+    return table
 
 
 def _read_label_csv(path: str, column: str | None, text: bool = False) -> pa.Table:
     """Labels from CSV (every column as strings when `text`). The first row is a header with
     several columns, or when it says `label` or the --label-column name, or does not parse like
-    the rows below (text above numbers); otherwise it is the first label."""
+    the rows below (text above numbers); otherwise it is the first label. Only an empty cell
+    is missing: NA, N/A, null and nan are class names (North America, not applicable)."""
     import pyarrow as pa
 
-    headed = _read_csv(path)  # pyarrow refuses a CSV file without columns
+    read = partial(_read_csv, path, missing=("",))
+    headed = read()  # pyarrow refuses a CSV file without columns
     first = headed.column_names[0]
     if headed.num_columns != 1 or first.strip().lower() == "label" or first == column:
-        return _read_csv(path, text=headed.column_names) if text else headed
-    bare = _read_csv(path, header=False)
+        return read(text=headed.column_names) if text else headed
+    bare = read(header=False)
     if headed.num_rows and bare.schema.types[0] != headed.schema.types[0]:
-        return _read_csv(path, text=headed.column_names) if text else headed
+        return read(text=headed.column_names) if text else headed
     if column is not None:
         raise InputError(f"no column '{column}'; the file has one column and no header (its "
                          f"first row, {first!r}, parses like the others)", path)
     if text:
-        bare = _read_csv(path, header=False, text=bare.column_names)
+        bare = read(header=False, text=bare.column_names)
     return pa.table({"label": bare.column(0)})
 
 

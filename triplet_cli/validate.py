@@ -125,6 +125,8 @@ def _unboxed(a: np.ndarray, name: str) -> np.ndarray:
 
 def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
     """float32/float64 kept (no copy when C-contiguous), float16 upcast, safe integers converted."""
+    if array.ndim == 0:  # (np.ascontiguousarray would make it a vector of one value)
+        raise InputError("holds a single number (a 0-d array), not vectors", path)
     kind, size = array.dtype.kind, array.dtype.itemsize
     if kind == "f" and size in (4, 8):  # big-endian files are swapped: numba takes native only
         return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
@@ -354,8 +356,9 @@ def require_labels(labels: np.ndarray, n_rows: int, yname: str, xname: str) -> n
 
 
 def require_index_dtype(dtype: object, path: str) -> None:
-    """Triplet indices are integers (`dtype`: a numpy dtype, or how a file's type is named)."""
-    if not (isinstance(dtype, np.dtype) and dtype.kind in "iu"):
+    """Triplet indices are integers, or floats that as_indices finds integral (`dtype`: a
+    numpy dtype, or how a file's type is named)."""
+    if not (isinstance(dtype, np.dtype) and dtype.kind in "iuf"):
         raise InputError(f"triplet indices must be integers, got {dtype}", path)
 
 
@@ -369,12 +372,23 @@ def as_triplets(triplets: np.ndarray, path: str) -> np.ndarray:
 
 def as_indices(table: np.ndarray, columns: tuple[str, ...], path: str, row0: int = 0
                ) -> np.ndarray:
-    """Integer index columns as C-contiguous int64; a uint64 index beyond int64 is out of any
-    range and named with its own value (a cast would show it negative)."""
-    if table.dtype.kind == "u" and table.size and table.max() > np.iinfo(np.int64).max:
-        r, c = (int(v) for v in np.argwhere(table > np.iinfo(np.int64).max)[0])
-        raise InputError(f"row {row0 + r}: {columns[c]} index {int(table[r, c])} is out of "
-                         "range", path)
+    """Index columns as C-contiguous int64: integers, or floats with integral values (what
+    pandas writes once a column has held a NaN). An index beyond int64 is out of any range and
+    named with its own value (a cast would show it negative)."""
+    if table.dtype.kind == "f" and table.size:
+        with np.errstate(invalid="ignore"):
+            fractional = ~(table == np.floor(table))  # NaN and inf too
+        if fractional.any():
+            r, c = (int(v) for v in np.argwhere(fractional)[0])
+            raise InputError(f"row {row0 + r}: {columns[c]} index {float(table[r, c])!r} is not "
+                             "an integer", path)
+        beyond = np.abs(table) >= 2.0**63
+    else:
+        beyond = table > np.iinfo(np.int64).max if table.dtype.kind == "u" and table.size else None
+    if beyond is not None and beyond.any():
+        r, c = (int(v) for v in np.argwhere(beyond)[0])
+        value = float(table[r, c]) if table.dtype.kind == "f" else int(table[r, c])
+        raise InputError(f"row {row0 + r}: {columns[c]} index {value!r} is out of range", path)
     return np.ascontiguousarray(table, dtype=np.int64)
 
 
