@@ -237,6 +237,58 @@ def test_a_cache_cut_short_or_unwritable_costs_a_compile(tmp_path: Path) -> None
     assert (run.returncode, run.stdout) == (0, "42\n"), run.stderr
 
 
+
+def test_a_cache_index_cut_short_is_rewritten(tmp_path: Path) -> None:
+    """numba's save reads the index first: one cut short failed every save, so every later
+    run compiled again, silently."""
+    (tmp_path / "kernel.py").write_text(CACHED + "print(sum(twice.stats.cache_hits.values()))\n")
+    assert _cached_run(tmp_path).stdout == "42\n0\n"
+    assert _cached_run(tmp_path).stdout == "42\n1\n"
+    for f in (tmp_path / "c").rglob("*.nbi"):
+        f.write_bytes(f.read_bytes()[:10])
+    assert _cached_run(tmp_path).stdout == "42\n0\n"  # one compile
+    assert _cached_run(tmp_path).stdout == "42\n1\n"  # then loaded again
+
+
+@pytest.mark.parametrize("given", ["/proc/no-such-folder", "a-file"])
+def test_an_unusable_numba_cache_dir_falls_back(monkeypatch, tmp_path: Path, given: str) -> None:
+    """With the package read-only and no other folder, numba refused every kernel ('no locator
+    available'): a traceback."""
+    from triplet_cli import _jit
+
+    (tmp_path / "a-file").write_text("")
+    given = str(tmp_path / given) if not given.startswith("/") else given
+    package = str(Path(_jit.__file__).parent)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", given)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != package)
+    assert _jit._cache_folder()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "home" / "triplet-loss" /
+                                                f"numba-{_jit.__version__}")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", given)
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # not absolute: ignored (XDG rules)
+    monkeypatch.setenv("HOME", "/proc/no-home")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: (_ for _ in ()).throw(
+        FileNotFoundError("No usable temporary directory found")))
+    assert not _jit._cache_folder()  # every run compiles
+    assert "NUMBA_CACHE_DIR" not in os.environ
+    assert not Path("relative").exists()
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("NUMBA_DISABLE_JIT", "1", "NUMBA_DISABLE_JIT is set: triplet-loss runs compiled kernels "
+     "only; unset it"),
+    ("NUMBA_NUM_THREADS", "0", "NUMBA_NUM_THREADS=0: give a number of threads >= 1, or unset it"),
+    ("NUMBA_NUM_THREADS", "abc", "NUMBA_NUM_THREADS=abc: give a number of threads >= 1, or "
+     "unset it"),
+])
+def test_numba_settings_that_cannot_run_are_one_line(variable: str, value: str,
+                                                     message: str) -> None:
+    """Each was a traceback (numba's import raised, or intrinsics failed without compiling)."""
+    run = subprocess.run([sys.executable, "-m", "triplet_cli", *COMPUTE], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, variable: value})
+    assert (run.returncode, run.stderr) == (2, f"triplet-loss: error: {message}\n")
+
 def test_a_read_only_install_without_a_writable_home_caches_in_tmp(monkeypatch,
                                                                     tmp_path: Path) -> None:
     from triplet_cli import _jit

@@ -15,43 +15,75 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import UsageError
 
 
 def _cache_folder() -> bool:
-    """Whether numba can keep compiled kernels: beside the package when it is writable (or in
-    the user's NUMBA_CACHE_DIR), else in a versioned user folder, else in one of the user's
-    own in the temporary folder (a read-only install with no writable home); with none, every
-    run compiles."""
-    if os.environ.get("NUMBA_CACHE_DIR") or os.access(Path(__file__).parent, os.W_OK):
+    """Whether numba can keep compiled kernels: in the user's NUMBA_CACHE_DIR when it is
+    usable, beside the package when that is writable, else in a versioned user folder, else in
+    one of the user's own in the temporary folder (a read-only install with no writable home);
+    with none, every run compiles (an unusable cache folder made numba refuse every kernel)."""
+    given = os.environ.pop("NUMBA_CACHE_DIR", "")
+    if given and _usable(Path(given)):
+        os.environ["NUMBA_CACHE_DIR"] = given
+        return True
+    if os.access(Path(__file__).parent, os.W_OK):
         return True
     uid = getattr(os, "getuid", lambda: -1)()
     for base in _user_folders(uid):
         folder = base / f"numba-{__version__}"
         try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            mine = uid < 0 or base.stat().st_uid == uid  # not one another user made for us
+            mine = _usable(folder) and (uid < 0 or base.stat().st_uid == uid)  # not another's
         except (OSError, RuntimeError):
             continue
-        if mine and os.access(folder, os.W_OK):
+        if mine:
             os.environ["NUMBA_CACHE_DIR"] = str(folder)
             return True
     return False
 
 
+def _usable(folder: Path) -> bool:
+    """A folder that exists or can be made, and takes a file (as numba checks it)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except (OSError, RuntimeError):
+        return False
+    return True
+
+
 def _user_folders(uid: int) -> list[Path]:
-    """Where a read-only install may cache: the user's cache folder, the temporary folder."""
-    folders = [Path(tempfile.gettempdir()) / f"triplet-loss-{uid}"]
+    """Where a read-only install may cache: the user's cache folder (an absolute
+    XDG_CACHE_HOME, as the XDG rules say), the temporary folder (when there is one)."""
+    folders = []
     with contextlib.suppress(RuntimeError):  # no home directory
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        folders.insert(0, (Path(xdg) if xdg else Path.home() / ".cache") / "triplet-loss")
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        folders.append((Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache")
+                       / "triplet-loss")
+    with contextlib.suppress(OSError):  # no usable temporary folder
+        folders.append(Path(tempfile.gettempdir()) / f"triplet-loss-{uid}")
     return folders
 
 
+def _require_threads() -> None:
+    """NUMBA_NUM_THREADS below 1 made numba's import raise (a traceback), and one that is no
+    number made it print a warning with a traceback in it."""
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if not value:  # set empty: as unset
+        os.environ.pop("NUMBA_NUM_THREADS", None)
+    elif not (value.isdigit() and int(value) >= 1):
+        raise UsageError(f"NUMBA_NUM_THREADS={value}: give a number of threads >= 1, or unset it")
+
+
+_require_threads()
 _CACHE = _cache_folder()
 
 import numba  # noqa: E402  (must follow the cache-directory decision)
 from numba.core import caching, cgutils, event  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
+
+if numba.config.DISABLE_JIT:  # the kernels use intrinsics, which need compiling
+    raise UsageError("NUMBA_DISABLE_JIT is set: triplet-loss runs compiled kernels only; unset it")
 
 
 @contextlib.contextmanager
@@ -64,6 +96,19 @@ def _cache_at_best_effort(self: object) -> Iterator[None]:
 
 
 caching.Cache._guard_against_spurious_io_errors = _cache_at_best_effort
+_load_index = caching.IndexDataCacheFile._load_index
+
+
+def _index_or_empty(self: caching.IndexDataCacheFile) -> dict:
+    """A cache index that cannot be read (cut short) as an empty one, so that the next save
+    rewrites it: numba's save reads the index first, and failing there, never saved again."""
+    try:
+        return _load_index(self)
+    except Exception:
+        return {}
+
+
+caching.IndexDataCacheFile._load_index = _index_or_empty
 
 
 class _Compiles(event.Listener):

@@ -42,6 +42,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             print(f"{PROG}: interrupted", file=sys.stderr)
             rv = 130
+        except TripletLossError as e:  # before a run: the environment (NUMBA_DISABLE_JIT)
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            rv = e.exit_code
         except BrokenPipeError:  # (one Click did not turn into an exit)
             _silence_stdout()
             rv = 0
