@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pytest
 
 from triplet_cli import TripletLossError, compute_loss, mine_negatives, mine_triplets
@@ -139,12 +140,49 @@ def test_labels_mixing_numbers_and_strings_are_refused() -> None:
         mine_triplets(x, [1, 1, 1, "1", "1", "1", 2, 2, 2, "2", "2", "2"])
 
 
-def test_labels_left_out_for_a_table_in_memory_say_where_they_go() -> None:
-    x, _ = labelled()
-    with pytest.raises(TripletLossError, match=r"embeddings: no labels given: pass them as "
-                       r"labels="):
-        mine_triplets(pd.DataFrame({"embedding": list(x), "label": np.arange(60) % 6}),
-                      label_column="label")
+TABLES = {
+    "pandas": lambda columns: pd.DataFrame(columns),
+    "polars": lambda columns: pl.DataFrame(columns),
+    "pyarrow": lambda columns: pa.table({k: pa.array(list(v)) for k, v in columns.items()}),
+    "record-batch": lambda columns: pa.table({k: pa.array(list(v)) for k, v in columns.items()}
+                                             ).to_batches()[0],
+}
+
+
+@pytest.mark.parametrize("kind", TABLES)
+def test_a_table_in_memory_is_read_as_its_file(kind: str) -> None:
+    """Its list column is the embeddings and its label column the labels, as from a parquet
+    file: every column was taken, so a label became one more dimension (silently other
+    losses), and labels were asked for separately."""
+    x, y = labelled()
+    expected = mine_triplets(x, y)
+    table = TABLES[kind]({"embedding": list(x), "label": y, "id": np.arange(60)})
+    for got in (mine_triplets(table), mine_triplets(table, y),
+                mine_triplets(TABLES[kind]({"vec": list(x), "cls": y}))):
+        np.testing.assert_array_equal(got.triplets, expected.triplets)
+        assert got.value == expected.value
+        assert got.summary["inputs"]["embeddings"]["shape"] == [60, 8]
+    with pytest.raises(TripletLossError, match=r"embeddings: cannot tell the label column; "
+                       r"choose one with label_column="):
+        mine_triplets(TABLES[kind]({"embedding": list(x), "a": y, "b": y}))
+    assert mine_triplets(TABLES[kind]({"embedding": list(x), "a": y, "b": y}),
+                         label_column="b").value == expected.value
+
+
+def test_a_wide_frame_is_its_float_columns() -> None:
+    """A column per dimension: the label column, ids and text are not dimensions."""
+    x, y = labelled()
+    expected = mine_triplets(x, y).value
+    wide = pd.DataFrame(x, columns=[f"d{i}" for i in range(8)])
+    assert mine_triplets(wide.assign(label=y)).value == expected
+    assert mine_triplets(wide.assign(cls=y, name=[f"n{v}" for v in y]),
+                         label_column="cls").value == expected
+    assert mine_triplets(pd.DataFrame(x).assign(label=y)).value == expected  # columns 0..7
+    codes = pd.DataFrame((x > 0).astype(np.int64))  # integer dimensions: every column
+    assert mine_triplets(codes.assign(label=y)).value == mine_triplets(codes.to_numpy(), y).value
+    with pytest.raises(TripletLossError, match=r"embeddings: holds no label column \(columns: "
+                       r"d0, .*\); give the labels with labels="):
+        mine_triplets(wide)
 
 
 def test_the_public_names_are_listed() -> None:

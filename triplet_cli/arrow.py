@@ -155,7 +155,7 @@ def _filled(parts: Iterator[np.ndarray], rows: int, total: int) -> Iterator[np.n
         yield block[:filled]
 
 
-def _is_vector_type(t: pa.DataType, floats_only: bool = False) -> bool:
+def is_vector_type(t: pa.DataType, floats_only: bool = False) -> bool:
     """A list (fixed-size, variable or large) of floats, or of integers unless floats_only."""
     import pyarrow.types as pt
 
@@ -165,18 +165,18 @@ def _is_vector_type(t: pa.DataType, floats_only: bool = False) -> bool:
     return False
 
 
-def _pick_column(path: str, schema: pa.Schema, column: str | None, flag: str) -> str:
+def pick_embedding_column(path: str, schema: pa.Schema, column: str | None, flag: str) -> str:
     """The embedding column: `column`, else the only list of floats, else the only list of
     integers (token ids and masks of a tokenised dataset are not embeddings)."""
     names = schema.names
     if column is not None:
         _require_columns(path, names, [column])
-        if not _is_vector_type(schema.field(column).type):
+        if not is_vector_type(schema.field(column).type):
             raise InputError(f"column '{column}' is {schema.field(column).type}, not a list of "
                              "floats", path)
         return column
-    floats = [f.name for f in schema if _is_vector_type(f.type, floats_only=True)]
-    integers = [f.name for f in schema if _is_vector_type(f.type) and f.name not in floats]
+    floats = [f.name for f in schema if is_vector_type(f.type, floats_only=True)]
+    integers = [f.name for f in schema if is_vector_type(f.type) and f.name not in floats]
     candidates = floats or integers
     if len(candidates) == 1:
         return candidates[0]
@@ -188,8 +188,10 @@ def _pick_column(path: str, schema: pa.Schema, column: str | None, flag: str) ->
     raise InputError(f"no list<float> column{held}; columns: {', '.join(names)}", path)
 
 
-def pick_label_column(path: str, schema: pa.Schema, column: str | None) -> str:
-    """The label column: `column`, else `label`, else the only integer or string column."""
+def pick_label_column(path: str, schema: pa.Schema, column: str | None,
+                      flags: tuple[str, str] = ("--labels", "--label-column")) -> str:
+    """The label column: `column`, else `label`, else the only integer or string column;
+    `flags` name the options that give labels and choose a column in messages."""
     import pyarrow.types as pt
 
     names = schema.names
@@ -204,8 +206,8 @@ def pick_label_column(path: str, schema: pa.Schema, column: str | None) -> str:
         return scalars[0]
     if not scalars:
         raise InputError(f"holds no label column (columns: {', '.join(names)}); give the labels "
-                         "with --labels", path)
-    raise InputError(f"cannot tell the label column; choose one with --label-column "
+                         f"with {flags[0]}", path)
+    raise InputError(f"cannot tell the label column; choose one with {flags[1]} "
                      f"(columns: {', '.join(names)})", path)
 
 
@@ -285,7 +287,7 @@ class ArrowMatrix(_Streamed):
 
         self.path, self.kind = path, kind
         schema = read_schema(path, kind)
-        self.name = _pick_column(path, schema, column, flag)
+        self.name = pick_embedding_column(path, schema, column, flag)
         self.columns = [self.name]
         column_type = schema.field(self.name).type
         if pa.types.is_fixed_size_list(column_type):

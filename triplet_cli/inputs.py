@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import validate
+from . import arrow, validate
 from .arrow import ArrowMatrix
 from .errors import UsageError
 from .readers import STDIN, open_matrix, same_file, shown_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ArrayLike = np.ndarray | str | os.PathLike[str]
 Matrix = np.ndarray | ArrowMatrix  # in memory (or memory-mapped), or streamed from parquet/Arrow
@@ -48,8 +52,8 @@ def _memory(x: object) -> np.ndarray | None:
     return x if isinstance(x, np.ndarray) else None
 
 
-def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False
-                ) -> tuple[Matrix, str]:
+def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False,
+                label_column: str | None = None) -> tuple[Matrix, str]:
     """An input as a float array and the name errors give it, or (stream=True) a parquet/Arrow
     input left on disk to be read block by block."""
     if column is not None and not isinstance(column, str):
@@ -60,7 +64,27 @@ def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = Fals
             validate.as_float_array(np.empty((0, m.width), m.dtype), name)  # dtype check first
             return (m, name) if stream else (validate.as_float_array(m.read(), name), name)
         return validate.as_float_array(m, name), name
+    schema = validate.table_schema(x)
+    if schema is not None:
+        x = _embedding_columns(x, schema, role, column, label_column)
     return validate.as_float_array(validate.as_array(x, role), role), role
+
+
+def _embedding_columns(table: Any, schema: pa.Schema, role: str, column: str | None,
+                       label_column: str | None) -> Any:
+    """A table's embeddings as a file's are found: `column`, else its one list of floats. A
+    table without a list column holds one column per dimension: its float columns (labels,
+    ids and text are not dimensions), or every column when none is float, less the label
+    column (`label_column` or `label`). (Every column was taken: a label became a dimension.)"""
+    import pyarrow.types as pt
+
+    if column is not None or any(arrow.is_vector_type(f.type) for f in schema):
+        name = arrow.pick_embedding_column(role, schema, column, "column=")
+        return validate.table_part(table, [schema.get_field_index(name)])
+    floats = [k for k, f in enumerate(schema) if pt.is_floating(f.type)]
+    keep = [k for k in floats or range(len(schema))
+            if schema.field(k).name != (label_column or "label")]
+    return table if len(keep) == len(schema) else validate.table_part(table, keep)
 
 
 def normalized(a: np.ndarray) -> np.ndarray:

@@ -370,7 +370,7 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     embeddings, labels = path_or_array(embeddings), path_or_array(labels)
     if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
         raise UsageError("only one input can be read from stdin (-)")
-    x, xname = load_matrix(embeddings, "embeddings", column)
+    x, xname = load_matrix(embeddings, "embeddings", column, label_column=label_column)
     validate.require_matrix(x, xname, "embeddings")
     y, yname = labels_for(labels, embeddings, label_column)
     codes = validate.require_labels(y, x.shape[0], yname, xname)

@@ -438,10 +438,14 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
     no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
                  "hold both)")
+    schema = validate.table_schema(embeddings)
+    if schema is not None:  # a table in memory: its label column, as a file's
+        name = arrow.pick_label_column("embeddings", schema, column, ("labels=", "label_column="))
+        labels = validate.table_part(embeddings, [schema.get_field_index(name)])
+        return validate.as_labels(validate.as_array(labels, "labels"), "embeddings"), "embeddings"
     if not isinstance(embeddings, str):
-        raise InputError("no labels given: pass them as labels= (a label column is read from "
-                         "a parquet or Arrow file given by its path, not from an array or a "
-                         "table in memory)", "embeddings")
+        raise InputError("no labels given: pass them as labels= (or a table holding a label "
+                         "column; an array holds none)", "embeddings")
     with _source(embeddings) as (file, kind):
         if kind not in ("parquet", "arrow"):
             raise InputError(no_labels, file)

@@ -4,6 +4,7 @@ first offending value, and the as_* functions return the array normalised for th
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 from collections.abc import Sequence
@@ -78,6 +79,37 @@ def _table_columns(x: object, named: Sequence[str], name: str) -> list[np.ndarra
         raise InputError(f"has no column '{missing}' (its columns: {', '.join(map(str, labels))})",
                          name)
     return [columns[list(labels).index(n)] for n in named] if present else columns
+
+
+def table_schema(x: object) -> pa.Schema | None:
+    """The Arrow schema of a table in memory (a pyarrow Table or RecordBatch, a pandas or polars
+    DataFrame), else None: its columns are then picked as a file's are."""
+    module = type(x).__module__.split(".")[0]
+    t: Any = x
+    if module == "pyarrow" and hasattr(t, "schema") and hasattr(t, "columns"):
+        return t.schema
+    if module == "pandas" and getattr(t, "ndim", 0) == 2:
+        import pyarrow as pa
+
+        with contextlib.suppress(ValueError, TypeError, pa.ArrowException):
+            return pa.Schema.from_pandas(t, preserve_index=False)
+        return None  # (columns pyarrow cannot type: taken as they are)
+    if module == "polars" and hasattr(t, "to_arrow"):
+        return t.head(0).to_arrow().schema
+    return None
+
+
+def table_part(x: Any, positions: list[int]) -> Any:
+    """Columns of a table in memory by position (pandas' names need not be strings, as its
+    schema's are): one column as a column, several as a table."""
+    module = type(x).__module__.split(".")[0]
+    if len(positions) == 1:
+        k = positions[0]
+        return x.iloc[:, k] if module == "pandas" else x.to_series(k) if module == "polars" \
+            else x.column(k)
+    if module == "pandas":
+        return x.iloc[:, positions]
+    return x.select([x.columns[k] for k in positions] if module == "polars" else positions)
 
 
 def detached(x: object) -> object:
