@@ -11,6 +11,7 @@ parquet row groups.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -552,3 +553,19 @@ def test_an_overflow_by_triplets_names_the_embeddings(inputs: Path, cli) -> None
                            inputs / "t.csv"))
     assert line == (f"triplet-loss: error: {inputs / 'big.npy'}: {inputs / 't.csv'} row 1: the "
                     "distance overflows float64 (values too large); rescale the embeddings")
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("t.json", b'[{"anchor": 0, "positive": 1, "negative": 2}]',
+     "is a JSON array: give JSON lines (one object per line, .jsonl) or CSV"),
+    ("t.csv", gzip.compress(b"anchor,positive,negative\n0,1,2\n"),
+     "is gzip-compressed: decompress it first (`zcat FILE | triplet-loss ... -` reads it from "
+     "stdin)"),
+])
+def test_formats_we_do_not_read_say_what_they_are(inputs: Path, cli, name: str, data: bytes,
+                                                  message: str) -> None:
+    """They were read as CSV ('CSV parse error')."""
+    (inputs / name).write_bytes(data)
+    line = _error_line(cli("compute", "--embeddings", inputs / "x.npy", "--triplets",
+                           inputs / name))
+    assert line == f"triplet-loss: error: {inputs / name}: {message}"

@@ -106,8 +106,14 @@ def _kind(path: str) -> str:
             head = f.read(4096)
     except OSError as e:
         raise InputError(e.strerror or str(e), path) from None
+    if head.startswith(b"\x1f\x8b"):
+        raise InputError("is gzip-compressed: decompress it first (`zcat FILE | triplet-loss ... "
+                         "-` reads it from stdin)", path)
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
     kind = kind or _SUFFIXES.get(Path(file).suffix.lower(), "unknown")
+    if kind in ("unknown", "csv") and head.lstrip()[:1] == b"[":
+        raise InputError("is a JSON array: give JSON lines (one object per line, .jsonl) or CSV",
+                         path)
     if kind == "unknown" and head and b"\0" not in head:
         try:
             text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character
