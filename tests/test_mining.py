@@ -25,6 +25,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 import numpy as np
 import pytest
@@ -932,3 +933,17 @@ def test_stable_order_is_numpy_stable_argsort(values):
 
     a = np.array(values, dtype=np.float64)
     np.testing.assert_array_equal(stable_order(a), np.argsort(a, kind="stable"))
+
+
+def test_tf_similarity_preset_with_a_margin_is_a_hinge() -> None:
+    """TripletLoss(margin=None) is TF Similarity's soft margin, TripletLoss(margin=1.0) a hinge
+    (0.8 on C8 with l2, live, TF Similarity 0.17.1); --margin kept the soft margin: 1.24250."""
+    x, labels = M
+    run = partial(mine_triplets, x, np.array(labels), preset="tf-similarity",
+                  distance="euclidean")
+    hinge = run(margin=1.0).summary
+    assert (hinge["loss"], hinge["params"]["soft_margin"]) == (exact(0.8), False)
+    assert hinge["params"]["sources"]["soft_margin"] == \
+        "implied by --margin (preset tf-similarity: a margin is a hinge)"
+    assert run().summary["loss"] == rounded("0.685694")
+    assert run(margin=1.0, soft_margin=True).summary["loss"] == rounded("1.24250")

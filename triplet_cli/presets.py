@@ -30,6 +30,9 @@ class Preset:
     # The norm floor of the framework's cosine, for --distance cosine chosen over the preset's
     # p-norm (torch: TripletMarginWithDistanceLoss with 1 - F.cosine_similarity, eps 1e-8).
     cosine_eps: float | None = None
+    # The framework's loss is a hinge once it is given a margin (TF Similarity's TripletLoss:
+    # margin=None is its soft margin): --margin without --soft-margin switches the preset's off.
+    margin_means_hinge: bool = False
 
     def settings(self) -> dict[str, dict[str, object] | None]:
         """What it sets, by command (None: the framework has no such operation)."""
@@ -54,7 +57,8 @@ PRESETS: dict[str, Preset] = {
                      "soft_margin": True, "margin": 0.0, "reduction": "mean"},
                # evaluate_retrieval: its first lookup dropped, MapAtK divided by R.
                evaluate={"distance": "cosine", "self_match": "first", "map_divisor": "r",
-                         "recall": "hit"}),
+                         "recall": "hit"},
+               margin_means_hinge=True),
         Preset("tf-addons", "TF Addons losses.triplet_semihard_loss (v0.11+, L2)",
                mine={"distance": "euclidean", "positive_strategy": "all",
                      "strategy": "semi-hard", "semi_hard_fallback": "easiest", "margin": 1.0,
@@ -125,6 +129,10 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     given = {k: checked(k, v) for k, v in given.items()}
     values.update(given)
     sources.update(dict.fromkeys(given, "flag"))
+    if (preset and PRESETS[preset].margin_means_hinge and "margin" in given
+            and "soft_margin" not in given and values.get("soft_margin")):
+        values["soft_margin"] = False
+        sources["soft_margin"] = f"implied by --margin (preset {preset}: a margin is a hinge)"
     soft_margin = PRESETS[preset].soft_margin_margin if preset else 0.0
     if (values.get("soft_margin") and sources["margin"] not in ("flag", FROM_FILE)
             and soft_margin is not None and values["margin"] != soft_margin):
