@@ -286,7 +286,12 @@ CASES = [
     Case("margin-not-a-number", None, aligned("a.npy", "p.npy", "n.npy", "--margin", "x", *OUT),
          2, r"Invalid value for '--margin': .*number"),
     Case("unknown-distance", None, aligned("a.npy", "p.npy", "n.npy", "--distance", "l3", *OUT),
-         2, r"Invalid value for '--distance'"),
+         2, r"--distance: unknown value 'l3'; choose from euclidean, .*, dot$"),
+    Case("distance-typo", None, aligned("a.npy", "p.npy", "n.npy", "--distance", "cosin", *OUT),
+         2, r"--distance: unknown value 'cosin'; .* \(did you mean 'cosine'\?\)$"),
+    Case("format-typo", None, aligned("a.npy", "p.npy", "n.npy", "--format", "jsonn"), 2,
+         r"--format: unknown value 'jsonn'; choose from table, json, jsonl, csv \(did you mean "
+         r"'json'\?\)$"),
     Case("unknown-preset", None, aligned("a.npy", "p.npy", "n.npy", "--preset", "keras", *OUT),
          2, r"unknown preset 'keras'; presets: torch, "),
     Case("mine-only-preset", None, aligned("a.npy", "p.npy", "n.npy", "--preset",

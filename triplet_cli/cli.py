@@ -6,6 +6,7 @@ Heavy modules (numba, pyarrow, the kernels) are imported inside the commands, so
 
 from __future__ import annotations
 
+import difflib
 import errno
 import inspect
 import os
@@ -23,7 +24,16 @@ from typer.core import TyperGroup
 
 from . import THREAD_SPIN, __version__
 from .errors import PROG, TripletLossError
-from .params import COMMAND_OPTIONS, Format, ReportFormat, flag, help_text, option_type
+from .params import (
+    CHOICE_OPTIONS,
+    COMMAND_OPTIONS,
+    Format,
+    ReportFormat,
+    flag,
+    help_text,
+    option_type,
+    unknown_choice,
+)
 
 
 class _OneLineErrors(TyperGroup):
@@ -37,7 +47,7 @@ class _OneLineErrors(TyperGroup):
             e.show()
             rv = e.exit_code
         except click_exceptions.ClickException as e:
-            print(f"{PROG}: error: {e.format_message()}", file=sys.stderr)
+            print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
             rv = e.exit_code
         except typer.Abort:
             print(f"{PROG}: interrupted", file=sys.stderr)
@@ -216,6 +226,22 @@ def _noted(job: Any, notes: list[str]) -> Any:
     """The job, with these notes among its warnings."""
     job.warnings.extend(notes)
     return job
+
+
+def _message(e: click_exceptions.ClickException) -> str:
+    """A usage error's line: a value that is none of an option's choices as the library says it
+    (with the one meant: 'semihard' is 'semi-hard'), others as Click words them."""
+    param = getattr(e, "param", None)
+    value = re.match(r"(?:Value error, )?'(.*)' is not one of (.*)\.$",
+                     str(getattr(e, "message", "")))
+    if value is None or param is None:
+        return e.format_message()
+    if param.name in CHOICE_OPTIONS:
+        return unknown_choice(param.name, value.group(1))
+    spellings = re.findall(r"'([^']*)'", value.group(2))  # (--format's)
+    close = difflib.get_close_matches(value.group(1).lower(), spellings, n=1, cutoff=0.75)
+    return (f"{flag(param.name)}: unknown value {value.group(1)!r}; choose from "
+            f"{', '.join(spellings)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
 def _failed_write(e: OSError) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import UsageError
 
 _CHOICES: dict[str, type[StrEnum]] = {}  # setting -> the enum of its values
+CHOICE_OPTIONS = _CHOICES.keys()  # the settings whose values are choices
 
 
 def _choices(name: str, spellings: str, settings: str = "") -> Any:
@@ -159,6 +160,34 @@ def option_type(name: str) -> type:
             else str)
 
 
+# What users of the frameworks type for a value spelt otherwise here.
+_SPELT_ELSEWHERE = {
+    "semihard": "semi-hard", "semi_hard": "semi-hard", "batch-hard": None, "batch_hard": None,
+    "batchhard": None, "batch-all": "all", "batch_all": "all", "l2": "euclidean",
+    "squared-l2": "squared-euclidean", "sql2": "squared-euclidean", "angular": "cosine",
+    "l1": "manhattan", "linf": "chebyshev", "mean_nonzero": "mean-nonzero",
+}
+
+
+def unknown_choice(name: str, value: object) -> str:
+    """The message for a value that is not one of an option's choices, with the one meant
+    when it can be told (a framework's spelling, a typo)."""
+    import difflib
+
+    spellings = [c.value for c in _CHOICES[name]]
+    text = f"{flag(name)}: unknown value {value!r}; choose from {', '.join(spellings)}"
+    typed = str(value).strip().lower()
+    if typed in _SPELT_ELSEWHERE and name in ("strategy", "positive_strategy"):
+        meant = _SPELT_ELSEWHERE[typed]
+        return text + (" (batch-hard is --positive-strategy hard --strategy hard)"
+                       if meant is None else f" (did you mean {meant!r}?)")
+    meant = _SPELT_ELSEWHERE.get(typed)
+    if meant not in spellings:
+        close = difflib.get_close_matches(typed, spellings, n=1, cutoff=0.75)
+        meant = close[0] if close else None
+    return text + (f" (did you mean {meant!r}?)" if meant else "")
+
+
 def checked(name: str, value: object) -> object:
     """An option value as the kernels expect it (enum choices as their CLI string) and within
     its limits, or a UsageError naming the option: a typo never silently means a default."""
@@ -167,8 +196,7 @@ def checked(name: str, value: object) -> object:
         try:
             return choices(value).value
         except ValueError:
-            raise UsageError(f"{flag(name)}: unknown value {value!r}; choose from "
-                             f"{', '.join(c.value for c in choices)}") from None
+            raise UsageError(unknown_choice(name, value)) from None
     if name in _FLAGS:
         if not (isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "")
                 == "b"):
