@@ -239,6 +239,20 @@ def test_reference_that_is_the_queries_is_said(tmp_path: Path) -> None:
     assert not any(w.startswith(itself) for w in copy.summary["warnings"])
 
 
+def test_a_reference_table_gives_its_own_labels(tmp_path: Path) -> None:
+    """As --labels defaults to the --embeddings file's label column, --reference-labels defaults
+    to the --reference file's (it was required)."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 3)), np.arange(40) % 4
+    r, ry = rng.normal(size=(30, 3)), np.arange(30) % 3
+    pq.write_table(pa.table({"embedding": list(r), "label": ry}), tmp_path / "r.parquet")
+    given = evaluate(x, y, reference=r, reference_labels=ry)
+    for ref in (str(tmp_path / "r.parquet"), pa.table({"embedding": list(r), "label": ry})):
+        assert evaluate(x, y, reference=ref).metrics == given.metrics
+
+
 # ---- CLI -----------------------------------------------------------------------------------
 
 TWO = ("evaluate", "--embeddings", "embeddings.npy", "--embeddings", "embeddings_later.npy",

@@ -60,7 +60,8 @@ CASES = [
     Case("fail-below-nan", None, ev("--fail-below", "map_at_r=nan", *OUT), 2,
          r"--fail-below must be METRIC=V"),
     Case("reference-without-labels", None, ev("--reference", "{d}/r.npy", *OUT), 2,
-         r"--reference needs --reference-labels \(the class of every reference row\)$"),
+         r"--reference needs --reference-labels \(the class of every reference row\), unless it "
+         r"is a parquet or Arrow file with a label column$"),
     Case("reference-labels-without-reference", None,
          ev("--reference-labels", "{d}/ry.npy", *OUT), 2, r"--reference-labels needs --reference"),
     Case("reference-labels-wrong-length", npy("ry5.npy", np.arange(5)),

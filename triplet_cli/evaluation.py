@@ -27,7 +27,7 @@ from .inputs import ArrayLike, load_matrix, normalized, path_or_array, same_inpu
 from .jobs import Block, Job, run_here
 from .params import DistanceParams, check_count, ignored_flags
 from .presets import resolve
-from .readers import STDIN, labels_for
+from .readers import STDIN, is_table, labels_for
 from .topk import BLOCK_BYTES  # a unit's ranking rows (block x reference float64)
 
 WORST_CLASSES = 10  # in the JSON report (the table shows --top of them)
@@ -479,6 +479,14 @@ def _require_same_labels(y: np.ndarray, checkpoints: list[Any], names: list[str]
                              "same rows in the same order", name)
 
 
+def _holds_labels(x: object) -> bool:
+    """Whether an input may hold its own label column: a parquet or Arrow file (or stdin,
+    which may be one), or a table in memory."""
+    if isinstance(x, str):
+        return is_table(x)
+    return validate.table_schema(x) is not None
+
+
 def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str
                   ) -> tuple[np.ndarray, str]:
     y, name = labels_for(labels, owner, column)
@@ -509,9 +517,9 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     labels, reference_labels = path_or_array(labels), path_or_array(reference_labels)
     if not checkpoints:
         raise UsageError("evaluate needs --embeddings")
-    if references and reference_labels is None:
+    if references and reference_labels is None and not _holds_labels(references[0]):
         raise UsageError("--reference needs --reference-labels (the class of every reference "
-                         "row)")
+                         "row), unless it is a parquet or Arrow file with a label column")
     if reference_labels is not None and not references:
         raise UsageError("--reference-labels needs --reference")
     if references and settings.batch_hard_loss:
