@@ -317,6 +317,11 @@ def test_cli_rows_rescore_with_compute_corpus(cli, tmp_path) -> None:
     assert queries_only.stderr.endswith(f"{out}: was mined from a corpus of 40 rows (positive "
                                         f"and negative index it; {tmp_path / 'q.npy'} has 9): "
                                         "give the corpus with --corpus\n")
+    own = tmp_path / "own.parquet"  # the queries are the corpus: no --corpus to ask for
+    assert cli("mine-negatives", "--queries", tmp_path / "c.npy", "--corpus", tmp_path / "c.npy",
+               "--pairs", tmp_path / "pairs.npy", "-o", own, "-q").exit_code == 0
+    assert compute_loss(embeddings=str(tmp_path / "c.npy"), triplets=str(own)).summary[
+        "warnings"] == []
 
 
 def test_threads_change_nothing() -> None:

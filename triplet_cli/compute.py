@@ -336,8 +336,9 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
     if isinstance(t, ArrowTriplets) and t.recorded:  # how the triplets were mined
         params, warnings = with_recorded(params, t.recorded, tname, preset, options)
         warnings += _shape_warning(t.recorded, tname, x.shape, name)
-        if "corpus" in t.recorded and c is None:
-            recorded = t.recorded["corpus"]
+        recorded = t.recorded.get("corpus")
+        if recorded is not None and c is None and not (isinstance(recorded, dict)
+                                                       and recorded.get("queries") is True):
             rows = (recorded.get("shape") or [0])[0] if isinstance(recorded, dict) else 0
             if isinstance(rows, int) and rows > x.shape[0]:  # its indices would be out of range
                 raise InputError(f"was mined from a corpus of {rows} rows (positive and negative "

@@ -170,6 +170,8 @@ class NegativesJob(Job):
         record = json.loads(meta[SETTINGS_KEY])
         corpus = self.shapes.get("corpus", self.shapes.get("positives"))  # (P alone: its rows)
         record["corpus"] = {"shape": [int(n) for n in corpus]}
+        if self.self_excluded:  # rescoring indexes --embeddings alone: no --corpus is needed
+            record["corpus"]["queries"] = True
         return {SETTINGS_KEY: json.dumps(record)}
 
     def units(self) -> Iterator[QueryRange]:
