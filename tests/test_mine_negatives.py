@@ -33,8 +33,10 @@ def exact_scores(q: np.ndarray, c: np.ndarray, similarity: str) -> np.ndarray:
 
 
 def oracle(S: np.ndarray, pairs: np.ndarray, opts: dict, near: np.ndarray | None = None,
-           own: bool = False) -> list[tuple[int, int, int, int]]:
-    """(query, positive, negative, rank) rows by SPEC section 9, pair by pair."""
+           own: bool = False, classes: tuple[np.ndarray, np.ndarray] | None = None
+           ) -> list[tuple[int, int, int, int]]:
+    """(query, positive, negative, rank) rows by SPEC section 9, pair by pair; classes (query
+    labels, corpus labels): no negative of the query's class."""
     k, rmin = opts.get("num_negatives", 3), opts.get("range_min", 0)
     queries = sorted(set(pairs[:, 0].tolist()))
     positives = {q: list(dict.fromkeys(p for qq, p in pairs.tolist() if qq == q)) for q in queries}
@@ -44,7 +46,8 @@ def oracle(S: np.ndarray, pairs: np.ndarray, opts: dict, near: np.ndarray | None
     window = opts.get("range_max") or rmin + k * (10 if widened else 1) + most
     rows = []
     for q in queries:
-        allowed = [j for j in range(S.shape[1]) if j not in positives[q] and not (own and j == q)]
+        allowed = [j for j in range(S.shape[1]) if j not in positives[q] and not (own and j == q)
+                   and not (classes is not None and classes[1][j] == classes[0][q])]
         ranked = sorted(allowed, key=lambda j: (-S[q, j], j))[:window]
         hardest = min(S[q, p] for p in positives[q])
         for p in positives[q]:
@@ -124,6 +127,64 @@ def test_equals_brute_force(seed: int, similarity: str, layout: str, data) -> No
                            **opts)
     for k, v in r.columns.items():
         np.testing.assert_array_equal(again.columns[k], v)
+
+
+@settings(deadline=None, max_examples=40)
+@given(seed=st.integers(0, 2**16), similarity=st.sampled_from(SIMILARITIES),
+       layout=st.sampled_from(["integers", "normal"]), data=st.data())
+def test_labels_leave_out_the_query_class(seed: int, similarity: str, layout: str,
+                                          data) -> None:
+    """With labels, a query's own class gives no negative (a face-recognition corpus: the same
+    person is no negative), whatever the block and chunk sizes."""
+    n, m = data.draw(st.integers(1, 8)), data.draw(st.integers(8, 40))
+    q, c, pairs = draw(seed, n, m, data.draw(st.integers(1, 6)), layout)
+    classes = data.draw(st.integers(1, 4))
+    rng = np.random.default_rng(seed)
+    qy, cy = rng.integers(0, classes, n), rng.integers(0, classes, m)
+    as_text = data.draw(st.booleans())
+    labels = (qy.astype(str), cy.astype(str)) if as_text else (qy, cy)
+    opts = {"num_negatives": data.draw(st.integers(1, 4)), "range_min": data.draw(
+        st.integers(0, 2))}
+    r = mine_negatives(q, c, pairs, similarity=similarity, labels=labels[0],
+                       corpus_labels=labels[1], threads=1, **opts)
+    S = exact_scores(q, c, similarity)
+    assert rows_of(r.columns) == oracle(S, pairs, opts, classes=(qy, cy))
+    assert not (qy[r.columns["anchor"]] == cy[r.columns["negative"]]).any()
+    again = mine_negatives(q, c, pairs, similarity=similarity, labels=labels[0],
+                           corpus_labels=labels[1], block_rows=2, chunk_rows=3, **opts)
+    assert rows_of(again.columns) == rows_of(r.columns)
+
+
+def test_labels_of_a_corpus_that_is_the_queries(cli, tmp_path) -> None:
+    """--labels alone when the corpus is the queries; the pairs of a labelled dump (one person
+    per class) then give no negative of the same person."""
+    rng = np.random.default_rng(5)
+    y = np.repeat(np.arange(12), 5)
+    x = rng.normal(size=(12, 16))[y] + 0.3 * rng.normal(size=(60, 16))  # tight classes
+    pairs = np.array([(i, i + 1) for i in range(0, 60, 5)])
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "pairs.npy", pairs)
+    np.save(tmp_path / "short.npy", y[:12])
+    unlabelled = mine_negatives(x, x, pairs, num_negatives=3)
+    assert (y[unlabelled.columns["anchor"]] == y[unlabelled.columns["negative"]]).any()
+    r = cli("mine-negatives", "--queries", tmp_path / "x.npy", "--corpus", tmp_path / "x.npy",
+            "--pairs", tmp_path / "pairs.npy", "--labels", tmp_path / "y.npy",
+            "--num-negatives", "3", "-f", "jsonl")
+    assert r.exit_code == 0, r.stderr
+    rows = jsonl_rows(r.stdout)
+    assert not (y[rows["anchor"]] == y[rows["negative"]]).any()
+    assert rows_of({k: np.asarray(v) for k, v in rows.items()}) == rows_of(
+        mine_negatives(x, x, pairs, labels=y, num_negatives=3).columns)
+    for argv, message in (
+            (["--corpus-labels", tmp_path / "y.npy"], "--labels (of the queries) and "
+             "--corpus-labels go together"),
+            (["--labels", tmp_path / "short.npy"], "12 labels for 60 embedding rows")):
+        bad = cli("mine-negatives", "--queries", tmp_path / "x.npy", "--corpus",
+                  tmp_path / "x.npy", "--pairs", tmp_path / "pairs.npy", *argv)
+        assert bad.exit_code in (1, 2) and message in bad.stderr, bad.stderr
+    with pytest.raises(UsageError, match="give --corpus"):
+        mine_negatives(x, positives=x, labels=y)
 
 
 def test_every_positive_excluded_and_ties_by_lowest_index() -> None:

@@ -437,7 +437,8 @@ def evaluate(**given: Any) -> None:
 
 
 @_command(
-    f"queries corpus pairs positives column preset {' '.join(COMMAND_OPTIONS['mine-negatives'])} "
+    f"queries corpus pairs positives labels corpus_labels column preset "
+    f"{' '.join(COMMAND_OPTIONS['mine-negatives'])} "
     f"output format fail_above {_RUN}",
     "mine-negatives", required="queries",
     **_texts(queries="Query embeddings (n, d): .npy, .npz, .parquet, .arrow.",
@@ -448,6 +449,9 @@ def evaluate(**given: Any) -> None:
                    ".parquet, .arrow) or an (n, 2) .npy; positive indexes --corpus.",
              positives="Positive embeddings aligned with --queries (instead of --pairs); "
                        "identical queries are one query with all their positives.",
+             labels="Classes of the queries (n,): no negative of a query's own class (the "
+                    "same person, the same product). Alone when --corpus is --queries.",
+             corpus_labels="Classes of the --corpus rows (m,), with --labels.",
              preset="Reproduce a framework: sentence-transformers (util.mine_hard_negatives; "
                     "see `triplet-loss presets`)."),
     eps=_option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DISTANCE),
@@ -471,7 +475,8 @@ def mine_negatives(**given: Any) -> None:
     fraction = given["fail_above"]
     if fraction is not None and not 0 <= fraction <= 1:
         _exit(2, f"error: --fail-above is a fraction of the pairs, from 0 to 1 (got {fraction:g})")
-    _run("mine-negatives", prepare_negatives, given, "queries corpus pairs positives")
+    _run("mine-negatives", prepare_negatives, given,
+         "queries corpus pairs positives labels corpus_labels")
 
 
 @app.command()

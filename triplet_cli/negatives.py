@@ -32,7 +32,7 @@ from .negatives_select import (
 )
 from .params import check_count, ignored_flags
 from .presets import resolve
-from .readers import STDIN, shown_name
+from .readers import STDIN, labels_for, shown_name
 
 # Queries per unit. With topk's 256 MiB ranking budget a chunk is then 32,768 corpus rows: a
 # 1,024 x 32,768 x 384 float32 product is 26 GFLOP, far above the size where OpenBLAS's sgemm
@@ -114,6 +114,10 @@ class NegativesJob(Job):
     range_max: int = 0  # given or derived
     window: int = 0  # range_max, at most the corpus rows (so memory follows the data)
     self_excluded: bool = False  # the queries are the corpus: a query never gets its own row
+    # Class codes of the queries and the searched rows (labels given): no negative of a
+    # query's own class. Empty: no labels.
+    query_classes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    corpus_classes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, str] = field(default_factory=dict)
     query_block: int = QUERY_BLOCK
@@ -201,8 +205,10 @@ class NegativesJob(Job):
         pos = pairs.positives[base:int(pairs.ptr[unit.stop])]
         qi = np.repeat(np.arange(ids.size), np.diff(ptr))  # each pair's query, in the block
         q = np.ascontiguousarray(self.queries[ids])
+        classes = ((self.query_classes[ids], self.corpus_classes)
+                   if self.corpus_classes.size else None)
         d_q, idx, counts = top_k(q, self.corpus, self.window, self.params.distance.kernel(),
-                                 exclude=self._exclusions(ids, ptr, pos),
+                                 exclude=self._exclusions(ids, ptr, pos), classes=classes,
                                  candidate_norms=self.corpus_norms, chunk_rows=self.chunk_rows,
                                  rooms=self.rooms)
         found = np.arange(self.window)[None, :] < counts[:, None]
@@ -420,16 +426,21 @@ def _locate(p: np.ndarray, c: np.ndarray, pname: str, cname: str) -> np.ndarray:
 
 def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                       pairs: ArrayLike | None = None, positives: ArrayLike | None = None, *,
+                      labels: ArrayLike | None = None, corpus_labels: ArrayLike | None = None,
                       preset: str | None = None, column: str | None = None,
                       block_rows: int | None = None, chunk_rows: int | None = None,
                       **options: object) -> NegativesJob:
     """Read, validate and resolve everything a mine-negatives run needs."""
     params = resolve("mine-negatives", preset, options)
     settings = Settings.of(params)
-    given = [path_or_array(x) for x in (queries, corpus, pairs, positives)]
+    given = [path_or_array(x) for x in (queries, corpus, pairs, positives, labels,
+                                        corpus_labels)]
     if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
         raise UsageError("only one input can be read from stdin (-)")
-    queries, corpus, pairs, positives = given
+    queries, corpus, pairs, positives, labels, corpus_labels = given
+    if (labels is not None or corpus_labels is not None) and corpus is None:
+        raise UsageError("--labels and --corpus-labels leave out the query's own class from "
+                         "a --corpus: give --corpus")
     if queries is None:
         raise UsageError("give the queries (--queries)")
     if (pairs is None) == (positives is None):
@@ -477,6 +488,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
             names["corpus"] = names["positives"]
     found = Pairs.of(query_of, positive_of, search.shape[0])
     self_excluded = "corpus" in loaded and same_input(corpus, queries)
+    query_classes, corpus_classes = _classes(labels, corpus_labels, self_excluded, loaded, names,
+                                             shapes, dtypes)
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
@@ -495,8 +508,36 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                         corpus_norms=corpus_norms(search), corpus_rows=corpus_rows, pairs=found,
                         settings=settings, range_max=window,
                         window=min(window, search.shape[0]), self_excluded=self_excluded,
+                        query_classes=query_classes, corpus_classes=corpus_classes,
                         shapes=shapes, dtypes=dtypes, query_block=block_rows or QUERY_BLOCK,
                         chunk_rows=chunk_rows)
+
+
+def _classes(labels: object, corpus_labels: object, same: bool, loaded: dict[str, np.ndarray],
+             names: dict[str, str], shapes: dict[str, tuple[int, ...]],
+             dtypes: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Class codes of the queries and of the corpus rows, one code per label in either (none:
+    empty arrays). The corpus's labels are the queries' when it is the queries."""
+    if labels is None and corpus_labels is None:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    if corpus_labels is None and same:
+        corpus_labels = labels
+    if labels is None or corpus_labels is None:
+        raise UsageError("--labels (of the queries) and --corpus-labels go together (only a "
+                         "corpus that is the queries takes --labels alone)")
+    found = {}
+    for role, y, rows in (("labels", labels, "queries"), ("corpus_labels", corpus_labels,
+                                                          "corpus")):
+        values, name = labels_for(y, None)
+        name = name if isinstance(y, str) else role
+        validate.require_label_rows(values, loaded[rows].shape[0], name, names[rows])
+        found[role], names[role] = values, name
+        shapes[role], dtypes[role] = values.shape, str(values.dtype)
+    y, cy = validate.one_kind(found["labels"], found["corpus_labels"], names["labels"],
+                              names["corpus_labels"])
+    _, codes = np.unique(np.concatenate([y, cy]), return_inverse=True)
+    codes = codes.astype(np.int64)
+    return codes[:y.size], codes[y.size:]
 
 
 def mine_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
@@ -506,6 +547,8 @@ def mine_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     section 9: `pairs` (n, 2) rows (query, positive) into queries and corpus, or `positives`
     aligned with the queries (the corpus then defaults to them, duplicates collapsed).
 
+    labels and corpus_labels: the classes of the queries and of the corpus rows; a query then
+    gets no negative of its own class (a corpus that is the queries takes labels alone).
     Keywords as prepare_negatives' (preset, column, block_rows, chunk_rows), `threads`, and the
     settings: the CLI's flags in snake case: similarity, p, eps, num_negatives, range_min,
     range_max, max_score, min_score, absolute_margin, relative_margin, margin_positive,

@@ -386,14 +386,21 @@ _CHUNK = 8  # queries per parallel task: each task reuses one ranking row
 
 
 @jit
-def _ranking_row(r, g, kind, q_scale, c_scale, excluded, offset, largest) -> None:
-    """A query's ranking values against a chunk (rows offset..), its excluded rows set to the
-    sentinel that never qualifies."""
+def _ranking_row(r, g, kind, q_scale, c_scale, excluded, q_class, c_classes, offset,
+                 largest) -> None:
+    """A query's ranking values against a chunk (rows offset..), its excluded rows, and the
+    rows of its own class (c_classes[j] == q_class; no classes: none), set to the sentinel that
+    never qualifies."""
     fill_ranks(r, g, kind, q_scale, c_scale)
+    never = -np.inf if largest else np.inf
     for e in range(excluded.shape[0]):
         j = excluded[e] - offset
         if 0 <= j < r.shape[0]:
-            r[j] = -np.inf if largest else np.inf
+            r[j] = never
+    if c_classes.shape[0]:
+        for j in range(r.shape[0]):
+            if c_classes[j] == q_class:
+                r[j] = never
 
 
 # The two block kernels: exact_top_k, or _sorted_top_k for a large K among few candidates
@@ -401,7 +408,7 @@ def _ranking_row(r, g, kind, q_scale, c_scale, excluded, offset, largest) -> Non
 # Each takes the query rows of its tasks lo..hi (of _CHUNK rows) against the chunk C.
 @jit
 def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, placement,
-                 largest, offset, excl_ptr, excl_idx, vals, idx, counts):
+                 largest, offset, excl_ptr, excl_idx, q_classes, c_classes, vals, idx, counts):
     """exact_top_k for the block's tasks lo..hi."""
     b, m = G.shape
     Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
@@ -410,7 +417,9 @@ def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, p
         r = np.empty(m)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
             _ranking_row(r, G[row], kind, q_scale[row], c_scale,
-                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]], offset, largest)
+                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]],
+                         q_classes[row] if q_classes.shape[0] else -1, c_classes, offset,
+                         largest)
             counts[row] = exact_top_k(Q[row], C, r, no_ids, np.bool_(True), offset, code, p, eps,
                                       placement, delta[row], largest, vals[row], idx[row],
                                       counts[row])
@@ -418,7 +427,8 @@ def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, p
 
 @jit
 def _sorted_top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps,
-                        placement, largest, offset, excl_ptr, excl_idx, vals, idx, counts):
+                        placement, largest, offset, excl_ptr, excl_idx, q_classes, c_classes,
+                        vals, idx, counts):
     """_sorted_top_k for the block's tasks lo..hi."""
     b, m = G.shape
     Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
@@ -426,7 +436,9 @@ def _sorted_top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p,
         r = np.empty(m)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
             _ranking_row(r, G[row], kind, q_scale[row], c_scale,
-                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]], offset, largest)
+                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]],
+                         q_classes[row] if q_classes.shape[0] else -1, c_classes, offset,
+                         largest)
             counts[row] = _sorted_top_k(Q[row], C, r, offset, code, p, eps, placement,
                                         delta[row], largest, vals[row], idx[row], counts[row])
 
@@ -439,12 +451,14 @@ def norms_of(x: np.ndarray) -> np.ndarray:
 def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
           kernel: tuple[int, float, float, int], *, largest: bool = False,
           exclude: tuple[np.ndarray, np.ndarray] | None = None,
+          classes: tuple[np.ndarray, np.ndarray] | None = None,
           candidate_norms: np.ndarray | None = None, chunk_rows: int | None = None,
           rooms: Rooms | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each query's k best candidates by exact distance: (distances, indices, counts).
 
     kernel is DistanceParams.kernel(). exclude = (ptr, idx): query row r never gets the
-    candidates idx[ptr[r]:ptr[r+1]] (itself, its positives). Rows are sorted best first; a query
+    candidates idx[ptr[r]:ptr[r+1]] (itself, its positives); classes = (query codes, candidate
+    codes): nor any candidate of its own class. Rows are sorted best first; a query
     with fewer than k candidates has counts[r] < k and index -1 (distance inf) in the rest.
     Candidates are taken in chunks whose matrix-product block stays within BLOCK_BYTES; the
     result does not depend on the chunk size or the thread count. rooms: where the products
@@ -458,6 +472,9 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
     if exclude is None:
         exclude = (np.zeros(b + 1, np.int64), np.empty(0, np.int64))
     ptr, excluded = (np.ascontiguousarray(a, np.int64) for a in exclude)
+    no_classes = np.empty(0, np.int64)
+    q_classes, c_classes = (no_classes, no_classes) if classes is None else (
+        np.ascontiguousarray(a, np.int64) for a in classes)
     kind = rank_kind(code, placement)
     c_norms = norms_of(candidates) if candidate_norms is None else candidate_norms
     q_norms = norms_of(queries)
@@ -480,5 +497,6 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
         in_parallel(_sorted_top_k_block if sort else _top_k_block, (b + _CHUNK - 1) // _CHUNK,
                     queries, chunk, g, kind, q_scale,
                     c_scale[lo:lo + rows], delta, code, p, eps, placement, np.bool_(largest),
-                    np.int64(lo), ptr, excluded, vals, idx, counts)
+                    np.int64(lo), ptr, excluded, q_classes, c_classes[lo:lo + rows], vals, idx,
+                    counts)
     return vals, idx, counts
