@@ -61,6 +61,9 @@ class _OneLineErrors(TyperGroup):
         except OSError as e:  # --help or presets into a full disk (/dev/full)
             print(f"{PROG}: error: {_failed_write(e)}", file=sys.stderr)
             rv = 1
+        except _Stopped as e:  # SIGTERM or SIGHUP outside a run
+            print(f"{PROG}: {_stopped(e.signum)}", file=sys.stderr)
+            rv = e.code
         except SystemExit as e:  # Click and rich exit 1 when stdout's reader went away
             if not isinstance(e.__context__, BrokenPipeError):
                 raise
@@ -197,6 +200,8 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
         _exit(e.exit_code, f"error: {e}")
     except KeyboardInterrupt:
         _exit(130, "interrupted; no output written")
+    except _Stopped as e:  # said once the progress bar is gone, as Ctrl-C is
+        _exit(int(e.code), f"{_stopped(e.signum)}; no output written")
     except MemoryError:
         _exit(1, "error: out of memory")
     except BrokenPipeError:
@@ -562,11 +567,19 @@ def _stopped(signum: int) -> str:
     return {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}.get(signum, "hung up")
 
 
+class _Stopped(SystemExit):
+    """SIGTERM or SIGHUP, raised where the run is: it unwinds (temporary files go, the
+    progress bar is cleared) and then says so."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 def _stopping(signum: int) -> NoReturn:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr)
-    raise SystemExit(128 + signum)
+    raise _Stopped(signum)
 
 
 def _past_stopping() -> None:
