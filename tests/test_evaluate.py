@@ -326,6 +326,29 @@ def test_fail_below_gates_every_checkpoint(cli, at_sample) -> None:
                "--fail-below", "recall_at_10=0.999").exit_code == 3
 
 
+def test_fail_drop_compares_later_checkpoints_with_the_first(cli, at_sample) -> None:
+    """A CI job fails when a new checkpoint is worse than the baseline by more than D (a
+    fixed --fail-below floor cannot say that)."""
+    first, later = (c["metrics"] for c in json.loads(ok(cli(*TWO, "-f", "json")))["checkpoints"])
+    drop = first["precision_at_1"] - later["precision_at_1"]
+    assert drop > 0  # (sample_data's later checkpoint is worse)
+    kept = cli(*TWO, "-f", "json", "--fail-drop", f"precision_at_1={drop + 1e-9}")
+    assert kept.exit_code == 0 and json.loads(kept.stdout)["drops"][0]["passed"]
+    failed = cli(*TWO, "-f", "json", "--fail-drop", f"precision_at_1={drop / 2}")
+    assert failed.exit_code == 3
+    entry = json.loads(failed.stdout)["drops"][0]
+    assert (entry["baseline"], entry["checkpoint"]) == ("embeddings.npy", "embeddings_later.npy")
+    assert entry["drop"] == first["precision_at_1"] - later["precision_at_1"]
+    assert failed.stderr == (
+        f"triplet-loss: gate failed: --fail-drop: precision_at_1 {first['precision_at_1']!r} "
+        f"(embeddings.npy) -> {later['precision_at_1']!r} (embeddings_later.npy): a drop of "
+        f"{drop:.6g} > {drop / 2!r}\n")
+    one = cli("evaluate", "--embeddings", "embeddings.npy", "--labels", "labels.npy",
+              "--fail-drop", "map_at_r=0.1")
+    assert one.exit_code == 2 and "give --embeddings twice or more" in one.stderr
+    assert cli(*TWO, "--fail-drop", "map_at_r=-0.1").exit_code == 2
+
+
 def test_string_labels_and_parquet_rows(cli, tmp_path: Path) -> None:
     x = np.array([[0.0, 0], [0, 1], [5, 5], [5, 6], [9, 9]], np.float32)
     np.save(tmp_path / "x.npy", x)

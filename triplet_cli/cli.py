@@ -402,7 +402,8 @@ def mine(**given: Any) -> None:
 
 @_command(
     f"embeddings labels reference reference_labels column label_column preset "
-    f"{_PANELS[_RETRIEVAL]} margin {_PANELS[_DISTANCE]} output format top fail_below plot "
+    f"{_PANELS[_RETRIEVAL]} margin {_PANELS[_DISTANCE]} output format top fail_below fail_drop "
+    "plot "
     "threads quiet verbose", required="embeddings",
     embeddings=_option(list[str], "--embeddings", "Query embeddings (n, d); give it once per "
                        "checkpoint (same rows, same order) for one row of metrics each."),
@@ -423,6 +424,9 @@ def mine(**given: Any) -> None:
     top=_valued(int, "--top", "Worst classes in the table (the JSON lists 10).", _OUT, min=0),
     fail_below=_option(list[str], "--fail-below", "METRIC=V: exit 3 when a checkpoint's metric "
                        "is below V or undefined (repeatable), e.g. map_at_r=0.5.", _OUT),
+    fail_drop=_option(list[str], "--fail-drop", "METRIC=D: exit 3 when a later checkpoint's "
+                      "metric falls more than D below the first's, or is undefined "
+                      "(repeatable), e.g. precision_at_1=0.01.", _OUT),
     plot=_option(str, "--plot", "Draw distance distributions and precision/recall against the "
                  "threshold to FILE.png/.pdf/.svg. Needs pip install 'triplet-loss\\[plot]'.",
                  _OUT))
@@ -438,6 +442,7 @@ def evaluate(**given: Any) -> None:
 
     _run("evaluate", prepare_evaluate, given, "embeddings labels reference reference_labels",
          label_column=given["label_column"], fail_below=given["fail_below"] or (),
+         fail_drop=given["fail_drop"] or (),
          plot=given["plot"])
 
 

@@ -25,7 +25,7 @@ from . import retrieval, validate
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array, same_input
 from .jobs import Block, Job, run_here
-from .params import DistanceParams, check_count, ignored_flags
+from .params import DistanceParams, check_count, flag, ignored_flags
 from .presets import resolve
 from .readers import STDIN, is_table, labels_for
 from .topk import BLOCK_BYTES  # a unit's ranking rows (block x reference float64)
@@ -99,17 +99,24 @@ def _number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def parse_gates(texts: Sequence[str], at: tuple[int, ...]) -> tuple[tuple[str, float], ...]:
-    """--fail-below METRIC=V values, each naming a metric of the report."""
+def parse_gates(texts: object, at: tuple[int, ...], name: str = "fail_below"
+                ) -> tuple[tuple[str, float], ...]:
+    """--fail-below METRIC=V (or --fail-drop METRIC=D: D >= 0) values, each naming a metric of
+    the report."""
+    option, example = flag(name), "map_at_r=0.5" if name == "fail_below" else "map_at_r=0.01"
+    texts = [texts] if isinstance(texts, str) else texts
+    if not (isinstance(texts, list | tuple) and all(isinstance(g, str) for g in texts)):
+        raise UsageError(f"{name} must be gates such as {example!r} (got {texts!r})")
     names = retrieval.metric_names(at)
     gates = []
     for text in texts:
         match = GATE.fullmatch(text)
         number = _number(match.group(2)) if match else None
-        if not match or number is None:
-            raise UsageError(f"--fail-below must be METRIC=V, e.g. map_at_r=0.5 (got {text!r})")
+        if not match or number is None or (name == "fail_drop" and number < 0):
+            what = "METRIC=V" if name == "fail_below" else "METRIC=D with D >= 0"
+            raise UsageError(f"{option} must be {what}, e.g. {example} (got {text!r})")
         if match.group(1) not in names:
-            raise UsageError(f"--fail-below: unknown metric {match.group(1)!r}; choose from "
+            raise UsageError(f"{option}: unknown metric {match.group(1)!r}; choose from "
                              f"{', '.join(dict.fromkeys(names))}")
         gates.append((match.group(1), number))
     return tuple(gates)
@@ -163,6 +170,7 @@ class EvaluateJob(Job):
     settings: Settings | None = None
     k: int = 1
     gates: tuple[tuple[str, float], ...] = ()
+    drops: tuple[tuple[str, float], ...] = ()  # --fail-drop: the largest fall from the first
     checkpoint_names: list[str] = field(default_factory=list)
     plot: str | None = None
     block_rows: int | None = None
@@ -354,6 +362,15 @@ class EvaluateJob(Job):
                                  "value": c["metrics"][name],
                                  "passed": bool(c["metrics"][name] >= value)}
                                 for c in checkpoints for name, value in self.gates]
+        if self.drops:  # --fail-drop: each later checkpoint against the first
+            first = checkpoints[0]
+            summary["drops"] = [
+                {"metric": name, "max_drop": most, "checkpoint": c["name"],
+                 "baseline": first["name"], "value": c["metrics"][name],
+                 "baseline_value": first["metrics"][name],
+                 "drop": first["metrics"][name] - c["metrics"][name],
+                 "passed": bool(first["metrics"][name] - c["metrics"][name] <= most)}
+                for c in checkpoints[1:] for name, most in self.drops]
         summary["warnings"] = self._warnings(tally, excluded)
         return summary
 
@@ -398,7 +415,7 @@ class EvaluateJob(Job):
                (self.classes[order].tolist(), counts[order], maps[order]))
 
     def gated(self, gate: float | None) -> bool:
-        return bool(self.gates)
+        return bool(self.gates or self.drops)
 
     def failure(self, summary: dict[str, Any], tally: EvalTally,  # type: ignore[override]
                 gate: float | None) -> str | None:
@@ -409,7 +426,12 @@ class EvaluateJob(Job):
         missed = [f"{g['metric']} {g['value']!r} < {g['at_least']!r}"
                   + (f" ({g['checkpoint']})" if several else "")
                   for g in summary.get("gates", ()) if not g["passed"]]
-        return "--fail-below: " + "; ".join(missed) if missed else None
+        fell = [f"{g['metric']} {g['baseline_value']!r} ({g['baseline']}) -> {g['value']!r} "
+                f"({g['checkpoint']}): a drop of {g['drop']:.6g} > {g['max_drop']!r}"
+                for g in summary.get("drops", ()) if not g["passed"]]
+        said = (["--fail-below: " + "; ".join(missed)] if missed else []) + (
+            ["--fail-drop: " + "; ".join(fell)] if fell else [])
+        return "; ".join(said) if said else None
 
 
 def _stats(d: np.ndarray) -> dict[str, float | int | None]:
@@ -498,7 +520,8 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
                      *, reference: ArrayLike | Sequence[ArrayLike] | None = None,
                      reference_labels: ArrayLike | None = None, preset: str | None = None,
                      column: str | None = None, label_column: str | None = None,
-                     fail_below: Sequence[str] = (), plot: str | None = None,
+                     fail_below: Sequence[str] = (), fail_drop: Sequence[str] = (),
+                     plot: str | None = None,
                      block_rows: int | None = None, **options: object) -> EvaluateJob:
     """Check the settings, then read and validate everything an evaluation needs."""
     params = resolve("evaluate", preset, options)
@@ -508,12 +531,12 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         raise UsageError(f"plot must be a file path (got {plot!r})")
     settings = Settings.of(params.values)
     params.values.update(k=settings.k, at=list(settings.at))  # as used: "5,1,1" is [1, 5]
-    if isinstance(fail_below, str):
-        fail_below = [fail_below]
-    if not (isinstance(fail_below, list | tuple) and all(isinstance(g, str) for g in fail_below)):
-        raise UsageError(f"fail_below must be gates such as 'map_at_r=0.5' (got {fail_below!r})")
     gates = parse_gates(fail_below, settings.at)
+    drops = parse_gates(fail_drop, settings.at, "fail_drop")
     checkpoints, references = _several(embeddings), _several(reference)
+    if drops and len(checkpoints) < 2:
+        raise UsageError("--fail-drop compares each later checkpoint with the first: give "
+                         "--embeddings twice or more")
     labels, reference_labels = path_or_array(labels), path_or_array(reference_labels)
     if not checkpoints:
         raise UsageError("evaluate needs --embeddings")
@@ -591,7 +614,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     job = EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
                       queries=queries, references=refs, codes=codes, ref_codes=ref_codes,
                       classes=classes, r=r_count.astype(np.int64), settings=settings, k=k,
-                      gates=gates, checkpoint_names=names, loaded=loaded, plot=plot,
+                      gates=gates, drops=drops, checkpoint_names=names, loaded=loaded, plot=plot,
                       block_rows=block_rows)
     return job
 
@@ -630,8 +653,9 @@ def evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayLike | No
     plot, block_rows), and `threads`. The settings are the CLI's flags in snake case: k, at,
     average, target, self_match, map_divisor, recall, distance, p, eps, eps_placement, normalize,
     batch_hard_loss, margin;
-    `fail_below` (gates such as "map_at_r=0.5") puts each gate's outcome in summary["gates"]
-    (the CLI exits 3 when one fails).
+    `fail_below` (gates such as "map_at_r=0.5") puts each gate's outcome in summary["gates"],
+    `fail_drop` (such as "precision_at_1=0.01": the most a later checkpoint may fall below the
+    first) in summary["drops"] (the CLI exits 3 when one fails).
     """
     rows, summary = run_here(lambda: prepare_evaluate(embeddings, labels, **options), threads)
     return EvaluateResult(rows, summary)
