@@ -187,6 +187,18 @@ def test_labels_of_a_corpus_that_is_the_queries(cli, tmp_path) -> None:
         mine_negatives(x, positives=x, labels=y)
 
 
+def test_pairs_named_anchor_positive_are_read(tmp_path) -> None:
+    """mine-negatives writes anchor, positive: its rows (or mine's) are pairs again."""
+    import pandas as pd
+
+    q, c, pairs = draw(3, 6, 30, 4, "normal")
+    expected = rows_of(mine_negatives(q, c, pairs).columns)
+    (tmp_path / "p.csv").write_text("anchor,positive\n" + "".join(f"{a},{b}\n" for a, b in pairs))
+    assert rows_of(mine_negatives(q, c, str(tmp_path / "p.csv")).columns) == expected
+    frame = pd.DataFrame({"positive": pairs[:, 1], "anchor": pairs[:, 0]})
+    assert rows_of(mine_negatives(q, c, frame).columns) == expected
+
+
 def test_every_positive_excluded_and_ties_by_lowest_index() -> None:
     """Query 0 has three positives that are the three best candidates, and duplicates of a
     fourth row: none of the positives comes back; of equal scores the lowest index does."""

@@ -49,7 +49,7 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
          r"bad\.npy: pair indices must be integers, got <U1"),
     Case("pairs-wrong-shape", npy("bad.npy", np.array([[0, 1, 2]])), run(pairs="{d}/bad.npy"), 1,
          r"bad\.npy: pairs must have shape \(n, 2\)"),
-    Case("pairs-no-column", text("bad.csv", "anchor,positive\n0,1\n"), run(pairs="{d}/bad.csv"), 1,
+    Case("pairs-no-column", text("bad.csv", "source,positive\n0,1\n"), run(pairs="{d}/bad.csv"), 1,
          r"bad\.csv: no column 'query'"),
     Case("pairs-null", table("bad.parquet", {"query": [0, None], "positive": [1, 2]}),
          run(pairs="{d}/bad.parquet"), 1, r"bad\.parquet: column 'query': row 1 is null"),

@@ -11,7 +11,7 @@ QUERY_BLOCK queries x a candidate chunk (topk.BLOCK_BYTES); never queries x corp
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
 
@@ -375,9 +375,12 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     from .readers import read_indices
 
     if not isinstance(pairs, str):
-        a, name = validate.as_array(pairs, "pairs", PAIR_COLUMNS), "pairs"
+        schema = validate.table_schema(pairs)
+        columns = PAIR_COLUMNS if schema is None else _pair_columns(schema.names)
+        a, name = validate.as_array(pairs, "pairs", columns), "pairs"
     else:
-        a, name = np.asarray(read_indices(pairs, PAIR_COLUMNS, "pair")), shown_name(pairs)
+        a, name = np.asarray(read_indices(pairs, PAIR_COLUMNS, "pair", _pair_columns)), \
+            shown_name(pairs)
     if a.ndim != 2 or a.shape[1] != 2:
         raise InputError(f"pairs must have shape (n, 2) (query, positive), got {a.shape}", name)
     if a.dtype.kind not in "iuf":  # integral floats are taken by as_indices
@@ -385,6 +388,12 @@ def read_pairs(pairs: ArrayLike) -> tuple[np.ndarray, str]:
     if a.shape[0] == 0:
         raise InputError("holds zero pairs", name)
     return validate.as_indices(a, PAIR_COLUMNS, name), name
+
+
+def _pair_columns(names: Sequence[str]) -> tuple[str, str]:
+    """query, positive; or anchor, positive (how mine-negatives and mine write them) in a table
+    without a query column."""
+    return ("anchor", "positive") if "query" not in names and "anchor" in names else PAIR_COLUMNS
 
 
 def _require_pair_indices(a: np.ndarray, limits: tuple[int, int], name: str) -> None:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -468,17 +468,20 @@ def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
         return validate.as_triplets(triplets, file)
 
 
-def read_indices(path: str, columns: Sequence[str], what: str) -> np.ndarray:
-    """Index `columns` side by side, or an .npy/.npz array; `what` names a row in messages."""
+def read_indices(path: str, columns: Sequence[str], what: str,
+                 named: Callable[[Sequence[str]], Sequence[str]] | None = None) -> np.ndarray:
+    """Index `columns` side by side (or those `named` picks from a table's names), or an
+    .npy/.npz array; `what` names a row in messages."""
     with _source(path) as (file, kind):
-        return _read_indices(file, kind, columns, what)
+        return _read_indices(file, kind, columns, what, named)
 
 
-def _read_indices(file: str, kind: str, columns: Sequence[str], what: str) -> np.ndarray:
+def _read_indices(file: str, kind: str, columns: Sequence[str], what: str,
+                  named: Callable[[Sequence[str]], Sequence[str]] | None = None) -> np.ndarray:
     if kind in ("npy", "npz"):
         return _read_array(file, kind)
     if kind in ("parquet", "arrow", "csv", "jsonl"):
         table = (_read_csv(file) if kind == "csv" else _read_jsonl(file, columns) if kind == "jsonl"
                  else arrow.read_table(file, kind))
-        return arrow.index_columns(file, table, columns)
+        return arrow.index_columns(file, table, named(table.column_names) if named else columns)
     raise InputError(f"unknown {what} format: use .parquet, .arrow, .csv, .jsonl or .npy", file)
