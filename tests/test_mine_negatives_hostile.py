@@ -49,6 +49,8 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
          r"bad\.npy: pair indices must be integers, got <U1"),
     Case("pairs-wrong-shape", npy("bad.npy", np.array([[0, 1, 2]])), run(pairs="{d}/bad.npy"), 1,
          r"bad\.npy: pairs must have shape \(n, 2\)"),
+    Case("distance-is-similarity-here", None, run("--distance", "cosine"), 2,
+         r"No such option: --distance \(mine-negatives calls it --similarity\)$"),
     Case("pairs-no-column", text("bad.csv", "source,positive\n0,1\n"), run(pairs="{d}/bad.csv"), 1,
          r"bad\.csv: no column 'query'"),
     Case("pairs-null", table("bad.parquet", {"query": [0, None], "positive": [1, 2]}),

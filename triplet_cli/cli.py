@@ -233,9 +233,26 @@ def _noted(job: Any, notes: list[str]) -> Any:
     return job
 
 
+# Flags one command spells otherwise than the others (the name the user typed -> this one's).
+_SPELT_HERE = {
+    "mine-negatives": {"--distance": "--similarity", "--embeddings": "--queries",
+                       "--per-anchor": "--num-negatives"},
+    "compute": {"--similarity": "--distance"},
+    "mine": {"--queries": "--embeddings", "--similarity": "--distance",
+             "--num-negatives": "--per-anchor"},
+    "evaluate": {"--queries": "--embeddings", "--similarity": "--distance"},
+}
+
+
 def _message(e: click_exceptions.ClickException) -> str:
     """A usage error's line: a value that is none of an option's choices as the library says it
-    (with the one meant: 'semihard' is 'semi-hard'), others as Click words them."""
+    (with the one meant: 'semihard' is 'semi-hard'), a flag another command spells otherwise
+    with this one's name, others as Click words them."""
+    if isinstance(e, click_exceptions.NoSuchOption):
+        command = getattr(getattr(getattr(e, "ctx", None), "command", None), "name", None)
+        here = _SPELT_HERE.get(command or "", {}).get(e.option_name)
+        if here:
+            return f"No such option: {e.option_name} ({command} calls it {here})"
     param = getattr(e, "param", None)
     value = re.match(r"(?:Value error, )?'(.*)' is not one of (.*)\.$",
                      str(getattr(e, "message", "")))
