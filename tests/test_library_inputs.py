@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from triplet_cli import TripletLossError, compute_loss, mine_negatives, mine_triplets
+from triplet_cli import TripletLossError, compute_loss, evaluate, mine_negatives, mine_triplets
 
 
 def labelled(n: int = 60, d: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -199,3 +199,45 @@ def test_a_margin_filter_band_that_margin_0_empties_is_said(band: str, said: str
     warnings = mine_triplets(x, y, margin_filter=band, soft_margin=True).summary["warnings"]
     assert any(w.startswith(f"--margin-filter {band} with margin 0 (the default with "
                             f"--soft-margin)") and said in w for w in warnings)
+
+
+def test_a_polars_series_and_a_dict_of_columns_are_inputs() -> None:
+    """A polars Series raised an AttributeError from inside; a result's .columns (a dict) could
+    not be passed back as triplets."""
+    x, y = labelled()
+    mined = mine_triplets(x, y)
+    assert compute_loss(pl.Series(x[:10]), x[10:20], x[20:30]).value == \
+        compute_loss(x[:10], x[10:20], x[20:30]).value
+    columns = {"anchor": mined.triplets[:, 0], "positive": mined.triplets[:, 1],
+               "negative": mined.triplets[:, 2], "loss": mined.loss}
+    assert compute_loss(embeddings=x, triplets=columns).value == mined.value
+    negatives = mine_negatives(x, x, {"query": [0, 1], "positive": [1, 2]})
+    assert compute_loss(embeddings=x, triplets=negatives.columns).summary["count"] == 6
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ({1, 2}, "is a set, not an array of numbers"),
+    ((r for r in range(3)), "is a generator, not an array of numbers"),
+    (b"xx", "is a bytes, not an array of numbers"),
+])
+def test_a_non_array_says_what_it_is(given: object, said: str) -> None:
+    """They were all 'holds a single number (a 0-d array)'."""
+    x, _ = labelled()
+    with pytest.raises(TripletLossError, match=f"^anchors: {said}$"):
+        compute_loss(given, x, x)
+
+
+def test_bytes_labels_are_text_and_gates_have_an_outcome() -> None:
+    """bytes labels made evaluate's summary unwritable as JSON; a failed gate was visible only
+    by walking summary['gates']."""
+    x, y = labelled()
+    text = evaluate(x, [str(v) for v in y])
+    raw = evaluate(x, [str(v).encode() for v in y])
+    assert json.dumps(raw.summary) == json.dumps(text.summary)
+    assert raw.passed and text.passed
+    gated = evaluate([x, x[::-1].copy()], y, fail_below="map_at_r=0.999",
+                     fail_drop="precision_at_1=0")
+    assert not gated.passed
+    assert {g["passed"] for g in gated.summary["gates"]} == {False}
+    with pytest.raises(TripletLossError, match="bytes that are not UTF-8"):
+        mine_triplets(x, [b"\xff", b"a"] * 30)

@@ -43,5 +43,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    """The public names too (imported lazily): a notebook's completion lists them."""
-    return sorted({*globals(), *__all__})
+    """The public names (imported lazily): what a notebook's completion lists."""
+    return sorted({*__all__, "__version__"})

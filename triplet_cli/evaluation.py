@@ -453,6 +453,13 @@ class EvaluateResult:
         """Each checkpoint's metrics, in the order the embeddings were given."""
         return [c["metrics"] for c in self.summary["checkpoints"]]  # type: ignore[attr-defined]
 
+    @property
+    def passed(self) -> bool:
+        """Whether every fail_below and fail_drop gate passed (True without gates): what the
+        CLI's exit code 3 says."""
+        return all(g["passed"] for key in ("gates", "drops")
+                   for g in self.summary.get(key, ()))  # type: ignore[attr-defined]
+
     def __repr__(self) -> str:  # (not every row: a notebook cell shows this)
         shown = "; ".join(", ".join(f"{k}={m[k]:.4g}" for k in ("precision_at_1", "map_at_r")
                                     if m.get(k) is not None) for m in self.metrics)

@@ -15,7 +15,10 @@ from .readers import STDIN, open_matrix, same_file, shown_name
 if TYPE_CHECKING:
     import pyarrow as pa
 
-ArrayLike = np.ndarray | str | os.PathLike[str]
+# A library input: a path (str or path-like), or what validate.as_array takes (numpy arrays,
+# lists, torch tensors, pandas / polars / pyarrow tables and columns, dicts of columns), which
+# no narrower type spells: type checkers would refuse a tensor.
+ArrayLike = Any
 Matrix = np.ndarray | ArrowMatrix  # in memory (or memory-mapped), or streamed from parquet/Arrow
 NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as pytorch-metric-learning uses it
 

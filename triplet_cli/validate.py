@@ -37,6 +37,8 @@ def as_array(x: object, name: str, named: Sequence[str] = ()) -> np.ndarray:
             if type(x).__module__.startswith("pyarrow"):  # an Array or ChunkedArray
                 x = x.to_numpy(zero_copy_only=False)  # type: ignore[attr-defined]
             columns = [np.asarray(x)]
+            if columns[0].ndim == 0 and columns[0].dtype.kind in "OSUV":  # (a dict, a generator)
+                raise InputError(f"is a {type(x).__name__}, not an array of numbers", name)
         columns = [_unboxed(c, name) if c.dtype == object and c.size else c for c in columns]
         if len(columns) == 1:
             return columns[0]
@@ -60,7 +62,8 @@ def require_one_label_type(labels: object, name: str) -> None:
 
 
 def _table_columns(x: object, named: Sequence[str], name: str) -> list[np.ndarray] | None:
-    """The columns of a pyarrow Table or RecordBatch, or of a pandas or polars DataFrame, else
+    """The columns of a pyarrow Table or RecordBatch, a pandas or polars DataFrame or a dict of
+    columns, else
     None: the `named` ones when the table has them all (as the file readers take them), every
     column in order when it has none of them (a frame made from an array: 0, 1, 2)."""
     module = type(x).__module__.split(".")[0]
@@ -71,6 +74,8 @@ def _table_columns(x: object, named: Sequence[str], name: str) -> list[np.ndarra
         labels, columns = list(t.columns), [t.iloc[:, i].to_numpy() for i in range(t.shape[1])]
     elif module == "polars" and hasattr(t, "get_columns"):
         labels, columns = t.columns, [s.to_numpy() for s in t.get_columns()]
+    elif isinstance(t, dict):  # columns by name (a result's .columns)
+        labels, columns = list(t), [np.asarray(detached(v)) for v in t.values()]
     else:
         return None
     present = [n for n in named if n in labels]
@@ -94,7 +99,7 @@ def table_schema(x: object) -> pa.Schema | None:
         with contextlib.suppress(ValueError, TypeError, pa.ArrowException):
             return pa.Schema.from_pandas(t, preserve_index=False)
         return None  # (columns pyarrow cannot type: taken as they are)
-    if module == "polars" and hasattr(t, "to_arrow"):
+    if module == "polars" and hasattr(t, "get_columns"):  # a DataFrame (a Series is a column)
         return t.head(0).to_arrow().schema
     return None
 
@@ -333,7 +338,13 @@ def as_labels(labels: np.ndarray, path: str) -> np.ndarray:
                              f"({hint})", path)
         if kinds == {str, int}:
             raise InputError("labels mix strings and integers; use one kind", path)
-    if labels.dtype.kind not in "iubUSO":
+    if labels.dtype.kind == "S":  # bytes: their text (a JSON report cannot hold bytes)
+        try:
+            labels = np.char.decode(labels, "utf-8")
+        except UnicodeDecodeError:
+            raise InputError("labels are bytes that are not UTF-8 text; use integers or "
+                             "strings", path) from None
+    if labels.dtype.kind not in "iubUO":
         raise InputError(f"labels have dtype {labels.dtype}; use integers or strings", path)
     return labels
 
