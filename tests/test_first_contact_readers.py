@@ -371,10 +371,22 @@ def test_named_pipes_for_labels_and_a_labelled_table(inputs: Path, cli) -> None:
     (b"PAR1" + bytes(100), "cannot read as parquet"),
 ])
 def test_a_bad_pipe_is_named_by_its_path(inputs: Path, cli, data: bytes, message: str) -> None:
+    (inputs / "t.csv").write_text("anchor,positive,negative\n0,1,2\n")
     with _fifo(inputs, data) as pipe:
-        line = _error_line(cli("compute", "--embeddings", inputs / "x.npy", "--triplets", pipe))
+        line = _error_line(cli("compute", "--embeddings", pipe, "--triplets", inputs / "t.csv"))
     assert line.startswith(f"triplet-loss: error: {pipe}: {message}"), line
     assert "triplet-loss-input-" not in line
+
+
+def test_an_empty_triplet_stream_is_no_triplet(inputs: Path, cli) -> None:
+    """What `mine -f jsonl` writes when nothing passes its filters (no byte), through a pipe or
+    stdin, is scored as a file of it is: no triplet."""
+    argv = ("compute", "--embeddings", inputs / "x.npy", "-f", "json", "--triplets")
+    with _fifo(inputs, b"") as pipe:
+        piped = cli(*argv, pipe)
+    for run in (piped, cli(*argv, "-", input=b"")):
+        assert run.exit_code == 0, run.stderr
+        assert json.loads(run.stdout)["count"] == 0
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash for <(...)")

@@ -293,7 +293,10 @@ CASES = [
          r"--format: unknown value 'jsonn'; choose from table, json, jsonl, csv \(did you mean "
          r"'json'\?\)$"),
     Case("unknown-preset", None, aligned("a.npy", "p.npy", "n.npy", "--preset", "keras", *OUT),
-         2, r"unknown preset 'keras'; presets: torch, "),
+         2, r"unknown preset 'keras'; presets: torch, .*, sentence-transformers$"),
+    Case("preset-framework-name", None, aligned("a.npy", "p.npy", "n.npy", "--preset", "pml",
+                                                 *OUT),
+         2, r"unknown preset 'pml'; .* \(did you mean 'pytorch-metric-learning'\?\)$"),
     Case("mine-only-preset", None, aligned("a.npy", "p.npy", "n.npy", "--preset",
                                            "tf-similarity", *OUT),
          2, r"preset 'tf-similarity' has no compute operation"),

@@ -353,8 +353,9 @@ _OPTIONS: dict[str, Any] = {
                          "same bytes; --threads then means kernel threads per worker (default: "
                          "the worker's share of its host's cores). Needs pip install "
                          "'triplet-loss\\[dask]'.", _DASK),
-    "workers": _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each. "
-                       "(default: one per core)", _DASK, min=1),
+    "workers": _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each; "
+                       "at most one per CPU this process may use. (default: one per CPU)", _DASK,
+                       min=1),
 }
 _DEFAULTS = {"format": Format.table, "top": 10, "quiet": False, "verbose": False}  # others None
 _RUN = "threads quiet verbose scheduler workers"
@@ -429,7 +430,8 @@ def mine(**given: Any) -> None:
                       "row)"),
     **_texts(labels="Query labels (n,), integers or strings. (default: the label column of "
                     "--embeddings)",
-             reference_labels="Labels of --reference (m,).",
+             reference_labels="Labels of --reference (m,). (default: the label column of a "
+                              "parquet/Arrow --reference)",
              preset="Reproduce a framework's retrieval metrics: pytorch-metric-learning, "
                     "tf-similarity, sentence-transformers (see `triplet-loss presets`)."),
     margin=_option(float, "--margin", "Margin of --batch-hard-loss (>= 0). (default: 1.0)",

@@ -92,6 +92,17 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def _meant(preset: object) -> str:
+    """' (did you mean ...?)' for a preset name close to one (pytorch, pml, sbert), or ''."""
+    import difflib
+
+    typed = str(preset).lower()
+    short = {"pml": "pytorch-metric-learning", "sbert": "sentence-transformers",
+             "tfa": "tf-addons", "tfsim": "tf-similarity", "pytorch": "torch"}
+    meant = short.get(typed) or next(iter(difflib.get_close_matches(typed, PRESETS, 1, 0.6)), None)
+    return f" (did you mean {meant!r}?)" if meant else ""
+
+
 FROM_FILE = "triplets file"  # the source of a setting recorded in a --triplets .parquet/.arrow
 
 
@@ -106,7 +117,8 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     sources = dict.fromkeys(values, "default")
     if preset is not None:
         if not isinstance(preset, str) or preset not in PRESETS:
-            raise UsageError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+            raise UsageError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}"
+                             + _meant(preset))
         overrides = PRESETS[preset].settings()[command]
         if overrides is None:
             have = [n for n, p in PRESETS.items() if p.settings()[command] is not None]

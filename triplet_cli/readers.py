@@ -189,8 +189,6 @@ def _copy(key: str, owner: object, source: Any, what: str) -> str:
             raise
         raise InputError(f"cannot copy {what} to {tempfile.gettempdir()} ({e.strerror or e})",
                          shown) from None
-    if not os.path.getsize(path):
-        raise InputError(f"nothing on {what}" if key == STDIN else "is empty", shown)
     return path
 
 
@@ -209,17 +207,21 @@ def _named(file: str, shown: str, spelt: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _source(path: str) -> Iterator[tuple[str, str]]:
+def _source(path: str, rows: bool = False) -> Iterator[tuple[str, str]]:
     """`path` and its format; stdin (`-`, `-:KEY` for an .npz) and pipes are read from a copy,
-    whose errors name them."""
+    whose errors name them. rows: an empty stream is rows of JSON lines, none of them (what
+    mine writes for no triplet), else an error."""
     given, key = split_key(path)
     if given != STDIN and not _read_once(given):
         yield path, _kind(path)
         return
     file, shown = (_stdin_file(), STDIN_NAME) if given == STDIN else (_pipe_file(given), given)
+    if not os.path.getsize(file) and not rows:
+        raise InputError("nothing on stdin" if given == STDIN else "is empty", shown)
     with _named(file, shown, STDIN if given == STDIN else given):
+        kind = "jsonl" if not os.path.getsize(file) else None
         file += f":{key}" if key else ""
-        yield file, _kind(file)
+        yield file, kind or _kind(file)
 
 
 class _FromCopy:
@@ -448,7 +450,7 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
     if schema is not None:  # a table in memory: its label column, as a file's
         name = arrow.pick_label_column("embeddings", schema, column, ("labels=", "label_column="))
         labels = validate.table_part(embeddings, [schema.get_field_index(name)])
-        return validate.as_labels(validate.as_array(labels, "labels"), "embeddings"), "embeddings"
+        return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
     if not isinstance(embeddings, str):
         raise InputError("no labels given: pass them as labels= (or a table holding a label "
                          "column; an array holds none)", "embeddings")
@@ -461,7 +463,7 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
 def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
     """(t, 3) int64 row indices; a parquet/Arrow file streams (ArrowTriplets, with the settings
     its writer recorded, from stdin as from a path)."""
-    with _source(path) as (file, kind):
+    with _source(path, rows=True) as (file, kind):
         if kind in ("parquet", "arrow"):
             return _streamed(ArrowTriplets, _CopiedTriplets, path, file, kind)
         triplets = _read_indices(file, kind, arrow.TRIPLET_COLUMNS, "triplet")
