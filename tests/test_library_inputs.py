@@ -169,6 +169,22 @@ def test_a_table_in_memory_is_read_as_its_file(kind: str) -> None:
                          label_column="b").value == expected.value
 
 
+def test_the_columns_read_are_named_in_inputs(tmp_path) -> None:
+    """Chosen when none was named, they were said nowhere (the README promises every choice is
+    visible)."""
+    import pyarrow.parquet as pq
+
+    x, y = labelled()
+    frame = pd.DataFrame({"vec": list(x), "person_id": [f"p{v}" for v in y]})
+    inputs = mine_triplets(frame).summary["inputs"]
+    assert (inputs["embeddings"]["column"], inputs["labels"]["column"]) == ("vec", "person_id")
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "f.parquet")
+    inputs = evaluate(str(tmp_path / "f.parquet")).summary["inputs"]
+    assert inputs["embeddings"][0]["column"] == "vec"
+    assert inputs["labels"]["column"] == "person_id"
+    assert "column" not in mine_triplets(x, y).summary["inputs"]["embeddings"]
+
+
 def test_a_wide_frame_is_its_float_columns() -> None:
     """A column per dimension: the label column, ids and text are not dimensions."""
     x, y = labelled()

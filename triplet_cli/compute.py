@@ -276,10 +276,11 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
         raise UsageError("give --anchors, --positives and --negatives (or --embeddings with "
                          "--triplets)")
     else:
-        arrays, names = {}, {}
+        arrays, names, picked = {}, {}, {}
         for role, x in zip(ROLES, (anchors, positives, negatives), strict=True):
-            arrays[role], names[role] = load_matrix(x, role, column, stream=True)  # type: ignore
-        job = _aligned(ComputeJob(params, names, arrays=arrays))
+            arrays[role], names[role] = load_matrix(x, role, column, stream=True,  # type: ignore
+                                                    picked=picked)
+        job = _aligned(ComputeJob(params, names, arrays=arrays, columns=picked))
     job.block_rows = block_rows
     job.warnings += ignored_flags(job.params)
     if job.params.sources.get("pair_reduction") == "flag" and not job.candidates:
@@ -319,11 +320,12 @@ def _aligned(job: ComputeJob) -> ComputeJob:
 def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column: str | None,
              preset: str | None, options: dict[str, object], corpus: ArrayLike | None = None
              ) -> ComputeJob:
-    x, name = load_matrix(embeddings, "embeddings", column)
+    picked: dict[str, str] = {}
+    x, name = load_matrix(embeddings, "embeddings", column, picked=picked)
     validate.require_matrix(x, name, "embeddings")
     c = cname = None
     if corpus is not None:  # mine-negatives' triplets: anchor indexes x, the others the corpus
-        c, cname = load_matrix(corpus, "corpus", column)
+        c, cname = load_matrix(corpus, "corpus", column, picked=picked)
         validate.require_matrix(c, cname, "corpus")
         validate.require_same({"embeddings": x.shape[1], "corpus": c.shape[1]},
                               {"embeddings": name, "corpus": cname}, "dimensions", "d = ")
@@ -359,7 +361,7 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
     if params.distance.normalize:
         arrays = {k: normalized(a) for k, a in arrays.items()}
     return ComputeJob(params, names, warnings, arrays=arrays, triplets=t, count=t.shape[0],
-                      loaded={**arrays, "triplets": t})
+                      loaded={**arrays, "triplets": t}, columns=picked)
 
 
 def _shape_warning(record: dict, tname: str, shape: tuple[int, ...], name: str) -> list[str]:

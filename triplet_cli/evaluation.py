@@ -219,7 +219,8 @@ class EvaluateJob(Job):
         def one(role: str, name: str, a: np.ndarray) -> dict[str, object]:
             array = name == role or name.startswith(f"{role}[")
             return {"path": None if array else name, "shape": list(a.shape),
-                    "dtype": str(a.dtype)}
+                    "dtype": str(a.dtype),
+                    **({"column": self.columns[role]} if role in self.columns else {})}
 
         return {role: [one(role, *e) for e in v] if isinstance(v, list) else one(role, *v)
                 for role, v in self.loaded.items()}
@@ -487,8 +488,13 @@ def _one_input(v: object) -> bool:
 
 
 def _load(x: ArrayLike, role: str, column: str | None, i: int, count: int,
-          distance: DistanceParams) -> tuple[np.ndarray, str]:
-    a, name = load_matrix(x, role if count == 1 else f"{role}[{i}]", column)
+          distance: DistanceParams, picked: dict[str, str]) -> tuple[np.ndarray, str]:
+    """Checkpoint i of `role`, checked; the table column it was read from goes into
+    picked[role]."""
+    found: dict[str, str] = {}
+    a, name = load_matrix(x, role if count == 1 else f"{role}[{i}]", column, picked=found)
+    if found:
+        picked[role] = next(iter(found.values()))
     validate.require_matrix(a, name, role)
     validate.require_rankable(a, name, distance)
     return a, name
@@ -516,9 +522,13 @@ def _holds_labels(x: object) -> bool:
     return validate.table_schema(x) is not None
 
 
-def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str
-                  ) -> tuple[np.ndarray, str]:
-    y, name = labels_for(labels, owner, column)
+def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str,
+                  picked: dict[str, str] | None = None) -> tuple[np.ndarray, str]:
+    """`role`'s labels and their name; the table column they came from goes into picked[role]."""
+    found: dict[str, str] = {}
+    y, name = labels_for(labels, owner, column, found)
+    if picked is not None and "labels" in found:
+        picked[role] = found["labels"]
     name = name if isinstance(labels, str) or labels is None else role
     return validate.as_labels(validate.as_array(y, name), name), name
 
@@ -566,9 +576,10 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         from .plot import check_plot
 
         check_plot(plot, paths)
-    xs = [_load(x, "embeddings", column, i, len(checkpoints), params.distance)
+    picked: dict[str, str] = {}
+    xs = [_load(x, "embeddings", column, i, len(checkpoints), params.distance, picked)
           for i, x in enumerate(checkpoints)]
-    y, yname = _label_values(labels, checkpoints[0], label_column, "labels")
+    y, yname = _label_values(labels, checkpoints[0], label_column, "labels", picked)
     if labels is None:
         _require_same_labels(y, checkpoints, [name for _, name in xs], label_column)
     n = xs[0][0].shape[0]
@@ -582,10 +593,10 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     # each checkpoint's reference: its own, or the one given for all
     paired = references if len(references) == len(xs) else references * len(xs)
     if references:
-        rs = [_load(r, "reference", column, i, len(references),
-                    params.distance) for i, r in enumerate(paired)]
+        rs = [_load(r, "reference", column, i, len(references), params.distance, picked)
+              for i, r in enumerate(paired)]
         ry, ryname = _label_values(reference_labels, references[0], label_column,
-                                   "reference_labels")
+                                   "reference_labels", picked)
         validate.require_label_rows(ry, rs[0][0].shape[0], ryname, rs[0][1])
         for (x, xname), (r, rname) in zip(xs, rs, strict=True):
             if r.shape[1] != x.shape[1] or r.shape[0] != rs[0][0].shape[0]:
@@ -621,7 +632,8 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     job = EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
                       queries=queries, references=refs, codes=codes, ref_codes=ref_codes,
                       classes=classes, r=r_count.astype(np.int64), settings=settings, k=k,
-                      gates=gates, drops=drops, checkpoint_names=names, loaded=loaded, plot=plot,
+                      gates=gates, drops=drops, checkpoint_names=names, loaded=loaded,
+                      columns=picked, plot=plot,
                       block_rows=block_rows)
     return job
 

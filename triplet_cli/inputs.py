@@ -56,25 +56,29 @@ def _memory(x: object) -> np.ndarray | None:
 
 
 def load_matrix(x: ArrayLike, role: str, column: str | None, stream: bool = False,
-                label_column: str | None = None) -> tuple[Matrix, str]:
+                label_column: str | None = None, picked: dict[str, str] | None = None
+                ) -> tuple[Matrix, str]:
     """An input as a float array and the name errors give it, or (stream=True) a parquet/Arrow
-    input left on disk to be read block by block."""
+    input left on disk to be read block by block. The list column read from a table goes into
+    picked[role]."""
     if column is not None and not isinstance(column, str):
         raise UsageError(f"column must be a column name (got {column!r})")
+    picked = {} if picked is None else picked
     if isinstance(x, str):
         m, name = open_matrix(x, column), shown_name(x)
         if isinstance(m, ArrowMatrix):
+            picked[role] = m.name
             validate.as_float_array(np.empty((0, m.width), m.dtype), name)  # dtype check first
             return (m, name) if stream else (validate.as_float_array(m.read(), name), name)
         return validate.as_float_array(m, name), name
     schema = validate.table_schema(x)
     if schema is not None:
-        x = _embedding_columns(x, schema, role, column, label_column)
+        x = _embedding_columns(x, schema, role, column, label_column, picked)
     return validate.as_float_array(validate.as_array(x, role), role), role
 
 
 def _embedding_columns(table: Any, schema: pa.Schema, role: str, column: str | None,
-                       label_column: str | None) -> Any:
+                       label_column: str | None, picked: dict[str, str]) -> Any:
     """A table's embeddings as a file's are found: `column`, else its one list of floats. A
     table without a list column holds one column per dimension: its float columns (labels,
     ids and text are not dimensions), or every column when none is float, less the label
@@ -82,7 +86,7 @@ def _embedding_columns(table: Any, schema: pa.Schema, role: str, column: str | N
     import pyarrow.types as pt
 
     if column is not None or any(arrow.is_vector_type(f.type) for f in schema):
-        name = arrow.pick_embedding_column(role, schema, column, "column=")
+        name = picked[role] = arrow.pick_embedding_column(role, schema, column, "column=")
         return validate.table_part(table, [schema.get_field_index(name)])
     floats = [k for k, f in enumerate(schema) if pt.is_floating(f.type)]
     keep = [k for k in floats or range(len(schema))

@@ -52,6 +52,7 @@ class Job:
     names: dict[str, str]  # role -> the file (or role, for an array) it came from
     warnings: list[str] = field(default_factory=list)
     loaded: dict[str, Any] = field(default_factory=dict)  # role -> the input as read
+    columns: dict[str, str] = field(default_factory=dict)  # role -> the table column read
     rooms: Rooms = field(default_factory=Rooms, repr=False, compare=False)  # for its products
 
     title: ClassVar[str] = "triplet-loss"
@@ -91,9 +92,11 @@ class Job:
         raise NotImplementedError
 
     def inputs(self) -> dict[str, dict[str, object]]:
-        """JSON `inputs`, by role, so one file in two roles keeps both (path None: an array)."""
+        """JSON `inputs`, by role, so one file in two roles keeps both (path None: an array),
+        with the column read from a table (the one chosen when none was named)."""
         return {k: {"path": None if self.names[k] == k else self.names[k],
-                    "shape": list(a.shape), "dtype": str(a.dtype)}
+                    "shape": list(a.shape), "dtype": str(a.dtype),
+                    **({"column": self.columns[k]} if k in self.columns else {})}
                 for k, a in self.loaded.items()}
 
     def metadata(self) -> dict[str, str] | None:

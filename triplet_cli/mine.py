@@ -370,9 +370,11 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     embeddings, labels = path_or_array(embeddings), path_or_array(labels)
     if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
         raise UsageError("only one input can be read from stdin (-)")
-    x, xname = load_matrix(embeddings, "embeddings", column, label_column=label_column)
+    picked: dict[str, str] = {}
+    x, xname = load_matrix(embeddings, "embeddings", column, label_column=label_column,
+                           picked=picked)
     validate.require_matrix(x, xname, "embeddings")
-    y, yname = labels_for(labels, embeddings, label_column)
+    y, yname = labels_for(labels, embeddings, label_column, picked)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_rankable(x, xname, params.distance)
     validate.require_in_range([(x, xname)], params.distance)
@@ -395,7 +397,7 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     loaded = {"embeddings": x, "labels": y}
     return MineJob(params, {"embeddings": xname, "labels": yname}, warnings,
                    x=np.ascontiguousarray(x), codes=codes, label_counts=np.bincount(codes),
-                   loaded=loaded, block_rows=block_rows)
+                   loaded=loaded, columns=picked, block_rows=block_rows)
 
 
 def mine_triplets(embeddings: ArrayLike, labels: ArrayLike | None = None, *,

@@ -160,7 +160,8 @@ class NegativesJob(Job):
 
     def inputs(self) -> dict[str, dict[str, object]]:
         return {k: {"path": None if self.names[k] == k else self.names[k],
-                    "shape": list(shape), "dtype": self.dtypes[k]}
+                    "shape": list(shape), "dtype": self.dtypes[k],
+                    **({"column": self.columns[k]} if k in self.columns else {})}
                 for k, shape in self.shapes.items()}
 
     def metadata(self) -> dict[str, str]:
@@ -459,10 +460,11 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     check_count("block_rows", block_rows)
     check_count("chunk_rows", chunk_rows)
     names, shapes, dtypes, loaded = {}, {}, {}, {}
+    picked: dict[str, str] = {}
     for role, x in (("queries", queries), ("corpus", corpus), ("positives", positives)):
         if x is None:
             continue
-        m, name = load_matrix(x, role, column)
+        m, name = load_matrix(x, role, column, picked=picked)
         validate.require_matrix(m, name, role)
         loaded[role], names[role] = m, name
         shapes[role], dtypes[role] = m.shape, str(m.dtype)
@@ -513,7 +515,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     if found.duplicates:
         warnings.append(f"{found.duplicates} repeated (query, positive) pairs: each kept once")
     search = np.ascontiguousarray(search)
-    return NegativesJob(params, names, warnings, queries=np.ascontiguousarray(q), corpus=search,
+    return NegativesJob(params, names, warnings, columns=picked, queries=np.ascontiguousarray(q),
+                        corpus=search,
                         corpus_norms=corpus_norms(search), corpus_rows=corpus_rows, pairs=found,
                         settings=settings, range_max=window,
                         window=min(window, search.shape[0]), self_excluded=self_excluded,

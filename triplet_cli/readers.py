@@ -410,8 +410,10 @@ def open_matrix(path: str, column: str | None = None) -> np.ndarray | ArrowMatri
         raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", file)
 
 
-def read_labels(path: str, column: str | None = None) -> np.ndarray:
-    """A 1-D array of integer or string labels from .npy/.npz, .parquet/.arrow or .csv."""
+def read_labels(path: str, column: str | None = None, picked: dict[str, str] | None = None
+                ) -> np.ndarray:
+    """A 1-D array of integer or string labels from .npy/.npz, .parquet/.arrow or .csv (the
+    column read from a parquet/Arrow table goes into picked['labels'])."""
     with _source(path) as (file, kind):
         if kind in ("npy", "npz"):
             return validate.as_labels(_read_array(file, kind), file)
@@ -425,6 +427,8 @@ def read_labels(path: str, column: str | None = None) -> np.ndarray:
         elif kind in ("parquet", "arrow"):
             name = arrow.pick_label_column(file, arrow.read_schema(file, kind), column)
             table = arrow.read_table(file, kind, [name])
+            if picked is not None:
+                picked["labels"] = name
         else:
             raise InputError("unknown label format: use .npy, .parquet, .arrow or .csv", file)
         labels = table.column(name)
@@ -432,15 +436,16 @@ def read_labels(path: str, column: str | None = None) -> np.ndarray:
         return validate.as_labels(labels.to_numpy(zero_copy_only=False), file)
 
 
-def labels_for(labels: object, embeddings: object, column: str | None = None
-               ) -> tuple[np.ndarray, str]:
+def labels_for(labels: object, embeddings: object, column: str | None = None,
+               picked: dict[str, str] | None = None) -> tuple[np.ndarray, str]:
     """The labels of `embeddings` and their name in messages: `labels` (a path or an array), or
-    when None the label column beside the embeddings (only a parquet or Arrow table has one)."""
+    when None the label column beside the embeddings (only a parquet or Arrow table has one);
+    the column read from a table goes into picked['labels']."""
     if isinstance(labels, str):
         if not (os.path.exists(split_key(labels)[0]) or _is_stdin(labels) or Path(labels).suffix):
             raise InputError("no such file (a column of --embeddings is chosen with "
                              "--label-column)", labels)
-        return read_labels(labels, column), shown_name(labels)
+        return read_labels(labels, column, picked), shown_name(labels)
     if labels is not None:
         validate.require_one_label_type(labels, "labels")
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
@@ -450,6 +455,8 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
     if schema is not None:  # a table in memory: its label column, as a file's
         name = arrow.pick_label_column("embeddings", schema, column, ("labels=", "label_column="))
         labels = validate.table_part(embeddings, [schema.get_field_index(name)])
+        if picked is not None:
+            picked["labels"] = name
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
     if not isinstance(embeddings, str):
         raise InputError("no labels given: pass them as labels= (or a table holding a label "
@@ -457,7 +464,7 @@ def labels_for(labels: object, embeddings: object, column: str | None = None
     with _source(embeddings) as (file, kind):
         if kind not in ("parquet", "arrow"):
             raise InputError(no_labels, file)
-        return read_labels(file, column), shown_name(embeddings)
+        return read_labels(file, column, picked), shown_name(embeddings)
 
 
 def open_triplets(path: str) -> np.ndarray | ArrowTriplets:
