@@ -438,3 +438,19 @@ def test_plot_onto_a_named_pipe_is_refused(cli, at_sample, tmp_path: Path) -> No
     assert r.exit_code == 2
     assert r.stderr.endswith("p.png is not a regular file (a named pipe or a device): it would "
                              "be replaced by one\n")
+
+
+def test_labels_with_control_characters_stay_in_their_cell(cli, tmp_path: Path) -> None:
+    """A label with a newline split a worst-classes row in two; one with ESC reached the
+    terminal as an escape sequence."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(6)
+    labels = ["line1\nline2", "\x1b[31mred", "tab\there", "plain"]
+    x = rng.normal(size=(12, 4)).astype(np.float32)
+    pq.write_table(pa.table({"embedding": list(x), "label": [labels[i % 4] for i in range(12)]}),
+                   tmp_path / "odd.parquet")
+    r = cli("evaluate", "--embeddings", tmp_path / "odd.parquet", "--top", "4")
+    assert r.exit_code == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\t" not in r.stdout
+    assert "line1\\nline2" in r.stdout and "\\x1b[31mred" in r.stdout

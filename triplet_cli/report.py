@@ -67,11 +67,18 @@ def to_json(summary: dict[str, Any]) -> str:
 
 
 def fmt(value: Any) -> str:
+    """A table cell: numbers to 6 digits, text with its control characters escaped (a label
+    holding a newline split a row in two; one holding ESC coloured the terminal)."""
     if value is None:
         return "-"
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
+    text = str(value)
+    return text.translate(_VISIBLE) if not text.isprintable() else text
+
+
+# Control characters (C0, DEL, C1) as their escapes; other unprintable text (bidi marks) kept.
+_VISIBLE = {c: repr(chr(c))[1:-1] for c in (*range(0x20), *range(0x7f, 0xa0))}
 
 
 def histogram(d_ap: np.ndarray, d_an: np.ndarray, bins: int = HIST_BINS,
