@@ -577,11 +577,11 @@ def _stop(signum: int, frame: Any) -> NoReturn:
     _received.append(signum)
     compiling = getattr(sys.modules.get(f"{__package__}._jit"), "compiling", None)
     if compiling is not None and compiling():  # no raise into the compiler: end here
-        from .readers import drop_stdin_copy
+        from .readers import drop_copies
         from .writers import abandon
 
         abandon()
-        drop_stdin_copy()
+        drop_copies()
         print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr, flush=True)
         os._exit(128 + signum)
     _stopping(signum)

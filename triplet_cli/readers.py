@@ -127,8 +127,8 @@ _spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or in
 
 
 @atexit.register
-def drop_stdin_copy() -> None:
-    """Remove the copies of stdin and of pipes (at exit, or when a copy fails)."""
+def drop_copies() -> None:
+    """Remove the copies of stdin and of pipes (at exit, or when a signal ends a compile)."""
     while _spool:
         with contextlib.suppress(OSError):
             os.unlink(_spool.popitem()[1][1])
