@@ -176,12 +176,18 @@ def test_fail_above_exits_3_and_still_reports(cli, aligned) -> None:
     assert summary["loss"] > 0.5
     assert result.stderr == (f"triplet-loss: gate failed: --fail-above 0.5: the loss is "
                              f"{summary['loss']!r}\n")  # every digit: X < X is no reason
+    assert summary["gates"] == [{"metric": "loss", "at_most": 0.5, "value": summary["loss"],
+                                 "passed": False}]
     table = cli(*aligned, "--fail-above", "0.5")
     assert table.exit_code == 3 and "loss (mean)" in table.stdout
-    assert cli(*aligned, "-f", "json", "--fail-above", "0.7").exit_code == 0
+    passed = cli(*aligned, "-f", "json", "--fail-above", "0.7")
+    assert passed.exit_code == 0 and json.loads(passed.stdout)["gates"][0]["passed"] is True
+    assert "gates" not in json.loads(cli(*aligned, "-f", "json").stdout)
     # reduction none: any single triplet above the limit fails
     every = cli(*aligned, "-f", "json", "--reduction", "none", "--fail-above", "1.7", "-q")
     assert every.exit_code == 3  # (said with --quiet too)
+    gate = json.loads(every.stdout)["gates"][0]
+    assert gate["metric"] == "max_loss" and gate["value"] > 1.7 and not gate["passed"]
     assert every.stderr.startswith("triplet-loss: gate failed: --fail-above 1.7: the largest "
                                    "triplet loss is 1.7")  # (1.70...: its digits follow)
     assert cli(*aligned, "-f", "json", "--reduction", "none", "--fail-above", "1.8").exit_code == 0

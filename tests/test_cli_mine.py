@@ -554,3 +554,25 @@ def test_nothing_mined_is_scored_as_nothing(cli, tmp_path: Path, suffix: str) ->
     assert gated.stderr == "triplet-loss: gate failed: --fail-above 1.0: no triplet to score\n"
     rows = cli("compute", "--embeddings", x, "--triplets", mined, "-f", "csv", "-q")
     assert rows.stdout == '"index","anchor","positive","negative","d_ap","d_an","loss"\n'
+
+
+def test_output_that_is_stdouts_file_is_refused(tmp_path) -> None:
+    """`-o rows.csv > report.txt` where rows.csv links to report.txt (or /dev/stdout): the rows
+    would replace the file the report is going to, and the report be lost, exit 0."""
+    import subprocess
+    import sys
+
+    x, y = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(x, np.arange(24.0).reshape(6, 4))
+    np.save(y, np.array([0, 0, 0, 1, 1, 1]))
+    report = tmp_path / "report.txt"
+    report.write_text("before\n")
+    (tmp_path / "rows.csv").symlink_to(report)
+    with report.open("a") as out:
+        run = subprocess.run([sys.executable, "-m", "triplet_cli", "mine", "--embeddings", str(x),
+                              "--labels", str(y), "-o", str(tmp_path / "rows.csv")],
+                             stdout=out, stderr=subprocess.PIPE, text=True, check=False)
+    assert run.returncode == 2
+    assert run.stderr.strip() == (f"triplet-loss: error: --output {tmp_path / 'rows.csv'} is the "
+                                  "file this run's stdout is written to; refusing to overwrite it")
+    assert report.read_text() == "before\n"

@@ -47,6 +47,8 @@ def test_help_text(cli, monkeypatch, argv: list[str]) -> None:
     r = cli(*argv, "--help")
     assert r.exit_code == 0, r.stderr
     check(f"help-{'-'.join(argv) or 'top'}.txt", r.stdout)
+    assert cli(*argv, "-h").stdout == r.stdout
+    assert "<bool>" not in r.stdout and "<str>" not in r.stdout  # (a flag takes no value)
 
 
 @pytest.mark.parametrize(("name", "argv"), [

@@ -187,6 +187,34 @@ def test_labels_of_a_corpus_that_is_the_queries(cli, tmp_path) -> None:
         mine_negatives(x, positives=x, labels=y)
 
 
+def test_labels_from_a_table_column(cli, tmp_path) -> None:
+    """--label-column picks the labels' column of a table (as mine's and evaluate's does), and
+    the JSON names the column read; the queries' own labels otherwise come from the 'label'
+    column."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(6)
+    y = np.repeat(np.arange(6), 4)
+    x = rng.normal(size=(6, 8))[y] + 0.2 * rng.normal(size=(24, 8))
+    pairs = np.array([(i, i + 1) for i in range(0, 24, 4)])
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "pairs.npy", pairs)
+    pq.write_table(pa.table({"label": np.zeros(24, np.int64), "person": y.astype(str)}),
+                   tmp_path / "y.parquet")
+    argv = ("mine-negatives", "--queries", tmp_path / "x.npy", "--corpus", tmp_path / "x.npy",
+            "--pairs", tmp_path / "pairs.npy", "--labels", tmp_path / "y.parquet", "-f", "json",
+            "-q", "-o", tmp_path / "out.parquet")
+    r = cli(*argv, "--label-column", "person")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["inputs"]["labels"]["column"] == "person"
+    rows = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert rows_of({k: np.asarray(v) for k, v in rows.items()}) == rows_of(
+        mine_negatives(x, x, pairs, labels=y, num_negatives=3).columns)
+    one_class = cli(*argv)  # the 'label' column: one class, so no negative at all
+    assert json.loads(one_class.stdout)["inputs"]["labels"]["column"] == "label"
+    assert json.loads(one_class.stdout)["negatives"] == 0
+
+
 def test_pairs_named_anchor_positive_are_read(tmp_path) -> None:
     """mine-negatives writes anchor, positive: its rows (or mine's) are pairs again."""
     import pandas as pd
@@ -461,4 +489,8 @@ def test_fail_above_counts_short_pairs(cli, tmp_path) -> None:
     assert failed.exit_code == 3
     assert failed.stderr.endswith(f"{short['pairs']} of {len(pairs)} pairs ({fraction:.1%}) got "
                                   "fewer than --num-negatives 3\n")
-    assert cli(*argv, "--fail-above", str(fraction)).exit_code == 0
+    assert json.loads(failed.stdout)["gates"] == [{"metric": "short_fraction",
+                                                   "at_most": fraction * 0.99,
+                                                   "value": fraction, "passed": False}]
+    held = cli(*argv, "--fail-above", str(fraction))
+    assert held.exit_code == 0 and json.loads(held.stdout)["gates"][0]["passed"] is True

@@ -475,6 +475,25 @@ with writers.atomic_path({str(tmp_path / 'out.parquet')!r}) as tmp:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_during_a_compile_takes_the_progress_bar_down_first() -> None:
+    """os._exit skips the bar's own exit: the bar stayed drawn below the message and the
+    terminal's cursor hidden. The bar is stopped (cleared, cursor shown) before the line."""
+    script = """
+import signal, sys
+from triplet_cli import _jit, cli, report
+class Bar:
+    def stop(self):
+        print("bar stopped", file=sys.stderr, flush=True)
+report._SHOWN.append(Bar())
+_jit._Compiles.under_way = 1
+cli._stop(signal.SIGINT, None)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 128 + signal.SIGINT
+    assert done.stderr == "bar stopped\ntriplet-loss: interrupted; no output written\n"
+
+
 def test_stdin_copy_cut_short_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
     """Ctrl-C while stdin is being copied: the partial copy is removed at once."""
     from triplet_cli import readers

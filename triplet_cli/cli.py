@@ -20,7 +20,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click import exceptions as click_exceptions
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import THREAD_SPIN, __version__
 from .errors import PROG, TripletLossError
@@ -82,6 +82,9 @@ class _OneLineErrors(TyperGroup):
         if command is not None:
             _coerce_directly(command.get_params(ctx))  # (its --help option is made once)
         return name, command, rest
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _no_value(super().get_help_option(ctx))
 
 
 # Start-up: Typer 0.29 coerces every option, given or not, through a pydantic TypeAdapter built
@@ -149,6 +152,20 @@ def _direct_param(param: Any) -> Any:
     return _DirectParam(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
 
 
+class _Command(TyperCommand):
+    """A command whose --help shows no value type (Typer writes <bool> for a flag)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _no_value(super().get_help_option(ctx))
+
+
+def _no_value(option: Any) -> Any:
+    """A flag's help row without a value type: it takes none."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
 def _silence_stdout() -> None:
     """writers.silence_stdout, imported only when stdout's reader went away."""
     from .writers import silence_stdout
@@ -157,7 +174,8 @@ def _silence_stdout() -> None:
 
 
 app = typer.Typer(cls=_OneLineErrors, name=PROG, no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode="rich")
+                  pretty_exceptions_enable=False, rich_markup_mode="rich",
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
 
 def _version(value: bool) -> None:
@@ -169,7 +187,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+                                          metavar="", help="Print the version and exit.")
+                       ] = False,
 ) -> None:
     """Triplet losses and triplet mining over embedding files (.npy, .npz, .parquet, .arrow)."""
 
@@ -285,12 +304,21 @@ def _exit(code: int, message: str = "") -> NoReturn:
 def _option(kind: Any, flags: str, help: str, panel: str | None = None, **extra: Any) -> Any:
     """An option of type `kind` (or None), its flags space-separated; --help shows no default."""
     return Annotated[kind | None, typer.Option(*flags.split(), help=help, rich_help_panel=panel,
-                                               show_default=False, **extra)]
+                                               show_default=False, **_shown(kind, extra))]
 
 
 def _valued(kind: Any, flags: str, help: str, panel: str | None = None, **extra: Any) -> Any:
-    """An option that always has a value (its default shown by --help)."""
-    return Annotated[kind, typer.Option(*flags.split(), help=help, rich_help_panel=panel, **extra)]
+    """An option that always has a value (its default written in its help, as the others')."""
+    return Annotated[kind, typer.Option(*flags.split(), help=help, rich_help_panel=panel,
+                                        show_default=False, **_shown(kind, extra))]
+
+
+def _shown(kind: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The value --help shows an option taking: none for a flag, <path> for a file (Typer
+    writes <bool> and <str>, as if a flag took a value and any text were a path)."""
+    if "metavar" not in extra and kind in (bool, str, list[str]):
+        extra = {**extra, "metavar": "" if kind is bool else "<path>"}
+    return extra
 
 
 _DISTANCE, _LOSS, _MINING, _OUT, _DASK = "Distance", "Loss", "Mining", "Output", "Distributed"
@@ -314,12 +342,19 @@ def _setting(name: str, panel: str) -> Any:
     """A setting of params.OPTIONS: its type, help and default from there."""
     kind = option_type(name)
     off = f"/--no-{flag(name)[2:]}" if kind is bool else ""
-    return _option(kind, _SPELT.get(name, flag(name) + off), help_text(name), panel)
+    return _option(kind, _SPELT.get(name, flag(name) + off), help_text(name), panel,
+                   **({"metavar": _TEXT_VALUES[name]} if name in _TEXT_VALUES else {}))
+
+
+_TEXT_VALUES = {"k": "<value>", "at": "<int,...>", "target": "<metric=value>"}
 
 
 def _texts(**helps: str) -> dict[str, Any]:
-    """Text options (inputs, mostly) of the main panel, spelt --name, by name."""
-    return {name: _option(str, flag(name), text) for name, text in helps.items()}
+    """Text options (inputs, mostly: paths; columns and presets: names) of the main panel,
+    spelt --name, by name."""
+    return {name: _option(str, flag(name), text,
+                          metavar="<name>" if name.endswith(("column", "preset")) else "<path>")
+            for name, text in helps.items()}
 
 
 _OPTIONS: dict[str, Any] = {
@@ -329,7 +364,8 @@ _OPTIONS: dict[str, Any] = {
         positives="Positives (n, d) or k per anchor (n, k, d).",
         negatives="Negatives (n, d) or k per anchor (n, k, d).",
         embeddings="Embedding matrix (m, d) that --triplets indexes.",
-        triplets="Index triples: columns anchor, positive, negative (e.g. from mine).",
+        triplets="Index triples: columns anchor, positive, negative (e.g. from mine; a .parquet "
+                 "from mine also sets the settings it was mined with, flags given win).",
         corpus="With --triplets: the matrix positive and negative index (anchor indexes "
                "--embeddings), e.g. for mine-negatives' rows.",
         labels="Labels (m,), integers or strings: .npy, .parquet, .arrow, .csv. (default: the "
@@ -340,8 +376,9 @@ _OPTIONS: dict[str, Any] = {
     "output": _option(str, "--output -o", "Write per-triplet rows to .parquet, .csv, .jsonl or "
                       ".npy (atomically).", _OUT),
     "format": _valued(Format, "--format -f", "stdout: table or json (the report), jsonl or csv "
-                      "(per-triplet rows).", _OUT),
-    "top": _valued(int, "--top", "Hardest triplets in the table.", _OUT, min=0),
+                      "(per-triplet rows). (default: table)", _OUT),
+    "top": _valued(int, "--top", "Hardest triplets in the table. (default: 10)", _OUT,
+                   min=0),
     "fail_above": _option(float, "--fail-above", "Exit 3 when the headline loss (with "
                           "--reduction none: any triplet's loss) is above this.", _OUT),
     "threads": _option(int, "--threads", "Kernel threads (results do not depend on it). "
@@ -352,7 +389,7 @@ _OPTIONS: dict[str, Any] = {
                          "(tcp://host:8786), or local to start one here. Same rows, same order, "
                          "same bytes; --threads then means kernel threads per worker (default: "
                          "the worker's share of its host's cores). Needs pip install "
-                         "'triplet-loss\\[dask]'.", _DASK),
+                         "'triplet-loss\\[dask]'.", _DASK, metavar="<address>"),
     "workers": _option(int, "--workers", "Worker processes of --scheduler local, 1 thread each; "
                        "at most one per CPU this process may use. (default: one per CPU)", _DASK,
                        min=1),
@@ -372,7 +409,7 @@ def _command(options: str, name: str | None = None, required: str = "", **own: A
     def register(command: Callable[..., None]) -> Callable[..., None]:
         parameters = [parameter(n) for n in options.split()]
         command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-        return app.command(name, help=_unwrapped(command.__doc__ or ""))(command)
+        return app.command(name, cls=_Command, help=_unwrapped(command.__doc__ or ""))(command)
     return register
 
 
@@ -439,13 +476,16 @@ def mine(**given: Any) -> None:
     output=_option(str, "--output -o", "Write per-query rows to .parquet, .csv, .jsonl or .npy "
                    "(atomically).", _OUT),
     format=_valued(Format, "--format -f", "stdout: table or json (the report), jsonl or csv "
-                   "(per-query rows).", _OUT),
-    top=_valued(int, "--top", "Worst classes in the table (the JSON lists 10).", _OUT, min=0),
+                   "(per-query rows). (default: table)", _OUT),
+    top=_valued(int, "--top", "Worst classes in the table (the JSON lists 10). (default: 10)",
+                _OUT, min=0),
     fail_below=_option(list[str], "--fail-below", "METRIC=V: exit 3 when a checkpoint's metric "
-                       "is below V or undefined (repeatable), e.g. map_at_r=0.5.", _OUT),
+                       "is below V or undefined (repeatable), e.g. map_at_r=0.5.", _OUT,
+                       metavar="<metric=value>"),
     fail_drop=_option(list[str], "--fail-drop", "METRIC=D: exit 3 when a later checkpoint's "
                       "metric falls more than D below the first's, or is undefined "
-                      "(repeatable), e.g. precision_at_1=0.01.", _OUT),
+                      "(repeatable), e.g. precision_at_1=0.01.", _OUT,
+                      metavar="<metric=value>"),
     plot=_option(str, "--plot", "Draw distance distributions and precision/recall against the "
                  "threshold to FILE.png/.pdf/.svg. Needs pip install 'triplet-loss\\[plot]'.",
                  _OUT))
@@ -466,21 +506,24 @@ def evaluate(**given: Any) -> None:
 
 
 @_command(
-    f"queries corpus pairs positives labels corpus_labels column preset "
+    f"queries corpus pairs positives labels corpus_labels column label_column preset "
     f"{' '.join(COMMAND_OPTIONS['mine-negatives'])} "
     f"output format fail_above {_RUN}",
     "mine-negatives", required="queries",
     **_texts(queries="Query embeddings (n, d): .npy, .npz, .parquet, .arrow.",
              corpus="Corpus embeddings (m, d) the negatives come from (the same file as "
-                    "--queries: a query never gets its own row). (default: --positives, "
-                    "duplicates collapsed)",
+                    "--queries: a query never gets its own row). (default: the rows of "
+                    "--positives, each distinct row once; a --corpus given is taken as it is)",
              pairs="(query, positive) pairs: integer columns query, positive (.csv, .jsonl, "
-                   ".parquet, .arrow) or an (n, 2) .npy; positive indexes --corpus.",
+                   ".parquet, .arrow; other columns are not read) or an (n, 2) .npy; positive "
+                   "indexes --corpus.",
              positives="Positive embeddings aligned with --queries (instead of --pairs); "
                        "identical queries are one query with all their positives.",
              labels="Classes of the queries (n,): no negative of a query's own class (the "
                     "same person, the same product). Alone when --corpus is --queries.",
              corpus_labels="Classes of the --corpus rows (m,), with --labels.",
+             label_column="Label column of a .parquet/.arrow/.csv --labels or --corpus-labels. "
+                          "(default: 'label', or the only integer/string column)",
              preset="Reproduce a framework: sentence-transformers (util.mine_hard_negatives; "
                     "see `triplet-loss presets`)."),
     eps=_option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DISTANCE),
@@ -488,7 +531,7 @@ def evaluate(**given: Any) -> None:
     output=_option(str, "--output -o", "Write rows to .parquet, .csv, .jsonl or .npy (the index "
                    "columns; atomically).", _OUT),
     format=_valued(Format, "--format -f", "stdout: table or json (the statistics), jsonl or csv "
-                   "(rows).", _OUT),
+                   "(rows). (default: table)", _OUT),
     fail_above=_option(float, "--fail-above", "Exit 3 when more than this fraction of the pairs "
                        "got fewer than --num-negatives.", _OUT))
 def mine_negatives(**given: Any) -> None:
@@ -505,12 +548,13 @@ def mine_negatives(**given: Any) -> None:
     if fraction is not None and not 0 <= fraction <= 1:
         _exit(2, f"error: --fail-above is a fraction of the pairs, from 0 to 1 (got {fraction:g})")
     _run("mine-negatives", prepare_negatives, given,
-         "queries corpus pairs positives labels corpus_labels")
+         "queries corpus pairs positives labels corpus_labels", label_column=given["label_column"])
 
 
-@app.command()
+@app.command(cls=_Command)
 def presets(
-    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="table or json.")
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="table or json. (default: "
+                                                   "table)", show_default=False)
                       ] = ReportFormat.table,
 ) -> None:
     """List the presets and the settings each one implies."""
@@ -539,7 +583,7 @@ def main() -> None:
     named = {c.name or get_command_name(c.callback.__name__): c for c in registered}
     if args and not args[0].startswith("-"):  # (`--help compute` is the top-level help)
         app.registered_commands = [named[args[0]]] if args[0] in named else registered
-    elif args in ([], ["--help"]):
+    elif args in ([], ["--help"], ["-h"]):
         app.registered_commands = [_listed(name, c) for name, c in named.items()]
     before = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS}
     try:
@@ -578,10 +622,12 @@ def _stop(signum: int, frame: Any) -> NoReturn:
     compiling = getattr(sys.modules.get(f"{__package__}._jit"), "compiling", None)
     if compiling is not None and compiling():  # no raise into the compiler: end here
         from .readers import drop_copies
+        from .report import clear_progress
         from .writers import abandon
 
         abandon()
         drop_copies()
+        clear_progress()
         print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr, flush=True)
         os._exit(128 + signum)
     _stopping(signum)

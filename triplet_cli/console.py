@@ -93,6 +93,7 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run,
         print(f"{PROG}: read {loaded - started:.3f} s, kernels and output "
               f"{time.perf_counter() - loaded:.3f} s, {threads_in_use()} threads", file=sys.stderr)
     warn(summary["warnings"], how.quiet)
+    failure = job.failure(summary, tally, how.fail_above)  # (recorded in the JSON's gates)
     try:
         if how.fmt == "table":
             job.render(sys.stdout, summary, tally)
@@ -101,7 +102,6 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run,
         sys.stdout.flush()
     except BrokenPipeError:  # the reader left (`| true`): the gate's exit code still holds
         silence_stdout()
-    failure = job.failure(summary, tally, how.fail_above)
     if failure:  # said even with --quiet: a CI log should say which gate an exit 3 is
         print(f"{PROG}: gate failed: {failure}", file=sys.stderr)
     return FAIL_EXIT if failure else 0

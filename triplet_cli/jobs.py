@@ -18,6 +18,13 @@ from .reductions import TripletStats
 from .report import Hardest, render
 
 
+def record_gate(summary: dict[str, object], metric: str, at_most: float, value: object,
+                why: str | None) -> None:
+    """A --fail-above gate's outcome in the summary's gates (as evaluate records its own)."""
+    summary["gates"] = [{"metric": metric, "at_most": at_most, "value": value,
+                         "passed": why is None}]
+
+
 @dataclass
 class Block:
     """The output rows of one unit (columns in output order) and what statistics need."""
@@ -125,19 +132,19 @@ class Job:
     def failure(self, summary: dict[str, object], tally: Tally, gate: float | None
                 ) -> str | None:
         """--fail-above: why the run fails it (the headline loss, with reduction none any
-        triplet's loss, above the gate, or a NaN loss), or None."""
+        triplet's loss, above the gate, or a NaN loss), or None; its outcome goes into the
+        summary's gates."""
         if gate is None:
             return None
-        if not tally.stats.count:  # a gate is not passed by nothing
-            return f"--fail-above {gate!r}: no triplet to score"
-        if tally.stats.nan_count:
-            return f"--fail-above {gate!r}: {tally.stats.nan_count} triplets have a NaN loss"
-        headline = summary["loss"] is not None
-        value = summary["loss"] if headline else tally.stats.loss_max
-        if value is None or not value <= gate:  # type: ignore[operator]
-            what = "the loss" if headline else "the largest triplet loss"
-            return f"--fail-above {gate!r}: {what} is {value!r}"
-        return None
+        stats, headline = tally.stats, summary["loss"] is not None
+        value = summary["loss"] if headline else stats.loss_max if stats.count else None
+        what = "the loss" if headline else "the largest triplet loss"
+        why = ("no triplet to score" if not stats.count  # a gate is not passed by nothing
+               else f"{stats.nan_count} triplets have a NaN loss" if stats.nan_count
+               else None if value <= gate else f"{what} is {value!r}")  # type: ignore[operator]
+        record_gate(summary, "loss" if headline else "max_loss", gate,
+                    None if stats.nan_count else value, why)
+        return f"--fail-above {gate!r}: {why}" if why else None
 
     def blocks(self) -> Iterator[Block]:
         """Every unit run here, in order (a unit is let go before the next is made)."""

@@ -20,7 +20,7 @@ import numpy as np
 from . import validate
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, load_matrix, path_or_array, same_input
-from .jobs import Block, Job, run_here
+from .jobs import Block, Job, record_gate, run_here
 from .negatives_select import (
     FILTERS,
     Chosen,
@@ -354,12 +354,16 @@ class NegativesJob(Job):
 
     def failure(self, summary: dict[str, object], tally: NegativesTally,  # type: ignore[override]
                 gate: float | None) -> str | None:
-        """--fail-above X: more than a fraction X of the pairs got fewer than num_negatives."""
-        if gate is None or not tally.short_pairs > gate * max(tally.pairs, 1):
+        """--fail-above X: more than a fraction X of the pairs got fewer than num_negatives
+        (its outcome goes into the summary's gates)."""
+        if gate is None:
             return None
-        return (f"--fail-above {gate!r}: {tally.short_pairs} of {tally.pairs} pairs "
-                f"({tally.short_pairs / max(tally.pairs, 1):.1%}) got fewer than "
-                f"--num-negatives {self.settings.num_negatives}")
+        failed = tally.short_pairs > gate * max(tally.pairs, 1)
+        fraction = tally.short_pairs / max(tally.pairs, 1)
+        why = (f"{tally.short_pairs} of {tally.pairs} pairs ({fraction:.1%}) got fewer than "
+               f"--num-negatives {self.settings.num_negatives}") if failed else None
+        record_gate(summary, "short_fraction", gate, fraction, why)
+        return f"--fail-above {gate!r}: {why}" if why else None
 
 
 def corpus_norms(x: np.ndarray) -> np.ndarray:
@@ -438,8 +442,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                       pairs: ArrayLike | None = None, positives: ArrayLike | None = None, *,
                       labels: ArrayLike | None = None, corpus_labels: ArrayLike | None = None,
                       preset: str | None = None, column: str | None = None,
-                      block_rows: int | None = None, chunk_rows: int | None = None,
-                      **options: object) -> NegativesJob:
+                      label_column: str | None = None, block_rows: int | None = None,
+                      chunk_rows: int | None = None, **options: object) -> NegativesJob:
     """Read, validate and resolve everything a mine-negatives run needs."""
     params = resolve("mine-negatives", preset, options)
     settings = Settings.of(params)
@@ -499,8 +503,9 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
             names["corpus"] = names["positives"]
     found = Pairs.of(query_of, positive_of, search.shape[0])
     self_excluded = "corpus" in loaded and same_input(corpus, queries)
-    query_classes, corpus_classes = _classes(labels, corpus_labels, self_excluded, loaded, names,
-                                             shapes, dtypes)
+    query_classes, corpus_classes = _classes((labels, corpus_labels), label_column,
+                                             self_excluded, loaded, (names, shapes, dtypes),
+                                             picked)
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
@@ -525,11 +530,14 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                         chunk_rows=chunk_rows)
 
 
-def _classes(labels: object, corpus_labels: object, same: bool, loaded: dict[str, np.ndarray],
-             names: dict[str, str], shapes: dict[str, tuple[int, ...]],
-             dtypes: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def _classes(given: tuple[object, object], column: str | None, same: bool,
+             loaded: dict[str, np.ndarray], records: tuple[dict, dict, dict],
+             picked: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Class codes of the queries and of the corpus rows, one code per label in either (none:
-    empty arrays). The corpus's labels are the queries' when it is the queries."""
+    empty arrays). The corpus's labels are the queries' when it is the queries. records: the
+    inputs' names, shapes and dtypes, added to; picked: the label columns read from tables."""
+    labels, corpus_labels = given
+    names, shapes, dtypes = records
     if labels is None and corpus_labels is None:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     if corpus_labels is None and same:
@@ -540,8 +548,11 @@ def _classes(labels: object, corpus_labels: object, same: bool, loaded: dict[str
     found = {}
     for role, y, rows in (("labels", labels, "queries"), ("corpus_labels", corpus_labels,
                                                           "corpus")):
-        values, name = labels_for(y, None)
+        read: dict[str, str] = {}
+        values, name = labels_for(y, None, column, read)
         name = name if isinstance(y, str) else role
+        if "labels" in read:
+            picked[role] = read["labels"]
         validate.require_label_rows(values, loaded[rows].shape[0], name, names[rows])
         found[role], names[role] = values, name
         shapes[role], dtypes[role] = values.shape, str(values.dtype)
@@ -561,11 +572,12 @@ def mine_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
 
     labels and corpus_labels: the classes of the queries and of the corpus rows; a query then
     gets no negative of its own class (a corpus that is the queries takes labels alone).
-    Keywords as prepare_negatives' (preset, column, block_rows, chunk_rows), `threads`, and the
-    settings: the CLI's flags in snake case: similarity, p, eps, num_negatives, range_min,
-    range_max, max_score, min_score, absolute_margin, relative_margin, margin_positive,
-    false_negative_eps, sampling, seed, output_format. block_rows (queries per unit) and
-    chunk_rows (corpus rows per product) never change the result.
+    Keywords as prepare_negatives' (preset, column, label_column, block_rows, chunk_rows),
+    `threads`, and the settings: the CLI's flags in snake case: similarity, p, eps,
+    num_negatives, range_min, range_max, max_score, min_score, absolute_margin,
+    relative_margin, margin_positive, false_negative_eps, sampling, seed, output_format.
+    block_rows (queries per unit) and chunk_rows (corpus rows per product) never change the
+    result.
     """
     columns, summary = run_here(
         lambda: prepare_negatives(queries, corpus, pairs, positives, **options), threads)

@@ -240,7 +240,7 @@ _IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str]] = {
             and v.get("eps_placement", "none") == "none",
             "it is cosine's norm floor, or where --eps-placement puts it"),
     "seed": (lambda v, _: v["sampling"] == "top" if "sampling" in v else v["batch_size"] is None,
-             "it seeds --batch-size's shuffle (mine) or --sampling random (mine-negatives)"),
+             "it seeds --batch-size's shuffle"),
     "margin_positive": (lambda v, _: v["absolute_margin"] is None
                         and v["relative_margin"] is None,
                         "it is the s_p of --absolute-margin and --relative-margin"),
@@ -273,7 +273,8 @@ class Option:
 # The one table of defaults; --help texts and presets.resolve both read it.
 OPTIONS: dict[str, Option] = {
     "distance": Option("euclidean", "Distance d(x, y)."),
-    "p": Option(2.0, "p of the minkowski distance (>= 1); alone it selects minkowski.", "2"),
+    "p": Option(2.0, "p of the minkowski distance (>= 1); given without --distance it selects "
+                "minkowski.", "2, with --distance minkowski"),
     "margin": Option(1.0, "Margin (>= 0).", "1.0; 0 with --soft-margin"),
     "eps": Option(1e-6, "Stabiliser: cosine's norm floor, or where --eps-placement puts it.",
                   "1e-6"),
@@ -297,10 +298,12 @@ OPTIONS: dict[str, Option] = {
     "margin_filter": Option("any", "Keep triplets by d_an - d_ap: violating (<= margin), hard "
                             "(<= 0), semi-hard (0 < gap <= margin), easy (> margin): "
                             "pytorch-metric-learning's TripletMarginMiner types "
-                            "all/hard/semihard/easy."),
-    "per_anchor": Option(1, "Up to K negatives per (anchor, positive), in the strategy's order."),
+                            "all (= violating)/hard/semihard/easy; any keeps every triplet."),
+    "per_anchor": Option(1, "Up to K (>= 1) negatives per (anchor, positive), in the strategy's "
+                         "order."),
     "active_only": Option(False, "Keep only triplets with loss > 0.", "all"),
-    "batch_size": Option(None, "Mine inside random mini-batches of B rows (online mining).",
+    "batch_size": Option(None, "Mine inside random mini-batches of B (>= 2) rows (online "
+                         "mining).",
                          "the whole file"),
     "seed": Option(0, "Seed of the mini-batch shuffle."),
     "k": Option("max-bin-count", "Neighbours per query: max-bin-count (the most same-class "
@@ -323,11 +326,13 @@ OPTIONS: dict[str, Option] = {
     # mine-negatives (sentence-transformers' mine_hard_negatives names and meanings)
     "similarity": Option("cosine", "Score s(q, c): cosine or dot (larger is closer), or a "
                          "distance (euclidean, ...; scored as -d)."),
-    "num_negatives": Option(3, "Negatives per (query, positive) pair."),
-    "range_min": Option(0, "Skip this many best-scoring candidates left after the filters."),
-    "range_max": Option(None, "Candidates per query (positives excluded) before the filters.",
-                        "range_min + num_negatives + most positives of a query; 10 x "
-                        "num_negatives with a margin, max-score or false-negative-eps"),
+    "num_negatives": Option(3, "Negatives per (query, positive) pair (>= 1)."),
+    "range_min": Option(0, "Skip this many (>= 0) best-scoring candidates left after the "
+                        "filters."),
+    "range_max": Option(None, "Candidates per query (>= 1; its positives excluded) before "
+                        "the filters.", "range_min + num_negatives + the most positives of a "
+                        "query; 10 x num_negatives in place of num_negatives with a margin, "
+                        "max-score or false-negative-eps"),
     "max_score": Option(None, "Drop candidates with s > this.", "none"),
     "min_score": Option(None, "Drop candidates with s < this.", "none"),
     "absolute_margin": Option(None, "Drop candidates with s_n + margin > s_p.", "none"),

@@ -324,6 +324,9 @@ class CompileNotice:
                 self.said.set()
 
 
+_SHOWN: list[Any] = []  # the progress bar on the terminal now, if any
+
+
 @contextmanager
 def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
     """A progress bar on stderr when it is a terminal (and enabled), with CompileNotice."""
@@ -339,8 +342,19 @@ def progress(total: int, description: str, enabled: bool) -> Iterator[Any]:
             bar.console.print(Text(f"triplet-loss: {message}"), soft_wrap=True)
 
         task = bar.add_task(description, total=total)
-        with CompileNotice(say):
-            yield lambda advance: bar.update(task, advance=advance)
+        _SHOWN.append(bar)
+        try:
+            with CompileNotice(say):
+                yield lambda advance: bar.update(task, advance=advance)
+        finally:
+            _SHOWN.remove(bar)
+
+
+def clear_progress() -> None:
+    """Take the progress bar off the terminal and show the cursor again: for a run that ends
+    at once (a stop during a compile), without unwinding through the bar's own exit."""
+    for bar in list(_SHOWN):
+        bar.stop()
 
 
 def print_presets(fmt: str) -> None:
