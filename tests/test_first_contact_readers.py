@@ -569,7 +569,9 @@ def test_an_overflow_by_triplets_names_the_embeddings(inputs: Path, cli) -> None
 
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("t.json", b'[{"anchor": 0, "positive": 1, "negative": 2}]',
-     "is a JSON array: give JSON lines (one object per line, .jsonl) or CSV"),
+     "is a JSON array: give triplets and pairs as JSON lines (one object per line, .jsonl) or "
+     "CSV, labels as .npy or CSV, embeddings as .npy (numpy.save(PATH, "
+     "numpy.array(json.load(open(FILE)))))"),
     ("t.csv", gzip.compress(b"anchor,positive,negative\n0,1,2\n"),
      "is gzip-compressed: decompress it first (`zcat FILE | triplet-loss ... -` reads it from "
      "stdin)"),

@@ -185,7 +185,25 @@ def pick_embedding_column(path: str, schema: pa.Schema, column: str | None, flag
                          f"{flag}", path)
     held = (f" ({', '.join(integers[:-1])} and {integers[-1]} hold integers: name one with "
             f"{flag} to use it)" if integers else "")
-    raise InputError(f"no list<float> column{held}; columns: {', '.join(names)}", path)
+    raise InputError(f"no list<float> column{held}; columns: {', '.join(names)}"
+                     + _layout_hint(schema), path)
+
+
+def _layout_hint(schema: pa.Schema) -> str:
+    """How to give the embeddings of a table that holds them otherwise than as a list column."""
+    import pyarrow.types as pt
+
+    for f in schema:
+        if pt.is_struct(f.type):
+            inner = [g.name for g in f.type if is_vector_type(g.type)]
+            if inner:
+                return (f" ({f.name} is a struct holding the list {inner[0]}: write that list "
+                        "as a column of its own)")
+    if sum(pt.is_floating(f.type) for f in schema) > 1:
+        return (" (one float column per dimension is read from a data frame in Python, not from "
+                "a file: write the dimensions as one list column, e.g. df['embedding'] = "
+                "list(df[dims].to_numpy()))")
+    return ""
 
 
 def pick_label_column(path: str, schema: pa.Schema, column: str | None,
@@ -200,15 +218,33 @@ def pick_label_column(path: str, schema: pa.Schema, column: str | None,
         return column
     if "label" in names:
         return "label"
-    scalars = [f.name for f in schema
-               if pt.is_integer(f.type) or pt.is_string(f.type) or pt.is_large_string(f.type)]
+    index = _pandas_index(schema)  # (a data frame's index: row ids, not classes)
+
+    def is_class(t: pa.DataType) -> bool:
+        return (pt.is_integer(t) or pt.is_string(t) or pt.is_large_string(t)
+                or pt.is_boolean(t) or (pt.is_dictionary(t) and is_class(t.value_type)))
+
+    scalars = [f.name for f in schema if is_class(f.type) and f.name not in index]
     if len(scalars) == 1:
         return scalars[0]
     if not scalars:
-        raise InputError(f"holds no label column (columns: {', '.join(names)}); give the labels "
-                         f"with {flags[0]}", path)
+        others = [f.name for f in schema
+                  if not (is_vector_type(f.type) or pt.is_floating(f.type))]
+        listed = f"(columns: {', '.join(names)});"
+        choose = (f": no integer, string or category column {listed} choose one with {flags[1]} "
+                  "or" if others else f" {listed}")
+        raise InputError(f"holds no label column{choose} give the labels with {flags[0]}", path)
     raise InputError(f"cannot tell the label column; choose one with {flags[1]} "
                      f"(columns: {', '.join(names)})", path)
+
+
+def _pandas_index(schema: pa.Schema) -> set[str]:
+    """The columns a pandas data frame's index was written to (none when not from pandas)."""
+    try:
+        kept = (schema.pandas_metadata or {}).get("index_columns", [])
+    except ValueError:  # (metadata that is not JSON)
+        return set()
+    return {c for c in kept if isinstance(c, str)}
 
 
 def _require_columns(path: str, names: list[str], wanted: Sequence[str]) -> None:

@@ -623,7 +623,9 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         refs = [np.ascontiguousarray(normalized(r) if dist.normalize else r) for r in refs]
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
-    warnings += ignored_flags(params, refs is not None)
+    warnings += ignored_flags(params, refs is not None) + validate.unlabelled_note(y, yname)
+    if refs is not None:
+        warnings += validate.unlabelled_note(ry, ryname)
     if any(same_input(x, r) for x, r in zip(checkpoints, paired, strict=False)):
         warnings.append("--reference is the --embeddings input: every query finds its own row "
                         "first, at distance 0; leave out --reference (and --reference-labels) "

@@ -503,13 +503,13 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
             names["corpus"] = names["positives"]
     found = Pairs.of(query_of, positive_of, search.shape[0])
     self_excluded = "corpus" in loaded and same_input(corpus, queries)
-    query_classes, corpus_classes = _classes((labels, corpus_labels), label_column,
+    query_classes, corpus_classes, notes = _classes((labels, corpus_labels), label_column,
                                              self_excluded, loaded, (names, shapes, dtypes),
                                              picked)
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
-    warnings = ignored_flags(params)
+    warnings = ignored_flags(params) + notes
     need = settings.num_negatives + most + int(self_excluded)
     if search.shape[0] < need:  # a valid run: such pairs are short
         rows = "rows" if "corpus" in loaded else "distinct rows"  # (positives: collapsed)
@@ -532,14 +532,15 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
 
 def _classes(given: tuple[object, object], column: str | None, same: bool,
              loaded: dict[str, np.ndarray], records: tuple[dict, dict, dict],
-             picked: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+             picked: dict[str, str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Class codes of the queries and of the corpus rows, one code per label in either (none:
-    empty arrays). The corpus's labels are the queries' when it is the queries. records: the
-    inputs' names, shapes and dtypes, added to; picked: the label columns read from tables."""
+    empty arrays), and warnings about them. The corpus's labels are the queries' when it is
+    the queries. records: the inputs' names, shapes and dtypes, added to; picked: the label
+    columns read from tables."""
     labels, corpus_labels = given
     names, shapes, dtypes = records
     if labels is None and corpus_labels is None:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
+        return np.empty(0, np.int64), np.empty(0, np.int64), []
     if corpus_labels is None and same:
         corpus_labels = labels
     if labels is None or corpus_labels is None:
@@ -558,9 +559,12 @@ def _classes(given: tuple[object, object], column: str | None, same: bool,
         shapes[role], dtypes[role] = values.shape, str(values.dtype)
     y, cy = validate.one_kind(found["labels"], found["corpus_labels"], names["labels"],
                               names["corpus_labels"])
+    notes = validate.unlabelled_note(y, names["labels"])
+    if not same:
+        notes += validate.unlabelled_note(cy, names["corpus_labels"])
     _, codes = np.unique(np.concatenate([y, cy]), return_inverse=True)
     codes = codes.astype(np.int64)
-    return codes[:y.size], codes[y.size:]
+    return codes[:y.size], codes[y.size:], notes
 
 
 def mine_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,

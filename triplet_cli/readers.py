@@ -46,11 +46,31 @@ _SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "csv", ".txt":
 
 
 def split_key(path: str) -> tuple[str, str]:
-    """`file.npz:key` -> (file.npz, key); any path that exists as written has no key."""
+    """`file.npz:key` -> (file.npz, key); a path that exists as written has no key, nor one
+    whose part before the last colon is neither a file nor an .npz (messages name a missing
+    `2024-01-01T10:00.npy` as written)."""
     if os.path.exists(path) or ":" not in path:
         return path, ""
     file, _, key = path.rpartition(":")
-    return file, key
+    if file == STDIN or os.path.exists(file) or Path(file).suffix.lower() == ".npz":
+        return file, key
+    return path, ""
+
+
+def _folder_kind(folder: Path) -> str:
+    """What a folder that is not read looks like it holds, and what to give instead."""
+    if (folder / "state.json").exists() or any(folder.glob("data-*.arrow")):
+        return ": a datasets save_to_disk folder; give its data-*.arrow file"
+    if any(d.is_dir() and "=" in d.name for d in folder.iterdir()):
+        return (": a partitioned dataset (folders such as label=3/), whose partition columns "
+                "are not read; write it without partition_cols")
+    return ""
+
+
+def tilde(path: str) -> str:
+    """A hint for a path that starts with ~: the shell expands it only at a word's start."""
+    return (" (~ is not expanded after '=': write --option ~/file, or the full path)"
+            if path.startswith("~") else "")
 
 
 def same_file(a: str, b: str) -> bool:
@@ -91,12 +111,14 @@ def _kind(path: str) -> str:
         os.stat(file)
     except OSError as e:  # (os.path.exists says False for a name too long as well)
         missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
-        raise InputError("no such file" if missing else e.strerror or str(e), file) from None
+        raise InputError("no such file" + tilde(file) if missing else e.strerror or str(e),
+                         file) from None
     except ValueError:  # an embedded NUL
         raise InputError("no such file", file) from None
     if os.path.isdir(file) and Path(file).suffix.lower() not in arrow.PARQUET_SUFFIXES:
         if not any(Path(file).glob("*.parquet")):
-            raise InputError("is a directory, not a file (nor a folder of .parquet files)", file)
+            raise InputError("is a directory, not a file (nor a folder of .parquet files)"
+                             + _folder_kind(Path(file)), file)
     elif not os.access(file, os.R_OK):
         raise InputError("permission denied", file)
     if os.path.isdir(file):
@@ -110,10 +132,11 @@ def _kind(path: str) -> str:
         raise InputError("is gzip-compressed: decompress it first (`zcat FILE | triplet-loss ... "
                          "-` reads it from stdin)", path)
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
-    kind = kind or _SUFFIXES.get(Path(file).suffix.lower(), "unknown")
-    if kind in ("unknown", "csv") and head.lstrip()[:1] == b"[":
-        raise InputError("is a JSON array: give JSON lines (one object per line, .jsonl) or CSV",
-                         path)
+    suffix = Path(file).suffix.lower()
+    kind = kind or _SUFFIXES.get(suffix, "unknown")
+    foreign = _foreign(file, head, suffix, kind)
+    if foreign:
+        raise InputError(foreign, path)
     if kind == "unknown" and head and b"\0" not in head:
         try:
             text = codecs.getincrementaldecoder("utf-8")().decode(head)  # a cut last character
@@ -121,6 +144,50 @@ def _kind(path: str) -> str:
             return kind
         return "jsonl" if text.lstrip().startswith("{") else "csv"
     return kind
+
+
+# Files of the field that are not read, and how to make a .npy of them (SAVE: numpy.save).
+_SAVE = "numpy.save(PATH, ARRAY)"
+_FOREIGN = {
+    "torch": "is a PyTorch file (torch.save), which is a pickle and not loaded here: save the "
+             "tensor with numpy.save(PATH, tensor.float().numpy())",
+    "pickle": "is a pickle, which can run code and is not loaded here: save the array with "
+              f"{_SAVE}",
+    "hdf5": "is an HDF5 file: save its dataset with numpy.save(PATH, h5py.File(FILE)[KEY][:])",
+    ".safetensors": "is a safetensors file: save a tensor with numpy.save(PATH, "
+                    "safetensors.numpy.load_file(FILE)[KEY])",
+    ".fvecs": "is an .fvecs/.bvecs/.ivecs file (ANN benchmarks: each row its dimension, then "
+              f"its values): convert it with numpy and save it with {_SAVE}",
+    "json": "is a JSON array: give triplets and pairs as JSON lines (one object per line, "
+            ".jsonl) or CSV, labels as .npy or CSV, embeddings as .npy "
+            "(numpy.save(PATH, numpy.array(json.load(open(FILE)))))",
+}
+_FOREIGN[".bvecs"] = _FOREIGN[".ivecs"] = _FOREIGN[".fvecs"]
+# (what numpy.save writes for a data frame's column of strings)
+_OBJECTS_HINT = " (strings from pandas: save them with numpy.save(PATH, labels.astype(str)))"
+
+
+def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
+    """Why a file of another tool's format is not read, and how to convert it; None when it
+    is one of ours."""
+    if kind == "npz" and _torch_archive(file):
+        return _FOREIGN["torch"]
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return _FOREIGN["hdf5"]
+    if kind == "unknown" and (suffix in (".pkl", ".pickle") or head[:1] == b"\x80"):
+        return _FOREIGN["pickle"]
+    if kind in ("unknown", "csv") and head.lstrip()[:1] == b"[":
+        return _FOREIGN["json"]
+    return _FOREIGN.get(suffix) if kind == "unknown" else None
+
+
+def _torch_archive(file: str) -> bool:
+    """A zip archive as torch.save writes it (a data.pkl member), not numpy's .npz."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            return any(n.endswith("data.pkl") for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
 
 
 _spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or inode, copy)
@@ -275,7 +342,8 @@ def _read_npy(path: str) -> np.ndarray:
     except (ValueError, OSError, SyntaxError) as e:
         raise InputError(f"not a valid .npy file ({e})", path) from None
     if dtype.hasobject:
-        raise InputError("holds Python objects (a pickled array); refusing to load it", path)
+        raise InputError("holds Python objects (a pickled array); refusing to load it"
+                         + _OBJECTS_HINT, path)
     if any(n < 0 for n in shape):
         raise InputError(f"not a valid .npy file (negative dimension in shape {shape})", path)
     expected = math.prod(shape) * dtype.itemsize  # Python ints: np.prod wraps past 2^63
@@ -310,8 +378,8 @@ def _read_npz(path: str) -> np.ndarray:
                 raise InputError(f"no array '{key}'; it holds: {', '.join(keys)}", file)
             array = archive[key]
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        msg = "holds Python objects (pickled); refusing to load it" if "pickle" in str(e) else (
-            f"not a valid .npz file ({e})")
+        msg = ("holds Python objects (pickled); refusing to load it" + _OBJECTS_HINT
+               if "pickle" in str(e) else f"not a valid .npz file ({e})")
         raise InputError(msg, file) from None
     if not isinstance(array, np.ndarray):  # numpy hands back a member's bytes when not a .npy
         raise InputError(f"not a valid .npz file (member '{key}' is not a .npy array)", file)
@@ -337,12 +405,18 @@ def _read_csv(path: str, header: bool = True, text: Sequence[str] = (),
         table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
             strings_can_be_null=True, column_types=dict.fromkeys(text, pa.string()),
             null_values=missing),
-            read_options=pcsv.ReadOptions(autogenerate_column_names=not header))
+            read_options=pcsv.ReadOptions(autogenerate_column_names=not header),
+            parse_options=pcsv.ParseOptions(delimiter="\t" if _tabbed(path) else ","))
         names = table.column_names  # a header that is not UTF-8 fails here, in this file's name
     stripped = [n.strip() for n in names]  # `anchor, positive, negative`
     if stripped != names and len(set(stripped)) == len(stripped):
         table = table.rename_columns(stripped)
     return table
+
+
+def _tabbed(path: str) -> bool:
+    """A .tsv file (TensorFlow Projector's metadata.tsv): its cells are separated by tabs."""
+    return Path(path).suffix.lower() == ".tsv"
 
 
 def _read_label_csv(path: str, column: str | None, text: bool = False) -> pa.Table:
@@ -407,7 +481,10 @@ def open_matrix(path: str, column: str | None = None) -> np.ndarray | ArrowMatri
             return _read_array(file, kind)
         if kind in ("parquet", "arrow"):
             return _streamed(ArrowMatrix, _CopiedMatrix, path, file, kind, column)
-        raise InputError("unknown format: use .npy, .npz, .parquet, .arrow or .feather", file)
+        text = {"csv": "text (CSV)", "jsonl": "JSON lines"}.get(kind)
+        raise InputError((f"holds {text}: embeddings are read from " if text else "unknown "
+                          "format: use ") + ".npy, .npz, .parquet, .arrow or .feather" + (
+            f" (save them with {_SAVE})" if text else ""), file)
 
 
 def read_labels(path: str, column: str | None = None, picked: dict[str, str] | None = None
@@ -430,7 +507,8 @@ def read_labels(path: str, column: str | None = None, picked: dict[str, str] | N
             if picked is not None:
                 picked["labels"] = name
         else:
-            raise InputError("unknown label format: use .npy, .parquet, .arrow or .csv", file)
+            raise InputError("unknown label format: use .npy, .npz, .parquet, .arrow or "
+                             ".csv/.tsv/.txt", file)
         labels = table.column(name)
         validate.require_no_nulls(labels, f"label column '{name}'", file)
         return validate.as_labels(labels.to_numpy(zero_copy_only=False), file)

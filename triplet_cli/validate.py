@@ -382,6 +382,19 @@ def _label_kind(labels: np.ndarray) -> str:
     return "integers"
 
 
+def unlabelled_note(labels: np.ndarray, name: str) -> list[str]:
+    """A warning when integer labels hold -1 beside non-negative ones: the usual mark of an
+    unlabelled row (datasets' test splits, scikit-learn's semi-supervised tools), which is
+    taken here as one more class, its rows each other's positives."""
+    if labels.dtype.kind not in "iu" or not labels.size:
+        return []
+    unlabelled = int(np.count_nonzero(labels == -1))
+    if not unlabelled or labels.min() < -1 or unlabelled == labels.size:
+        return []
+    return [f"{name}: label -1 ({unlabelled} rows) is taken as a class like the others; if it "
+            "marks unlabelled rows, leave those rows out first"]
+
+
 def require_labels(labels: np.ndarray, n_rows: int, yname: str, xname: str) -> np.ndarray:
     """Labels that can give triplets for the `n_rows` embedding rows of `xname`: one per row, at
     least two classes, some class twice. Returns each row's class code (int64, classes sorted)."""

@@ -52,7 +52,7 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
         raise InputError(f"{what}; --output needs a file name", path)
     output_format(path)
     require_replaceable(path, "--output")
-    from .readers import same_file, split_key
+    from .readers import same_file, split_key, tilde
 
     target = os.path.realpath(path)
     for source in inputs:
@@ -70,7 +70,7 @@ def check_output(path: str, inputs: Sequence[str]) -> None:
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise InputError(f"{folder} is a file, not a folder", path)
     if not os.path.isdir(folder):
-        raise InputError(f"output folder {folder} does not exist", path)
+        raise InputError(f"output folder {folder} does not exist{tilde(path)}", path)
     if not os.access(folder, os.W_OK):
         raise InputError(f"output folder {folder} is not writable", path)
 
