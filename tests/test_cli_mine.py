@@ -214,7 +214,10 @@ def test_mini_batches_through_the_cli(cli, mine, sample: Path) -> None:
     assert summary["anchors_without_positive"] == lib.summary["anchors_without_positive"] > 0
     assert result.stderr == (f"triplet-loss: warning: {summary['anchors_without_positive']} "
                              "anchors have no positive (a class of one row in their mini-batch)"
-                             ": skipped\n")
+                             ": skipped\ntriplet-loss: warning: 1 of 29 mini-batches hold no two "
+                             "rows of one class, so they give no triplet (a training loop sees "
+                             "an empty batch); online mining needs batches of P classes x K rows "
+                             "each\n")  # (the last batch: 5 rows, 5 digits)
 
 
 # ---- exit codes and presets -------------------------------------------------------------------
@@ -576,3 +579,26 @@ def test_output_that_is_stdouts_file_is_refused(tmp_path) -> None:
     assert run.stderr.strip() == (f"triplet-loss: error: --output {tmp_path / 'rows.csv'} is the "
                                   "file this run's stdout is written to; refusing to overwrite it")
     assert report.read_text() == "before\n"
+
+
+def test_mini_batches_without_a_pair_are_counted(cli, tmp_path) -> None:
+    """Pairs (the face-verification layout) in batches of 8: most batches hold no two rows of
+    a class and give nothing; the run says how many."""
+    from triplet_cli.mine import prepare_mine
+
+    x = np.random.default_rng(2).normal(size=(64, 4))
+    y = np.repeat(np.arange(32), 2)
+    job = prepare_mine(x, y, batch_size=8, seed=1)
+    sets = [y[rows] for rows in job.batches()]
+    empty = sum(np.unique(s).size == s.size for s in sets)
+    assert 0 < empty < len(sets)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    r = cli("mine", "--embeddings", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+            "--batch-size", "8", "--seed", "1", "-f", "json")
+    assert r.exit_code == 0, r.stderr
+    assert (f"{empty} of {len(sets)} mini-batches hold no two rows of one class, so they give "
+            "no triplet") in r.stderr
+    whole = cli("mine", "--embeddings", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                "-f", "json")
+    assert "mini-batches" not in whole.stderr

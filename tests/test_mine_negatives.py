@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from triplet_cli import compute_loss
-from triplet_cli.errors import UsageError
+from triplet_cli.errors import InputError, UsageError
 from triplet_cli.negatives import mine_negatives
 from triplet_cli.negatives_select import random_keys
 
@@ -145,6 +145,10 @@ def test_labels_leave_out_the_query_class(seed: int, similarity: str, layout: st
     labels = (qy.astype(str), cy.astype(str)) if as_text else (qy, cy)
     opts = {"num_negatives": data.draw(st.integers(1, 4)), "range_min": data.draw(
         st.integers(0, 2))}
+    if np.unique(np.concatenate([qy, cy])).size == 1:  # no negative for anyone: refused
+        with pytest.raises(InputError, match="one class"):
+            mine_negatives(q, c, pairs, labels=labels[0], corpus_labels=labels[1], **opts)
+        return
     r = mine_negatives(q, c, pairs, similarity=similarity, labels=labels[0],
                        corpus_labels=labels[1], threads=1, **opts)
     S = exact_scores(q, c, similarity)
@@ -199,7 +203,7 @@ def test_labels_from_a_table_column(cli, tmp_path) -> None:
     pairs = np.array([(i, i + 1) for i in range(0, 24, 4)])
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "pairs.npy", pairs)
-    pq.write_table(pa.table({"label": np.zeros(24, np.int64), "person": y.astype(str)}),
+    pq.write_table(pa.table({"label": y // 3, "person": y.astype(str)}),
                    tmp_path / "y.parquet")
     argv = ("mine-negatives", "--queries", tmp_path / "x.npy", "--corpus", tmp_path / "x.npy",
             "--pairs", tmp_path / "pairs.npy", "--labels", tmp_path / "y.parquet", "-f", "json",
@@ -210,9 +214,11 @@ def test_labels_from_a_table_column(cli, tmp_path) -> None:
     rows = pq.read_table(tmp_path / "out.parquet").to_pydict()
     assert rows_of({k: np.asarray(v) for k, v in rows.items()}) == rows_of(
         mine_negatives(x, x, pairs, labels=y, num_negatives=3).columns)
-    one_class = cli(*argv)  # the 'label' column: one class, so no negative at all
-    assert json.loads(one_class.stdout)["inputs"]["labels"]["column"] == "label"
-    assert json.loads(one_class.stdout)["negatives"] == 0
+    coarse = cli(*argv)  # the 'label' column: classes of two people each
+    assert json.loads(coarse.stdout)["inputs"]["labels"]["column"] == "label"
+    rows = pq.read_table(tmp_path / "out.parquet").to_pydict()
+    assert rows_of({k: np.asarray(v) for k, v in rows.items()}) == rows_of(
+        mine_negatives(x, x, pairs, labels=y // 3, num_negatives=3).columns)
 
 
 def test_pairs_named_anchor_positive_are_read(tmp_path) -> None:
@@ -494,3 +500,13 @@ def test_fail_above_counts_short_pairs(cli, tmp_path) -> None:
                                                    "value": fraction, "passed": False}]
     held = cli(*argv, "--fail-above", str(fraction))
     assert held.exit_code == 0 and json.loads(held.stdout)["gates"][0]["passed"] is True
+
+
+def test_one_class_everywhere_is_refused() -> None:
+    """With labels, a corpus of the queries' one class has no negative for anyone: refused as
+    mine refuses a single class (it gave zero rows, with advice to widen --range-max)."""
+    x = np.random.default_rng(8).normal(size=(12, 4))
+    pairs = np.array([(0, 1), (2, 3)])
+    with pytest.raises(InputError, match="one class: with labels no row can be a negative"):
+        mine_negatives(x, x, pairs, labels=np.full(12, 7))
+    assert mine_negatives(x, x, pairs, labels=np.arange(12) % 2).columns["negative"].size

@@ -509,6 +509,9 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
+    if corpus_classes.size and (np.concatenate([query_classes, corpus_classes]) == 0).all():
+        raise InputError("the queries and every corpus row have one class: with labels no row "
+                         "can be a negative", names["corpus_labels"])
     warnings = ignored_flags(params) + notes
     need = settings.num_negatives + most + int(self_excluded)
     if search.shape[0] < need:  # a valid run: such pairs are short
