@@ -49,9 +49,18 @@ def test_a_category_column_is_the_labels_not_the_pandas_index(cli, here) -> None
     assert report["inputs"]["labels"]["column"] == "species"
     assert report["labels"]["classes"] == 4
     assert mined(cli, "--embeddings", "x.npy", "--labels", "y.npy")["loss"] == report["loss"]
+    # A boolean column is a flag (is_train): taken when named, never guessed.
+    pq.write_table(pa.table({"embedding": list(X), "cls": Y, "is_train": Y % 2 == 0}),
+                   "flagged.parquet")
+    assert mined(cli, "--embeddings", "flagged.parquet")["inputs"]["labels"]["column"] == "cls"
     pq.write_table(pa.table({"ok": pa.array(Y % 2 == 0)}), "flags.parquet")
-    assert mined(cli, "--embeddings", "x.npy", "--labels", "flags.parquet")[
-        "inputs"]["labels"]["column"] == "ok"
+    assert "choose one with --label-column" in refused(
+        cli, "mine", "--embeddings", "x.npy", "--labels", "flags.parquet")
+    assert mined(cli, "--embeddings", "x.npy", "--labels", "flags.parquet", "--label-column",
+                 "ok")["labels"]["classes"] == 2
+    # An index that is all there is (set_index("cls")) is the labels.
+    pd.DataFrame({"embedding": list(X), "cls": Y}).set_index("cls").to_parquet("idx.parquet")
+    assert mined(cli, "--embeddings", "idx.parquet")["inputs"]["labels"]["column"] == "cls"
     pq.write_table(pa.table({"score": pa.array(Y * 0.5), "when": pa.array(
         np.arange(40).astype("datetime64[s]"))}), "other.parquet")
     assert "holds no label column: no integer, string or category column (columns: score, " \
@@ -77,6 +86,7 @@ def test_label_minus_one_is_a_class_and_said(cli, here) -> None:
     ("emb.h5", b"\x89HDF\r\n\x1a\n\0\0", "is an HDF5 file: save its dataset with numpy.save"),
     ("emb.safetensors", b"\x10\0\0\0\0\0\0\0{}", "is a safetensors file"),
     ("emb.fvecs", b"\x08\0\0\0" + bytes(32), "is an .fvecs/.bvecs/.ivecs file"),
+    ("sift.fvecs", b"\x80\0\0\0" + bytes(512), "is an .fvecs/.bvecs/.ivecs file"),  # d = 128
     ("emb.json", b"[[0.1, 0.2], [0.3, 0.4]]", "is a JSON array: give triplets and pairs as "
                                               "JSON lines"),
     ("emb.csv", b"0.1,0.2\n0.3,0.4\n", "holds text (CSV): embeddings are read from .npy"),
@@ -138,5 +148,14 @@ def test_folders_and_layouts_that_are_not_read_are_named(cli, here) -> None:
     assert "emb is a struct holding the list vec" in refused(
         cli, "mine", "--embeddings", "nested.parquet", "--labels", "y.npy")
     np.save("objects.npy", Y.astype(str).astype(object), allow_pickle=True)
-    assert "save them with numpy.save(PATH, labels.astype(str))" in refused(
+    assert "save labels with numpy.save(PATH, labels.astype(str))" in refused(
         cli, "mine", "--embeddings", "x.npy", "--labels", "objects.npy")
+
+
+def test_an_ignored_seed_names_this_commands_use(cli, here) -> None:
+    np.save("pairs.npy", np.array([(0, 4), (1, 5)]))
+    r = cli("mine-negatives", "--queries", "x.npy", "--corpus", "x.npy", "--pairs", "pairs.npy",
+            "--seed", "3", "-f", "json")
+    assert "--seed has no effect: it seeds --sampling random" in r.stderr
+    m = cli("mine", "--embeddings", "x.npy", "--labels", "y.npy", "--seed", "3", "-f", "json")
+    assert "--seed has no effect: it seeds --batch-size's shuffle" in m.stderr

@@ -218,13 +218,13 @@ def pick_label_column(path: str, schema: pa.Schema, column: str | None,
         return column
     if "label" in names:
         return "label"
-    index = _pandas_index(schema)  # (a data frame's index: row ids, not classes)
-
-    def is_class(t: pa.DataType) -> bool:
+    def is_class(t: pa.DataType) -> bool:  # (a boolean column is a flag: named, it is taken)
         return (pt.is_integer(t) or pt.is_string(t) or pt.is_large_string(t)
-                or pt.is_boolean(t) or (pt.is_dictionary(t) and is_class(t.value_type)))
+                or (pt.is_dictionary(t) and is_class(t.value_type)))
 
-    scalars = [f.name for f in schema if is_class(f.type) and f.name not in index]
+    scalars = [f.name for f in schema if is_class(f.type)]
+    index = _pandas_index(schema)  # a data frame's index: row ids, unless it is all there is
+    scalars = [n for n in scalars if n not in index] or scalars
     if len(scalars) == 1:
         return scalars[0]
     if not scalars:

@@ -371,7 +371,7 @@ _OPTIONS: dict[str, Any] = {
         labels="Labels (m,), integers or strings: .npy, .parquet, .arrow, .csv. (default: the "
                "label column of --embeddings)",
         label_column="Label column of a .parquet/.arrow/.csv file. (default: 'label', or the "
-                     "only integer/string column)",
+                     "only integer, string or category column)",
         column="Embedding column of .parquet/.arrow inputs (auto when there is one)."),
     "output": _option(str, "--output -o", "Write per-triplet rows to .parquet, .csv, .jsonl or "
                       ".npy (atomically).", _OUT),
@@ -523,7 +523,7 @@ def evaluate(**given: Any) -> None:
                     "same person, the same product). Alone when --corpus is --queries.",
              corpus_labels="Classes of the --corpus rows (m,), with --labels.",
              label_column="Label column of a .parquet/.arrow/.csv --labels or --corpus-labels. "
-                          "(default: 'label', or the only integer/string column)",
+                          "(default: 'label', or the only integer, string or category column)",
              preset="Reproduce a framework: sentence-transformers (util.mine_hard_negatives; "
                     "see `triplet-loss presets`)."),
     eps=_option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DISTANCE),

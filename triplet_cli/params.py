@@ -226,7 +226,7 @@ def _plain(value: object) -> object:
 
 
 # Settings some combinations never read: (when, why), a flag given then gets a warning.
-_IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str]] = {
+_IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str | Callable[[dict], str]]] = {
     "per_anchor": (lambda v, _: v["strategy"] == "all", "--strategy all takes every negative"),
     "semi_hard_fallback": (lambda v, _: v["strategy"] != "semi-hard",
                            "it applies to --strategy semi-hard"),
@@ -240,7 +240,8 @@ _IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str]] = {
             and v.get("eps_placement", "none") == "none",
             "it is cosine's norm floor, or where --eps-placement puts it"),
     "seed": (lambda v, _: v["sampling"] == "top" if "sampling" in v else v["batch_size"] is None,
-             "it seeds --batch-size's shuffle"),
+             lambda v: "it seeds --sampling random" if "sampling" in v
+             else "it seeds --batch-size's shuffle"),
     "margin_positive": (lambda v, _: v["absolute_margin"] is None
                         and v["relative_margin"] is None,
                         "it is the s_p of --absolute-margin and --relative-margin"),
@@ -249,7 +250,8 @@ _IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str]] = {
 
 def ignored_flags(params: Params, reference: bool = False) -> list[str]:
     """Warnings for settings given explicitly that this combination never reads."""
-    return [f"{flag(k)} has no effect: {why}" for k, (when, why) in _IGNORED.items()
+    return [f"{flag(k)} has no effect: {why(params.values) if callable(why) else why}"
+            for k, (when, why) in _IGNORED.items()
             if params.sources.get(k) == "flag" and when(params.values, reference)]
 
 

@@ -59,11 +59,14 @@ def split_key(path: str) -> tuple[str, str]:
 
 def _folder_kind(folder: Path) -> str:
     """What a folder that is not read looks like it holds, and what to give instead."""
-    if (folder / "state.json").exists() or any(folder.glob("data-*.arrow")):
-        return ": a datasets save_to_disk folder; give its data-*.arrow file"
-    if any(d.is_dir() and "=" in d.name for d in folder.iterdir()):
-        return (": a partitioned dataset (folders such as label=3/), whose partition columns "
-                "are not read; write it without partition_cols")
+    try:
+        if (folder / "state.json").exists() or any(folder.glob("data-*.arrow")):
+            return ": a datasets save_to_disk folder; give its data-*.arrow file"
+        if any(d.is_dir() and "=" in d.name for d in folder.iterdir()):
+            return (": a partitioned dataset (folders such as label=3/), whose partition columns "
+                    "are not read; write it without partition_cols")
+    except OSError:  # (a folder that cannot be listed: the plain message)
+        pass
     return ""
 
 
@@ -164,7 +167,8 @@ _FOREIGN = {
 }
 _FOREIGN[".bvecs"] = _FOREIGN[".ivecs"] = _FOREIGN[".fvecs"]
 # (what numpy.save writes for a data frame's column of strings)
-_OBJECTS_HINT = " (strings from pandas: save them with numpy.save(PATH, labels.astype(str)))"
+_OBJECTS_HINT = (" (such as strings from pandas: save labels with numpy.save(PATH, "
+                 "labels.astype(str)), numbers with .astype(numpy.float32))")
 
 
 def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
@@ -174,11 +178,13 @@ def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
         return _FOREIGN["torch"]
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return _FOREIGN["hdf5"]
-    if kind == "unknown" and (suffix in (".pkl", ".pickle") or head[:1] == b"\x80"):
+    if kind != "unknown":
+        return _FOREIGN["json"] if kind == "csv" and head.lstrip()[:1] == b"[" else None
+    if suffix in _FOREIGN:  # (a d = 128 .fvecs opens with 0x80, as a pickle does)
+        return _FOREIGN[suffix]
+    if suffix in (".pkl", ".pickle") or (head[:1] == b"\x80" and head[1:2] in b"\2\3\4\5"):
         return _FOREIGN["pickle"]
-    if kind in ("unknown", "csv") and head.lstrip()[:1] == b"[":
-        return _FOREIGN["json"]
-    return _FOREIGN.get(suffix) if kind == "unknown" else None
+    return _FOREIGN["json"] if head.lstrip()[:1] == b"[" else None
 
 
 def _torch_archive(file: str) -> bool:
