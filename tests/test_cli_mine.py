@@ -214,10 +214,8 @@ def test_mini_batches_through_the_cli(cli, mine, sample: Path) -> None:
     assert summary["anchors_without_positive"] == lib.summary["anchors_without_positive"] > 0
     assert result.stderr == (f"triplet-loss: warning: {summary['anchors_without_positive']} "
                              "anchors have no positive (a class of one row in their mini-batch)"
-                             ": skipped\ntriplet-loss: warning: 1 of 29 mini-batches hold no two "
-                             "rows of one class, so they give no triplet (a training loop sees "
-                             "an empty batch); online mining needs batches of P classes x K rows "
-                             "each\n")  # (the last batch: 5 rows, 5 digits)
+                             ": skipped\ntriplet-loss: warning: the last mini-batch, the 5 rows "
+                             "left over, holds no two rows of one class: it gives no triplet\n")
 
 
 # ---- exit codes and presets -------------------------------------------------------------------
