@@ -112,6 +112,10 @@ def test_tsv_is_tab_separated(cli, here) -> None:
     Path("metadata.tsv").write_text("label\tnote\n" + "".join(f"{n}\tx\n" for n in names))
     report = mined(cli, "--embeddings", "x.npy", "--labels", "metadata.tsv")
     assert report["labels"]["classes"] == 4
+    piped = cli("mine", "--embeddings", "x.npy", "--labels", "-", "-f", "json",
+                input=Path("metadata.tsv").read_bytes())  # (the copy of stdin has no suffix)
+    assert piped.exit_code == 0, piped.stderr
+    assert json.loads(piped.stdout)["loss"] == report["loss"]
     Path("t.tsv").write_text("anchor\tpositive\tnegative\n0\t4\t1\n2\t6\t3\n")
     r = cli("compute", "--embeddings", "x.npy", "--triplets", "t.tsv", "-f", "json")
     assert r.exit_code == 0, r.stderr

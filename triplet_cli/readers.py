@@ -421,8 +421,15 @@ def _read_csv(path: str, header: bool = True, text: Sequence[str] = (),
 
 
 def _tabbed(path: str) -> bool:
-    """A .tsv file (TensorFlow Projector's metadata.tsv): its cells are separated by tabs."""
-    return Path(path).suffix.lower() == ".tsv"
+    """Cells separated by tabs: a .tsv file (TensorFlow Projector's metadata.tsv), or a file
+    without the .csv suffix (.txt, a copy of stdin or a pipe) whose first line has tabs and no
+    comma."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".tsv", ".csv"):
+        return suffix == ".tsv"
+    with open(path, "rb") as f:
+        first = f.readline(65536)
+    return b"\t" in first and b"," not in first
 
 
 def _read_label_csv(path: str, column: str | None, text: bool = False) -> pa.Table:
