@@ -87,9 +87,7 @@ class MineJob(Job):
     block_rows: int | None = None
     anchors_without_positive: int = 0
     anchors_without_negative: int = 0
-    # mini-batches with no two rows of one class, of all batches, and the last one's rows when
-    # it is short and one of them
-    batches_without_pair: list[int] = field(default_factory=lambda: [0, 0, 0])
+    pairless_batches: list[int] = field(default_factory=list)  # rows of each such mini-batch
     _set: tuple[int, MineSet] | None = None  # the row set the last unit ran on
 
     title = "triplet-loss mine"
@@ -136,16 +134,13 @@ class MineJob(Job):
     def units(self) -> Iterator[Anchors]:
         """Anchor ranges set by set; counts the anchors each set must skip as it goes."""
         self.anchors_without_positive = self.anchors_without_negative = 0
-        self.batches_without_pair = [0, 0, 0]
+        self.pairless_batches = []
         for batch, rows in enumerate(self.batches()):
             data = self._mine_set(batch, rows)
             sizes = data.classes.sizes()  # each row's class size
             self.anchors_without_positive += int((sizes < 2).sum())
-            empty = rows is not None and bool((sizes < 2).all())
-            short = rows is not None and rows.size < (self.params.mining.batch_size or 0)
-            self.batches_without_pair[0] += empty
-            self.batches_without_pair[1] += 1
-            self.batches_without_pair[2] = rows.size if empty and short else 0
+            if rows is not None and (sizes < 2).all():
+                self.pairless_batches.append(rows.size)
             self.anchors_without_negative += int(((sizes == sizes.size) & (sizes >= 2)).sum())
             for start, stop in data.ranges(self.block_rows):
                 yield Anchors(batch, rows, start, stop)
@@ -189,14 +184,15 @@ class MineJob(Job):
         if self.anchors_without_negative:
             skipped.append(f"{self.anchors_without_negative} anchors have no negative (one class "
                            "in their mini-batch): skipped")
-        empty, batches, remainder = self.batches_without_pair
-        if empty == 1 and remainder:
-            skipped.append(f"the last mini-batch, the {remainder} rows left over, holds no two "
-                           "rows of one class: it gives no triplet")
-        elif empty:
-            skipped.append(f"{empty} of {batches} mini-batches hold no two rows of one class, so "
-                           "they give no triplet (a training loop sees an empty batch); online "
-                           "mining needs batches of P classes x K rows each")
+        pairless, size = self.pairless_batches, self.params.mining.batch_size or 1
+        if len(pairless) == 1 and pairless[0] < size:  # only the short last batch
+            skipped.append(f"the last mini-batch, the {pairless[0]} rows left over, holds no "
+                           "two rows of one class: it gives no triplet")
+        elif pairless:
+            skipped.append(f"{len(pairless)} of {-(-self.x.shape[0] // size)} mini-batches hold "
+                           "no two rows of one class, so they give no triplet (a training loop "
+                           "sees an empty batch); online mining needs batches of P classes x K "
+                           "rows each")
         skipped += ["no triplet was mined"] if count == 0 else []
         return {"anchors": int(self.x.shape[0]),
                 "anchors_without_positive": self.anchors_without_positive,

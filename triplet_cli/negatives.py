@@ -509,9 +509,6 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
-    if corpus_classes.size and (np.concatenate([query_classes, corpus_classes]) == 0).all():
-        raise InputError("the queries and every corpus row have one class: with labels no row "
-                         "can be a negative", names["corpus_labels"])
     warnings = ignored_flags(params) + notes
     need = settings.num_negatives + most + int(self_excluded)
     if search.shape[0] < need:  # a valid run: such pairs are short
@@ -565,7 +562,10 @@ def _classes(given: tuple[object, object], column: str | None, same: bool,
     notes = validate.unlabelled_note(y, names["labels"])
     if not same:
         notes += validate.unlabelled_note(cy, names["corpus_labels"])
-    _, codes = np.unique(np.concatenate([y, cy]), return_inverse=True)
+    classes, codes = np.unique(np.concatenate([y, cy]), return_inverse=True)
+    if classes.size == 1:
+        raise InputError("the queries and every corpus row have one class: with labels no row "
+                         "can be a negative", names["corpus_labels"])
     codes = codes.astype(np.int64)
     return codes[:y.size], codes[y.size:], notes
 

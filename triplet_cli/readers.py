@@ -174,8 +174,6 @@ _OBJECTS_HINT = (" (such as strings from pandas: save labels with numpy.save(PAT
 def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
     """Why a file of another tool's format is not read, and how to convert it; None when it
     is one of ours."""
-    if kind == "npz" and _torch_archive(file):
-        return _FOREIGN["torch"]
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return _FOREIGN["hdf5"]
     if kind != "unknown":
@@ -185,15 +183,6 @@ def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
     if suffix in (".pkl", ".pickle") or (head[:1] == b"\x80" and head[1:2] in b"\2\3\4\5"):
         return _FOREIGN["pickle"]
     return _FOREIGN["json"] if head.lstrip()[:1] == b"[" else None
-
-
-def _torch_archive(file: str) -> bool:
-    """A zip archive as torch.save writes it (a data.pkl member), not numpy's .npz."""
-    try:
-        with zipfile.ZipFile(file) as archive:
-            return any(n.endswith("data.pkl") for n in archive.namelist())
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return False
 
 
 _spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or inode, copy)
@@ -375,6 +364,8 @@ def _read_npz(path: str) -> np.ndarray:
     try:
         with np.load(file, allow_pickle=False) as archive:
             keys = list(archive.keys())
+            if any(k.endswith("data.pkl") for k in keys):  # torch.save's zip layout
+                raise InputError(_FOREIGN["torch"], file)
             if not key:
                 if len(keys) != 1:
                     raise InputError(f"holds {len(keys)} arrays ({', '.join(keys)}); "

@@ -95,17 +95,10 @@ def require_replaceable(path: str, flag: str) -> None:
                                                        "jsonl and redirect stdout"
                                                        if flag == "--output" else ""))
     for fd, stream in ((1, "stdout"), (2, "stderr")):  # (a link to /dev/stdout, say)
-        if os.path.exists(path) and _same_as_stream(path, fd):
-            raise UsageError(f"{flag} {path} is the file this run's {stream} is written to; "
-                             "refusing to overwrite it")
-
-
-def _same_as_stream(path: str, fd: int) -> bool:
-    try:
-        stream, file = os.fstat(fd), os.stat(path)
-    except OSError:  # (a closed stream)
-        return False
-    return (stream.st_dev, stream.st_ino) == (file.st_dev, file.st_ino)
+        with contextlib.suppress(OSError):  # (no such file yet, or a closed stream)
+            if os.path.samestat(os.stat(path), os.fstat(fd)):
+                raise UsageError(f"{flag} {path} is the file this run's {stream} is written "
+                                 "to; refusing to overwrite it")
 
 
 @contextlib.contextmanager
