@@ -389,12 +389,12 @@ def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
         losses.aligned_losses(a, p, neg, empty, empty, empty, *args, *rows)
 
     def summary() -> None:  # as the library sums a run: blocks of a unit's rows
-        stats = TripletStats(margin=job.params.loss.margin)
+        stats = TripletStats(job.params.loss.margin, job.params.loss.soft_margin)
         step = job.rows_per_unit()
         for start in range(0, n, step):
             stats.add(*(r[start:start + step] for r in rows))
         stats.summary(job.params.reduction)
-        stats.warnings(job.params.loss.soft_margin)
+        stats.warnings()
 
     threads = threads_in_use()
     runs: dict[str, Callable[[], object]] = {"kernel": kernel, "summary": summary,

@@ -453,6 +453,12 @@ CASES = [
          mine_argv("tiny.npy", "y.npy", *OUT), 1,
          r"/tiny\.npy: values are at most \d\.\d+e-170: their squares underflow float64 "
          r"\(every distance would round to 0, every neighbour a tie\); rescale the embeddings$"),
+    Case("values-underflow-minkowski-powers",  # every |x - y|^100 below 2.2e-308
+         npy("near.npy", lambda: np.random.default_rng(0).random((ROWS, DIM)) * 5e-4),
+         mine_argv("near.npy", "y.npy", "--p", "100", *OUT), 1,
+         r"/near\.npy: values differ by at most 0\.000\d+ in one dimension: their p = 100 "
+         r"powers underflow float64 \(every distance would round to 0, every neighbour a tie\); "
+         r"rescale the embeddings or use a smaller p$"),
     Case("float32-values-overflow-products",
          npy("big32.npy", np.full((ROWS, DIM), 1e19, np.float32)),
          mine_argv("big32.npy", "y.npy", "--distance", "cosine", *OUT), 1,
@@ -509,6 +515,9 @@ FINE = [
     ("labels-from-other-parquet", None, mine_argv("x.npy", "lab.parquet"), {"triplets": 8}),
     ("int32-labels-parquet", table("y32.parquet", {"label": pa.array(LABELS, pa.int32())}),
      mine_argv("x.npy", "y32.parquet"), {"triplets": 8}),
+    ("manhattan-on-values-whose-squares-underflow",  # no square: exact, not refused
+     npy("x.npy", lambda: np.random.default_rng(0).random((ROWS, DIM)) * 1e-170),
+     mine_argv("x.npy", "y.npy", "--distance", "manhattan"), {"triplets": 8}),
     ("smallest-set", both(npy("x.npy", np.array([[0.0], [1.0], [3.0]])),
                                 npy("y.npy", np.array([0, 0, 1]))), mine_argv(),
      {"anchors": 3, "triplets": 2}),
@@ -600,3 +609,18 @@ def test_mini_batches_without_a_pair_are_counted(cli, tmp_path) -> None:
     whole = cli("mine", "--embeddings", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
                 "-f", "json")
     assert "mini-batches" not in whole.stderr
+
+
+def test_rows_whose_powers_underflow_are_warned_of(cli, tmp_path: Path) -> None:
+    """With p = 100, rows 5e-3 apart rank (5e-3^100 is a normal float64), yet rows closer than
+    8.4e-4 in every dimension would tie at 0: said, not refused."""
+    x = np.random.default_rng(1).random((ROWS, DIM)) * 5e-3
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", LABELS)
+    result = cli(*(a.format(d=tmp_path) for a in mine_argv("x.npy", "y.npy", "--p", "100")),
+                 "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    said = [w for w in json.loads(result.stdout)["warnings"] if "underflow" in w]
+    assert said == [f"{tmp_path / 'x.npy'}: rows closer than 0.000838 in every dimension have "
+                    "p = 100 powers that underflow float64: their distances round toward 0 and "
+                    "tie; rescale the embeddings or use a smaller p"]

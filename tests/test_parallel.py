@@ -197,7 +197,7 @@ def test_summary_does_not_depend_on_parts(monkeypatch, parts: int) -> None:
         stats = reductions.TripletStats(margin=1.0, sample_size=2_000)
         for lo in range(0, 5_050, 1_234):
             stats.add(d_ap[lo:lo + 1_234], d_an[lo:lo + 1_234], loss[lo:lo + 1_234])
-        return repr((stats.summary("mean"), stats.warnings(False)))
+        return repr((stats.summary("mean"), stats.warnings()))
 
     _parts(monkeypatch, 1)
     one = summary()

@@ -36,8 +36,9 @@ def _moments(columns: list[np.ndarray]) -> dict[str, float]:
     return {"mean": mean, "std": math.sqrt(m2 / count), "min": low, "max": high}
 
 
-def numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size):
-    """(summary numbers, warning counts) as numpy computes them chunk by chunk."""
+def numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size, soft=False):
+    """(summary numbers, warning counts) as numpy computes them chunk by chunk; a tie is a gap
+    within 1e-6 of the larger of |d_an| and the loss' scale (1 for softplus, else the margin)."""
     sums = dict(loss=0.0, nonzero=0.0, correct=0.0)
     counts = dict(active=0, nan=0, ties=0, on_margin=0, zeros=0)
     top = -math.inf
@@ -53,7 +54,7 @@ def numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size):
             counts["nan"] += int(nan.sum())
             if not nan.all():
                 top = max(top, float(loss[c][~nan].max()))
-            scale = max(float(np.abs(d_an[c]).max()), 1.0)
+            scale = max(float(np.abs(d_an[c]).max()), 1.0 if soft else abs(margin))
             gap = d_an[c] - d_ap[c]
             counts["ties"] += int((np.abs(gap) <= reductions.TIE_TOLERANCE * scale).sum())
             counts["on_margin"] += int((gap == margin).sum())
@@ -80,7 +81,7 @@ def summary_of(stats: reductions.TripletStats):
                for k in ("d_ap", "d_an")}}
 
 
-KINDS = ("plain", "dot", "nan", "ties", "huge", "constant")
+KINDS = ("plain", "dot", "nan", "ties", "huge", "constant", "tiny")
 
 
 def _columns(rng, n, kind, margin):
@@ -100,6 +101,10 @@ def _columns(rng, n, kind, margin):
         d_an[::9] = np.inf
     elif kind == "constant":
         d_ap[:], d_an[:] = 0.5, 0.5
+    elif kind == "tiny":  # distances of 1e-7: ties relative to them, or to the margin
+        d_ap *= 1e-7
+        d_an *= 1e-7
+        d_an[::4] = d_ap[::4] * (1 + 1e-9)
     with np.errstate(invalid="ignore"):
         loss = np.maximum(d_ap - d_an + margin, 0.0)
     loss[np.isnan(d_ap) | np.isnan(d_an)] = np.nan
@@ -114,21 +119,22 @@ def _same(got, want) -> bool:
 @settings(deadline=None, max_examples=40)
 @given(n=st.integers(1, 1200), kind=st.sampled_from(KINDS), seed=st.integers(0, 2**32 - 1),
        chunk=st.sampled_from([8, 100, 128, 1000]), sample_size=st.sampled_from([50, 10**6]),
-       with_correct=st.booleans(), cuts=st.lists(st.integers(0, 1200), max_size=4))
-def test_summary_equals_numpy(n, kind, seed, chunk, sample_size, with_correct, cuts):
+       with_correct=st.booleans(), cuts=st.lists(st.integers(0, 1200), max_size=4),
+       margin=st.sampled_from([1.0, 0.0, 0.2]), soft=st.booleans())
+def test_summary_equals_numpy(n, kind, seed, chunk, sample_size, with_correct, cuts, margin,
+                              soft):
     rng = np.random.default_rng(seed)
-    margin = 1.0
     d_ap, d_an, loss = _columns(rng, n, kind, margin)
     correct = rng.random(n) if with_correct else None
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reductions, "CHUNK_ROWS", chunk)
-        stats = reductions.TripletStats(margin=margin, sample_size=sample_size)
+        stats = reductions.TripletStats(margin, soft, sample_size=sample_size)
         bounds = [0, *sorted(c for c in cuts if c < n), n]
         for a, b in itertools.pairwise(bounds):
             stats.add(d_ap[a:b], d_an[a:b], loss[a:b],
                       None if correct is None else correct[a:b])
         got = summary_of(stats)
-    want = numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size)
+    want = numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size, soft)
     assert _same(got, want)
 
 

@@ -561,3 +561,15 @@ def test_collapsed_embeddings_under_a_soft_margin_name_its_loss() -> None:
     r = compute_loss(zero, np.array([[1.0, 0], [3, 0]]), np.array([[0.0, 1], [0, 3]]),
                      preset="pytorch-metric-learning", soft_margin=True)
     assert any("the loss sits at softplus(0.05) = 0.7185" in w for w in r.summary["warnings"])
+
+
+@pytest.mark.parametrize(("margin", "soft", "collapsed"), [(0.0, False, False),
+                                                           (1.0, False, True),
+                                                           (0.0, True, True)])
+def test_tiny_distances_are_collapsed_only_against_the_loss_scale(margin, soft, collapsed):
+    """Distances of 1e-7 leave a loss stuck at margin 1 (or softplus' ln 2), not at margin 0,
+    where the relative gaps between d_ap and d_an are what the loss sees."""
+    a, p, n = (np.random.default_rng(0).standard_normal((3, 50, 8)) * 1e-7)
+    r = compute_loss(a, p, n, margin=margin, soft_margin=soft)
+    said = any(w.startswith("collapsed embeddings") for w in r.summary["warnings"])
+    assert said is collapsed

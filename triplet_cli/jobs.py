@@ -112,14 +112,15 @@ class Job:
 
     def tally(self, top: int = 0) -> Tally:
         """What a run keeps of the blocks it has seen (the `top` hardest rows for the table)."""
-        return Tally(TripletStats(margin=self.params.loss.margin), Hardest(top))
+        loss = self.params.loss
+        return Tally(TripletStats(loss.margin, loss.soft_margin), Hardest(top))
 
     def summary(self, tally: Tally) -> dict[str, object]:
         """The JSON summary: statistics, params with their sources, inputs and warnings."""
         return {**tally.stats.summary(self.params.reduction),
                 "params": {**self.params.values, "sources": self.params.sources},
                 "inputs": self.inputs(),
-                "warnings": self.warnings + tally.stats.warnings(self.params.loss.soft_margin)}
+                "warnings": self.warnings + tally.stats.warnings()}
 
     def render(self, out: IO[str], summary: dict[str, object], tally: Tally) -> None:
         """The table report."""

@@ -390,8 +390,8 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     y, yname = labels_for(labels, embeddings, label_column, picked)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_rankable(x, xname, params.distance)
-    validate.require_in_range([(x, xname)], params.distance)
-    warnings = ignored_flags(params) + validate.unlabelled_note(y, yname)
+    close = validate.require_in_range([(x, xname)], params.distance)
+    warnings = ignored_flags(params) + close + validate.unlabelled_note(y, yname)
     band = params.mining.margin_filter.value
     if params.loss.margin == 0 and band in ("semi-hard", "violating"):
         why = " (the default with --soft-margin)" if params.loss.soft_margin else ""

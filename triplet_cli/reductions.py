@@ -98,6 +98,7 @@ class TripletStats:
     """Running summary of (d_ap, d_an, loss, correct) over blocks of triplets."""
 
     margin: float
+    soft_margin: bool = False
     sample_size: int = SAMPLE_SIZE
     count: int = 0
     loss_sum: float = 0.0
@@ -166,7 +167,7 @@ class TripletStats:
         columns = self._take(rows)
         starts = range(0, rows, CHUNK_ROWS)
         if self.count == 0:  # the run's first chunk sets the histograms' grids (lo, scale)
-            with np.errstate(invalid="ignore", divide="ignore"):
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 for grid, column in zip(self._grid, columns[:2], strict=True):
                     low, high = column[:CHUNK_ROWS].min(), column[:CHUNK_ROWS].max()
                     grid[:] = low, BUCKETS / (high - low)
@@ -205,7 +206,8 @@ class TripletStats:
             c = slice(starts[i], starts[i] + CHUNK_ROWS)
             ap, an, lost = d_ap[c], d_an[c], loss[c]
             extremes[:] = ap.min(), ap.max(), an.min(), an.max()
-            chunk_summary(ap, an, lost, self.margin, TIE_TOLERANCE, extremes,
+            chunk_summary(ap, an, lost, self.margin, TIE_TOLERANCE,
+                          TIE_TOLERANCE * self._loss_scale, extremes,
                           self._scratch[thread], self._buckets[thread], self._grid, counts, out)
             loss_sum, nonzero_sum, ap_mean, an_mean, ap_m2, an_m2, *tally = out.tolist()
             active, nans, right, ties, on_margin, zeros = tally
@@ -292,24 +294,33 @@ class TripletStats:
             "quantiles": "exact" if n <= self.sample_size else f"sample of {self.sample_size}",
         }
 
-    def warnings(self, soft_margin: bool) -> list[str]:
+    @property
+    def _loss_scale(self) -> float:
+        """The difference d_an - d_ap that moves the loss visibly: the margin (a hinge), or 1
+        (softplus bends over a width of about 1). A tie is a difference below TIE_TOLERANCE
+        times the larger of this and the distances: at 1e-7-sized distances and margin 0 the
+        triplets are not stuck anywhere, at margin 1 their loss sits at the margin."""
+        return 1.0 if self.soft_margin else abs(self.margin)
+
+    def warnings(self) -> list[str]:
         """What users otherwise discover late (CONFORMANCE.md, 'What users ask for')."""
         self.settle()
         out = []
         if not self.count:
             return []
         if self.ties >= 0.9 * self.count:
-            stuck = ("the margin" if not soft_margin else "ln 2" if self.margin == 0 else
+            stuck = ("the margin" if not self.soft_margin else "ln 2" if self.margin == 0 else
                      f"softplus({self.margin:g}) = {math.log1p(math.exp(self.margin)):.4g}")
             out.append(f"collapsed embeddings: {self.ties / self.count:.0%} of triplets have "
                        f"d_ap = d_an, so the loss sits at {stuck}; check the embedding norms")
         if self.zero_distances:
             out.append(f"duplicate points: {self.zero_distances} zero distances (a positive or "
-                       "negative identical to its anchor)")
-        if self.on_margin and not soft_margin:  # (softplus(0) = ln 2: active)
+                       "negative identical to its anchor, or so close that float64 rounds the "
+                       "distance to 0)")
+        if self.on_margin and not self.soft_margin:  # (softplus(0) = ln 2: active)
             out.append(f"{self.on_margin} triplets sit exactly on the margin (d_an - d_ap = "
                        f"{self.margin:g}): loss 0 but not active")
-        if self.nonzero_count == 0 and self.nan_count == 0 and not soft_margin:
+        if self.nonzero_count == 0 and self.nan_count == 0 and not self.soft_margin:
             out.append("no active triplet: every triplet already satisfies the margin, so the "
                        "loss is 0")
         if self.nan_count:

@@ -246,9 +246,10 @@ TINY = math.sqrt(float(np.finfo(np.float64).tiny))  # 1.49e-154: below, squares 
 def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> None:
     """Rows mine, evaluate and mine-negatives can rank: finite, within the range of the matrix
     products, and (cosine with --eps 0) no zero row, whose distances would be 0/0."""
-    require_finite(array, path, distance.product_type(array.dtype))
+    products = distance.product_type(array.dtype)
+    require_finite(array, path, products)
     largest = max(-float(array.min()), float(array.max())) if array.size else 0.0  # no |x| copy
-    if 0 < largest < TINY:
+    if products is not None and 0 < largest < TINY:  # (direct p-norms: require_in_range)
         raise InputError(f"values are at most {largest:.3g}: their squares underflow float64 "
                          "(every distance would round to 0, every neighbour a tie); rescale the "
                          "embeddings", path)
@@ -261,26 +262,42 @@ def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> 
 
 
 def require_in_range(arrays: Sequence[tuple[np.ndarray, str]], distance: DistanceParams
-                     ) -> None:
+                     ) -> list[str]:
     """A distance computed directly (a p-norm without matrix products) stays finite in float64
     between any two of these rows: d (R + eps)^p below float64's maximum, R the largest
     difference of one coordinate between two rows (their columns' ranges, taken together).
-    Past it, mining would rank on inf (semi-hard crashed on it)."""
+    Past it, mining would rank on inf (semi-hard crashed on it). At the other end, R^p below
+    float64's smallest normal value makes every distance 0 or imprecise (refused), and (R/16)^p
+    below it ties close rows at 0 (the warning returned)."""
     if not arrays or distance.product_type(np.float64) is not None:
-        return
+        return []
     p, d = distance.norm_p, arrays[0][0].shape[-1]
     with np.errstate(over="ignore"):
         low = np.min([a.min(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
         high = np.max([a.max(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
         spread = float((high - low).max()) + abs(distance.eps)
     if not spread > 0:  # every row the same: every distance 0
-        return
+        return []
     # log of the largest distance's p-th power: d terms of spread^p (chebyshev: spread itself)
     power = math.log(spread) if math.isinf(p) else p * math.log(spread) + math.log(d)
     if power >= math.log(float(np.finfo(np.float64).max)):
         raise InputError(f"values differ by up to {spread:.3g} in one dimension: the p = {p:g} "
                          "distance overflows float64; rescale the embeddings or use a smaller "
                          "p", arrays[0][1])
+    if p <= 1 or math.isinf(p):  # no power that could underflow
+        return []
+    smallest = math.log(float(np.finfo(np.float64).tiny))
+    if p * math.log(spread) < smallest:
+        raise InputError(f"values differ by at most {spread:.3g} in one dimension: their "
+                         f"p = {p:g} powers underflow float64 (every distance would round to 0, "
+                         "every neighbour a tie); rescale the embeddings or use a smaller p",
+                         arrays[0][1])
+    if p * math.log(spread / 16) < smallest:
+        close = math.exp(smallest / p)
+        return [f"{arrays[0][1]}: rows closer than {close:.3g} in every dimension have p = "
+                f"{p:g} powers that underflow float64: their distances round toward 0 and tie; "
+                "rescale the embeddings or use a smaller p"]
+    return []
 
 
 def require_no_nulls(column: pa.Array | pa.ChunkedArray, what: str, path: str, row0: int = 0,
