@@ -573,3 +573,13 @@ def test_tiny_distances_are_collapsed_only_against_the_loss_scale(margin, soft, 
     r = compute_loss(a, p, n, margin=margin, soft_margin=soft)
     said = any(w.startswith("collapsed embeddings") for w in r.summary["warnings"])
     assert said is collapsed
+
+
+def test_subnormal_distances_raise_no_numpy_warning() -> None:
+    """The median's histogram grid over a subnormal range is inf (unusable), silently."""
+    a = np.zeros((2, 2))
+    p, n = np.array([[1e-160, 0], [3e-160, 0]]), np.array([[2e-160, 0], [2e-160, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = compute_loss(a, p, n, distance="squared-euclidean")
+    assert r.summary["d_ap"]["p50"] == float(np.median(r.d_ap))
