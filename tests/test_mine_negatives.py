@@ -103,7 +103,10 @@ def test_equals_brute_force(seed: int, similarity: str, layout: str, data) -> No
     scale = float(np.abs(S).max()) or 1.0
     for name in ("absolute_margin", "relative_margin", "max_score", "min_score"):
         if data.draw(st.booleans(), name):
-            opts[name] = data.draw(st.sampled_from([0.0, 0.1 * scale, -0.2 * scale, 0.5]), name)
+            limits = [0.0, 0.1 * scale, -0.2 * scale, 0.5]
+            if name.endswith("score"):  # a limit some score equals: kept, as SPEC 9 says
+                limits.append(float(data.draw(st.sampled_from(S.ravel().tolist()), "at")))
+            opts[name] = data.draw(st.sampled_from(limits), name)
     if data.draw(st.booleans(), "range_max"):
         opts["range_max"] = opts["range_min"] + opts["num_negatives"] + data.draw(
             st.integers(0, 10))
@@ -510,3 +513,16 @@ def test_one_class_everywhere_is_refused() -> None:
     with pytest.raises(InputError, match="one class: with labels no row can be a negative"):
         mine_negatives(x, x, pairs, labels=np.full(12, 7))
     assert mine_negatives(x, x, pairs, labels=np.arange(12) % 2).columns["negative"].size
+
+
+@pytest.mark.parametrize(("limit", "kept"), [({"max_score": 0.5}, [1, 2]),
+                                             ({"min_score": 0.25}, [1, 2]),
+                                             ({"max_score": 0.25}, [2, 3])])
+def test_a_score_equal_to_its_limit_is_kept(limit: dict, kept: list[int]) -> None:
+    """SPEC 9: --max-score drops s > max and --min-score s < min; exact binary scores."""
+    q = np.array([[1.0, 0.0]])
+    c = np.array([[1.0, 0.0], [0.5, 0.0], [0.25, 0.0], [0.125, 0.0]])
+    r = mine_negatives(q, c, np.array([[0, 0]]), similarity="dot", num_negatives=2,
+                       range_max=3, **limit)
+    assert r.columns["negative"].tolist() == kept
+    assert r.columns["score_an"].tolist() == [c[j, 0] for j in kept]

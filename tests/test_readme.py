@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import reference as R
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -54,6 +56,21 @@ def test_readme_command_runs(command: str, cli, tmp_path, monkeypatch) -> None:
 
 
 def test_readme_python_example_runs(monkeypatch) -> None:
+    """It runs, and what it prints agrees with the float64 references: PyTorch's loss on the
+    aligned files, batch-hard by brute force, and mine-negatives' scores."""
     monkeypatch.chdir(ROOT)
     code = next(body for lang, body in BLOCKS if lang == "python")
-    exec(compile(code, "README.md", "exec"), {})
+    names: dict = {}
+    exec(compile(code, "README.md", "exec"), names)
+    a, p, n = (np.load(f"sample_data/{k}.npy") for k in ("anchors", "positives", "negatives"))
+    _, _, loss = R.triplet_losses(a, p, n, "minkowski", eps=1e-6, placement="difference")
+    np.testing.assert_allclose(names["r"].value, loss.mean(), rtol=1e-12)
+    np.testing.assert_allclose(names["r"].loss, loss, rtol=1e-12, atol=1e-12)
+    x, y = np.load("sample_data/embeddings.npy"), np.load("sample_data/labels.npy")
+    triplets, *_, mined = R.brute_force_mine(x, y, "hard", "hard")
+    np.testing.assert_array_equal(names["m"].triplets, triplets)
+    np.testing.assert_allclose(names["m"].summary["loss"], mined.mean(), rtol=1e-12)
+    columns = names["n"].columns
+    d = R.distance_matrix(x.astype(np.float64), "cosine")
+    np.testing.assert_allclose(columns["score_an"], 1 - d[columns["anchor"], columns["negative"]],
+                               atol=1e-6)
