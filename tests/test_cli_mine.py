@@ -182,6 +182,21 @@ def test_readme_recipe_rescores_mined_triplets(cli, mine, tmp_path: Path, sample
     assert summary["loss"] != pytest.approx(mined["loss"].mean(), rel=1e-3)
 
 
+def test_swap_is_recorded_and_rescored(cli, mine, tmp_path: Path, sample: Path) -> None:
+    """mine --swap -o t.parquet: the file records swap, and compute --triplets on it gives
+    mine's swapped d_an and losses bit for bit (params.sources: the triplets file)."""
+    t = tmp_path / "t.parquet"
+    mined = jsonl_rows(ok(cli(*mine, *ONE_POSITIVE, "--swap", "-o", t, "-f", "jsonl")))
+    plain = jsonl_rows(ok(cli(*mine, *ONE_POSITIVE, "-f", "jsonl")))
+    assert (mined["d_an"] <= plain["d_an"]).all() and (mined["d_an"] < plain["d_an"]).any()
+    again = ok(cli("compute", "--embeddings", sample / "embeddings.npy", "--triplets", t,
+                   "-f", "json", "-o", tmp_path / "again.jsonl"))
+    assert json.loads(again)["params"]["sources"]["swap"] == "triplets file"
+    same = jsonl_rows((tmp_path / "again.jsonl").read_text())
+    for k in ("d_ap", "d_an", "loss"):
+        np.testing.assert_array_equal(same[k], mined[k], err_msg=k)
+
+
 # ---- labels from other files ------------------------------------------------------------------
 
 

@@ -297,6 +297,39 @@ def test_compute_loss_reproduces_mined_numbers(sample, dist: Dist, normalize: bo
                        normalize)
 
 
+@settings(MINING, max_examples=80)
+@given(data=st.data(), combo=st.sampled_from(COMBOS), dist=st.sampled_from(DISTS), loss=LOSSES,
+       normalize=st.booleans())
+def test_swap_mines_the_same_triplets_and_scores_them_swapped(data, combo, dist, loss,
+                                                              normalize) -> None:
+    """--swap (PyTorch, pytorch-metric-learning): the miner's choice is unchanged, the loss sees
+    d_an = min(d_an, d_pn) (SPEC 1), and --active-only keeps the rows whose swapped loss is
+    positive; compute_loss with swap gives the same bits, numpy float64 the same numbers."""
+    x, labels = data.draw(labelled_sets(normalize))
+    common = dict(threads=1, **combo_api(combo), **dist.api(normalize), margin=loss.margin,
+                  soft_margin=loss.soft)
+    plain = mine_triplets(x, labels, **common)
+    swapped = mine_triplets(x, labels, swap=True, active_only=loss.active_only, **common)
+    if len(plain.triplets):
+        again = compute_loss(embeddings=x, triplets=plain.triplets, threads=1, swap=True,
+                             **dist.api(normalize), margin=loss.margin, soft_margin=loss.soft)
+        keep = again.loss > 0 if loss.active_only else np.ones(len(again.loss), bool)
+        np.testing.assert_array_equal(swapped.triplets, plain.triplets[keep])
+        np.testing.assert_array_equal(swapped.d_ap, plain.d_ap[keep])
+        np.testing.assert_array_equal(swapped.d_an, again.d_an[keep])
+        np.testing.assert_array_equal(swapped.loss, again.loss[keep])
+        t = plain.triplets
+        d = R.distance_matrix(x, **dist.ref(normalize))
+        scale = max(1.0, float(np.abs(d).max()))
+        d_an = np.fmin(d[t[:, 0], t[:, 2]], d[t[:, 1], t[:, 2]])
+        np.testing.assert_allclose(again.d_an, d_an, rtol=TOL, atol=TOL * scale)
+        np.testing.assert_allclose(again.loss, R.pair_loss(plain.d_ap, d_an, loss.margin,
+                                                           loss.soft), rtol=TOL, atol=TOL * scale)
+    else:
+        assert not len(swapped.triplets)
+    assert swapped.summary["params"]["swap"] is True
+
+
 # ---------------------------------------------------------------------------------------------
 # Properties: each mined triplet satisfies its definition
 # ---------------------------------------------------------------------------------------------

@@ -440,7 +440,7 @@ def compute(**given: Any) -> None:
 
 
 @_command(f"embeddings labels column label_column preset {_PANELS[_MINING]} {_PANELS[_DISTANCE]} "
-          f"margin soft_margin reduction output format top fail_above {_RUN}",
+          f"margin soft_margin swap reduction output format top fail_above {_RUN}",
           required="embeddings",
           **_texts(embeddings="Embedding matrix (m, d): .npy, .npz, .parquet, .arrow."),
           **_presets_of("mine"))

@@ -118,7 +118,7 @@ class MineJob(Job):
                           STRATEGY_CODES[mp.strategy.value],
                           mp.semi_hard_fallback.value == "easiest", mp.per_anchor,
                           mp.active_only, mp.semi_hard_threshold.value == "hardest-positive",
-                          mp.margin_filter.value)
+                          mp.margin_filter.value, lp.swap)
 
     def batches(self) -> Iterator[np.ndarray | None]:
         """Row indices of each mini-batch (sorted), or None once for all rows."""
@@ -217,6 +217,7 @@ class KernelPlan:
     active_only: bool
     threshold_hardest: bool
     margin_filter: str = "any"
+    swap: bool = False
 
 
 @dataclass
@@ -310,7 +311,7 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
         rank_scale,
         split_products,
     )
-    from .losses import pair_losses
+    from .losses import aligned_losses, pair_losses
     from .mining import ALL, mine_all_block, mine_block
     from .topk import exact_rows
 
@@ -342,15 +343,21 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     rows = _kept(out_idx[:, 0] >= 0)  # slots filled (semi-hard with a fallback: every one)
     t, d_ap, d_an = (np.ascontiguousarray(a) if rows is None else a[rows]
                      for a in (out_idx, out_d[:, 0], out_d[:, 1]))
-    loss = pair_losses(d_ap, d_an, plan.margin, np.bool_(plan.soft))
+    seen = d_an  # the miner's d_an; with --swap the loss's is min(d_an, d_pn), as compute's
+    if plan.swap:
+        seen, loss = np.empty(len(t)), np.empty(len(t))
+        aligned_losses(x, x, x, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *args,
+                       plan.margin, plan.soft, True, d_ap, seen, loss)  # d_ap: the same bits
+    else:
+        loss = pair_losses(d_ap, d_an, plan.margin, np.bool_(plan.soft))
     keep = np.ones(len(t), bool)
     if plan.active_only:
         keep &= loss > 0
-    if plan.margin_filter != "any":
+    if plan.margin_filter != "any":  # the miner's choice: on its own distances
         keep &= _margin_band(d_an - d_ap, plan.margin, plan.margin_filter)
     rows = _kept(keep)
     columns = {"anchor": t[:, 0], "positive": t[:, 1], "negative": t[:, 2], "d_ap": d_ap,
-               "d_an": d_an, "loss": loss}
+               "d_an": seen, "loss": loss}
     return Block({c: np.ascontiguousarray(a if rows is None else a[rows])
                   for c, a in columns.items()}, stop - start)
 

@@ -285,7 +285,8 @@ OPTIONS: dict[str, Option] = {
     "normalize": Option(False, "L2-normalise rows first.", "no"),
     "soft_margin": Option(False, "softplus(d_ap - d_an + margin) instead of the hinge.",
                           "hinge"),
-    "swap": Option(False, "d(a,n) := min(d(a,n), d(p,n)) (PyTorch).", "no"),
+    "swap": Option(False, "d(a,n) := min(d(a,n), d(p,n)) in the loss (PyTorch, "
+                   "pytorch-metric-learning).", "no"),
     "reduction": Option("mean", "Headline loss: mean, sum, none or mean-nonzero."),
     "pair_reduction": Option("sum", "With k candidates: sum or mean over the k_p x k_n pairs."),
     "strategy": Option("semi-hard", "Negatives per (anchor, positive): semi-hard, hard "
@@ -351,9 +352,9 @@ OPTIONS: dict[str, Option] = {
 _LOSS_KEYS = ("distance", "p", "margin", "eps", "eps_placement", "normalize", "soft_margin")
 COMMAND_OPTIONS: dict[str, tuple[str, ...]] = {
     "compute": (*_LOSS_KEYS, "swap", "reduction", "pair_reduction"),
-    "mine": (*_LOSS_KEYS, "reduction", "strategy", "positive_strategy", "semi_hard_fallback",
-             "semi_hard_threshold", "margin_filter", "per_anchor", "active_only", "batch_size",
-             "seed"),
+    "mine": (*_LOSS_KEYS, "swap", "reduction", "strategy", "positive_strategy",
+             "semi_hard_fallback", "semi_hard_threshold", "margin_filter", "per_anchor",
+             "active_only", "batch_size", "seed"),
     "evaluate": ("distance", "p", "eps", "eps_placement", "normalize", "k", "at", "average",
                  "target", "self_match", "map_divisor", "recall", "batch_hard_loss", "margin"),
     "mine-negatives": ("similarity", "p", "eps", "num_negatives", "range_min", "range_max",
