@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -315,3 +316,24 @@ def test_presets_table_lists_every_preset(cli) -> None:
     out = ok(cli("presets"))
     for name in PRESETS:
         assert name in out, name
+
+
+def test_verbose_times_the_run_on_stderr(cli, aligned) -> None:
+    """-v: one timing line on stderr; stdout as without it."""
+    quiet = cli(*aligned, "-f", "json")
+    loud = cli(*aligned, "-f", "json", "-v")
+    assert loud.exit_code == 0 and quiet.exit_code == 0
+    assert json.loads(loud.stdout)["loss"] == json.loads(quiet.stdout)["loss"]
+    assert re.fullmatch(r"triplet-loss: read \d+\.\d{3} s, kernels and output \d+\.\d{3} s, "
+                        r"\d+ threads\n", loud.stderr), loud.stderr
+
+
+def test_no_triplet_does_not_pass_a_gate(cli, tmp_path: Path, sample: Path) -> None:
+    """An empty triplets file scores loss 0 with a warning; --fail-above fails on it (exit 3):
+    a gate is not passed by nothing."""
+    np.save(tmp_path / "none.npy", np.empty((0, 3), np.int64))
+    result = cli("compute", "--embeddings", sample / "embeddings.npy", "--triplets",
+                 tmp_path / "none.npy", "--fail-above", "1", "-f", "json")
+    assert result.exit_code == 3, result.stderr
+    gates = json.loads(result.stdout)["gates"]
+    assert [g["passed"] for g in gates] == [False]

@@ -170,6 +170,9 @@ def test_presets_differ_where_the_frameworks_do() -> None:
     # Row 1's first neighbour is row 0 (distance 0, lower index): dropping "position 0" drops
     # the duplicate, not row 1 itself, which then finds itself.
     assert first.rows["nn"].tolist() == [1, 1, 3, 3]
+    preset = evaluate(dup, [0, 0, 1, 1], preset="tf-similarity", distance="euclidean")
+    assert preset.rows["nn"].tolist() == [1, 1, 3, 3]
+    assert preset.summary["params"]["sources"]["self_match"] == "preset tf-similarity"
     assert any("dropped another row" in w for w in first.summary["warnings"])
 
 
@@ -193,6 +196,10 @@ def test_calibration_target_and_best_threshold() -> None:
     assert result["best_f1"]["threshold"] == 0.9  # F1 8/10 at 0.9 (the last argmax)
     recall, _ = calibrate(d, same, ("recall", 0.5))
     assert recall["target"]["threshold"] == 0.2  # the smallest with recall >= 0.5
+    # F1 ties: 2/3 at 1 (TP 1, FN 1) and at 4 (TP 2, FP 2): the last argmax is 4
+    tied, _ = calibrate(np.array([1.0, 2, 3, 4]), np.array([True, False, False, True]),
+                        ("precision", 0.5))
+    assert tied["best_f1"]["threshold"] == 4.0
 
 
 def test_reference_with_an_unseen_class_is_counted_not_scored() -> None:
@@ -273,6 +280,8 @@ def test_cli_two_checkpoints_json(cli, at_sample) -> None:
     lib = evaluate(["embeddings.npy", "embeddings_later.npy"], "labels.npy")
     assert [c["metrics"] for c in report["checkpoints"]] == lib.metrics
     assert len(report["checkpoints"][0]["worst_classes"]) == 10
+    top = json.loads(ok(cli(*TWO, "-f", "json", "--top", "2")))  # --top trims the table only
+    assert len(top["checkpoints"][0]["worst_classes"]) == 10
     assert report["inputs"]["embeddings"][1]["path"] == "embeddings_later.npy"
 
 
@@ -454,3 +463,26 @@ def test_labels_with_control_characters_stay_in_their_cell(cli, tmp_path: Path) 
     assert r.exit_code == 0, r.stderr
     assert "\x1b" not in r.stdout and "\t" not in r.stdout
     assert "line1\\nline2" in r.stdout and "\\x1b[31mred" in r.stdout
+
+
+def test_each_checkpoint_ranks_against_its_own_reference() -> None:
+    """--reference once per checkpoint: checkpoint i's queries against reference i."""
+    q = np.array([[0.0], [10.0]])
+    r = evaluate([q, q], [0, 1], reference=[q, q[::-1].copy()], reference_labels=[0, 1])
+    assert [m["precision_at_1"] for m in r.metrics] == [1.0, 0.0]
+
+
+def test_jsonl_rows_are_strict_json(cli, tmp_path: Path) -> None:
+    """A lone query's metrics are NaN in the rows: null in JSON lines (RFC 8259 has no NaN)."""
+    np.save(tmp_path / "x.npy", np.array([[0.0], [1.0], [5.0]]))
+    np.save(tmp_path / "y.npy", np.array([0, 0, 1]))
+    result = cli("evaluate", "--embeddings", tmp_path / "x.npy", "--labels",
+                 tmp_path / "y.npy", "-f", "jsonl")
+    assert result.exit_code == 0 and "R = 0" in result.stderr
+    out = result.stdout
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in out.splitlines()]
+    assert rows[2]["R"] == 0 and rows[2]["p_at_1"] is None

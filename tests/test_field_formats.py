@@ -163,3 +163,33 @@ def test_an_ignored_seed_names_this_commands_use(cli, here) -> None:
     assert "--seed has no effect: it seeds --sampling random" in r.stderr
     m = cli("mine", "--embeddings", "x.npy", "--labels", "y.npy", "--seed", "3", "-f", "json")
     assert "--seed has no effect: it seeds --batch-size's shuffle" in m.stderr
+
+
+def test_csv_labels_beyond_int64_stay_exact_integers(tmp_path: Path) -> None:
+    """uint64 codes (beyond int64, where doubles lose digits) are read exactly, as integers."""
+    from triplet_cli import evaluate
+
+    big = tmp_path / "big.csv"
+    big.write_text("label\n" + "".join(f"{2**63 + k // 2}\n" for k in range(4)))
+    r = evaluate(np.array([[0.0], [1.0], [5.0], [6.0]]), str(big))
+    labels = [c["label"] for c in r.summary["checkpoints"][0]["worst_classes"]]
+    assert sorted(labels) == [2**63, 2**63 + 1]
+    assert r.summary["inputs"]["labels"]["dtype"] == "uint64"
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "arrow"])
+def test_large_list_embeddings_read_as_lists(tmp_path: Path, suffix: str) -> None:
+    """A large_list<float> column (64-bit offsets: polars' default list type) is a vector
+    column: the same numbers as the .npy."""
+    import pyarrow.feather as feather
+
+    from triplet_cli import evaluate
+
+    x = np.random.default_rng(3).normal(size=(12, 3)).astype(np.float32)
+    labels = np.arange(12) % 3
+    column = pa.array(list(x), type=pa.large_list(pa.float32()))
+    table = pa.table({"embedding": column, "label": labels})
+    path = tmp_path / f"x.{suffix}"
+    (pq.write_table if suffix == "parquet" else feather.write_feather)(table, path)
+    from_file = evaluate(str(path))
+    assert from_file.metrics == evaluate(x, labels).metrics

@@ -526,3 +526,13 @@ def test_a_score_equal_to_its_limit_is_kept(limit: dict, kept: list[int]) -> Non
                        range_max=3, **limit)
     assert r.columns["negative"].tolist() == kept
     assert r.columns["score_an"].tolist() == [c[j, 0] for j in kept]
+
+
+def test_repeated_pairs_are_kept_once_and_counted() -> None:
+    q = np.array([[1.0, 0.0], [0.0, 1.0]])
+    c = np.array([[1.0, 0.1], [0.9, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    r = mine_negatives(q, c, np.array([[0, 1], [0, 1], [1, 2]]), num_negatives=1)
+    assert r.summary["pairs"] == 2
+    assert "1 repeated (query, positive) pairs: each kept once" in r.summary["warnings"]
+    assert sorted(set(zip(r.columns["anchor"].tolist(), r.columns["positive"].tolist(),
+                          strict=True))) == [(0, 1), (1, 2)]

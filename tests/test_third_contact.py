@@ -583,3 +583,13 @@ def test_subnormal_distances_raise_no_numpy_warning() -> None:
         warnings.simplefilter("error")
         r = compute_loss(a, p, n, distance="squared-euclidean")
     assert r.summary["d_ap"]["p50"] == float(np.median(r.d_ap))
+
+
+def test_pytorch_metric_learning_soft_margin_keeps_its_margin() -> None:
+    """Its smooth_loss is softplus(d_ap - d_an + margin) with the preset's margin 0.05 (not the
+    0 other soft losses take)."""
+    r = compute_loss([[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]], preset="pytorch-metric-learning",
+                     soft_margin=True, reduction="none")
+    assert r.summary["params"]["margin"] == 0.05
+    assert r.summary["params"]["sources"]["margin"] == "preset pytorch-metric-learning"
+    assert r.loss[0] == pytest.approx(math.log1p(math.exp(0.05 - math.sqrt(2))), rel=1e-12)
