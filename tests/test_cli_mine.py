@@ -472,8 +472,13 @@ CASES = [
          npy("near.npy", lambda: np.random.default_rng(0).random((ROWS, DIM)) * 5e-4),
          mine_argv("near.npy", "y.npy", "--p", "100", *OUT), 1,
          r"/near\.npy: values differ by at most 0\.000\d+ in one dimension: their p = 100 "
-         r"powers underflow float64 \(every distance would round to 0, every neighbour a tie\); "
-         r"rescale the embeddings or use a smaller p$"),
+         r"powers are below float64's smallest normal number \(every distance would lose its "
+         r"precision or round to 0, and neighbours tie\); rescale the embeddings or use a "
+         r"smaller p$"),
+    Case("values-underflow-minkowski-powers-beside-an-unused-eps",  # eps not in the distance
+         npy("near.npy", lambda: np.random.default_rng(0).random((ROWS, DIM)) * 1e-20),
+         mine_argv("near.npy", "y.npy", "--p", "20", *OUT), 1,
+         r"/near\.npy: values differ by at most \d\.\d+e-2\d in one dimension: their p = 20 "),
     Case("float32-values-overflow-products",
          npy("big32.npy", np.full((ROWS, DIM), 1e19, np.float32)),
          mine_argv("big32.npy", "y.npy", "--distance", "cosine", *OUT), 1,
@@ -626,16 +631,17 @@ def test_mini_batches_without_a_pair_are_counted(cli, tmp_path) -> None:
     assert "mini-batches" not in whole.stderr
 
 
-def test_rows_whose_powers_underflow_are_warned_of(cli, tmp_path: Path) -> None:
-    """With p = 100, rows 5e-3 apart rank (5e-3^100 is a normal float64), yet rows closer than
-    8.4e-4 in every dimension would tie at 0: said, not refused."""
-    x = np.random.default_rng(1).random((ROWS, DIM)) * 5e-3
-    np.save(tmp_path / "x.npy", x)
+@pytest.mark.parametrize(("argv", "refused"), [
+    (("--p", "100", "--normalize"), False),  # unit rows: far apart
+    (("--p", "100", "--eps-placement", "difference", "--eps", "0.01"), False),  # |x-y+eps|
+    (("--p", "100"), True)])
+def test_underflow_is_judged_on_the_rows_as_ranked(cli, tmp_path: Path, argv, refused) -> None:
+    """Rows within 1.6e-4 of each other: their 100th powers underflow, unless --normalize makes
+    them unit rows or --eps-placement difference adds 0.01 to every difference."""
+    x = np.random.default_rng(1).normal(size=(ROWS, DIM))
+    np.save(tmp_path / "x.npy", x / np.linalg.norm(x, axis=1, keepdims=True) * 4e-5)
     np.save(tmp_path / "y.npy", LABELS)
-    result = cli(*(a.format(d=tmp_path) for a in mine_argv("x.npy", "y.npy", "--p", "100")),
+    result = cli(*(a.format(d=tmp_path) for a in mine_argv("x.npy", "y.npy", *argv)),
                  "--format", "json")
-    assert result.exit_code == 0, result.stderr
-    said = [w for w in json.loads(result.stdout)["warnings"] if "underflow" in w]
-    assert said == [f"{tmp_path / 'x.npy'}: rows closer than 0.000838 in every dimension have "
-                    "p = 100 powers that underflow float64: their distances round toward 0 and "
-                    "tie; rescale the embeddings or use a smaller p"]
+    assert result.exit_code == (1 if refused else 0), result.stderr
+    assert ("powers are below float64's smallest normal number" in result.stderr) is refused

@@ -486,3 +486,21 @@ def test_jsonl_rows_are_strict_json(cli, tmp_path: Path) -> None:
 
     rows = [json.loads(line, parse_constant=refuse) for line in out.splitlines()]
     assert rows[2]["R"] == 0 and rows[2]["p_at_1"] is None
+
+
+def test_each_checkpoint_is_checked_for_underflow_on_its_own(tmp_path: Path) -> None:
+    """A checkpoint whose rows lie within 5e-4 has 100th powers below float64's smallest
+    normal number: refused by its own name, though the other checkpoint is fine. Manhattan
+    takes no power: values of 1e-170 rank."""
+    from triplet_cli.errors import InputError
+
+    rng = np.random.default_rng(2)
+    y = np.arange(12) % 3
+    np.save(tmp_path / "fine.npy", rng.random((12, 4)))
+    np.save(tmp_path / "near.npy", rng.random((12, 4)) * 5e-4)
+    with pytest.raises(InputError, match="powers are below float64's smallest normal") as e:
+        evaluate([str(tmp_path / "fine.npy"), str(tmp_path / "near.npy")], y, p=100)
+    assert e.value.path.endswith("near.npy")
+    tiny = rng.random((12, 4)) * 1e-170
+    assert evaluate(tiny, y, distance="manhattan").metrics == evaluate(tiny * 1e170, y,
+                                                                       distance="manhattan").metrics

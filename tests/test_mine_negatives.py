@@ -536,3 +536,14 @@ def test_repeated_pairs_are_kept_once_and_counted() -> None:
     assert "1 repeated (query, positive) pairs: each kept once" in r.summary["warnings"]
     assert sorted(set(zip(r.columns["anchor"].tolist(), r.columns["positive"].tolist(),
                           strict=True))) == [(0, 1), (1, 2)]
+
+
+def test_underflowing_powers_are_refused_and_manhattan_ranks_tiny_values() -> None:
+    rng = np.random.default_rng(5)
+    q, c = rng.random((4, 3)) * 5e-4, rng.random((10, 3)) * 5e-4
+    pairs = np.array([[i, i] for i in range(4)])
+    with pytest.raises(InputError, match="powers are below float64's smallest normal"):
+        mine_negatives(q, c, pairs, similarity="minkowski", p=100)
+    tiny = mine_negatives(q * 1e-166, c * 1e-166, pairs, similarity="manhattan")
+    plain = mine_negatives(q, c, pairs, similarity="manhattan")
+    assert tiny.columns["negative"].tolist() == plain.columns["negative"].tolist()

@@ -303,11 +303,13 @@ def test_compute_loss_reproduces_mined_numbers(sample, dist: Dist, normalize: bo
 def test_swap_mines_the_same_triplets_and_scores_them_swapped(data, combo, dist, loss,
                                                               normalize) -> None:
     """--swap (PyTorch, pytorch-metric-learning): the miner's choice is unchanged, the loss sees
-    d_an = min(d_an, d_pn) (SPEC 1), and --active-only keeps the rows whose swapped loss is
-    positive; compute_loss with swap gives the same bits, numpy float64 the same numbers."""
+    d_an = min(d_an, d_pn) (SPEC 1), --active-only keeps the rows whose swapped loss is
+    positive, --margin-filter keeps by the miner's own distances; compute_loss with swap
+    gives the same bits, numpy float64 the same numbers."""
     x, labels = data.draw(labelled_sets(normalize))
+    band = data.draw(st.sampled_from(["any", "violating", "hard", "semi-hard", "easy"]), "band")
     common = dict(threads=1, **combo_api(combo), **dist.api(normalize), margin=loss.margin,
-                  soft_margin=loss.soft)
+                  soft_margin=loss.soft, margin_filter=band)
     plain = mine_triplets(x, labels, **common)
     swapped = mine_triplets(x, labels, swap=True, active_only=loss.active_only, **common)
     if len(plain.triplets):

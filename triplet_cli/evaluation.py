@@ -616,15 +616,16 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         codes = ref_codes = inverse.astype(np.int64)
         r_count = np.bincount(codes)[codes] - 1
     _require_classes(classes, ref_codes, r_count, ryname, yname)
-    close = validate.require_in_range(xs + (rs if references else []), params.distance)
+    for i, checkpoint in enumerate(xs):  # each ranked against its own reference
+        validate.require_in_range([checkpoint, *(rs[i:i + 1] if references else [])],
+                                  params.distance)
     dist = params.distance
     queries = [np.ascontiguousarray(normalized(x) if dist.normalize else x) for x, _ in xs]
     if refs is not None:
         refs = [np.ascontiguousarray(normalized(r) if dist.normalize else r) for r in refs]
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
-    warnings += (close + ignored_flags(params, refs is not None)
-                 + validate.unlabelled_note(y, yname))
+    warnings += ignored_flags(params, refs is not None) + validate.unlabelled_note(y, yname)
     if refs is not None:
         warnings += validate.unlabelled_note(ry, ryname)
     if any(same_input(x, r) for x, r in zip(checkpoints, paired, strict=False)):

@@ -397,8 +397,8 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     y, yname = labels_for(labels, embeddings, label_column, picked)
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_rankable(x, xname, params.distance)
-    close = validate.require_in_range([(x, xname)], params.distance)
-    warnings = ignored_flags(params) + close + validate.unlabelled_note(y, yname)
+    validate.require_in_range([(x, xname)], params.distance)
+    warnings = ignored_flags(params) + validate.unlabelled_note(y, yname)
     band = params.mining.margin_filter.value
     if params.loss.margin == 0 and band in ("semi-hard", "violating"):
         why = " (the default with --soft-margin)" if params.loss.soft_margin else ""
@@ -427,7 +427,7 @@ def mine_triplets(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     Keywords as prepare_mine's (preset, column, label_column, block_rows), `threads`, and the
     settings: the CLI's flags in snake case: strategy, positive_strategy, semi_hard_fallback,
     per_anchor, active_only, batch_size, seed, distance, p, margin, eps, eps_placement,
-    normalize, soft_margin, reduction, margin_filter, semi_hard_threshold.
+    normalize, soft_margin, swap, reduction, margin_filter, semi_hard_threshold.
     """
     columns, summary = run_here(lambda: prepare_mine(embeddings, labels, **options), threads)
     triplets = np.stack([columns[c] for c in ("anchor", "positive", "negative")], axis=1)

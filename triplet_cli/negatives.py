@@ -481,8 +481,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                          names["positives"])
     for role, m in loaded.items():
         validate.require_rankable(m, names[role], params.distance)
-    close = validate.require_in_range([(m, names[role]) for role, m in loaded.items()],
-                                      params.distance)
+    validate.require_in_range([(m, names[role]) for role, m in loaded.items()], params.distance)
     corpus_rows = None
     if pairs is not None:
         table, names["pairs"] = read_pairs(pairs)
@@ -510,7 +509,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
-    warnings = ignored_flags(params) + close + notes
+    warnings = ignored_flags(params) + notes
     need = settings.num_negatives + most + int(self_excluded)
     if search.shape[0] < need:  # a valid run: such pairs are short
         rows = "rows" if "corpus" in loaded else "distinct rows"  # (positives: collapsed)

@@ -28,7 +28,8 @@ from .statistics import BUCKETS, FIELDS, chunk_summary, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
-# |d_an - d_ap| below this (relative to the distance scale) counts as a tie: collapsed embeddings.
+# |d_an - d_ap| below this, relative to the distances or to the loss' scale (the margin, or 1
+# under softplus) when that is larger, counts as a tie: collapsed embeddings.
 TIE_TOLERANCE = 1e-6
 
 

@@ -241,6 +241,7 @@ def require_finite(array: np.ndarray, path: str, products: DTypeLike | None = No
 
 
 TINY = math.sqrt(float(np.finfo(np.float64).tiny))  # 1.49e-154: below, squares are subnormal
+_LOG_TINY = math.log(float(np.finfo(np.float64).tiny))  # of float64's smallest normal number
 
 
 def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> None:
@@ -262,42 +263,51 @@ def require_rankable(array: np.ndarray, path: str, distance: DistanceParams) -> 
 
 
 def require_in_range(arrays: Sequence[tuple[np.ndarray, str]], distance: DistanceParams
-                     ) -> list[str]:
+                     ) -> None:
     """A distance computed directly (a p-norm without matrix products) stays finite in float64
-    between any two of these rows: d (R + eps)^p below float64's maximum, R the largest
-    difference of one coordinate between two rows (their columns' ranges, taken together).
-    Past it, mining would rank on inf (semi-hard crashed on it). At the other end, R^p below
-    float64's smallest normal value makes every distance 0 or imprecise (refused), and (R/16)^p
-    below it ties close rows at 0 (the warning returned)."""
+    between any two of these rows, as ranked (unit rows with --normalize): d (R + eps)^p below
+    float64's maximum, R the largest difference of one coordinate between two rows (their
+    columns' ranges, taken together). Past it, mining would rank on inf (semi-hard crashed on
+    it). At the other end, a largest term R^p (R + eps with eps added to each difference) below
+    float64's smallest normal number leaves every distance imprecise or 0: refused too."""
     if not arrays or distance.product_type(np.float64) is not None:
-        return []
+        return
     p, d = distance.norm_p, arrays[0][0].shape[-1]
-    with np.errstate(over="ignore"):
-        low = np.min([a.min(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
-        high = np.max([a.max(axis=0) for a, _ in arrays], axis=0).astype(np.float64)
-        spread = float((high - low).max()) + abs(distance.eps)
+    low, high = _column_range([a for a, _ in arrays], distance.normalize)
+    reach = float((high - low).max())
+    spread = reach + abs(distance.eps)
     if not spread > 0:  # every row the same: every distance 0
-        return []
+        return
     # log of the largest distance's p-th power: d terms of spread^p (chebyshev: spread itself)
     power = math.log(spread) if math.isinf(p) else p * math.log(spread) + math.log(d)
     if power >= math.log(float(np.finfo(np.float64).max)):
         raise InputError(f"values differ by up to {spread:.3g} in one dimension: the p = {p:g} "
                          "distance overflows float64; rescale the embeddings or use a smaller "
                          "p", arrays[0][1])
-    if p <= 1 or math.isinf(p):  # no power that could underflow
-        return []
-    smallest = math.log(float(np.finfo(np.float64).tiny))
-    if p * math.log(spread) < smallest:
-        raise InputError(f"values differ by at most {spread:.3g} in one dimension: their "
-                         f"p = {p:g} powers underflow float64 (every distance would round to 0, "
-                         "every neighbour a tie); rescale the embeddings or use a smaller p",
-                         arrays[0][1])
-    if p * math.log(spread / 16) < smallest:
-        close = math.exp(smallest / p)
-        return [f"{arrays[0][1]}: rows closer than {close:.3g} in every dimension have p = "
-                f"{p:g} powers that underflow float64: their distances round toward 0 and tie; "
-                "rescale the embeddings or use a smaller p"]
-    return []
+    if distance.eps_placement.value == "difference":
+        reach += abs(distance.eps)
+    if 1 < p < math.inf and reach > 0 and p * math.log(reach) < _LOG_TINY:
+        raise InputError(f"values differ by at most {reach:.3g} in one dimension: their p = "
+                         f"{p:g} powers are below float64's smallest normal number (every "
+                         "distance would lose its precision or round to 0, and neighbours "
+                         "tie); rescale the embeddings or use a smaller p", arrays[0][1])
+
+
+def _column_range(arrays: Sequence[np.ndarray], normalize: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's min and max over all rows of the arrays, in float64 (of the unit rows
+    with normalize, made block by block: no copy of a whole input)."""
+    from .inputs import normalized
+
+    lows, highs = [], []
+    with np.errstate(over="ignore"):
+        for a in arrays:
+            step = _FINITE_BLOCK_ROWS if normalize else max(a.shape[0], 1)
+            for start in range(0, a.shape[0], step):
+                block = normalized(a[start:start + step]) if normalize else a
+                lows.append(block.min(axis=0).astype(np.float64))
+                highs.append(block.max(axis=0).astype(np.float64))
+    return np.min(lows, axis=0), np.max(highs, axis=0)
 
 
 def require_no_nulls(column: pa.Array | pa.ChunkedArray, what: str, path: str, row0: int = 0,
