@@ -38,7 +38,7 @@ def _moments(columns: list[np.ndarray]) -> dict[str, float]:
 
 def numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size, soft=False):
     """(summary numbers, warning counts) as numpy computes them chunk by chunk; a tie is a gap
-    within 1e-6 of the larger of |d_an| and the loss' scale (1 for softplus, else the margin)."""
+    within 1e-6 of the loss' scale (1 for softplus, else the margin; |d_an| at margin 0)."""
     sums = dict(loss=0.0, nonzero=0.0, correct=0.0)
     counts = dict(active=0, nan=0, ties=0, on_margin=0, zeros=0)
     top = -math.inf
@@ -54,7 +54,7 @@ def numpy_summary(d_ap, d_an, loss, correct, margin, chunk, sample_size, soft=Fa
             counts["nan"] += int(nan.sum())
             if not nan.all():
                 top = max(top, float(loss[c][~nan].max()))
-            scale = max(float(np.abs(d_an[c]).max()), 1.0 if soft else abs(margin))
+            scale = 1.0 if soft else abs(margin) or float(np.abs(d_an[c]).max())
             gap = d_an[c] - d_ap[c]
             counts["ties"] += int((np.abs(gap) <= reductions.TIE_TOLERANCE * scale).sum())
             counts["on_margin"] += int((gap == margin).sum())

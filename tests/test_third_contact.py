@@ -593,3 +593,14 @@ def test_pytorch_metric_learning_soft_margin_keeps_its_margin() -> None:
     assert r.summary["params"]["margin"] == 0.05
     assert r.summary["params"]["sources"]["margin"] == "preset pytorch-metric-learning"
     assert r.loss[0] == pytest.approx(math.log1p(math.exp(0.05 - math.sqrt(2))), rel=1e-12)
+
+
+def test_large_dot_distances_a_margin_apart_are_not_collapsed() -> None:
+    """dot distances near -1e6 that differ by about 0.5: the loss moves (not stuck at the
+    margin), though the gaps are 5e-7 of the distances."""
+    a = np.full((20, 1), 1000.0)
+    p = np.full((20, 1), 1000.0)
+    n = p - np.linspace(0.0004, 0.0006, 20)[:, None]
+    r = compute_loss(a, p, n, distance="dot")
+    assert not any(w.startswith("collapsed") for w in r.summary["warnings"])
+    assert 0.4 < r.value < 0.7

@@ -28,8 +28,8 @@ from .statistics import BUCKETS, FIELDS, chunk_summary, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
-# |d_an - d_ap| below this, relative to the distances or to the loss' scale (the margin, or 1
-# under softplus) when that is larger, counts as a tie: collapsed embeddings.
+# |d_an - d_ap| below this, relative to the loss' scale (the margin, or 1 under softplus; the
+# distances under a hinge with margin 0), counts as a tie: collapsed embeddings.
 TIE_TOLERANCE = 1e-6
 
 
@@ -207,8 +207,7 @@ class TripletStats:
             c = slice(starts[i], starts[i] + CHUNK_ROWS)
             ap, an, lost = d_ap[c], d_an[c], loss[c]
             extremes[:] = ap.min(), ap.max(), an.min(), an.max()
-            chunk_summary(ap, an, lost, self.margin, TIE_TOLERANCE,
-                          TIE_TOLERANCE * self._loss_scale, extremes,
+            chunk_summary(ap, an, lost, self.margin, TIE_TOLERANCE, self._loss_scale, extremes,
                           self._scratch[thread], self._buckets[thread], self._grid, counts, out)
             loss_sum, nonzero_sum, ap_mean, an_mean, ap_m2, an_m2, *tally = out.tolist()
             active, nans, right, ties, on_margin, zeros = tally
@@ -299,8 +298,9 @@ class TripletStats:
     def _loss_scale(self) -> float:
         """The difference d_an - d_ap that moves the loss visibly: the margin (a hinge), or 1
         (softplus bends over a width of about 1). A tie is a difference below TIE_TOLERANCE
-        times the larger of this and the distances: at 1e-7-sized distances and margin 0 the
-        triplets are not stuck anywhere, at margin 1 their loss sits at the margin."""
+        times this (times the distances under a hinge with margin 0): at 1e-7-sized distances
+        the loss sits at margin 1, at margin 0 it is not stuck anywhere; dot distances of 1e6
+        that differ by 0.5 leave the loss free."""
         return 1.0 if self.soft_margin else abs(self.margin)
 
     def warnings(self) -> list[str]:

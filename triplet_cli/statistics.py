@@ -27,14 +27,15 @@ STACK = 192  # room for its recursion (3 entries a level, 64 levels)
 
 @jit
 def chunk_summary(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: float,
-                  tie_tolerance: float, tie_floor: float, extremes: np.ndarray,
+                  tie_tolerance: float, loss_scale: float, extremes: np.ndarray,
                   scratch: np.ndarray, buckets: np.ndarray, grid: np.ndarray, counts: np.ndarray,
                   out: np.ndarray) -> None:
     """One chunk's summary into out, each value the bits of the numpy expression it stands
     for: the sums of losses, of active losses (> 0) and of d_ap and d_an (np.sum), the sums of
     their squared deviations from the chunk's means ((d - d.mean())**2), and counts: active
-    losses, NaN losses, rows with d_ap < d_an, ties (|d_an - d_ap| <= the larger of
-    tie_tolerance * |d_an|.max() and tie_floor), rows on the margin, zero distances. extremes:
+    losses, NaN losses, rows with d_ap < d_an, ties (|d_an - d_ap| <= tie_tolerance times
+    loss_scale, or times |d_an|.max() when loss_scale is 0), rows on the margin, zero distances.
+    extremes:
     numpy's min and max of d_ap and of d_an (NaN when one is NaN: numba's own min and max do
     not vectorise). Also
     counts d_ap and d_an into their histograms (counts[k]) on their grids (grid[k] = lo,
@@ -46,7 +47,7 @@ def chunk_summary(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: 
         scratch[active] = value
         active += value > 0.0
     far = max(abs(extremes[2]), abs(extremes[3]))  # |d_an|.max()
-    bound = math.nan if far != far else max(far * tie_tolerance, tie_floor)
+    bound = tie_tolerance * (loss_scale if loss_scale > 0 else far)
     nans = right = on_margin = zeros = ties = 0
     for i in range(n):
         value, ap, an = loss[i], d_ap[i], d_an[i]
