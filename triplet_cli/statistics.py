@@ -35,11 +35,10 @@ def chunk_summary(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: 
     their squared deviations from the chunk's means ((d - d.mean())**2), and counts: active
     losses, NaN losses, rows with d_ap < d_an, ties (|d_an - d_ap| <= tie_tolerance times
     loss_scale, or times |d_an|.max() when loss_scale is 0), rows on the margin, zero distances.
-    extremes:
-    numpy's min and max of d_ap and of d_an (NaN when one is NaN: numba's own min and max do
-    not vectorise). Also
-    counts d_ap and d_an into their histograms (counts[k]) on their grids (grid[k] = lo,
-    scale). scratch: room for the active losses, compacted; buckets: for bucket numbers."""
+    extremes: numpy's min and max of d_ap and of d_an (NaN when one is NaN: numba's own min and
+    max do not vectorise). Also counts d_ap and d_an into their histograms (counts[k]) on their
+    grids (grid[k] = lo, scale). scratch: room for the active losses, compacted; buckets: for
+    bucket numbers."""
     n = loss.shape[0]
     active = np.int64(0)  # typed: a literal 0 would compile _sum once more
     for i in range(n):  # its own loop: the others vectorise
