@@ -379,14 +379,12 @@ def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
     n, d = IN_MEMORY
     a, p, neg = in_memory_arrays(n, d, seed)
     job = prepare_compute(a, p, neg)
-    args = (*job.params.distance.kernel(), job.params.loss.margin, job.params.loss.soft_margin,
-            job.params.loss.swap)
-    empty = np.empty(0, np.int64)
-    rows = [np.empty(n) for _ in range(3)]
+    metric, rule = job.params.distance.kernel(), job.params.loss.rule()
+    rows = tuple(np.empty(n) for _ in range(3))
     floor_out = np.empty(n)
 
     def kernel() -> None:
-        losses.aligned_losses(a, p, neg, empty, empty, empty, *args, *rows)
+        losses.aligned_losses(a, p, neg, None, metric, rule, rows)
 
     def summary() -> None:  # as the library sums a run: blocks of a unit's rows
         stats = TripletStats(job.params.loss.margin, job.params.loss.soft_margin)

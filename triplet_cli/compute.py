@@ -139,8 +139,7 @@ class ComputeJob(Job):
     def run(self, unit: Rows) -> Block:
         from .losses import aligned_losses, candidate_losses
 
-        lp = self.params.loss
-        common = (*self.params.distance.kernel(), lp.margin, lp.soft_margin)
+        metric, rule = self.params.distance.kernel(), self.params.loss.rule()
         t = unit.triplets
         n = len(t) if t is not None else len(unit.part["anchors"])
         rows = slice(unit.start, unit.start + n)
@@ -151,18 +150,17 @@ class ComputeJob(Job):
         if t is not None:
             x = self.arrays["embeddings"]
             c = self.arrays.get("corpus", x)  # --corpus: positives and negatives index it
-            aligned_losses(x, c, c, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *common,
-                           lp.swap, d_ap, d_an, loss)
+            aligned_losses(x, c, c, tuple(np.ascontiguousarray(t[:, k]) for k in range(3)),
+                           metric, rule, (d_ap, d_an, loss))
         else:
             normalize = self.params.distance.normalize
             a, p, neg = (normalized(part[k]) if normalize else part[k] for k in ROLES)
             if self.candidates:
                 correct = np.empty(n)
-                candidate_losses(a, p, neg, *common, lp.swap, self.params.pair_mean, d_ap, d_an,
-                                 loss, correct)
+                candidate_losses(a, p, neg, metric, rule, self.params.pair_mean,
+                                 (d_ap, d_an, loss, correct))
             else:
-                aligned_losses(a, p, neg, _NO_INDEX, _NO_INDEX, _NO_INDEX, *common, lp.swap,
-                               d_ap, d_an, loss)
+                aligned_losses(a, p, neg, None, metric, rule, (d_ap, d_an, loss))
         self._check_finite(unit.start, d_ap, d_an, part)
         columns = {} if self.whole else {
             "index": np.arange(unit.start, unit.start + n, dtype=np.int64)}

@@ -33,6 +33,7 @@ from .lanes import (
 # Distance codes and eps placements (DISTANCE_CODES and PLACEMENT_CODES name them).
 EUCLIDEAN, SQUARED_EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, DOT = range(7)
 EPS_NONE, EPS_DIFFERENCE, EPS_ROOT, EPS_LEGACY_ROOT = range(4)
+Metric = tuple[int, float, float, int]  # (code, p, eps, placement code): kernel_args
 
 
 @inline_jit
@@ -361,8 +362,7 @@ def kernel_code(distance_name: str, p: float) -> int:
     return DISTANCE_CODES[distance_name]
 
 
-def kernel_args(distance_name: str, p: float, eps: float, placement: str
-                ) -> tuple[int, float, float, int]:
+def kernel_args(distance_name: str, p: float, eps: float, placement: str) -> Metric:
     """(code, p, eps, placement code): the distance arguments every kernel takes. `p` is the
     distance's own order (params.DistanceParams.norm_p)."""
     return kernel_code(distance_name, p), p, eps, PLACEMENT_CODES[placement]

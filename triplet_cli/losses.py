@@ -12,10 +12,20 @@ import math
 import numpy as np
 
 from ._jit import borrowed, in_parallel, inline_jit, jit
-from .distances import distance, distance_pair, square_distance, square_family, square_pair
+from .distances import (
+    Metric,
+    distance,
+    distance_pair,
+    square_distance,
+    square_family,
+    square_pair,
+)
 
 # Rows per task: in_parallel splits whole tasks between threads (3,900 of 10^6 rows).
 ROWS_PER_TASK = 256
+_ROWS = np.empty(0, np.int64)  # no index: row i of each input
+Index = tuple[np.ndarray, np.ndarray, np.ndarray]  # (anchor, positive, negative) row numbers
+Rule = tuple[float, bool, bool]  # (margin, soft margin, swap): LossParams.rule()
 
 
 @jit
@@ -37,33 +47,20 @@ def pair_losses(d_ap: np.ndarray, d_an: np.ndarray, margin: float, soft: bool) -
     return out
 
 
-def aligned_losses(
-    A: np.ndarray,
-    P: np.ndarray,
-    N: np.ndarray,
-    ia: np.ndarray,
-    ip: np.ndarray,
-    ineg: np.ndarray,
-    code: int,
-    p: float,
-    eps: float,
-    placement: int,
-    margin: float,
-    soft: bool,
-    swap: bool,
-    d_ap: np.ndarray,
-    d_an: np.ndarray,
-    loss: np.ndarray,
-) -> None:
-    """Row i is the triplet (A[ia[i]], P[ip[i]], N[ineg[i]]); empty index arrays mean row i.
+def aligned_losses(A: np.ndarray, P: np.ndarray, N: np.ndarray, index: Index | None,
+                   metric: Metric, rule: Rule, out: tuple[np.ndarray, ...]) -> None:
+    """Row i of out = (d_ap, d_an, loss) is the triplet (A[ia[i]], P[ip[i]], N[ineg[i]]) for
+    index = (ia, ip, ineg), or (A[i], P[i], N[i]) without one; metric: the distance's kernel
+    arguments (code, p, eps, placement), rule: (margin, soft margin, swap).
 
     Distances that sum squares (the default euclidean among them) run a kernel that compiles
     only those terms, not every distance: the first `compute` on sample_data after installing
     took 4.7 s of CPU, 2.5 s with it. Both kernels give the same bits.
     """
+    code, p, _, placement = metric
     kernel = aligned_square_losses if square_family(code, p, placement) else aligned_any_losses
-    in_parallel(kernel, _tasks(loss.shape[0]), A, P, N, ia, ip, ineg, code, p, eps, placement,
-                margin, soft, swap, d_ap, d_an, loss)
+    in_parallel(kernel, _tasks(out[2].shape[0]), A, P, N, *(index or (_ROWS,) * 3), *metric,
+                *rule, *out)
 
 
 def _tasks(rows: int) -> int:
@@ -130,30 +127,15 @@ def aligned_any_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, m
             _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
 
 
-def candidate_losses(
-    A: np.ndarray,
-    P: np.ndarray,
-    N: np.ndarray,
-    code: int,
-    p: float,
-    eps: float,
-    placement: int,
-    margin: float,
-    soft: bool,
-    swap: bool,
-    pair_mean: bool,
-    d_ap: np.ndarray,
-    d_an: np.ndarray,
-    loss: np.ndarray,
-    correct: np.ndarray,
-) -> None:
-    """Anchor A[i] against k_p positives P[i] and k_n negatives N[i], over all (p, n) pairs.
+def candidate_losses(A: np.ndarray, P: np.ndarray, N: np.ndarray, metric: Metric, rule: Rule,
+                     pair_mean: bool, out: tuple[np.ndarray, ...]) -> None:
+    """Anchor A[i] against k_p positives P[i] and k_n negatives N[i], over all (p, n) pairs,
+    into out = (d_ap, d_an, loss, correct).
 
     loss[i] is the sum (or mean) of the k_p x k_n pair losses; d_ap[i] and d_an[i] are the mean
     positive and negative distances; correct[i] is the fraction of pairs with d_ap < d_an.
     """
-    in_parallel(_candidate_losses, _tasks(A.shape[0]), A, P, N, code, p, eps, placement, margin,
-                soft, swap, pair_mean, d_ap, d_an, loss, correct)
+    in_parallel(_candidate_losses, _tasks(A.shape[0]), A, P, N, *metric, *rule, pair_mean, *out)
 
 
 @jit

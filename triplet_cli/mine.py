@@ -317,37 +317,38 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
 
     x, classes = data.x, data.classes
     m = x.shape[0]
-    args = (plan.code, plan.p, plan.eps, plan.placement)
+    metric = (plan.code, plan.p, plan.eps, plan.placement)
+    groups = (classes.codes, classes.members, classes.ptr)
     offsets = np.zeros(stop - start + 1, np.int64)
     np.cumsum(data.caps[start:stop], out=offsets[1:])
     slots = int(offsets[-1])
     out_idx = np.full((slots, 3), -1, np.int64)
     out_d = np.empty((slots, 2))
+    out = (offsets, out_idx, out_d)
     if plan.strategy == ALL:
-        mine_all_block(x, classes.codes, classes.members, classes.ptr, start, stop, *args,
-                       plan.pos_strategy, offsets, out_idx, out_d)
+        mine_all_block(x, groups, start, stop, metric, plan.pos_strategy, out)
     else:
         kind = rank_kind(plan.code, plan.placement)
         if kind == RANK_DIRECT:
             g = np.empty((stop - start, m))
-            exact_rows(x[start:stop], x, *args, g)
+            exact_rows(x[start:stop], x, *metric, g)
             delta = np.zeros(stop - start)
         else:
             g = split_products(x[start:stop], x, data.parts, data.rooms)
             delta = rank_error(kind, data.norms[start:stop], data.norms, x.shape[1], x.dtype,
                                plan.eps, product_terms(x.shape[1], data.parts))
         scale = rank_scale(kind, data.norms, plan.eps)
-        mine_block(x, classes.codes, scale, classes.members, classes.ptr, start, g, kind, delta,
-                   *args, plan.pos_strategy, plan.strategy, plan.fallback_easiest,
-                   plan.threshold_hardest, plan.per_anchor, offsets, out_idx, out_d)
+        choice = (plan.pos_strategy, plan.strategy, plan.fallback_easiest,
+                  plan.threshold_hardest, plan.per_anchor)
+        mine_block(x, groups, start, (g, kind, delta, scale), metric, choice, out)
     rows = _kept(out_idx[:, 0] >= 0)  # slots filled (semi-hard with a fallback: every one)
     t, d_ap, d_an = (np.ascontiguousarray(a) if rows is None else a[rows]
                      for a in (out_idx, out_d[:, 0], out_d[:, 1]))
     seen = d_an  # the miner's d_an; with --swap the loss's is min(d_an, d_pn), as compute's
     if plan.swap:
         seen, loss = np.empty(len(t)), np.empty(len(t))
-        aligned_losses(x, x, x, *(np.ascontiguousarray(t[:, k]) for k in range(3)), *args,
-                       plan.margin, plan.soft, True, d_ap, seen, loss)  # d_ap: the same bits
+        aligned_losses(x, x, x, tuple(np.ascontiguousarray(t[:, k]) for k in range(3)), metric,
+                       (plan.margin, plan.soft, True), (d_ap, seen, loss))  # d_ap: same bits
     else:
         loss = pair_losses(d_ap, d_an, plan.margin, np.bool_(plan.soft))
     keep = np.ones(len(t), bool)

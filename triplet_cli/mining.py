@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import borrowed, in_parallel, inline_jit, jit
-from .distances import EPS_NONE, EUCLIDEAN, distance, fill_ranks
+from .distances import EPS_NONE, EUCLIDEAN, Metric, distance, fill_ranks
 from .lanes import prefetch
 from .topk import exact_row, exact_top_k, insert, stable_order
 
@@ -333,21 +333,29 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
 
 
 _CHUNK = 8  # anchors per parallel task: each task reuses one ranking row of m floats
+Classes = tuple[np.ndarray, np.ndarray, np.ndarray]  # (labels, members, class_ptr)
+Ranks = tuple[np.ndarray, int, np.ndarray, np.ndarray]  # (G, kind, delta, scale)
+Slots = tuple[np.ndarray, np.ndarray, np.ndarray]  # (offsets, out_idx, out_d)
 
 
-def mine_block(X, labels, scale, members, class_ptr, start, G, kind, delta, code, p, eps,
-               placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
-               offsets, out_idx, out_d) -> None:
-    """Mine anchors start..start+G.shape[0]: G holds their matrix-product row (or distances).
+def mine_block(X: np.ndarray, classes: Classes, start: int, ranks: Ranks, metric: Metric,
+               choice: tuple[int, int, bool, bool, int], out: Slots) -> None:
+    """Mine anchors start..start+G.shape[0] of X.
 
+    classes = (labels, members, class_ptr): each row's class code, the rows by class, and where
+    each class starts among them. ranks = (G, kind, delta, scale): the anchors' matrix-product
+    rows (or distances), their ranking kind, error bound and per-row scale (distances.py).
+    choice = (pos_strategy, strategy, fallback_easiest, threshold_hardest, K), where
     threshold_hardest: semi-hard negatives must lie beyond the anchor's hardest positive
     whichever positive is paired (TF Similarity), not beyond the paired positive (FaceNet).
-    Anchor r writes its triplets to slots offsets[r]..offsets[r+1] (unused slots keep anchor
-    -1); the caller sized them as (#chosen positives) x K.
+    out = (offsets, out_idx, out_d): anchor r writes its triplets to slots
+    offsets[r]..offsets[r+1] (unused slots keep anchor -1); the caller sized them as
+    (#chosen positives) x K.
     """
+    labels, members, class_ptr = classes
+    G, kind, delta, scale = ranks
     in_parallel(_mine_tasks, (G.shape[0] + _CHUNK - 1) // _CHUNK, X, labels, scale, members,
-                class_ptr, start, G, kind, delta, code, p, eps, placement, pos_strategy, strategy,
-                fallback_easiest, threshold_hardest, K, offsets, out_idx, out_d)
+                class_ptr, start, G, kind, delta, *metric, *choice, *out)
 
 
 @jit
@@ -374,12 +382,11 @@ def _mine_tasks(lo, hi, X, labels, scale, members, class_ptr, start, G, kind, de
                          offsets[row], out_idx, out_d, scratch, np.int32(row % _CHUNK + 1))
 
 
-def mine_all_block(X, labels, members, class_ptr, start, stop, code, p, eps, placement,
-                   pos_strategy, offsets, out_idx, out_d) -> None:
+def mine_all_block(X: np.ndarray, classes: Classes, start: int, stop: int, metric: Metric,
+                   pos_strategy: int, out: Slots) -> None:
     """Batch-all: every negative for each chosen positive of anchors start..stop, positives
-    and negatives in index order; slots as in mine_block."""
-    in_parallel(_mine_all, stop - start, X, labels, members, class_ptr, start, code, p, eps,
-                placement, pos_strategy, offsets, out_idx, out_d)
+    and negatives in index order; classes and slots as in mine_block."""
+    in_parallel(_mine_all, stop - start, X, *classes, start, *metric, pos_strategy, *out)
 
 
 @jit

@@ -237,9 +237,9 @@ class NegativesJob(Job):
             return
         qa, rows = np.ascontiguousarray(qa, np.int64), np.ascontiguousarray(rows, np.int64)
         scratch = np.empty((2, out.size))
-        aligned_losses(q, self.corpus, self.corpus, qa, rows, rows,
-                       *self.params.distance.kernel(), 0.0, False, False, out, scratch[0],
-                       scratch[1])
+        aligned_losses(q, self.corpus, self.corpus, (qa, rows, rows),
+                       self.params.distance.kernel(), (0.0, False, False),
+                       (out, scratch[0], scratch[1]))
 
     def _exclusions(self, ids: np.ndarray, ptr: np.ndarray, pos: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
@@ -266,8 +266,8 @@ class NegativesJob(Job):
         code, p, eps, placement = self.params.distance.kernel()
         if self.similarity == "dot":
             code, p = EUCLIDEAN, 2.0
-        near_positives(self.corpus, window, counts, ptr, pos, np.int64(code), np.float64(p),
-                       np.float64(eps), np.int64(placement),
+        near_positives(self.corpus, window, counts, (ptr, pos),
+                       (np.int64(code), np.float64(p), np.float64(eps), np.int64(placement)),
                        np.float64(self.settings.false_negative_eps), out)
 
     def _block(self, unit: QueryRange, ids: np.ndarray, qi: np.ndarray, ptr: np.ndarray,

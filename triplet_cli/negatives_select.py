@@ -14,7 +14,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._jit import borrowed, in_parallel, jit
-from .distances import distance
+from .distances import Metric, distance
 from .errors import UsageError
 from .params import Params
 
@@ -93,11 +93,14 @@ def to_scores(d: np.ndarray, similarity: str) -> np.ndarray:
     return 1.0 - d if similarity == "cosine" else -d
 
 
-def near_positives(C, window, counts, pos_ptr, pos_idx, code, p, eps, placement, limit, out):
+def near_positives(C: np.ndarray, window: np.ndarray, counts: np.ndarray,
+                   positives: tuple[np.ndarray, np.ndarray], metric: Metric, limit: float,
+                   out: np.ndarray) -> None:
     """out[r, j] = the window's candidate j of query r lies within `limit` (exact distance) of
-    one of the query's positives pos_idx[pos_ptr[r]:pos_ptr[r+1]]."""
-    in_parallel(_near_positives, window.shape[0], C, window, counts, pos_ptr, pos_idx, code, p,
-                eps, placement, limit, out)
+    one of the query's positives pos_idx[pos_ptr[r]:pos_ptr[r+1]]; positives = (pos_ptr,
+    pos_idx)."""
+    in_parallel(_near_positives, window.shape[0], C, window, counts, *positives, *metric, limit,
+                out)
 
 
 @jit

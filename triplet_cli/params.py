@@ -100,6 +100,10 @@ class LossParams:
     soft_margin: bool = False
     swap: bool = False
 
+    def rule(self) -> tuple[float, bool, bool]:
+        """(margin, soft margin, swap): the loss arguments the kernels take."""
+        return self.margin, self.soft_margin, self.swap
+
 
 MAX_PER_ANCHOR = 2**31 - 1  # K slots per (anchor, positive) are allocated: more is a typo
 

@@ -27,6 +27,7 @@ from .distances import (
     EPS_NONE,
     EUCLIDEAN,
     RANK_DIRECT,
+    Metric,
     Rooms,
     distance,
     fill_ranks,
@@ -449,7 +450,7 @@ def norms_of(x: np.ndarray) -> np.ndarray:
 
 
 def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
-          kernel: tuple[int, float, float, int], *, largest: bool = False,
+          kernel: Metric, *, largest: bool = False,
           exclude: tuple[np.ndarray, np.ndarray] | None = None,
           classes: tuple[np.ndarray, np.ndarray] | None = None,
           candidate_norms: np.ndarray | None = None, chunk_rows: int | None = None,
