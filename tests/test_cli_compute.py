@@ -102,9 +102,26 @@ def test_json_sources_say_flag_preset_or_default(cli, aligned) -> None:
 
 
 def test_table_marks_non_default_params(cli, aligned) -> None:
-    out = " ".join(ok(cli(*aligned, "--preset", "sentence-transformers", "--swap")).split())
-    assert "margin=5 (preset sentence-transformers)" in out
+    out = " ".join(ok(cli(*aligned, "--preset", "pytorch-metric-learning", "--swap")).split())
+    assert "margin=0.05 (preset pytorch-metric-learning)" in out
     assert "swap=True (flag)" in out
+
+
+@pytest.mark.parametrize(("command", "preset"), [
+    (c, name) for name, preset in PRESETS.items() for c in ("compute", "mine")
+    if preset.settings()[c] is not None])
+def test_swap_outside_its_framework_is_said(cli, aligned, sample: Path, command: str,
+                                             preset: str) -> None:
+    """--swap under a preset whose framework has none (MLX, TF, sentence-transformers) is
+    still applied, and a warning says the number is no longer that framework's."""
+    inputs = aligned if command == "compute" else [
+        "mine", "--embeddings", sample / "embeddings.npy", "--labels", sample / "labels.npy"]
+    result = cli(*inputs, "--preset", preset, "--swap", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    said = f"--swap is not part of preset {preset}"
+    foreign = preset not in ("torch", "pytorch-metric-learning")
+    assert (said in result.stderr) == foreign
+    assert json.loads(result.stdout)["params"]["swap"] is True
 
 
 # ---- per-triplet rows on stdout -----------------------------------------------------------------

@@ -253,10 +253,12 @@ _IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str | Callable[[dict], s
 
 
 def ignored_flags(params: Params, reference: bool = False) -> list[str]:
-    """Warnings for settings given explicitly that this combination never reads."""
+    """Warnings for settings given explicitly that this combination never reads, or that the
+    preset's framework does not have."""
     return [f"{flag(k)} has no effect: {why(params.values) if callable(why) else why}"
             for k, (when, why) in _IGNORED.items()
-            if params.sources.get(k) == "flag" and when(params.values, reference)]
+            if params.sources.get(k) == "flag" and when(params.values, reference)
+            ] + list(params.notes)
 
 
 def check_count(name: str, value: object) -> None:
@@ -388,6 +390,7 @@ class Params:
     command: str
     values: dict[str, object]
     sources: dict[str, str]
+    notes: tuple[str, ...] = ()  # settings the preset's framework does not have
     distance: DistanceParams = field(init=False)
     loss: LossParams = field(init=False)
     reduction: Reduction = field(init=False)

@@ -33,6 +33,8 @@ class Preset:
     # The framework's loss is a hinge once it is given a margin (TF Similarity's TripletLoss:
     # margin=None is its soft margin): --margin without --soft-margin switches the preset's off.
     margin_means_hinge: bool = False
+    swap: bool = False  # the framework's loss has PyTorch's swap option
+
 
     def settings(self) -> dict[str, dict[str, object] | None]:
         """What it sets, by command (None: the framework has no such operation)."""
@@ -45,7 +47,7 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in [
         Preset("torch", "PyTorch nn.TripletMarginLoss / F.triplet_margin_loss",
                {**_TORCH_NORM, "eps_placement": "difference", "margin": 1.0, "reduction": "mean"},
-               cosine_eps=1e-8),
+               cosine_eps=1e-8, swap=True),
         Preset("mlx", "MLX >= 0.32 nn.losses.triplet_loss",
                {**_TORCH_NORM, "eps_placement": "root", "margin": 1.0, "reduction": "none"}),
         Preset("mlx-legacy", "MLX <= 0.31 nn.losses.triplet_loss (signed power, square root)",
@@ -69,7 +71,7 @@ PRESETS: dict[str, Preset] = {
                 "reduction": "mean-nonzero"},
                {"distance": "euclidean", "normalize": True, "margin": 0.05,
                 "positive_strategy": "all", "strategy": "all", "reduction": "mean-nonzero"},
-               soft_margin_margin=None,
+               soft_margin_margin=None, swap=True,
                # AccuracyCalculator(k="max_bin_count") with CustomKNN(LpDistance(
                # normalize_embeddings=False)): own row dropped by index, lone queries excluded.
                evaluate={"distance": "euclidean", "normalize": False, "k": "max-bin-count",
@@ -164,7 +166,11 @@ def resolve(command: str, preset: str | None, explicit: dict[str, object], *,
     if "p" in given and values[dkey] != "minkowski":
         raise UsageError(f"--p applies to the minkowski distance, not {values[dkey]} "
                          f"(drop --p, or use --{dkey} minkowski)")
-    return Params(command, values, sources)
+    notes = ()
+    if preset and given.get("swap") and not PRESETS[preset].swap:
+        notes = (f"--swap is not part of preset {preset} (its framework has no swap): the loss "
+                 "takes PyTorch's swap, min(d(a, n), d(p, n)), on top of its settings",)
+    return Params(command, values, sources, notes)
 
 
 def _for_explicit_distance(preset: Preset, distance: str, values: dict[str, object],
