@@ -55,6 +55,9 @@ def oracle(D: np.ndarray, qy: np.ndarray, ry: np.ndarray, own: bool, k: str | in
             row[f"recall_at_{K}"] = float(any(rel[:K])) if recall == "hit" else sum(rel[:K]) / R
             div = R if map_divisor == "r" else min(K, R)
             row[f"map_at_{K}"] = sum(prec[t] * rel[t] for t in range(K)) / div
+            # sentence-transformers' compute_dcg_at_k, on the ranking and on R relevant rows
+            dcg = sum(rel[t] / math.log2(t + 2) for t in range(K))
+            row[f"ndcg_at_{K}"] = dcg / sum(1 / math.log2(t + 2) for t in range(min(R, K)))
         rows.append(row)
     return rows, kk
 
@@ -116,7 +119,7 @@ def test_evaluate_equals_brute_force(data, dist: Dist) -> None:
         assert metrics[name] == pytest.approx(averaged(rows, qy, key, options["average"]),
                                               abs=1e-12)
     for K in at:
-        for name in (f"precision_at_{K}", f"recall_at_{K}", f"map_at_{K}"):
+        for name in (f"precision_at_{K}", f"recall_at_{K}", f"map_at_{K}", f"ndcg_at_{K}"):
             assert metrics[name] == pytest.approx(averaged(rows, qy, name, options["average"]),
                                                   abs=1e-12)
     assert got.summary["excluded_queries"] == int((~scored).sum())
@@ -143,6 +146,11 @@ def test_worked_example_pinned() -> None:
     assert m["map_at_r"] == 0.25 and m["mrr"] == pytest.approx(0.6)
     assert m["precision_at_2"] == pytest.approx(0.4) and m["recall_at_2"] == pytest.approx(0.8)
     assert m["map_at_2"] == pytest.approx((0.5 + 0.5 + 0.25 + 0 + 0.5) / 5)
+    # NDCG@2 with gains 1 and g = 1/log2(3): queries 0, 1 rank (1, 0) of R = 2, query 2 (0, 1),
+    # query 3 none, query 4 (0, 1) of R = 1.
+    g = 1 / math.log2(3)
+    assert m["ndcg_at_2"] == pytest.approx((2 / (1 + g) + g / (1 + g) + 0 + g) / 5, abs=1e-15)
+    assert m["ndcg_at_1"] == m["precision_at_1"]
     c = r.summary["checkpoints"][0]
     assert (c["ties_at_k"], c["ties_at_r"]) == (1, 2)
     macro = evaluate(LINE, LINE_LABELS, average="macro").metrics[0]

@@ -22,6 +22,15 @@ def _precisions(rel: np.ndarray) -> np.ndarray:
     return np.cumsum(rel, axis=1, dtype=np.float64) / ranks * rel
 
 
+def _ndcg(rel: np.ndarray, ideal_hits: np.ndarray) -> np.ndarray:
+    """DCG of the ranked neighbours over the DCG of `ideal_hits` relevant ones ranked first:
+    binary gains rel_i / log2(i + 1), summed in rank order as sentence-transformers'
+    InformationRetrievalEvaluator sums them."""
+    discounts = np.log2(np.arange(2, rel.shape[1] + 2, dtype=np.float64))
+    dcg = np.cumsum(rel / discounts, axis=1)[:, -1]
+    return dcg / np.cumsum(1.0 / discounts)[ideal_hits - 1]
+
+
 def per_query(rel: np.ndarray, r: np.ndarray, k: int, at: tuple[int, ...],
               map_divisor: str, recall: str) -> dict[str, np.ndarray]:
     """Every metric of every query whose R >= 1 (others get NaN; the caller counts them).
@@ -49,6 +58,7 @@ def per_query(rel: np.ndarray, r: np.ndarray, k: int, at: tuple[int, ...],
             else hits / safe_r
         divisor = safe_r if map_divisor == "r" else np.minimum(safe_r, K)
         out[f"map_at_{K}"] = terms[:, :K].sum(axis=1) / divisor
+        out[f"ndcg_at_{K}"] = _ndcg(rel[:, :K], np.minimum(safe_r, K).astype(np.int64))
     for v in out.values():
         v[~scored] = np.nan
     out["first_relevant_rank"] = first
@@ -59,7 +69,8 @@ def metric_keys(at: tuple[int, ...]) -> list[tuple[str, str]]:
     """(per-query value, the report's metric: its mean), in table order."""
     fixed = [("p_at_1", "precision_at_1"), ("r_precision", "r_precision"),
              ("ap_at_r", "map_at_r"), ("reciprocal_rank", "mrr")]
-    return fixed + [(f"{m}_at_{K}",) * 2 for m in ("precision", "recall", "map") for K in at]
+    return fixed + [(f"{m}_at_{K}",) * 2 for m in ("precision", "recall", "map", "ndcg")
+                    for K in at]
 
 
 def metric_names(at: tuple[int, ...]) -> list[str]:
