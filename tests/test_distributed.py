@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 
 from triplet_cli import distributed as tl_dask
+from triplet_cli import evaluation
 from triplet_cli import mine as mine_module
 from triplet_cli.compute import ComputeJob, prepare_compute
 from triplet_cli.errors import InputError
+from triplet_cli.evaluation import prepare_evaluate
 from triplet_cli.jobs import collect
 from triplet_cli.mine import prepare_mine
 
@@ -196,6 +198,28 @@ def test_compute_blocks_equal_single_process(data, sample, cluster, threaded,
         same_blocks(list(job.blocks()), list(on.blocks(job)))
 
 
+@pytest.mark.parametrize("options", [
+    {}, {"batch_hard_loss": True, "at": "1,3,40"}, {"reference": "y", "self_match": "first"}],
+    ids=["own rows", "batch-hard loss", "reference"])
+def test_evaluate_equals_single_process(data, cluster, options: dict) -> None:
+    """Two checkpoints (the second a file of its own), 23 queries a unit: every per-query row
+    and the whole summary as one process gives them."""
+    x = np.load(data["x"])
+    later = data["x"].with_name("later.npy")
+    np.save(later, (x + 0.1 * np.roll(x, 1, axis=0)).astype(np.float32))
+    checkpoints = [str(data["x"]), str(later)]
+    reference = options.pop("reference", None) and checkpoints[::-1]
+    job = prepare_evaluate(checkpoints, str(data["labels"]), reference=reference,
+                           reference_labels=reference and str(data["labels"]), block_rows=23,
+                           **options)
+    expected = collect(job, job.blocks())
+    got = collect(job, cluster.blocks(job))
+    assert got[1] == expected[1]
+    assert got[0].keys() == expected[0].keys()
+    for name, column in expected[0].items():
+        assert np.array_equal(column, got[0][name], equal_nan=column.dtype.kind == "f"), name
+
+
 # ---- the CLI: same bytes, one error line, no partial output -----------------------------------
 
 
@@ -276,6 +300,15 @@ def test_cli_compute_writes_the_same_bytes(cli, data, sample, cluster, small_blo
             ["compute", *aligned])):
         assert _outputs(cli, argv, tmp_path / f"one{i}", []) == \
             _outputs(cli, argv, tmp_path / f"dask{i}", ["--scheduler", scheduler])
+
+
+def test_cli_evaluate_writes_the_same_bytes(cli, data, cluster, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(evaluation, "BLOCK_BYTES", M * 8 * 20)  # 20 queries a unit
+    argv = ["evaluate", "--embeddings", data["x"], "--embeddings", data["x"], "--labels",
+            data["labels"], "--at", "1,5"]
+    scheduler = cluster.client.scheduler.address
+    assert _outputs(cli, argv, tmp_path / "one", []) == \
+        _outputs(cli, argv, tmp_path / "dask", ["--scheduler", scheduler])
 
 
 def test_unreachable_scheduler_is_one_line(cli, data, tmp_path, monkeypatch) -> None:

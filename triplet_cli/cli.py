@@ -458,8 +458,7 @@ def mine(**given: Any) -> None:
 @_command(
     f"embeddings labels reference reference_labels column label_column preset "
     f"{_PANELS[_RETRIEVAL]} margin {_PANELS[_DISTANCE]} output format top fail_below fail_drop "
-    "plot "
-    "threads quiet verbose", required="embeddings",
+    f"plot {_RUN}", required="embeddings",
     embeddings=_option(list[str], "--embeddings", "Query embeddings (n, d); give it once per "
                        "checkpoint (same rows, same order) for one row of metrics each."),
     reference=_option(list[str], "--reference", "Reference rows to retrieve from (m, d), once "

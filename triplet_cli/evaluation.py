@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Any
 
 import numpy as np
@@ -235,6 +235,23 @@ class EvaluateJob(Job):
         for c in range(len(self.queries)):
             for start in range(0, n, rows):
                 yield Queries(c, start, min(start + rows, n))
+
+    def shared(self) -> dict[str, np.ndarray]:
+        """Each checkpoint's queries (and reference): an executor ships them once."""
+        refs = {} if self.references is None else {
+            f"reference {c}": r for c, r in enumerate(self.references)}
+        return {**{f"queries {c}": q for c, q in enumerate(self.queries)}, **refs}
+
+    def without_shared(self) -> EvaluateJob:
+        return replace(self, queries=[], references=None if self.references is None else [],
+                       _ready=None)
+
+    def with_shared(self, arrays: dict[str, np.ndarray]) -> EvaluateJob:
+        def role(name: str) -> list[np.ndarray]:
+            return [arrays[f"{name} {c}"] for c in range(len(self.checkpoint_names))]
+
+        return replace(self, queries=role("queries"),
+                       references=None if self.references is None else role("reference"))
 
     def reference(self, c: int) -> np.ndarray:
         return self.queries[c] if self.references is None else self.references[c]
