@@ -349,15 +349,13 @@ def margin_band(d_ap, d_an, margin: float, band: str) -> np.ndarray:
     <= margin), semi-hard 0 < gap <= margin, easy gap > margin; "any" keeps every triplet.
     A NaN gap is in no band."""
     gap = _f64(d_an) - _f64(d_ap)
-    if band == "any":
-        return np.ones(gap.shape, dtype=bool)
-    if band == "easy":
-        return gap > margin
-    keep = gap <= margin
-    if band == "hard":
-        keep &= gap <= 0
-    elif band == "semi-hard":
-        keep &= gap > 0
-    elif band != "violating":
+    inside = {  # one gap at a time, each band as its own inequality
+        "any": lambda g: True,
+        "violating": lambda g: g <= margin,
+        "hard": lambda g: g <= min(0.0, margin),
+        "semi-hard": lambda g: 0.0 < g <= margin,
+        "easy": lambda g: g > margin,
+    }
+    if band not in inside:
         raise ValueError(f"unknown margin filter {band!r}")
-    return keep
+    return np.array([inside[band](float(g)) for g in gap.ravel()], dtype=bool).reshape(gap.shape)
