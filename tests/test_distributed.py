@@ -199,19 +199,23 @@ def test_compute_blocks_equal_single_process(data, sample, cluster, threaded,
 
 
 @pytest.mark.parametrize("options", [
-    {}, {"batch_hard_loss": True, "at": "1,3,40"}, {"reference": "y", "self_match": "first"}],
-    ids=["own rows", "batch-hard loss", "reference"])
+    {}, {"batch_hard_loss": True, "at": "1,3,40"}, {"reference": "each", "self_match": "first"},
+    {"reference": "once", "normalize": True}],
+    ids=["own rows", "batch-hard loss", "a reference each", "one reference"])
 def test_evaluate_equals_single_process(data, cluster, options: dict) -> None:
     """Two checkpoints (the second a file of its own), 23 queries a unit: every per-query row
-    and the whole summary as one process gives them."""
+    and the whole summary as one process gives them. One reference for both is shipped once."""
     x = np.load(data["x"])
     later = data["x"].with_name("later.npy")
     np.save(later, (x + 0.1 * np.roll(x, 1, axis=0)).astype(np.float32))
     checkpoints = [str(data["x"]), str(later)]
-    reference = options.pop("reference", None) and checkpoints[::-1]
+    given = options.pop("reference", None)
+    reference = {"each": checkpoints[::-1], "once": checkpoints[1:], None: None}[given]
     job = prepare_evaluate(checkpoints, str(data["labels"]), reference=reference,
                            reference_labels=reference and str(data["labels"]), block_rows=23,
                            **options)
+    shipped = [k for k in job.shared() if k.startswith("reference")]
+    assert len(shipped) == {"each": 2, "once": 1, None: 0}[given]
     expected = collect(job, job.blocks())
     got = collect(job, cluster.blocks(job))
     assert got[1] == expected[1]

@@ -237,21 +237,22 @@ class EvaluateJob(Job):
                 yield Queries(c, start, min(start + rows, n))
 
     def shared(self) -> dict[str, np.ndarray]:
-        """Each checkpoint's queries (and reference): an executor ships them once."""
-        refs = {} if self.references is None else {
-            f"reference {c}": r for c, r in enumerate(self.references)}
-        return {**{f"queries {c}": q for c, q in enumerate(self.queries)}, **refs}
+        """Each checkpoint's queries and reference (one reference serving all: once), for an
+        executor to ship once."""
+        refs = self.references or []
+        distinct = refs[:1] if all(r is refs[0] for r in refs) else refs
+        return {**{f"queries {c}": q for c, q in enumerate(self.queries)},
+                **{f"reference {c}": r for c, r in enumerate(distinct)}}
 
     def without_shared(self) -> EvaluateJob:
         return replace(self, queries=[], references=None if self.references is None else [],
                        _ready=None)
 
     def with_shared(self, arrays: dict[str, np.ndarray]) -> EvaluateJob:
-        def role(name: str) -> list[np.ndarray]:
-            return [arrays[f"{name} {c}"] for c in range(len(self.checkpoint_names))]
-
-        return replace(self, queries=role("queries"),
-                       references=None if self.references is None else role("reference"))
+        n = len(self.checkpoint_names)
+        refs = [arrays.get(f"reference {c}", arrays.get("reference 0")) for c in range(n)]
+        return replace(self, queries=[arrays[f"queries {c}"] for c in range(n)],
+                       references=None if self.references is None else refs)
 
     def reference(self, c: int) -> np.ndarray:
         return self.queries[c] if self.references is None else self.references[c]
@@ -611,7 +612,8 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     paired = references if len(references) == len(xs) else references * len(xs)
     if references:
         rs = [_load(r, "reference", column, i, len(references), params.distance, picked)
-              for i, r in enumerate(paired)]
+              for i, r in enumerate(references)]  # read once, when one serves every checkpoint
+        rs = rs if len(rs) == len(xs) else rs * len(xs)
         ry, ryname = _label_values(reference_labels, references[0], label_column,
                                    "reference_labels", picked)
         validate.require_label_rows(ry, rs[0][0].shape[0], ryname, rs[0][1])
@@ -639,7 +641,8 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     dist = params.distance
     queries = [np.ascontiguousarray(normalized(x) if dist.normalize else x) for x, _ in xs]
     if refs is not None:
-        refs = [np.ascontiguousarray(normalized(r) if dist.normalize else r) for r in refs]
+        ready = {id(r): np.ascontiguousarray(normalized(r) if dist.normalize else r) for r in refs}
+        refs = [ready[id(r)] for r in refs]
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
     warnings += ignored_flags(params, refs is not None) + validate.unlabelled_note(y, yname)
