@@ -58,6 +58,7 @@ def oracle(D: np.ndarray, qy: np.ndarray, ry: np.ndarray, own: bool, k: str | in
             # sentence-transformers' compute_dcg_at_k, on the ranking and on R relevant rows
             dcg = sum(rel[t] / math.log2(t + 2) for t in range(K))
             row[f"ndcg_at_{K}"] = dcg / sum(1 / math.log2(t + 2) for t in range(min(R, K)))
+            row[f"mrr_at_{K}"] = next((1 / (t + 1) for t in range(K) if rel[t]), 0.0)
         rows.append(row)
     return rows, kk
 
@@ -119,7 +120,8 @@ def test_evaluate_equals_brute_force(data, dist: Dist) -> None:
         assert metrics[name] == pytest.approx(averaged(rows, qy, key, options["average"]),
                                               abs=1e-12)
     for K in at:
-        for name in (f"precision_at_{K}", f"recall_at_{K}", f"map_at_{K}", f"ndcg_at_{K}"):
+        for name in (f"precision_at_{K}", f"recall_at_{K}", f"map_at_{K}", f"ndcg_at_{K}",
+                     f"mrr_at_{K}"):
             assert metrics[name] == pytest.approx(averaged(rows, qy, name, options["average"]),
                                                   abs=1e-12)
     assert got.summary["excluded_queries"] == int((~scored).sum())
@@ -150,7 +152,8 @@ def test_worked_example_pinned() -> None:
     # query 3 none, query 4 (0, 1) of R = 1.
     g = 1 / math.log2(3)
     assert m["ndcg_at_2"] == pytest.approx((2 / (1 + g) + g / (1 + g) + 0 + g) / 5, abs=1e-15)
-    assert m["ndcg_at_1"] == m["precision_at_1"]
+    assert m["ndcg_at_1"] == m["precision_at_1"] == m["mrr_at_1"]
+    assert m["mrr_at_2"] == pytest.approx((1 + 1 + 0.5 + 0 + 0.5) / 5)  # first relevant <= 2
     c = r.summary["checkpoints"][0]
     assert (c["ties_at_k"], c["ties_at_r"]) == (1, 2)
     macro = evaluate(LINE, LINE_LABELS, average="macro").metrics[0]

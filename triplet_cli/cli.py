@@ -491,7 +491,7 @@ def mine(**given: Any) -> None:
 def evaluate(**given: Any) -> None:
     """Retrieval metrics of labelled embeddings, exact, one row per checkpoint.
 
-    precision@1, R-precision, MAP@R, MRR, precision/recall/MAP/NDCG@K and a distance
+    precision@1, R-precision, MAP@R, MRR, precision/recall/MAP/NDCG/MRR@K and a distance
     threshold calibration, from exact nearest neighbours in blocks (memory never grows as n x m).
     Rows query, label, R, nn, nn_distance, nn_label, first_relevant_rank, p_at_1, r_precision,
     ap_at_r go to --output or to stdout with --format jsonl/csv.

@@ -318,7 +318,8 @@ OPTIONS: dict[str, Option] = {
     "k": Option("max-bin-count", "Neighbours per query: max-bin-count (the most same-class "
                 "reference rows any query has, its own row not counted), a whole number, or "
                 "all."),
-    "at": Option("1,5,10", "K of precision@K, recall@K, map@K and ndcg@K, comma-separated."),
+    "at": Option("1,5,10", "K of precision@K, recall@K, map@K, ndcg@K and mrr@K, "
+                 "comma-separated."),
     "average": Option("micro", "micro (over queries) or macro (per class, then the unweighted "
                       "mean: pytorch-metric-learning's avg_of_avgs)."),
     "target": Option("precision=0.99", "Calibration target: the largest threshold with this "

@@ -22,6 +22,13 @@ def _precisions(rel: np.ndarray) -> np.ndarray:
     return np.cumsum(rel, axis=1, dtype=np.float64) / ranks * rel
 
 
+def _reciprocal_rank(rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1-based rank of each query's first relevant neighbour among these (0: none), and
+    its reciprocal (0 for none)."""
+    first = np.where(rel.any(axis=1), np.argmax(rel, axis=1) + 1, 0)
+    return first, np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+
+
 def _ndcg(rel: np.ndarray, ideal_hits: np.ndarray) -> np.ndarray:
     """DCG of the ranked neighbours over the DCG of `ideal_hits` relevant ones ranked first:
     binary gains rel_i / log2(i + 1), summed in rank order as sentence-transformers'
@@ -42,14 +49,14 @@ def per_query(rel: np.ndarray, r: np.ndarray, k: int, at: tuple[int, ...],
     """
     scored = r > 0
     safe_r = np.where(scored, r, 1).astype(np.float64)
-    first = np.where(rel[:, :k].any(axis=1), np.argmax(rel[:, :k], axis=1) + 1, 0)
+    first, reciprocal = _reciprocal_rank(rel[:, :k])
     within_r = np.arange(k)[None, :] < np.minimum(r, k)[:, None]
     terms = _precisions(rel)
     out = {
         "p_at_1": rel[:, 0].astype(np.float64),
         "r_precision": (rel[:, :k] & within_r).sum(axis=1) / np.minimum(safe_r, k),
         "ap_at_r": (terms[:, :k] * within_r).sum(axis=1) / safe_r,
-        "reciprocal_rank": np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0),
+        "reciprocal_rank": reciprocal,
     }
     for K in at:
         hits = rel[:, :K].sum(axis=1)
@@ -59,6 +66,7 @@ def per_query(rel: np.ndarray, r: np.ndarray, k: int, at: tuple[int, ...],
         divisor = safe_r if map_divisor == "r" else np.minimum(safe_r, K)
         out[f"map_at_{K}"] = terms[:, :K].sum(axis=1) / divisor
         out[f"ndcg_at_{K}"] = _ndcg(rel[:, :K], np.minimum(safe_r, K).astype(np.int64))
+        out[f"mrr_at_{K}"] = _reciprocal_rank(rel[:, :K])[1]
     for v in out.values():
         v[~scored] = np.nan
     out["first_relevant_rank"] = first
@@ -69,7 +77,7 @@ def metric_keys(at: tuple[int, ...]) -> list[tuple[str, str]]:
     """(per-query value, the report's metric: its mean), in table order."""
     fixed = [("p_at_1", "precision_at_1"), ("r_precision", "r_precision"),
              ("ap_at_r", "map_at_r"), ("reciprocal_rank", "mrr")]
-    return fixed + [(f"{m}_at_{K}",) * 2 for m in ("precision", "recall", "map", "ndcg")
+    return fixed + [(f"{m}_at_{K}",) * 2 for m in ("precision", "recall", "map", "ndcg", "mrr")
                     for K in at]
 
 
