@@ -3,12 +3,13 @@
     python benchmarks/bench_evaluate.py                       # N = 100,000 and N = 20,000
     python benchmarks/bench_evaluate.py --quick               # N = 20,000 and 5,000
     python benchmarks/bench_evaluate.py --peer-python /work/venv-eval/bin/python
+    python benchmarks/bench_evaluate.py --quick --k 1000      # a large k (top-k sorted, K > 64)
 
 Data: bench_mine.py's clustered L2-normalised float32 rows, d = 128, about 50 rows per class,
-self-retrieval with k = max-bin-count. Each size runs in a fresh process, so its peak RSS is its
-own: evaluate() (peak RSS read right after the first run), then the floor, the same blocked
-matrix products evaluate's units make (X[block] @ X.T over every block of query rows, same BLAS,
-same process), interleaved --repeat times, the best of each. With --peer-python (a Python
+self-retrieval with k = max-bin-count (or --k). Each size runs in a fresh process, so its peak
+RSS is its own: evaluate() (peak RSS read right after the first run), then the floor, the same
+blocked matrix products evaluate's units make (X[block] @ X.T over every block of query rows,
+same BLAS, same process), interleaved --repeat times, the best of each. With --peer-python (a Python
 with torch and pytorch-metric-learning), the smaller size also runs pytorch-metric-learning's
 AccuracyCalculator with CustomKNN(LpDistance(normalize_embeddings=False)) (no faiss) in its own
 process on the same file: time, peak RSS, and whether its numbers equal ours. Children run with
@@ -35,12 +36,13 @@ import json, resource, sys, time
 import numpy as np
 from triplet_cli import evaluate
 from triplet_cli.evaluation import prepare_evaluate
-x = np.load(sys.argv[1]); y = np.load(sys.argv[2]); repeat = int(sys.argv[3])
-evaluate(x[:512], np.arange(512) % 8)  # load the kernels
-units = list(prepare_evaluate(x, y).units())
+x = np.load(sys.argv[1]); y = np.load(sys.argv[2]); repeat = int(sys.argv[3]); k = sys.argv[4]
+evaluate(x[:512], np.arange(512) % 8, k="100")  # load the kernels (both top-k paths)
+evaluate(x[:512], np.arange(512) % 8)
+units = list(prepare_evaluate(x, y, k=k).units())
 took, floor_s, rss = [], [], None
 for _ in range(repeat):  # interleaved, so a change of load hits both
-    t = time.perf_counter(); r = evaluate(x, y); took.append(time.perf_counter() - t)
+    t = time.perf_counter(); r = evaluate(x, y, k=k); took.append(time.perf_counter() - t)
     rss = rss or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
     for u in units:
@@ -79,19 +81,19 @@ def child(python: str, code: str, *args: object) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(n: int, repeat: int, peer_python: str | None) -> None:
+def run(n: int, repeat: int, peer_python: str | None, k: str) -> None:
     x, y = make_data(n, "clustered")
     with tempfile.TemporaryDirectory() as folder:
         xp, yp = Path(folder, "x.npy"), Path(folder, "y.npy")
         np.save(xp, x)
         np.save(yp, y)
-        r = child(sys.executable, OURS, xp, yp, repeat)
+        r = child(sys.executable, OURS, xp, yp, repeat, k)
         print(f"\nN = {n:,}, d = {x.shape[1]}, k = {r['k']} (an N x N float32 matrix alone "
               f"would be {n * n * 4 / 2**30:.2f} GiB)")
         print(f"  evaluate {r['seconds']:.2f} s, peak RSS {r['rss_mb']:.0f} MB; floor (blocked "
               f"X[block] @ X.T, {r['blocks']} blocks) {r['floor']:.2f} s: "
               f"{r['seconds'] / r['floor']:.2f}x the floor")
-        if peer_python is None:
+        if peer_python is None or k != "max-bin-count":  # (the peer's k is max_bin_count)
             return
         p = child(peer_python, PEER, xp, yp)
         diff = max(abs(p["metrics"][k] - r["metrics"][v]) for k, v in PEER_NAMES.items())
@@ -106,11 +108,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--repeat", type=int, default=3, help="best of R runs (default 3)")
     parser.add_argument("--peer-python", help="a Python with torch + pytorch-metric-learning")
+    parser.add_argument("--k", default="max-bin-count", help="evaluate's --k (default "
+                        "max-bin-count)")
     args = parser.parse_args()
     environment()
     large, small = (20_000, 5_000) if args.quick else (100_000, 20_000)
-    run(small, args.repeat, args.peer_python)
-    run(large, args.repeat, None)
+    run(small, args.repeat, args.peer_python, args.k)
+    run(large, args.repeat, None, args.k)
 
 
 if __name__ == "__main__":
