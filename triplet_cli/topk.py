@@ -309,11 +309,13 @@ def _sorted_top_k(q, C, r, offset, code, p, eps, placement, delta, largest, vals
     sentinel = -np.inf if largest else np.inf
     bound = _carried_bound(vals, count, code, placement, delta, largest)
     run = _run_length(C.shape[0], 1 if count == K else K)
-    ids = _prefilter(r, K, delta, largest, bound, run) if run else np.arange(C.shape[0])
-    rows = np.empty(ids.shape[0], np.int64)  # the candidates within bound, in index order
-    ranks = np.empty(ids.shape[0])
+    ids = _prefilter(r, K, delta, largest, bound, run) if run else np.empty(0, np.int64)
+    n_cand = ids.shape[0] if run else C.shape[0]
+    rows = np.empty(n_cand, np.int64)  # the candidates within bound, in index order
+    ranks = np.empty(n_cand)
     n = 0
-    for k in ids:
+    for t in range(n_cand):
+        k = ids[t] if run else t
         a = r[k]
         if _within(a, bound, largest) and a != sentinel:
             rows[n] = k
