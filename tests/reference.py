@@ -352,7 +352,7 @@ def margin_band(d_ap, d_an, margin: float, band: str) -> np.ndarray:
     inside = {  # one gap at a time, each band as its own inequality
         "any": lambda g: True,
         "violating": lambda g: g <= margin,
-        "hard": lambda g: g <= min(0.0, margin),
+        "hard": lambda g: g <= 0.0 and g <= margin,
         "semi-hard": lambda g: 0.0 < g <= margin,
         "easy": lambda g: g > margin,
     }

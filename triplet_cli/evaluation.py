@@ -611,8 +611,11 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     # each checkpoint's reference: its own, or the one given for all
     paired = references if len(references) == len(xs) else references * len(xs)
     if references:
-        rs = [_load(r, "reference", column, i, len(references), params.distance, picked)
-              for i, r in enumerate(references)]  # read once, when one serves every checkpoint
+        rs: list[tuple[np.ndarray, str]] = []
+        for i, r in enumerate(references):  # each input read once (one serving every checkpoint)
+            same = next((rs[j] for j in range(i) if same_input(references[j], r)), None)
+            rs.append(same or _load(r, "reference", column, i, len(references), params.distance,
+                                    picked))
         rs = rs if len(rs) == len(xs) else rs * len(xs)
         ry, ryname = _label_values(reference_labels, references[0], label_column,
                                    "reference_labels", picked)
