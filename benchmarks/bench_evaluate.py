@@ -4,13 +4,15 @@
     python benchmarks/bench_evaluate.py --quick               # N = 20,000 and 5,000
     python benchmarks/bench_evaluate.py --peer-python /work/venv-eval/bin/python
     python benchmarks/bench_evaluate.py --quick --k 1000      # a large k (top-k sorted, K > 64)
+    python benchmarks/bench_evaluate.py --quick --data random # random unit rows (hard data)
 
-Data: bench_mine.py's clustered L2-normalised float32 rows, d = 128, about 50 rows per class,
-self-retrieval with k = max-bin-count (or --k). Each size runs in a fresh process, so its peak
-RSS is its own: evaluate() (peak RSS read right after the first run), then the floor, the same
-blocked matrix products evaluate's units make (X[block] @ X.T over every block of query rows,
-same BLAS, same process), interleaved --repeat times, the best of each. With --peer-python (a Python
-with torch and pytorch-metric-learning), the smaller size also runs pytorch-metric-learning's
+Data: bench_mine.py's clustered (or, --data random, random: concentrated distances, many
+near-ties) L2-normalised float32 rows, d = 128, about 50 rows per class, self-retrieval with k
+= max-bin-count (or --k). Each size runs in a fresh process, so its peak RSS is its own:
+evaluate() (peak RSS read right after the first run), then the floor, the same blocked matrix
+products evaluate's units make (X[block] @ X.T over every block of query rows, same BLAS, same
+process), interleaved --repeat times, the best of each. With --peer-python (a Python with torch
+and pytorch-metric-learning), the smaller size also runs pytorch-metric-learning's
 AccuracyCalculator with CustomKNN(LpDistance(normalize_embeddings=False)) (no faiss) in its own
 process on the same file: time, peak RSS, and whether its numbers equal ours. Children run with
 triplet_cli.THREAD_SPIN's spin settings unless they are set, as `triplet-loss` itself does.
@@ -81,14 +83,14 @@ def child(python: str, code: str, *args: object) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(n: int, repeat: int, peer_python: str | None, k: str) -> None:
-    x, y = make_data(n, "clustered")
+def run(n: int, repeat: int, peer_python: str | None, k: str, data: str) -> None:
+    x, y = make_data(n, data)
     with tempfile.TemporaryDirectory() as folder:
         xp, yp = Path(folder, "x.npy"), Path(folder, "y.npy")
         np.save(xp, x)
         np.save(yp, y)
         r = child(sys.executable, OURS, xp, yp, repeat, k)
-        print(f"\nN = {n:,}, d = {x.shape[1]}, k = {r['k']} (an N x N float32 matrix alone "
+        print(f"\nN = {n:,}, d = {x.shape[1]}, {data}, k = {r['k']} (an N x N float32 matrix alone "
               f"would be {n * n * 4 / 2**30:.2f} GiB)")
         print(f"  evaluate {r['seconds']:.2f} s, peak RSS {r['rss_mb']:.0f} MB; floor (blocked "
               f"X[block] @ X.T, {r['blocks']} blocks) {r['floor']:.2f} s: "
@@ -110,11 +112,12 @@ def main() -> None:
     parser.add_argument("--peer-python", help="a Python with torch + pytorch-metric-learning")
     parser.add_argument("--k", default="max-bin-count", help="evaluate's --k (default "
                         "max-bin-count)")
+    parser.add_argument("--data", choices=("clustered", "random"), default="clustered")
     args = parser.parse_args()
     environment()
     large, small = (20_000, 5_000) if args.quick else (100_000, 20_000)
-    run(small, args.repeat, args.peer_python, args.k)
-    run(large, args.repeat, None, args.k)
+    run(small, args.repeat, args.peer_python, args.k, args.data)
+    run(large, args.repeat, None, args.k, args.data)
 
 
 if __name__ == "__main__":

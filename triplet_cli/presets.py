@@ -35,7 +35,6 @@ class Preset:
     margin_means_hinge: bool = False
     swap: bool = False  # the framework's loss has PyTorch's swap option
 
-
     def settings(self) -> dict[str, dict[str, object] | None]:
         """What it sets, by command (None: the framework has no such operation)."""
         return {c: getattr(self, c.replace("-", "_")) for c in COMMAND_OPTIONS}
