@@ -105,6 +105,8 @@ def test_table_marks_non_default_params(cli, aligned) -> None:
     out = " ".join(ok(cli(*aligned, "--preset", "pytorch-metric-learning", "--swap")).split())
     assert "margin=0.05 (preset pytorch-metric-learning)" in out
     assert "swap=True (flag)" in out
+    st = " ".join(ok(cli(*aligned, "--preset", "sentence-transformers")).split())
+    assert "margin=5 (preset sentence-transformers)" in st
 
 
 @pytest.mark.parametrize(("command", "preset"), [
