@@ -28,6 +28,7 @@ from .statistics import BUCKETS, FIELDS, chunk_summary, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
+BATCH_CHUNKS = 8  # chunks summarised at once: each batch starts the second thread once
 # |d_an - d_ap| below this, relative to the loss' scale (the margin, or 1 under softplus; the
 # distances under a hinge with margin 0), counts as a tie: collapsed embeddings.
 TIE_TOLERANCE = 1e-6
@@ -138,47 +139,52 @@ class TripletStats:
         right = _NO_CORRECT if correct is None else correct
         self._pending.append((d_ap, d_an, loss, right))
         self._pending_rows += loss.size
-        if self._pending_rows >= CHUNK_ROWS:
-            self._process(self._pending_rows - self._pending_rows % CHUNK_ROWS)
+        if self._pending_rows >= BATCH_CHUNKS * CHUNK_ROWS:
+            self._process(self._pending_rows // CHUNK_ROWS)
 
     def settle(self) -> None:
         """Summarise what is still pending (the last, partial chunk)."""
         if self._pending_rows:
-            self._process(self._pending_rows)
+            self._process(-(-self._pending_rows // CHUNK_ROWS))
 
     def _take(self, rows: int) -> tuple[np.ndarray, ...]:
-        """The next `rows` pending rows as contiguous float64 columns (views when one block
-        holds them; a job's blocks all have their own accuracy column or none do)."""
+        """The next `rows` pending rows (or all, when fewer) as contiguous float64 columns:
+        views when one block holds them (a job's blocks all have their own accuracy column or
+        none do)."""
         first = self._pending[0]
+        rows = min(rows, self._pending_rows)
         if first[2].size >= rows:
             taken = tuple(_part(c, 0, rows) for c in first)
             rest = tuple(_part(c, rows, None) for c in first)
             self._pending = ([rest] if first[2].size > rows else []) + self._pending[1:]
         else:
-            parts = [np.concatenate([_part(b[k], 0, None) for b in self._pending])
-                     if first[k].size else first[k] for k in range(4)]
-            taken = tuple(p[:rows] if p.size else p for p in parts)
-            rest = tuple(p[rows:] if p.size else p for p in parts)
-            self._pending = [rest] if parts[2].size > rows else []
+            blocks = len(list(itertools.takewhile(
+                lambda end: end < rows, itertools.accumulate(b[2].size for b in self._pending))))
+            joined = [np.concatenate([_part(b[k], 0, None) for b in self._pending[:blocks + 1]])
+                      if first[k].size else first[k] for k in range(4)]
+            taken = tuple(p[:rows] if p.size else p for p in joined)
+            rest = tuple(p[rows:] if p.size else p for p in joined)
+            self._pending = ([rest] if joined[2].size > rows else []) + self._pending[blocks + 1:]
         self._pending_rows -= rows
         return taken
 
-    def _process(self, rows: int) -> None:
-        """Summarise the next `rows` pending rows (a partial chunk only when settling)."""
-        columns = self._take(rows)
-        starts = range(0, rows, CHUNK_ROWS)
+    def _process(self, chunks: int) -> None:
+        """Summarise the next `chunks` chunks of pending rows (the last one partial only when
+        settling)."""
+        columns = [self._take(CHUNK_ROWS) for _ in range(chunks)]
         if self.count == 0:  # the run's first chunk sets the histograms' grids (lo, scale)
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                for grid, column in zip(self._grid, columns[:2], strict=True):
-                    low, high = column[:CHUNK_ROWS].min(), column[:CHUNK_ROWS].max()
+                for grid, column in zip(self._grid, columns[0][:2], strict=True):
+                    low, high = column.min(), column.max()
                     grid[:] = low, BUCKETS / (high - low)
-        done: list[tuple[Any, ...]] = [()] * len(starts)  # each chunk's summary, in order
+        done: list[tuple[Any, ...]] = [()] * chunks  # each chunk's summary, in order
         claim = itertools.count()  # chunks are taken one at a time by two threads
         other = np.zeros_like(self._counts)  # the second thread's histograms, added after
-        together(*(partial(self._chunks, columns, starts, claim, done, counts, k)
-                   for k, counts in enumerate((self._counts, other)[:len(starts)])))
+        together(*(partial(self._chunks, columns, claim, done, counts, k)
+                   for k, counts in enumerate((self._counts, other)[:chunks])))
         self._counts += other
-        for n, loss_sum, nonzero_sum, right, counts, ap, an in done:
+        for (d_ap, d_an, *_), (n, loss_sum, nonzero_sum, right, counts, ap, an) in zip(
+                columns, done, strict=True):
             active, nans, top, _, ties, on_margin, zeros = counts
             self.loss_sum += loss_sum
             self.nonzero_sum += nonzero_sum
@@ -193,19 +199,17 @@ class TripletStats:
             self.on_margin += int(on_margin)
             self.zero_distances += int(zeros)
             self._nan = [self._nan[0] or math.isnan(ap[3]), self._nan[1] or math.isnan(an[3])]
-        self._keep(*columns[:2])
+            self._keep(d_ap, d_an)
 
-    def _chunks(self, columns: tuple[np.ndarray, ...], starts: range, claim: Iterator[int],
+    def _chunks(self, columns: list[tuple[np.ndarray, ...]], claim: Iterator[int],
                 done: list[tuple[Any, ...]], counts: np.ndarray, thread: int) -> None:
-        """The chunks at `starts` that this thread takes (`claim`: the next chunk's index), each
+        """The chunks of `columns` that this thread takes (`claim`: the next chunk's index), each
         into done[index]: its rows, sums of losses, of active losses and of accuracy,
         chunk_summary's counts, and (mean, M2, min, max) of d_ap and of d_an, whose values are
         counted into the histograms `counts`. thread: whose scratch rows to use."""
-        d_ap, d_an, loss, correct = columns
         out, extremes = np.empty(FIELDS), np.empty(4)
-        while (i := next(claim)) < len(starts):
-            c = slice(starts[i], starts[i] + CHUNK_ROWS)
-            ap, an, lost = d_ap[c], d_an[c], loss[c]
+        while (i := next(claim)) < len(columns):
+            ap, an, lost, correct = columns[i]
             extremes[:] = ap.min(), ap.max(), an.min(), an.max()
             chunk_summary(ap, an, lost, self.margin, TIE_TOLERANCE, self._loss_scale, extremes,
                           self._scratch[thread], self._buckets[thread], self._grid, counts, out)
@@ -214,7 +218,7 @@ class TripletStats:
             top = float(np.fmax.reduce(lost))  # the largest loss that is not NaN
             top = -math.inf if math.isnan(top) else top
             if correct.size:
-                right = float(correct[c].sum())
+                right = float(correct.sum())
             low_high = extremes.tolist()
             done[i] = (lost.size, loss_sum, nonzero_sum, right,
                        (active, nans, top, right, ties, on_margin, zeros),
