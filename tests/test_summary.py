@@ -186,12 +186,14 @@ def test_median_is_numpy_median(kind, n):
 
 
 def test_library_columns_are_not_copied():
-    """compute_loss's columns are the arrays the kernel filled (keep_rows), and the summary
-    reads them in place."""
+    """compute_loss's columns are the one allocation the kernel filled (keep_rows), and the
+    summary reads them in place."""
     rng = np.random.default_rng(3)
     a, p, n = (rng.standard_normal((3000, 8)) for _ in range(3))
     r = compute_loss(a, p, n)
-    assert r.d_ap.base is None and r.loss.base is None
+    rows = r.d_ap.base
+    assert rows is not None and rows.shape == (9000,) and rows.flags.owndata
+    assert r.d_an.base is rows and r.loss.base is rows
     assert r.summary["d_ap"]["p50"] == float(np.median(r.d_ap))
 
 

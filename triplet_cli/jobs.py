@@ -180,7 +180,7 @@ def collect(job: Job, blocks: Iterator[Block]) -> Results:
         if parts and c not in parts[0].columns:  # left out by a job that keeps rows
             continue
         pieces = [b.columns[c] for b in parts]
-        if c in whole and all(p.base is whole[c] for p in pieces):  # filled in place
+        if c in whole and all(np.may_share_memory(p, whole[c]) for p in pieces):  # in place
             columns[c] = whole[c]
         elif len(pieces) == 1 and pieces[0].flags.owndata:  # one block's own array: no copy
             columns[c] = pieces[0]
