@@ -185,6 +185,25 @@ def test_median_is_numpy_median(kind, n):
         assert got == want, bounds
 
 
+@settings(deadline=None, max_examples=200)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), first=st.integers(0, 4097),
+       width=st.integers(0, 3), start=st.integers(0, 50))
+def test_may_hold_finds_every_value_of_its_buckets(seed, n, first, width, start):
+    """The median's group test misses no value of buckets first..last: values on bucket
+    edges, below and above the grid, and infinite ones, against the buckets' own numbers."""
+    rng = np.random.default_rng(seed)
+    lo, scale = rng.uniform(-2, 2), statistics.BUCKETS / rng.uniform(0.5, 4)
+    edges = lo + rng.integers(-2, statistics.BUCKETS + 3, n) / scale  # on (or next to) an edge
+    v = np.where(rng.random(n) < 0.5, edges, lo + rng.uniform(-0.1, 1.1, n) * 4096 / scale)
+    v[rng.random(n) < 0.05] = np.inf
+    v[rng.random(n) < 0.05] = -np.inf
+    last = min(first + width, statistics.BUCKETS + 1)
+    stop = min(start + n, n)
+    start = min(start, stop)
+    want = any(first <= statistics._bucket(x, lo, scale) <= last for x in v[start:stop])
+    assert statistics._may_hold(v, start, stop, lo, scale, first, last) == want
+
+
 def test_library_columns_are_not_copied():
     """compute_loss's columns are the one allocation the kernel filled (keep_rows), and the
     summary reads them in place."""

@@ -23,6 +23,7 @@ SORT_BELOW = 4096  # candidates handed back for sorting once this few remain
 FIELDS = 12  # chunk_summary's values
 PAIRWISE_BLOCK = 128  # numpy's pairwise sum: ranges this long or shorter are summed in lanes
 STACK = 192  # room for its recursion (3 entries a level, 64 levels)
+GROUP = 64  # values the median's last pass tests at once before looking at each
 
 
 @jit
@@ -176,6 +177,22 @@ def _bucket(v: float, lo: float, scale: float) -> int:
 
 
 @jit
+def _may_hold(values: np.ndarray, start: int, stop: int, lo: float, scale: float, first: int,
+              last: int) -> bool:
+    """Whether any of values[start:stop] (none NaN) falls in buckets first..last of the grid
+    (lo, scale): a test that vectorises (8 values at a time, where the bucket numbers' loop
+    takes one), so that middle() looks closely only at the few groups of GROUP values holding
+    its buckets (a median of 10^6 values: 0.88 ms to 0.30 ms)."""
+    below = -math.inf if first == 0 else first - 1.0  # x of bucket b: b - 1 <= x < b
+    above, top = float(last), np.int64(last > BUCKETS)  # (the top bucket: x >= BUCKETS)
+    hits = np.int64(0)
+    for i in range(np.uint64(start), np.uint64(stop)):  # unsigned: no negative index to wrap
+        x = (values[i] - lo) * scale
+        hits |= np.int64(x >= below) & (np.int64(x < above) | top)
+    return hits != 0
+
+
+@jit
 def middle(values: np.ndarray, low: float, high: float, grid: np.ndarray, counts: np.ndarray
            ) -> tuple[float, float, np.ndarray, int, int]:
     """The values of sorted ranks (n-1)//2 and n//2 (numpy.median averages them), NaN if any
@@ -219,20 +236,26 @@ def middle(values: np.ndarray, low: float, high: float, grid: np.ndarray, counts
         if below + counts[b1] > k2:  # both ranks in bucket b1: narrow down to it
             keep = np.empty(counts[b1])
             j = 0
-            for v in cand:
-                if _bucket(v, lo, scale) == b1:
-                    keep[j] = v
-                    j += 1
+            for g in range(0, cand.shape[0], GROUP):
+                end = min(g + GROUP, cand.shape[0])
+                if _may_hold(cand, g, end, lo, scale, b1, b1):
+                    for i in range(g, end):
+                        if _bucket(cand[i], lo, scale) == b1:
+                            keep[j] = cand[i]
+                            j += 1
             cand, k1, k2, lo, hi = keep, k1 - below, k2 - below, math.nan, math.nan
             continue
         b2 = b1 + 1
         while counts[b2] == 0:
             b2 += 1
         first, second = -math.inf, math.inf  # rank k1 ends bucket b1, rank k2 opens b2
-        for v in cand:
-            b = _bucket(v, lo, scale)
-            if b == b1:
-                first = max(first, v)
-            elif b == b2:
-                second = min(second, v)
+        for g in range(0, cand.shape[0], GROUP):
+            end = min(g + GROUP, cand.shape[0])
+            if _may_hold(cand, g, end, lo, scale, b1, b2):  # (the buckets between are empty)
+                for i in range(g, end):
+                    b = _bucket(cand[i], lo, scale)
+                    if b == b1:
+                        first = max(first, cand[i])
+                    elif b == b2:
+                        second = min(second, cand[i])
         return first, second, cand[:0], 0, 0
