@@ -28,7 +28,7 @@ from .statistics import BUCKETS, FIELDS, chunk_summary, middle
 
 SAMPLE_SIZE = 1 << 20
 CHUNK_ROWS = 1 << 16
-BATCH_CHUNKS = 8  # chunks summarised at once: each batch starts the second thread once
+BATCH_CHUNKS = 16  # chunks summarised at once: each batch starts the second thread once
 # |d_an - d_ap| below this, relative to the loss' scale (the margin, or 1 under softplus; the
 # distances under a hinge with margin 0), counts as a tie: collapsed embeddings.
 TIE_TOLERANCE = 1e-6
