@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from triplet_cli import compute_loss, reductions, statistics
@@ -188,6 +188,9 @@ def test_median_is_numpy_median(kind, n):
 @settings(deadline=None, max_examples=200)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), first=st.integers(0, 4097),
        width=st.integers(0, 3), start=st.integers(0, 50))
+@example(seed=1, n=200, first=4097, width=0, start=0)  # the top bucket alone (x >= BUCKETS)
+@example(seed=2, n=200, first=4096, width=1, start=0)
+@example(seed=3, n=200, first=0, width=0, start=0)  # below the grid
 def test_may_hold_finds_every_value_of_its_buckets(seed, n, first, width, start):
     """The median's group test misses no value of buckets first..last: values on bucket
     edges, below and above the grid, and infinite ones, against the buckets' own numbers."""
@@ -202,6 +205,26 @@ def test_may_hold_finds_every_value_of_its_buckets(seed, n, first, width, start)
     start = min(start, stop)
     want = any(first <= statistics._bucket(x, lo, scale) <= last for x in v[start:stop])
     assert statistics._may_hold(v, start, stop, lo, scale, first, last) == want
+
+
+@pytest.mark.parametrize("where", ["above", "below"])
+def test_median_outside_the_first_chunks_grid(where):
+    """The histogram's grid comes from the first chunk: a median that falls in the bucket below
+    it or in the top bucket above it (with infinities there) is still numpy's."""
+    n, chunk = 5_001, 100
+    rng = np.random.default_rng(5)
+    d_ap = rng.random(n)
+    shift = 10.0 if where == "above" else -10.0
+    d_ap[chunk:] += shift  # every later row outside the first chunk's range
+    d_ap[chunk::7] = np.inf if where == "above" else -np.inf
+    d_an = d_ap + 1.0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reductions, "CHUNK_ROWS", chunk)
+        stats = reductions.TripletStats(1.0)
+        stats.add(d_ap, d_an, np.zeros(n))
+        got = stats.summary("mean")
+    assert repr(got["d_ap"]["p50"]) == repr(float(np.median(d_ap)))
+    assert repr(got["d_an"]["p50"]) == repr(float(np.median(d_an)))
 
 
 def test_library_columns_are_not_copied():

@@ -41,7 +41,8 @@ class Rows:
 
 @dataclass
 class ComputeResult:
-    """Per-triplet distances and losses with the summary object of SPEC section 3."""
+    """Per-triplet distances and losses with the summary object of SPEC section 3. The three
+    columns are views of one allocation (np.copy one to keep it alone)."""
 
     d_ap: np.ndarray
     d_an: np.ndarray

@@ -5,10 +5,10 @@ Counts, sums, means, standard deviations, minima and maxima do not depend on the
 SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the row number
 (independent of blocks and workers): a rank error of about 1/sqrt(SAMPLE_SIZE) = 0.1%. A chunk
 is summarised by numpy's sums and extremes and one jitted pass (statistics.py), bit for bit
-the numpy expressions it replaced. With two kernel threads, a block's chunks are taken one at a
-time by two threads, merged in chunk order (histogram counts added), and the two medians are
-found side by side: the same bits with any thread count. The sample holds the blocks' own arrays
-until it must be thinned.
+the numpy expressions it replaced. Chunks wait until BATCH_CHUNKS of them are pending; with two
+kernel threads, a batch's chunks are taken one at a time by two threads, merged in chunk order
+(histogram counts added), and the two medians are found side by side: the same bits with any
+thread count. The sample holds the blocks' own arrays until it must be thinned.
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ class TripletStats:
     def add(self, d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray,
             correct: np.ndarray | None = None) -> None:
         """Add the next triplets, in output order (summarised by chunks of CHUNK_ROWS rows from
-        the first triplet: the same sums in the same order whatever the callers' blocks)."""
+        the first triplet: the same sums in the same order whatever the callers' blocks; held,
+        not copied, until BATCH_CHUNKS chunks are pending or the run settles)."""
         if loss.size == 0:
             return
         right = _NO_CORRECT if correct is None else correct
@@ -143,30 +144,27 @@ class TripletStats:
             self._process(self._pending_rows // CHUNK_ROWS)
 
     def settle(self) -> None:
-        """Summarise what is still pending (the last, partial chunk)."""
+        """Summarise what is still pending (the last chunk partial)."""
         if self._pending_rows:
-            self._process(-(-self._pending_rows // CHUNK_ROWS))
+            self._process(math.ceil(self._pending_rows / CHUNK_ROWS))
 
     def _take(self, rows: int) -> tuple[np.ndarray, ...]:
         """The next `rows` pending rows (or all, when fewer) as contiguous float64 columns:
-        views when one block holds them (a job's blocks all have their own accuracy column or
-        none do)."""
-        first = self._pending[0]
+        views when one block holds them, else a copy of just those rows (a job's blocks all
+        have their own accuracy column or none do)."""
         rows = min(rows, self._pending_rows)
-        if first[2].size >= rows:
-            taken = tuple(_part(c, 0, rows) for c in first)
-            rest = tuple(_part(c, rows, None) for c in first)
-            self._pending = ([rest] if first[2].size > rows else []) + self._pending[1:]
-        else:
-            blocks = len(list(itertools.takewhile(
-                lambda end: end < rows, itertools.accumulate(b[2].size for b in self._pending))))
-            joined = [np.concatenate([_part(b[k], 0, None) for b in self._pending[:blocks + 1]])
-                      if first[k].size else first[k] for k in range(4)]
-            taken = tuple(p[:rows] if p.size else p for p in joined)
-            rest = tuple(p[rows:] if p.size else p for p in joined)
-            self._pending = ([rest] if joined[2].size > rows else []) + self._pending[blocks + 1:]
         self._pending_rows -= rows
-        return taken
+        parts = []
+        while rows:
+            block = self._pending.pop(0)
+            n = min(rows, block[2].size)
+            parts.append(tuple(_part(c, 0, n) for c in block))
+            if block[2].size > n:
+                self._pending.insert(0, tuple(_part(c, n, None) for c in block))
+            rows -= n
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(c) if c[0].size else c[0] for c in zip(*parts, strict=True))
 
     def _process(self, chunks: int) -> None:
         """Summarise the next `chunks` chunks of pending rows (the last one partial only when
@@ -179,10 +177,12 @@ class TripletStats:
                     grid[:] = low, BUCKETS / (high - low)
         done: list[tuple[Any, ...]] = [()] * chunks  # each chunk's summary, in order
         claim = itertools.count()  # chunks are taken one at a time by two threads
-        other = np.zeros_like(self._counts)  # the second thread's histograms, added after
+        # the second thread's histograms, added after (one chunk: no second thread)
+        other = np.zeros_like(self._counts) if chunks > 1 else None
         together(*(partial(self._chunks, columns, claim, done, counts, k)
                    for k, counts in enumerate((self._counts, other)[:chunks])))
-        self._counts += other
+        if other is not None:
+            self._counts += other
         for (d_ap, d_an, *_), (n, loss_sum, nonzero_sum, right, counts, ap, an) in zip(
                 columns, done, strict=True):
             active, nans, top, _, ties, on_margin, zeros = counts
