@@ -210,6 +210,12 @@ CASES = [
          aligned("a.npy", "c.npy", "n.npy", *OUT), 1, r"/c\.npy: dtype complex64 is not a float"),
     Case("string-dtype", npy("s.npy", np.full((ROWS, DIM), "x")),
          aligned("a.npy", "p.npy", "s.npy", *OUT), 1, r"/s\.npy: dtype <U1 is not a float type"),
+    Case("bfloat16-as-ml_dtypes-saves-it",
+         npy("bf.npy", np.ones((ROWS, DIM), np.uint16).view("V2")),
+         aligned("a.npy", "bf.npy", "n.npy", *OUT), 1,
+         r"/bf\.npy: dtype \|V2 \(2 raw bytes a value\) is not a float type; bfloat16 arrays "
+         r"saved from JAX or ml_dtypes look like this: save them as float32 "
+         r"\(x\.astype\(np\.float32\)\)$"),
     Case("int64-beyond-2^53", npy("big.npy", np.full((ROWS, DIM), 2**53 + 1, np.int64)),
          aligned("big.npy", "p.npy", "n.npy", *OUT), 1, r"/big\.npy: int64 values beyond 2\^53"),
     Case("uint64-beyond-2^53", npy("ubig.npy", np.full((ROWS, DIM), 2**63, np.uint64)),

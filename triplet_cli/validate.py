@@ -179,6 +179,10 @@ def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
     if kind == "f":  # float16/32/64 are taken above: this is long double
         raise InputError(f"dtype {array.dtype} (long double) is not supported; use float32 or "
                          "float64", path)
+    if kind == "V" and size == 2 and array.dtype.names is None:
+        raise InputError(f"dtype {array.dtype} (2 raw bytes a value) is not a float type; "
+                         "bfloat16 arrays saved from JAX or ml_dtypes look like this: save them "
+                         "as float32 (x.astype(np.float32))", path)
     raise InputError(f"dtype {array.dtype} is not a float type", path)
 
 
