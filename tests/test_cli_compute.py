@@ -329,6 +329,8 @@ def test_presets_json_lists_every_preset(cli) -> None:
     assert list(presets) == list(PRESETS)
     assert presets["torch"]["compute"]["eps_placement"] == "difference"
     assert presets["tf-similarity"]["compute"] is None
+    # which frameworks have PyTorch's swap (--swap under the others warns)
+    assert {n for n, p in presets.items() if p["swap"]} == {"torch", "pytorch-metric-learning"}
 
 
 def test_presets_table_lists_every_preset(cli) -> None:

@@ -362,7 +362,8 @@ def print_presets(fmt: str) -> None:
     from .presets import PRESETS
 
     if fmt == "json":
-        print(to_json({n: {"follows": p.follows, **p.settings()} for n, p in PRESETS.items()}))
+        print(to_json({n: {"follows": p.follows, "swap": p.swap, **p.settings()}
+                       for n, p in PRESETS.items()}))
         return
     from rich.table import Table
     from rich.text import Text
@@ -373,6 +374,8 @@ def print_presets(fmt: str) -> None:
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         grid.add_row("follows", Text(p.follows))
+        grid.add_row("swap", Text("the framework's option (--swap)" if p.swap else
+                                  "not in the framework: --swap adds PyTorch's, with a warning"))
         for command, values in p.settings().items():
             grid.add_row(command, Text("-" if values is None else ", ".join(
                 f"{k}={v}" for k, v in values.items())))
