@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -313,10 +314,12 @@ rng = np.random.default_rng(3)
 x, y = rng.standard_normal((40, 4)).astype(np.float32), np.arange(40) % 4
 a, p, n = (rng.standard_normal((9, 4)).astype(np.float32) for _ in range(3))
 compute_loss(a, p, n)
-by_compute = list(compiled)
+phases = {"compute": list(compiled)}
 for strategy in sys.argv[1:]:
+    before = len(compiled)
     mine_triplets(x, y, strategy=strategy)
-print(json.dumps({"compute": by_compute, "all": compiled}))
+    phases[strategy] = compiled[before:]
+print(json.dumps({**phases, "all": compiled}))
 """
 
 
@@ -327,7 +330,7 @@ def test_first_run_compiles_only_what_it_needs(tmp_path: Path) -> None:
     (np.bool_, np.int64) instead. A fresh numba cache in tmp_path: this is what the first run
     after installing compiles."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", FIRST_RUN, "semi-hard", "hard"], env=env,
+    done = subprocess.run([sys.executable, "-c", FIRST_RUN, "hard", "semi-hard"], env=env,
                           capture_output=True, text=True, check=False, timeout=900)
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout)
@@ -335,7 +338,18 @@ def test_first_run_compiles_only_what_it_needs(tmp_path: Path) -> None:
     ours = [name for name, _ in compiled if name.startswith("triplet_cli.")]
     assert "triplet_cli.mining._mine_tasks" in ours
     assert [name for name, literal in compiled if literal and name in ours] == []
-    assert len(ours) == len(set(ours))  # one specialisation each: the same dtypes throughout
+    # one specialisation each (the same dtypes throughout), but for the mining kernel: one for
+    # semi-hard, one for hard and easy (and the one-line choice of scratch inside it)
+    kernels = Counter(name for name in ours if "<lambda>" not in name)
+    assert kernels.pop("triplet_cli.mining._mine_tasks") == 2
+    assert set(kernels.values()) == {1}
+    # a first hard run compiles none of semi-hard's code, and a euclidean one no other distance
+    by_hard = {name.rsplit(".", 1)[1] for name, _ in runs["hard"]
+               if name.startswith("triplet_cli.")}
+    assert "exact_top_k" in by_hard
+    assert not by_hard & {"_semi_hard", "_windows", "stable_order", "_grid_scratch", "cosine",
+                          "dot", "power_sum", "chebyshev", "manhattan"}
+    assert "_semi_hard" in {name.rsplit(".", 1)[1] for name, _ in runs["semi-hard"]}
     # A euclidean `compute` compiles the square-sum kernel alone, not every distance.
     by_compute = {name.rsplit(".", 1)[1] for name, _ in runs["compute"]
                   if name.startswith("triplet_cli.")}

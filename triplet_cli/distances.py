@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from ._jit import in_parallel, inline_jit, jit
 from .lanes import (
@@ -151,12 +153,36 @@ def square_distance(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: floa
 def distance(
     x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float, placement: int
 ) -> float:
-    """d(x, y) for any distance code; `dot` is the negated similarity -(x.y)."""
-    if code == COSINE:
-        return cosine(x, y, eps)
-    if code == DOT:
-        return -dot(x, y)
-    return pnorm(x, y, code, p, eps, placement)
+    """d(x, y) for any distance code; `dot` is the negated similarity -(x.y). A code given as a
+    SquareCode (square_family) compiles the square-terms path alone."""
+    return _distance(x, y, code, p, eps, placement)
+
+
+SquareCode = np.uint8  # a distance code of this type promises square_family (typed_code)
+
+
+def typed_code(code: int, p: float, placement: int) -> np.integer:
+    """The code as kernels take it: its type tells them whether only the square path is used."""
+    return SquareCode(code) if square_family(code, p, placement) else np.int64(code)
+
+
+def _distance(x, y, code, p, eps, placement):  # type: ignore[no-untyped-def]
+    """distance's body, chosen by the type of code (an overload: no untaken branch compiles)."""
+
+
+@overload(_distance, inline="always")
+def _distance_by_type(x, y, code, p, eps, placement):  # type: ignore[no-untyped-def]
+    if code == types.uint8:
+        return lambda x, y, code, p, eps, placement: square_distance(x, y, code, p, eps,
+                                                                     placement)
+
+    def general(x, y, code, p, eps, placement):  # type: ignore[no-untyped-def]
+        if code == COSINE:
+            return cosine(x, y, eps)
+        if code == DOT:
+            return -dot(x, y)
+        return pnorm(x, y, code, p, eps, placement)
+    return general
 
 
 @jit

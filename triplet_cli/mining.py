@@ -22,6 +22,8 @@ compiles a callee once more for each literal value it is called with.
 from __future__ import annotations
 
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from ._jit import borrowed, in_parallel, inline_jit, jit
 from .distances import EPS_NONE, EUCLIDEAN, Metric, distance, fill_ranks
@@ -92,6 +94,17 @@ def _grid_scratch(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     grid = min(max(m // 2, 16), _MAX_CELLS)
     return (np.empty(m, np.uint32), np.empty(grid + 3, np.int64), np.zeros(grid + 3, np.int32),
             np.empty(m, np.int64), np.empty(grid + 3, np.int64))
+
+
+def _scratch_for(semi, m):  # type: ignore[no-untyped-def]
+    """_grid_scratch(m) for semi-hard, None otherwise (chosen by semi's type, not compiled)."""
+
+
+@overload(_scratch_for, inline="always")
+def _scratch_for_type(semi, m):  # type: ignore[no-untyped-def]
+    if isinstance(semi, types.NoneType):
+        return lambda semi, m: None
+    return lambda semi, m: _grid_scratch(m)
 
 
 @jit
@@ -276,8 +289,10 @@ def _emit(i, j, d_ap, negs_v, negs_i, count, slot, out_idx, out_d) -> None:
 @inline_jit
 def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
                  pos_strategy, strategy, fallback_easiest, threshold_hardest, K, slot, out_idx,
-                 out_d, scratch, stamp) -> None:
-    """All triplets of anchor i, given its ranking row r (which it overwrites)."""
+                 out_d, semi, scratch, stamp) -> None:
+    """All triplets of anchor i, given its ranking row r (which it overwrites). semi: None for
+    hard and easy, whose kernels then never type (nor compile) semi-hard's code: numba prunes a
+    branch on `semi is None` when the argument is None."""
     npos = c_hi - c_lo - 1
     cap = npos if pos_strategy == POS_ALL else 1
     pos_v = np.empty(cap)
@@ -303,7 +318,7 @@ def _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, d,
     if strategy != HARD:
         for q in range(c_lo, c_hi):
             r[members[q]] = -np.inf
-    if strategy in (HARD, EASY):
+    if semi is None:  # HARD or EASY
         count = exact_top_k(X[i], X, r, members[:0], np.bool_(True), np.int64(0), code, p, eps,
                             placement, d, strategy == EASY, negs_v, negs_i, np.int64(0))
         for q in range(npicked):
@@ -354,22 +369,22 @@ def mine_block(X: np.ndarray, classes: Classes, start: int, ranks: Ranks, metric
     """
     labels, members, class_ptr = classes
     G, kind, delta, scale = ranks
+    semi = np.bool_(True) if choice[1] == SEMI_HARD else None  # the kernel's type: see _mine_anchor
     in_parallel(_mine_tasks, (G.shape[0] + _CHUNK - 1) // _CHUNK, X, labels, scale, members,
-                class_ptr, start, G, kind, delta, *metric, *choice, *out)
+                class_ptr, start, G, kind, delta, *metric, *choice, semi, *out)
 
 
 @jit
 def _mine_tasks(lo, hi, X, labels, scale, members, class_ptr, start, G, kind, delta, code,
                 p, eps, placement, pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
-                offsets, out_idx, out_d) -> None:
-    """mine_block's tasks lo..hi (of _CHUNK anchors each)."""
+                semi, offsets, out_idx, out_d) -> None:
+    """mine_block's tasks lo..hi (of _CHUNK anchors each); semi: None unless semi-hard."""
     b = G.shape[0]
     m = X.shape[0]
     X, G = borrowed(X), borrowed(G)
-    semi = strategy == SEMI_HARD
     for chunk in range(lo, hi):
         r = np.empty(m)
-        scratch = _grid_scratch(m if semi else 0)
+        scratch = _scratch_for(semi, m)
         for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
             i = start + row
             c = labels[i]
@@ -379,7 +394,8 @@ def _mine_tasks(lo, hi, X, labels, scale, members, class_ptr, start, G, kind, de
             fill_ranks(r, G[row], kind, scale[i], scale)
             _mine_anchor(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta[row],
                          pos_strategy, strategy, fallback_easiest, threshold_hardest, K,
-                         offsets[row], out_idx, out_d, scratch, np.int32(row % _CHUNK + 1))
+                         offsets[row], out_idx, out_d, semi, scratch,
+                         np.int32(row % _CHUNK + 1))
 
 
 def mine_all_block(X: np.ndarray, classes: Classes, start: int, stop: int, metric: Metric,
