@@ -310,7 +310,6 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
         rank_kind,
         rank_scale,
         split_products,
-        typed_code,
     )
     from .losses import aligned_losses, pair_losses
     from .mining import ALL, mine_all_block, mine_block
@@ -318,7 +317,7 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
 
     x, classes = data.x, data.classes
     m = x.shape[0]
-    metric = (typed_code(plan.code, plan.p, plan.placement), plan.p, plan.eps, plan.placement)
+    metric = (plan.code, plan.p, plan.eps, plan.placement)
     groups = (classes.codes, classes.members, classes.ptr)
     offsets = np.zeros(stop - start + 1, np.int64)
     np.cumsum(data.caps[start:stop], out=offsets[1:])

@@ -76,10 +76,13 @@ class DistanceParams:
                 Distance.chebyshev: math.inf}.get(self.distance, self.p)
 
     def kernel(self) -> tuple[int, float, float, int]:
-        """(code, p, eps, placement code): the distance arguments every kernel takes."""
-        from .distances import kernel_args
+        """(code, p, eps, placement code): the distance arguments every kernel takes, the code
+        typed so that a square-family distance compiles no other (distances.typed_code)."""
+        from .distances import kernel_args, typed_code
 
-        return kernel_args(self.distance.value, self.norm_p, self.eps, self.eps_placement.value)
+        code, p, eps, placement = kernel_args(self.distance.value, self.norm_p, self.eps,
+                                              self.eps_placement.value)
+        return typed_code(code, p, placement), p, eps, placement
 
     def product_type(self, dtype: Any) -> Any:
         """The float type matrix products rank rows of `dtype` in (normalised rows are float64),
