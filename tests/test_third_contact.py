@@ -289,6 +289,29 @@ def test_numba_settings_that_cannot_run_are_one_line(variable: str, value: str,
                          text=True, timeout=120, env={**os.environ, variable: value})
     assert (run.returncode, run.stderr) == (2, f"triplet-loss: error: {message}\n")
 
+IMPORT_FIRST = """
+import sys
+try:
+    import triplet_cli.{}
+except Exception as e:
+    print(type(e).__name__)
+"""
+
+
+def test_any_module_imported_first_loads_numba_after_its_settings_are_checked() -> None:
+    """numba loads through _jit alone (after the cache folder is chosen and NUMBA_NUM_THREADS
+    checked), whichever module a library user imports first: a kernel module that imported
+    numba itself raised numba's ValueError for NUMBA_NUM_THREADS=0."""
+    package = Path(__file__).parents[1] / "triplet_cli"
+    modules = sorted(f.stem for f in package.glob("*.py") if f.stem != "__main__")
+    assert "mining" in modules and "lanes" in modules
+    env = {**os.environ, "NUMBA_NUM_THREADS": "0"}
+    for module in modules:
+        run = subprocess.run([sys.executable, "-c", IMPORT_FIRST.format(module)], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert run.stdout.strip() in ("", "UsageError"), (module, run.stdout, run.stderr)
+
+
 def test_a_read_only_install_without_a_writable_home_caches_in_tmp(monkeypatch,
                                                                     tmp_path: Path) -> None:
     from triplet_cli import _jit

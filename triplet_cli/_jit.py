@@ -78,9 +78,14 @@ def _require_threads() -> None:
 _require_threads()
 _CACHE = _cache_folder()
 
-import numba  # noqa: E402  (must follow the cache-directory decision)
+# numba loads only after the cache-directory decision; the kernel modules take numba's names
+# (cgutils, intrinsic, overload, typeof, types) from here for the same reason.
+import numba  # noqa: E402
+from numba import typeof as typeof  # noqa: E402
 from numba.core import caching, cgutils, event  # noqa: E402
+from numba.core import types as types  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
+from numba.extending import overload as overload  # noqa: E402
 
 if numba.config.DISABLE_JIT:  # the kernels use intrinsics, which need compiling
     raise UsageError("NUMBA_DISABLE_JIT is set: triplet-loss runs compiled kernels only; unset it")

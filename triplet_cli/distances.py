@@ -14,10 +14,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba.core import types
-from numba.extending import overload
 
-from ._jit import in_parallel, inline_jit, jit
+from ._jit import in_parallel, inline_jit, jit, overload, typeof
 from .lanes import (
     LANES,
     abs_max,
@@ -159,6 +157,7 @@ def distance(
 
 
 SquareCode = np.uint8  # a distance code of this type promises square_family (typed_code)
+_SQUARE_CODE = typeof(SquareCode(0))  # its numba type
 
 
 def typed_code(code: int, p: float, placement: int) -> np.integer:
@@ -172,7 +171,7 @@ def _distance(x, y, code, p, eps, placement):  # type: ignore[no-untyped-def]
 
 @overload(_distance, inline="always")
 def _distance_by_type(x, y, code, p, eps, placement):  # type: ignore[no-untyped-def]
-    if code == types.uint8:
+    if code == _SQUARE_CODE:
         return lambda x, y, code, p, eps, placement: square_distance(x, y, code, p, eps,
                                                                      placement)
 

@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
+
+from ._jit import cgutils, intrinsic, types
 
 LANES = 8
 # The term of x_i and y_i: (x-y+s)^2, |x-y+s|, x*y, and |x-y+s| again for its maximum (LARGEST:

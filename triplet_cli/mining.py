@@ -22,10 +22,8 @@ compiles a callee once more for each literal value it is called with.
 from __future__ import annotations
 
 import numpy as np
-from numba.core import types
-from numba.extending import overload
 
-from ._jit import borrowed, in_parallel, inline_jit, jit
+from ._jit import borrowed, in_parallel, inline_jit, jit, overload, types
 from .distances import EPS_NONE, EUCLIDEAN, Metric, distance, fill_ranks
 from .lanes import prefetch
 from .topk import exact_row, exact_top_k, insert, stable_order
