@@ -350,12 +350,46 @@ def test_first_run_compiles_only_what_it_needs(tmp_path: Path) -> None:
     assert not by_hard & {"_semi_hard", "_windows", "stable_order", "_grid_scratch", "cosine",
                           "dot", "power_sum", "chebyshev", "manhattan"}
     assert "_semi_hard" in {name.rsplit(".", 1)[1] for name, _ in runs["semi-hard"]}
-    # A euclidean `compute` compiles the square-sum kernel alone, not every distance.
+    # A euclidean `compute` compiles the kernel's square-sum path alone, not every distance.
     by_compute = {name.rsplit(".", 1)[1] for name, _ in runs["compute"]
                   if name.startswith("triplet_cli.")}
-    assert "aligned_square_losses" in by_compute
-    assert not by_compute & {"distance", "cosine", "dot", "power_sum", "chebyshev", "manhattan",
-                             "distance_pair", "aligned_any_losses"}
+    assert {"_aligned_losses", "square_pair"} <= by_compute
+    assert not by_compute & {"distance", "distance_pair", "power_sum", "general"}
+
+
+TOP_K_RUN = """
+import json, sys
+import numpy as np
+from numba.core import event
+from triplet_cli.distances import kernel_args, typed_code
+from triplet_cli.topk import top_k
+
+compiled = []
+class Recorder(event.Listener):
+    def on_start(self, e):
+        compiled.append(e.data["dispatcher"].py_func.__qualname__)
+    def on_end(self, e):
+        pass
+event.register("numba:compile", Recorder())
+x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+code, p, eps, placement = kernel_args("euclidean", 2.0, 0.0, "none")
+top_k(x[:50], x, int(sys.argv[1]), (typed_code(code, p, placement), p, eps, placement))
+print(json.dumps(compiled))
+"""
+
+
+@pytest.mark.parametrize(("k", "needed", "not_needed"), [(5, "exact_top_k", "_sorted_top_k"),
+                                                          (200, "_sorted_top_k", "exact_top_k")])
+def test_top_k_compiles_one_selection(k: int, needed: str, not_needed: str,
+                                      tmp_path: Path) -> None:
+    """The block kernel compiles the selection its K needs, not the other (a fresh cache)."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", TOP_K_RUN, str(k)], env=env,
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    compiled = set(json.loads(done.stdout))
+    assert needed in compiled
+    assert not_needed not in compiled
 
 
 SQUARE_SETTINGS = [(code, p, placement) for code, p in ((0, 2.0), (1, 2.0), (3, 2.0), (5, 2.0))
@@ -363,9 +397,10 @@ SQUARE_SETTINGS = [(code, p, placement) for code, p in ((0, 2.0), (1, 2.0), (3, 
 
 
 @pytest.mark.parametrize("swap", [False, True])
-def test_square_kernel_equals_the_generic_kernel(swap: bool) -> None:
-    """The kernel that compiles only the square terms gives the generic kernel's bits."""
-    from triplet_cli import distances, losses
+def test_square_path_gives_the_general_paths_bits(swap: bool) -> None:
+    """The loss kernel's square-sum path (which compiles only the square terms) gives the
+    bits of its path for any distance."""
+    from triplet_cli import _jit, distances, losses
 
     rng = np.random.default_rng(5)
     n, d = 300, 19  # d not a multiple of 4: the running sums' tail too
@@ -376,12 +411,12 @@ def test_square_kernel_equals_the_generic_kernel(swap: bool) -> None:
         if not distances.square_family(code, p, placement):
             continue
         out = {}
-        for kernel in (losses.aligned_square_losses, losses.aligned_any_losses):
+        for square in (True, False):
             rows = [np.empty(n) for _ in range(3)]
             tasks = -(-n // losses.ROWS_PER_TASK)  # all of them, on this thread
-            kernel(0, tasks, x, x, x, ia, ip, ineg, code, p, 1e-3, placement, 0.5, False, swap,
-                   *rows)
-            out[kernel] = b"".join(r.tobytes() for r in rows)
+            losses._aligned_losses(0, tasks, x, x, x, ia, ip, ineg, code, p, 1e-3, placement,
+                                   0.5, False, swap, *rows, *_jit.one_of(square))
+            out[square] = b"".join(r.tobytes() for r in rows)
         assert len(set(out.values())) == 1, (code, p, placement)
         checked += 1
     assert checked >= 8

@@ -14,6 +14,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .errors import UsageError
 
@@ -141,6 +143,14 @@ jit = partial(numba.njit, cache=_CACHE, error_model="numpy", nogil=True)
 # functions costs a reference-count update per array argument (at d = 128, 60 of a euclidean
 # distance's 85 ns went to the four calls between `distance` and its sum).
 inline_jit = partial(numba.njit, cache=_CACHE, error_model="numpy", nogil=True, inline="always")
+
+
+def one_of(first: bool) -> tuple[np.bool_ | None, np.bool_ | None]:
+    """Two kernel arguments of which exactly one is None: (True, None) when `first`, else
+    (None, True). Numba drops a branch guarded by `x is not None` before compiling when x is
+    None (never when x is a value), so a kernel that guards each of two paths by one of these
+    compiles only the path it takes."""
+    return (np.bool_(True), None) if first else (None, np.bool_(True))
 
 
 # Ranges per thread: a thread that finishes early takes the next range, so one thread slowed

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._jit import borrowed, in_parallel, inline_jit, jit
+from ._jit import borrowed, in_parallel, inline_jit, jit, one_of
 from .distances import (
     Metric,
     distance,
@@ -53,14 +53,13 @@ def aligned_losses(A: np.ndarray, P: np.ndarray, N: np.ndarray, index: Index | N
     index = (ia, ip, ineg), or (A[i], P[i], N[i]) without one; metric: the distance's kernel
     arguments (code, p, eps, placement), rule: (margin, soft margin, swap).
 
-    Distances that sum squares (the default euclidean among them) run a kernel that compiles
-    only those terms, not every distance: the first `compute` on sample_data after installing
-    took 4.7 s of CPU, 2.5 s with it. Both kernels give the same bits.
+    For distances that sum squares (the default euclidean among them) the kernel compiles only
+    those terms, not every distance: the first `compute` on sample_data after installing took
+    4.7 s of CPU, 2.5 s with it. Both paths give the same bits.
     """
     code, p, _, placement = metric
-    kernel = aligned_square_losses if square_family(code, p, placement) else aligned_any_losses
-    in_parallel(kernel, _tasks(out[2].shape[0]), A, P, N, *(index or (_ROWS,) * 3), *metric,
-                *rule, *out)
+    in_parallel(_aligned_losses, _tasks(out[2].shape[0]), A, P, N, *(index or (_ROWS,) * 3),
+                *metric, *rule, *out, *one_of(square_family(code, p, placement)))
 
 
 def _tasks(rows: int) -> int:
@@ -84,15 +83,15 @@ def _store(i: int, dap: float, dan: float, margin: float, soft: bool, d_ap: np.n
     loss[i] = triplet_loss(dap, dan, margin, soft)
 
 
-# The two kernels take a task range lo..hi, then aligned_losses' arguments. Each takes its rows in
-# its own body, from inputs without reference counts (borrowed): otherwise each row view passed
-# to square_pair updates counters both threads share (1.7x a read of the inputs at d = 128
-# instead of 1.04x when a helper returned the views; 14% of a thread's time at d = 128).
 @jit
-def aligned_square_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft,
-                          swap, d_ap, d_an, loss) -> None:
-    """aligned_losses when square_family(code, p, placement): only the square-sum path of
-    distance_pair and distance compiles, not the other distances nor their dispatch."""
+def _aligned_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft, swap,
+                    d_ap, d_an, loss, squares, general) -> None:
+    """aligned_losses for the rows of tasks lo..hi, by the square-sum path (squares not None:
+    square_family) or any distance's (general not None); _jit.one_of gives the two, so that
+    one path compiles. The rows are taken here, from inputs without reference counts
+    (borrowed): otherwise each row view passed to a distance updates counters both threads
+    share (1.7x a read of the inputs at d = 128 instead of 1.04x when a helper returned the
+    views; 14% of a thread's time at d = 128)."""
     n = loss.shape[0]
     indexed = ia.shape[0] > 0
     A, P, N = borrowed(A), borrowed(P), borrowed(N)
@@ -102,28 +101,14 @@ def aligned_square_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement
                 a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
             else:
                 a, pos, neg = A[i], P[i], N[i]
-            dap, dan = square_pair(a, pos, neg, code, p, eps, placement)
-            if swap:
-                dan = _nearer(dan, square_distance(pos, neg, code, p, eps, placement))
-            _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
-
-
-@jit
-def aligned_any_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, margin, soft,
-                       swap, d_ap, d_an, loss) -> None:
-    """aligned_losses for any distance code."""
-    n = loss.shape[0]
-    indexed = ia.shape[0] > 0
-    A, P, N = borrowed(A), borrowed(P), borrowed(N)
-    for task in range(lo, hi):
-        for i in range(task * ROWS_PER_TASK, min(n, (task + 1) * ROWS_PER_TASK)):
-            if indexed:
-                a, pos, neg = A[ia[i]], P[ip[i]], N[ineg[i]]
-            else:
-                a, pos, neg = A[i], P[i], N[i]
-            dap, dan = distance_pair(a, pos, neg, code, p, eps, placement)
-            if swap:
-                dan = _nearer(dan, distance(pos, neg, code, p, eps, placement))
+            if squares is not None:
+                dap, dan = square_pair(a, pos, neg, code, p, eps, placement)
+                if swap:
+                    dan = _nearer(dan, square_distance(pos, neg, code, p, eps, placement))
+            if general is not None:
+                dap, dan = distance_pair(a, pos, neg, code, p, eps, placement)
+                if swap:
+                    dan = _nearer(dan, distance(pos, neg, code, p, eps, placement))
             _store(i, dap, dan, margin, soft, d_ap, d_an, loss)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import borrowed, in_parallel, jit
+from ._jit import borrowed, in_parallel, jit, one_of
 from .distances import (
     EPS_NONE,
     EUCLIDEAN,
@@ -408,13 +408,13 @@ def _ranking_row(r, g, kind, q_scale, c_scale, excluded, q_class, c_classes, off
                 r[j] = never
 
 
-# The two block kernels: exact_top_k, or _sorted_top_k for a large K
-# (apart, so that a run which never needs the sort never compiles it: 1.5 s of a first run).
-# Each takes the query rows of its tasks lo..hi (of _CHUNK rows) against the chunk C.
 @jit
 def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, placement,
-                 largest, offset, excl_ptr, excl_idx, q_classes, c_classes, vals, idx, counts):
-    """exact_top_k for the block's tasks lo..hi."""
+                 largest, offset, excl_ptr, excl_idx, q_classes, c_classes, vals, idx, counts,
+                 few, many):
+    """exact_top_k (few not None) or, for a large K, _sorted_top_k (many not None) for the
+    query rows of tasks lo..hi (of _CHUNK rows) against the chunk C. _jit.one_of gives few
+    and many, so that a run compiles one of the two (the sort: 1.5 s of a first run)."""
     b, m = G.shape
     Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
     no_ids = excl_idx[:0]
@@ -425,27 +425,14 @@ def _top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps, p
                          excl_idx[excl_ptr[row]:excl_ptr[row + 1]],
                          q_classes[row] if q_classes.shape[0] else -1, c_classes, offset,
                          largest)
-            counts[row] = exact_top_k(Q[row], C, r, no_ids, np.bool_(True), offset, code, p, eps,
-                                      placement, delta[row], largest, vals[row], idx[row],
-                                      counts[row])
-
-
-@jit
-def _sorted_top_k_block(lo, hi, Q, C, G, kind, q_scale, c_scale, delta, code, p, eps,
-                        placement, largest, offset, excl_ptr, excl_idx, q_classes, c_classes,
-                        vals, idx, counts):
-    """_sorted_top_k for the block's tasks lo..hi."""
-    b, m = G.shape
-    Q, C, G = borrowed(Q), borrowed(C), borrowed(G)
-    for chunk in range(lo, hi):
-        r = np.empty(m)
-        for row in range(chunk * _CHUNK, min(b, (chunk + 1) * _CHUNK)):
-            _ranking_row(r, G[row], kind, q_scale[row], c_scale,
-                         excl_idx[excl_ptr[row]:excl_ptr[row + 1]],
-                         q_classes[row] if q_classes.shape[0] else -1, c_classes, offset,
-                         largest)
-            counts[row] = _sorted_top_k(Q[row], C, r, offset, code, p, eps, placement,
-                                        delta[row], largest, vals[row], idx[row], counts[row])
+            if few is not None:
+                counts[row] = exact_top_k(Q[row], C, r, no_ids, np.bool_(True), offset, code, p,
+                                          eps, placement, delta[row], largest, vals[row],
+                                          idx[row], counts[row])
+            if many is not None:
+                counts[row] = _sorted_top_k(Q[row], C, r, offset, code, p, eps, placement,
+                                            delta[row], largest, vals[row], idx[row],
+                                            counts[row])
 
 
 def norms_of(x: np.ndarray) -> np.ndarray:
@@ -498,10 +485,8 @@ def top_k(queries: np.ndarray, candidates: np.ndarray, k: int,
             g = np.matmul(queries, chunk.T, out=products)
             delta = rank_error(kind, q_norms, c_norms[lo:lo + rows], queries.shape[1],
                                queries.dtype, eps)
-        sort = k > _SORTED_K
-        in_parallel(_sorted_top_k_block if sort else _top_k_block, (b + _CHUNK - 1) // _CHUNK,
-                    queries, chunk, g, kind, q_scale,
+        in_parallel(_top_k_block, (b + _CHUNK - 1) // _CHUNK, queries, chunk, g, kind, q_scale,
                     c_scale[lo:lo + rows], delta, code, p, eps, placement, np.bool_(largest),
                     np.int64(lo), ptr, excluded, q_classes, c_classes[lo:lo + rows], vals, idx,
-                    counts)
+                    counts, *one_of(k <= _SORTED_K))
     return vals, idx, counts
