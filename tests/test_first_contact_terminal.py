@@ -357,11 +357,12 @@ def test_first_run_compiles_only_what_it_needs(tmp_path: Path) -> None:
     assert not by_compute & {"distance", "distance_pair", "power_sum", "general"}
 
 
-TOP_K_RUN = """
+RECORDED_RUN = """
 import json, sys
 import numpy as np
 from numba.core import event
-from triplet_cli.distances import kernel_args, typed_code
+from triplet_cli import compute_loss
+from triplet_cli.params import DistanceParams
 from triplet_cli.topk import top_k
 
 compiled = []
@@ -371,25 +372,42 @@ class Recorder(event.Listener):
     def on_end(self, e):
         pass
 event.register("numba:compile", Recorder())
+distance, k, calls = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
-code, p, eps, placement = kernel_args("euclidean", 2.0, 0.0, "none")
-top_k(x[:50], x, int(sys.argv[1]), (typed_code(code, p, placement), p, eps, placement))
+if "compute" in calls:
+    compute_loss(x[:20], x[20:40], x[40:60], distance=distance, swap=True)
+top_k(x[:50], x, k, DistanceParams(distance).kernel())
 print(json.dumps(compiled))
 """
+
+
+def _compiled(tmp_path: Path, *args: str) -> set[str]:
+    """What RECORDED_RUN compiles (function names) with a fresh numba cache."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", RECORDED_RUN, *args], env=env,
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return {name.rsplit(".", 1)[-1] for name in json.loads(done.stdout)}
 
 
 @pytest.mark.parametrize(("k", "needed", "not_needed"), [(5, "exact_top_k", "_sorted_top_k"),
                                                           (200, "_sorted_top_k", "exact_top_k")])
 def test_top_k_compiles_one_selection(k: int, needed: str, not_needed: str,
                                       tmp_path: Path) -> None:
-    """The block kernel compiles the selection its K needs, not the other (a fresh cache)."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", TOP_K_RUN, str(k)], env=env,
-                          capture_output=True, text=True, check=False, timeout=600)
-    assert done.returncode == 0, done.stderr
-    compiled = set(json.loads(done.stdout))
+    """The block kernel compiles the selection its K needs, not the other."""
+    compiled = _compiled(tmp_path, "euclidean", str(k))
     assert needed in compiled
     assert not_needed not in compiled
+
+
+@pytest.mark.parametrize("distance", ["cosine", "dot"])
+def test_cosine_and_dot_compile_no_other_distance(distance: str, tmp_path: Path) -> None:
+    """compute and the top-k selection under cosine or dot (mine-negatives' similarities)
+    compile that distance's path alone: not the bodies that dispatch on any code (`general`),
+    nor the p-norms' (power_sum)."""
+    compiled = _compiled(tmp_path, distance, "5", "compute")
+    assert {"_aligned_losses", "distance_pair", "distance", "exact_top_k"} <= compiled
+    assert not compiled & {"general", "power_sum", "square_pair"}
 
 
 SQUARE_SETTINGS = [(code, p, placement) for code, p in ((0, 2.0), (1, 2.0), (3, 2.0), (5, 2.0))

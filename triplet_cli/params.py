@@ -77,7 +77,7 @@ class DistanceParams:
 
     def kernel(self) -> tuple[int, float, float, int]:
         """(code, p, eps, placement code): the distance arguments every kernel takes, the code
-        typed so that a square-family distance compiles no other (distances.typed_code)."""
+        typed so that a square-family distance, cosine or dot compiles no other (typed_code)."""
         from .distances import kernel_args, typed_code
 
         code, p, eps, placement = kernel_args(self.distance.value, self.norm_p, self.eps,
