@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -248,6 +249,45 @@ def test_a_cache_index_cut_short_is_rewritten(tmp_path: Path) -> None:
         f.write_bytes(f.read_bytes()[:10])
     assert _cached_run(tmp_path).stdout == "42\n0\n"  # one compile
     assert _cached_run(tmp_path).stdout == "42\n1\n"  # then loaded again
+
+
+CALLER = '''
+import sys
+sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f).lower()]  # this copy
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from triplet_cli import distances
+assert distances.__file__.startswith(sys.argv[1])
+x = np.ones(8, np.float32)
+print(distances.distance(x, x + 1, distances.SquareCode(0), 2.0, 0.0, 0),
+      sum(distances.distance.stats.cache_hits.values()))
+'''
+
+
+def test_an_edit_to_a_callees_module_recompiles(tmp_path: Path) -> None:
+    """numba checks a cached kernel against its own file only, and the cache holds the code of
+    what it calls: after an edit to lanes.py, distances.distance (whose sums lanes.py writes)
+    was loaded from the cache, running the old code."""
+    import triplet_cli
+
+    copy = tmp_path / "copy"
+    shutil.copytree(Path(triplet_cli.__file__).parent, copy / "triplet_cli",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "caller.py").write_text(CALLER)
+
+    def run() -> str:
+        done = subprocess.run([sys.executable, str(tmp_path / "caller.py"), str(copy)],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "c")})
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert run() == "2.8284271247461903 0\n"  # compiled
+    assert run() == "2.8284271247461903 1\n"  # loaded from the cache
+    with (copy / "triplet_cli" / "lanes.py").open("a") as f:
+        f.write("# an edit\n")
+    assert run() == "2.8284271247461903 0\n"  # compiled again, not the cached code
+    assert run() == "2.8284271247461903 1\n"
 
 
 @pytest.mark.parametrize("given", ["/proc/no-such-folder", "a-file"])

@@ -6,6 +6,8 @@ numba's prange)."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import tempfile
 import threading
@@ -116,6 +118,33 @@ def _index_or_empty(self: caching.IndexDataCacheFile) -> dict:
 
 
 caching.IndexDataCacheFile._load_index = _index_or_empty
+
+
+_PACKAGE = Path(__file__).parent
+_file_stamp = caching._SourceFileBackedLocatorMixin.get_source_stamp
+
+
+def _package_stamp(self: caching._SourceFileBackedLocatorMixin) -> object:
+    """The freshness of a cached kernel of this package: every module's source, not only its
+    own file's (numba's check). A kernel's cache holds the code of what it calls from other
+    modules: after an edit to lanes.py alone (a `git pull` into an editable install), the loss
+    kernel went on running the old sums from its cache."""
+    if Path(self._py_file).parent != _PACKAGE:
+        return _file_stamp(self)
+    return _sources_hash()
+
+
+@functools.cache
+def _sources_hash() -> str:
+    """sha256 of the package's modules, their names and bytes (once a process: the modules it
+    runs are the ones it imported)."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+caching._SourceFileBackedLocatorMixin.get_source_stamp = _package_stamp
 
 
 class _Compiles(event.Listener):
