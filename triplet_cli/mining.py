@@ -25,7 +25,7 @@ import numpy as np
 
 from ._jit import borrowed, in_parallel, inline_jit, jit, overload, types
 from .distances import EPS_NONE, EUCLIDEAN, Metric, distance, fill_ranks
-from .lanes import prefetch
+from .lanes import AHEAD, prefetch
 from .topk import exact_row, exact_top_k, insert, stable_order
 
 # Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
@@ -33,7 +33,6 @@ SEMI_HARD, HARD, EASY, ALL = range(4)
 POS_ALL, POS_HARD, POS_EASY = range(3)
 STRATEGY_CODES = {"semi-hard": SEMI_HARD, "hard": HARD, "easy": EASY, "all": ALL}
 POSITIVE_CODES = {"all": POS_ALL, "hard": POS_HARD, "easy": POS_EASY}
-_AHEAD = 3  # rows prefetched ahead of row-by-row distances (d = 1,536: 740 -> 515 ns a row)
 
 
 @inline_jit
@@ -42,11 +41,11 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
     """The chosen positives of anchor i (all in index order, or the hardest / easiest one)."""
     if strategy == POS_ALL:
         n = 0
-        for q in range(c_lo, min(c_lo + _AHEAD, c_hi)):
+        for q in range(c_lo, min(c_lo + AHEAD, c_hi)):
             prefetch(X[members[q]])
         for q in range(c_lo, c_hi):
-            if q + _AHEAD < c_hi:
-                prefetch(X[members[q + _AHEAD]])
+            if q + AHEAD < c_hi:
+                prefetch(X[members[q + AHEAD]])
             j = members[q]
             if j != i:
                 out_vals[n] = distance(X[i], X[j], code, p, eps, placement)
@@ -237,7 +236,7 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
                 n = insert(near_v, near_i, n, a, s, np.bool_(False))
         band[q] = near_v[K - 1] + 2.0 * delta if n == K else np.inf
     # Every negative some band holds is recomputed once, in one tight loop, each row asked for
-    # _AHEAD recomputations before its turn (a recomputation is a cache miss on a large X).
+    # AHEAD recomputations before its turn (a recomputation is a cache miss on a large X).
     need = np.zeros(size, np.bool_)
     for q in range(npos):
         for s in range(win[q, 0], win[q, 1]):
@@ -249,11 +248,11 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
         todo[n] = s
         n += need[s]
     exact = np.empty(size)
-    for u in range(min(_AHEAD, n)):
+    for u in range(min(AHEAD, n)):
         prefetch(X[gathered[todo[u]]])
     for u in range(n):
-        if u + _AHEAD < n:  # a row read from memory takes longer than its distance
-            prefetch(X[gathered[todo[u + _AHEAD]]])
+        if u + AHEAD < n:  # a row read from memory takes longer than its distance
+            prefetch(X[gathered[todo[u + AHEAD]]])
         s = todo[u]
         exact[s] = distance(X[i], X[gathered[s]], code, p, eps, placement)
     for q in range(npos):

@@ -35,6 +35,7 @@ from .distances import (
     rank_kind,
     rank_scale,
 )
+from .lanes import AHEAD, prefetch
 
 BLOCK_BYTES = 256 << 20  # a block's matrix-product rows (float64 ranking rows are as large)
 
@@ -324,15 +325,22 @@ def _sorted_top_k(q, C, r, offset, code, p, eps, placement, delta, largest, vals
     if n > K:
         t = _select(ranks[:n].copy(), n - K if largest else K - 1)
         bound = _tighter(bound, t - 2.0 * delta if largest else t + 2.0 * delta, largest)
-    exact = np.empty(n)
+    band = 0
+    for s in range(n):  # the rows to recompute, listed first so that they can be prefetched
+        rows[band] = rows[s]
+        band += _within(ranks[s], bound, largest)
+    for s in range(min(AHEAD, band)):
+        prefetch(C[rows[s]])
+    exact = np.empty(band)
     kept = 0
-    for s in range(n):
-        if _within(ranks[s], bound, largest):
-            e = distance(q, C[rows[s]], code, p, eps, placement)
-            if e == e:  # a NaN distance is no neighbour
-                rows[kept] = rows[s]
-                exact[kept] = -e if largest else e
-                kept += 1
+    for s in range(band):
+        if s + AHEAD < band:  # a row read from memory takes longer than its distance
+            prefetch(C[rows[s + AHEAD]])
+        e = distance(q, C[rows[s]], code, p, eps, placement)
+        if e == e:  # a NaN distance is no neighbour
+            rows[kept] = rows[s]
+            exact[kept] = -e if largest else e
+            kept += 1
     order = stable_order(exact[:kept])
     merged_v = np.empty(K)
     merged_i = np.empty(K, np.int64)
