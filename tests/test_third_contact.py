@@ -290,6 +290,23 @@ def test_an_edit_to_a_callees_module_recompiles(tmp_path: Path) -> None:
     assert run() == "2.8284271247461903 1\n"
 
 
+def test_an_unreadable_module_leaves_numbas_own_check(monkeypatch) -> None:
+    """The package-wide stamp reads every module; one that cannot be read must not fail the
+    import of a kernel module (numba takes the stamp when a kernel is declared)."""
+    from triplet_cli import _jit
+
+    class Locator:
+        _py_file = _jit.__file__
+
+    whole = _jit._package_stamp(Locator())
+
+    def unreadable() -> str:
+        raise PermissionError("a module without read permission")
+
+    monkeypatch.setattr(_jit, "_sources_hash", unreadable)
+    assert _jit._package_stamp(Locator()) == _jit._file_stamp(Locator()) != whole
+
+
 @pytest.mark.parametrize("given", ["/proc/no-such-folder", "a-file"])
 def test_an_unusable_numba_cache_dir_falls_back(monkeypatch, tmp_path: Path, given: str) -> None:
     """With the package read-only and no other folder, numba refused every kernel ('no locator

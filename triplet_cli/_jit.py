@@ -129,9 +129,10 @@ def _package_stamp(self: caching._SourceFileBackedLocatorMixin) -> object:
     own file's (numba's check). A kernel's cache holds the code of what it calls from other
     modules: after an edit to lanes.py alone (a `git pull` into an editable install), the loss
     kernel went on running the old sums from its cache."""
-    if Path(self._py_file).parent != _PACKAGE:
-        return _file_stamp(self)
-    return _sources_hash()
+    if Path(self._py_file).parent == _PACKAGE:
+        with contextlib.suppress(OSError):  # a module that cannot be read: numba's own check
+            return _sources_hash()
+    return _file_stamp(self)
 
 
 @functools.cache
