@@ -119,6 +119,8 @@ def pnorm_sum(x: np.ndarray, y: np.ndarray, code: int, p: float, eps: float,
 @inline_jit
 def pnorm_finish(s: float, code: int, p: float, eps: float, placement: int) -> float:
     """The distance from pnorm_sum's value: eps where `placement` says, then the root."""
+    if code == EUCLIDEAN and placement < EPS_ROOT:  # the default first: fewer tests a row
+        return math.sqrt(s)
     if placement == EPS_LEGACY_ROOT:  # squared-euclidean stays the square of euclidean
         return s + eps if code == SQUARED_EUCLIDEAN else math.sqrt(s + eps)
     if code in (CHEBYSHEV, MANHATTAN):
@@ -247,7 +249,7 @@ def cosine_pair(x: np.ndarray, y: np.ndarray, z: np.ndarray, eps: float) -> tupl
     return cosine_of(xx, yy, xy, eps), cosine_of(xx, zz, xz, eps)
 
 
-@jit
+@inline_jit
 def square_pair(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int
 ) -> tuple[float, float]:

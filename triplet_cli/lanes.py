@@ -49,11 +49,15 @@ def _splat(builder: ir.IRBuilder, value: ir.Value, vec: ir.VectorType) -> ir.Val
 
 def _tree(builder: ir.IRBuilder, acc: ir.Value, kind: int) -> ir.Value:
     """((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)), or the same tree of _larger."""
-    s = [builder.extract_element(acc, _lane(j)) for j in range(LANES)]
-    while len(s) > 1:
-        s = [_larger(builder, s[k], s[k + 1]) if kind == LARGEST else builder.fadd(s[k], s[k + 1])
-             for k in range(0, len(s), 2)]
-    return s[0]
+    width = LANES
+    while width > 1:  # each level adds neighbouring lanes, as vectors of half the width
+        width //= 2
+        even, odd = (builder.shuffle_vector(
+            acc, ir.Constant(acc.type, ir.Undefined),
+            ir.Constant(ir.VectorType(_I32, width), list(range(first, 2 * width, 2))))
+            for first in (0, 1))
+        acc = _larger(builder, even, odd) if kind == LARGEST else builder.fadd(even, odd)
+    return builder.extract_element(acc, _lane(0))
 
 
 def _larger(builder: ir.IRBuilder, kept: ir.Value, new: ir.Value) -> ir.Value:
