@@ -410,7 +410,7 @@ def test_cosine_and_dot_compile_no_other_distance(distance: str, tmp_path: Path)
     compile that distance's path alone: not the bodies that dispatch on any code (`general`),
     nor the p-norms' (power_sum)."""
     compiled = _compiled(tmp_path, distance, "5", "compute")
-    assert {"_aligned_losses", "distance_pair", "distance", "exact_top_k"} <= compiled
+    assert {"_aligned_losses", "distance", "exact_top_k"} <= compiled
     assert not compiled & {"general", "power_sum"}
 
 
@@ -418,7 +418,7 @@ def test_candidates_compile_the_square_path_alone(tmp_path: Path) -> None:
     """The k-candidates form under euclidean compiles distance_pair's square path, not the
     body that dispatches on any code (its first run on sample_data: 6.2 s to 5.2 s)."""
     compiled = _compiled(tmp_path, "euclidean", "5", "candidates")
-    assert {"_candidate_losses", "distance_pair"} <= compiled
+    assert "_candidate_losses" in compiled
     assert not compiled & {"general", "power_sum"}
 
 

@@ -195,7 +195,7 @@ def _distance_by_type(x, y, code, p, eps, placement):  # type: ignore[no-untyped
     return general
 
 
-@jit
+@inline_jit
 def distance_pair(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, code: int, p: float, eps: float, placement: int
 ) -> tuple[float, float]:
