@@ -445,7 +445,8 @@ def test_square_path_gives_the_general_paths_bits(swap: bool) -> None:
             rows = [np.empty(n) for _ in range(3)]
             tasks = -(-n // losses.ROWS_PER_TASK)  # all of them, on this thread
             losses._aligned_losses(0, tasks, x, x, x, ia, ip, ineg, code, p, 1e-3, placement,
-                                   0.5, False, swap, *rows, *_jit.one_of(square))
+                                   0.5, False, swap, *rows, np.empty(tasks, np.bool_),
+                                   *_jit.one_of(square))
             out[square] = b"".join(r.tobytes() for r in rows)
         assert len(set(out.values())) == 1, (code, p, placement)
         checked += 1

@@ -474,6 +474,32 @@ def test_overflowing_distance_is_an_input_error(distance, placement):
                                            text), text
 
 
+@pytest.mark.parametrize("distance", ["euclidean", "manhattan"])  # square path, general path
+@pytest.mark.parametrize("bad", [math.nan, math.inf, 1.5e308])  # 1.5e308 twice: sums overflow
+@pytest.mark.parametrize("task", [0, 2])
+def test_kernels_flag_a_non_finite_distance_in_any_task(distance, bad, task):
+    """The kernels' finiteness flag (compute's check reads it instead of summing the columns)
+    is False exactly when a d_ap or d_an is not finite, whichever task and thread holds it."""
+    from triplet_cli import losses
+    from triplet_cli.params import DistanceParams
+
+    n = 3 * losses.ROWS_PER_TASK + 5
+    rng = np.random.default_rng(task)
+    a, p, neg = (rng.standard_normal((n, 4)) for _ in range(3))
+    metric, rule = DistanceParams(distance=distance).kernel(), (1.0, False, False)
+
+    def flags() -> tuple[bool, bool, bool]:
+        out = tuple(np.empty(n) for _ in range(3))
+        aligned = losses.aligned_losses(a, p, neg, None, metric, rule, out)
+        candidates = losses.candidate_losses(a, p[:, None], neg[:, None], metric, rule, False,
+                                             tuple(np.empty(n) for _ in range(4)))
+        return aligned, candidates, bool(np.isfinite(out[0]).all() and np.isfinite(out[1]).all())
+
+    assert flags() == (True, True, True)
+    neg[task * losses.ROWS_PER_TASK + 7, :2] = bad
+    assert flags() == (False, False, False)
+
+
 @pytest.mark.parametrize(("distance", "placement"), COMBOS)
 def test_duplicate_rows_give_zero_distance_or_the_eps_artefact(distance, placement):
     """A positive identical to its anchor: d = 0 for our definitions; the presets' eps artefacts

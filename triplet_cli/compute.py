@@ -156,18 +156,19 @@ class ComputeJob(Job):
         if t is not None:
             x = self.arrays["embeddings"]
             c = self.arrays.get("corpus", x)  # --corpus: positives and negatives index it
-            aligned_losses(x, c, c, tuple(np.ascontiguousarray(t[:, k]) for k in range(3)),
-                           metric, rule, (d_ap, d_an, loss))
+            index = tuple(np.ascontiguousarray(t[:, k]) for k in range(3))
+            finite = aligned_losses(x, c, c, index, metric, rule, (d_ap, d_an, loss))
         else:
             normalize = self.params.distance.normalize
             a, p, neg = (normalized(part[k]) if normalize else part[k] for k in ROLES)
             if self.candidates:
                 correct = np.empty(n)
-                candidate_losses(a, p, neg, metric, rule, self.params.pair_mean,
-                                 (d_ap, d_an, loss, correct))
+                finite = candidate_losses(a, p, neg, metric, rule, self.params.pair_mean,
+                                          (d_ap, d_an, loss, correct))
             else:
-                aligned_losses(a, p, neg, None, metric, rule, (d_ap, d_an, loss))
-        self._check_finite(unit.start, d_ap, d_an, part)
+                finite = aligned_losses(a, p, neg, None, metric, rule, (d_ap, d_an, loss))
+        if not finite:
+            self._check_finite(unit.start, d_ap, d_an, part)
         columns = {} if self.whole else {
             "index": np.arange(unit.start, unit.start + n, dtype=np.int64)}
         if t is not None:
@@ -214,9 +215,6 @@ class ComputeJob(Job):
         Legacy MLX (eps placement legacy-root) gives NaN from finite input for odd p: that is
         the library's defect, reproduced and reported in the warnings, not an input error.
         """
-        with np.errstate(invalid="ignore", over="ignore"):
-            if np.isfinite(d_ap.sum() + d_an.sum()):  # NaN and inf survive a sum: all finite
-                return
         bad = np.flatnonzero(~(np.isfinite(d_ap) & np.isfinite(d_an)))
         for i in bad:
             for role, a in part.items():
