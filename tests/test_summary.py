@@ -151,6 +151,31 @@ def test_pairwise_sum_is_numpys(n, seed):
         repr(float(np.square(values - mean).sum()))
 
 
+@pytest.mark.parametrize("kind", ["negative zeros", "signed zeros", "infinities", "nan", "huge"])
+@pytest.mark.parametrize("n", [5, 13, 128, 131, 256, 1000, 65_539])
+def test_pairwise_sum_of_special_values_is_numpys(kind, n):
+    """The lane sums start from +0.0 where numpy starts from the first eight values: the same
+    bits for zeros of either sign, infinities, NaN and sums that overflow."""
+    rng = np.random.default_rng(n)
+    values = rng.standard_normal(n)
+    if kind == "negative zeros":
+        values[:] = -0.0
+    elif kind == "signed zeros":
+        values[:] = np.where(rng.random(n) < 0.5, -0.0, 0.0)
+    elif kind == "infinities":
+        values[rng.integers(0, n, 3)] = np.inf
+        values[rng.integers(0, n, 1)] = -np.inf
+    elif kind == "nan":
+        values[rng.integers(0, n, 2)] = np.nan
+    else:  # sums of 1e308 overflow to inf, and so do some squares
+        values = values.clip(-1.7, 1.7) * 1e308
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean = float(values.mean())
+        assert repr(statistics._sum(values, n, 0.0, np.bool_(False))) == repr(float(values.sum()))
+        assert repr(statistics._sum(values, n, mean, np.bool_(True))) == \
+            repr(float(np.square(values - mean).sum()))
+
+
 @pytest.mark.parametrize("kind", ["uniform", "outlier", "duplicates", "two-values", "inf",
                                   "tiny", "nan"])
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 4097, 10_000, 100_001])

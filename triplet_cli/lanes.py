@@ -29,8 +29,9 @@ from ._jit import cgutils, intrinsic, types
 LANES = 8
 AHEAD = 3  # rows prefetched ahead of row-by-row distances (d = 1,536: 740 -> 515 ns a row)
 # The term of x_i and y_i: (x-y+s)^2, |x-y+s|, x*y, and |x-y+s| again for its maximum (LARGEST:
-# the lanes keep their largest term, or NaN once one is NaN, and combine in the same tree).
-SQUARE, ABSOLUTE, PRODUCT, LARGEST = range(4)
+# the lanes keep their largest term, or NaN once one is NaN, and combine in the same tree); of
+# x_i alone: x itself (VALUE) and (x-s)^2 (DEVIATION, s a mean).
+SQUARE, ABSOLUTE, PRODUCT, LARGEST, VALUE, DEVIATION = range(6)
 _I32 = ir.IntType(32)
 _F64 = ir.DoubleType()
 _VEC = ir.VectorType(_F64, LANES)
@@ -111,6 +112,11 @@ def _term(builder: ir.IRBuilder, kind: int, x: ir.Value, y: ir.Value,
           shift: ir.Value | None) -> ir.Value:
     if kind == PRODUCT:
         return builder.fmul(x, y)
+    if kind == VALUE:
+        return x
+    if kind == DEVIATION:
+        d = x if shift is None else builder.fsub(x, shift)
+        return builder.fmul(d, d)
     d = builder.fsub(x, y)
     if shift is not None:
         d = builder.fadd(d, shift)
@@ -252,6 +258,18 @@ def cosine_pair_sums(typingctx, x, y, z):
 def product_sums(typingctx, x, y, z):
     """(product_sum(x, y), product_sum(x, z)) bit for bit, x read once."""
     return _typed(PRODUCT, (x, y, z), False)
+
+
+@intrinsic
+def value_sum(typingctx, x):
+    """sum_i x_i in the lane order."""
+    return _typed(VALUE, (x,), False, ((0, 0),))
+
+
+@intrinsic
+def deviation_sum(typingctx, x, mean):
+    """sum_i (x_i - mean)^2 in the lane order."""
+    return _typed(DEVIATION, (x,), True, ((0, 0),))
 
 
 @intrinsic

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from ._jit import inline_jit, jit
+from .lanes import deviation_sum, value_sum
 
 BUCKETS = 4096  # the median's histogram: about 250 values per bucket at 10^6 values
 SORT_BELOW = 4096  # candidates handed back for sorting once this few remain
@@ -106,30 +107,18 @@ def _pairwise(values: np.ndarray, n: int, mean: float, squares: bool) -> float:
 
 @jit
 def _block(values: np.ndarray, lo: int, n: int, mean: float, squares: bool) -> float:
-    """numpy's sum of at most PAIRWISE_BLOCK values: in 8 lanes, then the rest (indexed from
-    a view and a count from 1: twice as fast as from lo)."""
+    """numpy's sum of at most PAIRWISE_BLOCK values: in 8 lanes, then the rest. numpy starts
+    its lanes from the first eight values, the lane sums from +0.0: the two differ only in the
+    sign of a zero, which _sum's 0.0 + clears. As vector code: 2x as fast as eight scalar sums
+    (LLVM did not vectorise them)."""
     v = values[lo:lo + n]
     if n < 8:
         total = -0.0
         for i in range(n):
             total += _term(v[i], mean, squares)
         return total
-    r0, r1, r2, r3 = (_term(v[0], mean, squares), _term(v[1], mean, squares),
-                      _term(v[2], mean, squares), _term(v[3], mean, squares))
-    r4, r5, r6, r7 = (_term(v[4], mean, squares), _term(v[5], mean, squares),
-                      _term(v[6], mean, squares), _term(v[7], mean, squares))
     whole = n - n % 8
-    for k in range(1, whole // 8):
-        i = k * 8
-        r0 += _term(v[i], mean, squares)
-        r1 += _term(v[i + 1], mean, squares)
-        r2 += _term(v[i + 2], mean, squares)
-        r3 += _term(v[i + 3], mean, squares)
-        r4 += _term(v[i + 4], mean, squares)
-        r5 += _term(v[i + 5], mean, squares)
-        r6 += _term(v[i + 6], mean, squares)
-        r7 += _term(v[i + 7], mean, squares)
-    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    total = deviation_sum(v[:whole], mean) if squares else value_sum(v[:whole])
     for i in range(whole, n):
         total += _term(v[i], mean, squares)
     return total
