@@ -102,7 +102,8 @@ def _aligned_losses(lo, hi, A, P, N, ia, ip, ineg, code, p, eps, placement, marg
     one path compiles. The rows are taken here, from inputs without reference counts
     (borrowed): otherwise each row view passed to a distance updates counters both threads
     share (1.7x a read of the inputs at d = 128 instead of 1.04x when a helper returned the
-    views; 14% of a thread's time at d = 128)."""
+    views; 14% of a thread's time at d = 128). finite[task]: whether the task's d_ap and d_an
+    are all finite."""
     n = loss.shape[0]
     indexed = ia.shape[0] > 0
     A, P, N = borrowed(A), borrowed(P), borrowed(N)
@@ -144,7 +145,8 @@ def candidate_losses(A: np.ndarray, P: np.ndarray, N: np.ndarray, metric: Metric
 @jit
 def _candidate_losses(lo, hi, A, P, N, code, p, eps, placement, margin, soft, swap, pair_mean,
                       d_ap, d_an, loss, correct, finite) -> None:
-    """candidate_losses for the anchors of tasks lo..hi."""
+    """candidate_losses for the anchors of tasks lo..hi; finite[lo:hi]: whether their d_ap and
+    d_an are all finite."""
     kp = P.shape[1]
     kn = N.shape[1]
     A, P, N = borrowed(A), borrowed(P), borrowed(N)
