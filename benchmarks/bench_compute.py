@@ -369,9 +369,10 @@ def torch_loss() -> Callable[..., object] | None:
     return run
 
 
-def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
+def bench_in_memory(repeats: int, seed: int, cut: float | None = None) -> dict[str, float]:
     """The issue's measurement: kernel, summary and compute_loss on in-memory arrays, each as a
-    ratio to the read floor measured in the same run (interleaved, best of repeats)."""
+    ratio to the read floor measured in the same run (interleaved, best of repeats); rounds apart
+    for each memory speed, told apart by the floor's time (`cut` seconds, or found)."""
     from triplet_cli import compute_loss, losses
     from triplet_cli.compute import prepare_compute
     from triplet_cli.reductions import TripletStats
@@ -403,8 +404,10 @@ def bench_in_memory(repeats: int, seed: int) -> dict[str, float]:
     runs["numpy"] = lambda: numpy_reference(a, p, neg, 1.0)
     rounds = floor_ratios(lambda: read_floor(a, p, neg, floor_out), runs, repeats)
     gb = 3 * a.nbytes / 1e9
-    speeds = memory_speeds([f for r in rounds.values() for before, after, _ in r
-                            for f in (before, after)])
+    floors = sorted(f for r in rounds.values() for before, after, _ in r for f in (before, after))
+    speeds = memory_speeds(floors) if cut is None else [
+        (low, high) for low, high in ((floors[0], min(cut, floors[-1])), (cut, floors[-1]))
+        if low < high]
     print(f"  {n:,} x {d} float32 in memory, {gb:.2f} GB read per pass, {threads} numba "
           f"threads; {repeats} rounds: the best time, and the median over rounds of the time "
           "over the floor's just before and after")
@@ -645,12 +648,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--in-memory", action="store_true",
                         help="only the in-memory section (kernel, summary, compute_loss, peers)")
+    parser.add_argument("--speed-cut", type=float, default=None, metavar="MS",
+                        help="in memory: report rounds whose floors took under MS ms apart from "
+                             "the rest (default: two speeds where the floors form two groups)")
     return parser.parse_args(argv)
 
 
-def in_memory_checks(repeats: int, seed: int) -> list[Check]:
+def in_memory_checks(repeats: int, seed: int, cut_ms: float | None) -> list[Check]:
     print("in memory")
-    r = bench_in_memory(repeats, seed)
+    r = bench_in_memory(repeats, seed, None if cut_ms is None else cut_ms / 1e3)
     return [Check(f"in memory: {name}", f"{ratio:.2f}x", f"<= {limit}x", ratio <= limit)
             for name, ratio in r.items() for run, limit in (("kernel", 1.1), ("compute_loss", 1.3))
             if name.startswith(f"{run},")]
@@ -664,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("environment")
         print_environment()
         print()
-        checks = in_memory_checks(args.repeats, args.seed)
+        checks = in_memory_checks(args.repeats, args.seed, args.speed_cut)
         print(f"\nsummary ({load_average()})")
         for check in checks:
             print(check.line())
@@ -677,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = [make_data(folder, n, d, args.seed) for n, d in sizes]
         print(f"data: {folder} ({time.perf_counter() - started:.1f} s, seed {args.seed})\n")
 
-        checks = in_memory_checks(args.repeats, args.seed)
+        checks = in_memory_checks(args.repeats, args.seed, args.speed_cut)
         print()
         for paths in data:
             n, d = np.load(paths["anchors"], mmap_mode="r").shape
