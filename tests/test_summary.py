@@ -151,6 +151,41 @@ def test_pairwise_sum_is_numpys(n, seed):
         repr(float(np.square(values - mean).sum()))
 
 
+@settings(deadline=None, max_examples=60)
+@given(n=st.one_of(st.integers(1, 300), st.integers(300, 70_000)), kind=st.sampled_from(KINDS),
+       seed=st.integers(0, 2**32 - 1), margin=st.sampled_from([1.0, 0.0, 0.2, -0.5]),
+       soft=st.booleans())
+def test_numpy_path_gives_the_passes_bits(n, kind, seed, margin, soft):
+    """A short run is summarised by numpy's expressions (no compile); they and the jitted pass
+    give the same bits for every field, on the columns that test the edges
+    (signed zeros, NaN, infinities, ties, constant and tiny distances)."""
+    d_ap, d_an, loss = _columns(np.random.default_rng(seed), n, kind, margin)
+    stats = reductions.TripletStats(margin, soft)
+    extremes = np.array([d_ap.min(), d_ap.max(), d_an.min(), d_an.max()])
+    by_numpy, by_pass = np.empty(statistics.FIELDS), np.empty(statistics.FIELDS)
+    reductions._numpy_summary(d_ap, d_an, loss, margin, stats._loss_scale, extremes, by_numpy)
+    statistics.chunk_summary(d_ap, d_an, loss, margin, reductions.TIE_TOLERANCE,
+                             stats._loss_scale, extremes, np.empty(n), np.empty(n, np.uint16),
+                             np.full((2, 2), np.nan), np.zeros((2, statistics.BUCKETS + 2),
+                                                                 np.int64), by_pass)
+    assert [repr(v) for v in by_numpy.tolist()] == [repr(v) for v in by_pass.tolist()]
+
+
+def test_which_runs_take_the_numpy_path():
+    """A run of NUMPY_ROWS is summarised by numpy, a longer one by the jitted passes (whose
+    histograms then hold every row); both give np.median's p50."""
+    rng = np.random.default_rng(7)
+    for n, by_numpy in ((reductions.NUMPY_ROWS, True), (reductions.NUMPY_ROWS + 1, False),
+                        (reductions.CHUNK_ROWS + 1, False)):
+        d_ap, d_an, loss = _columns(rng, n, "plain", 1.0)
+        stats = reductions.TripletStats(1.0)
+        stats.add(d_ap, d_an, loss)
+        got = stats.summary("mean")
+        assert stats._by_numpy is by_numpy
+        assert int(stats._counts.sum()) == (0 if by_numpy else 2 * n)
+        assert repr(got["d_ap"]["p50"]) == repr(float(np.median(d_ap)))
+
+
 @pytest.mark.parametrize("kind", ["negative zeros", "signed zeros", "infinities", "nan", "huge"])
 @pytest.mark.parametrize("n", [5, 13, 128, 131, 256, 1000, 65_539])
 def test_pairwise_sum_of_special_values_is_numpys(kind, n):
