@@ -349,3 +349,25 @@ def test_report_histogram_counts(seed):
             for c in counts]
     lines = histogram(d_ap, d_an)
     assert [line.split("│")[1] for line in lines[:2]] == bars
+
+
+def test_mine_summarises_its_rows_by_numpy(monkeypatch):
+    """mine's summary takes numpy's expressions up to SAMPLE_SIZE rows (mining takes far longer,
+    and a first mine then compiles no summary pass), with the compiled passes' bits."""
+    from triplet_cli import mine_triplets
+
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((200, 8)).astype(np.float32), np.arange(200) % 2
+    want = mine_triplets(x, y, strategy="semi-hard")
+    assert want.loss.size > reductions.NUMPY_ROWS
+    stats = reductions.TripletStats(1.0, numpy_rows=0)  # the compiled passes
+    stats.add(want.d_ap, want.d_an, want.loss)
+    passes = stats.summary("mean")
+    assert {k: repr(want.summary[k]) for k in passes} == {k: repr(v) for k, v in passes.items()}
+
+    def refused(*args):
+        raise AssertionError("a jitted summary pass ran")
+
+    monkeypatch.setattr(reductions, "chunk_summary", refused)
+    monkeypatch.setattr(reductions, "middle", refused)
+    assert repr(mine_triplets(x, y, strategy="semi-hard").summary) == repr(want.summary)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .distances import Rooms
 from .params import Params, check_count
-from .reductions import TripletStats
+from .reductions import NUMPY_ROWS, TripletStats
 from .report import Hardest, render
 
 
@@ -66,6 +66,7 @@ class Job:
     keys: ClassVar[tuple[str, ...]] = ()  # summary keys the table report shows
     progress_what: ClassVar[str] = "rows"
     npy_columns: ClassVar[tuple[str, ...]] = ()  # what an .npy output holds
+    numpy_rows: ClassVar[int] = NUMPY_ROWS  # runs this short: a summary with nothing to compile
 
     def units(self) -> Iterator[Any]:
         """Picklable units of work, in output order."""
@@ -113,7 +114,8 @@ class Job:
     def tally(self, top: int = 0) -> Tally:
         """What a run keeps of the blocks it has seen (the `top` hardest rows for the table)."""
         loss = self.params.loss
-        return Tally(TripletStats(loss.margin, loss.soft_margin), Hardest(top))
+        return Tally(TripletStats(loss.margin, loss.soft_margin, numpy_rows=self.numpy_rows),
+                     Hardest(top))
 
     def summary(self, tally: Tally) -> dict[str, object]:
         """The JSON summary: statistics, params with their sources, inputs and warnings."""

@@ -10,10 +10,10 @@ kernel threads, a batch's chunks are taken one at a time by two threads, merged 
 (histogram counts added), and the two medians are found side by side: the same bits with any
 thread count. The sample holds the blocks' own arrays until it must be thinned.
 
-A run of at most NUMPY_ROWS triplets (sample_data's, a batch's) is summarised by those numpy
-expressions themselves and np.median: the same bits, without compiling the jitted passes, which
-took 2.9 s of the first `compute` on sample_data after installing (5.0 s in all, 2.1 s without
-them), at about 0.1-0.2 ms more per call once they are compiled.
+A run of at most `numpy_rows` triplets (by default NUMPY_ROWS: sample_data's, a batch's) is
+summarised by those numpy expressions themselves and np.median: the same bits, without compiling
+the jitted passes, which took 2.9 s of the first `compute` on sample_data after installing (4.1 s
+in all, 1.6-1.8 s without them), at about 0.1 ms more per call once they are compiled.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class TripletStats:
     margin: float
     soft_margin: bool = False
     sample_size: int = SAMPLE_SIZE
+    numpy_rows: int = NUMPY_ROWS  # a run of at most this many rows is summarised by numpy
     count: int = 0
     loss_sum: float = 0.0
     nonzero_count: int = 0
@@ -177,7 +178,7 @@ class TripletStats:
         """Summarise the next `chunks` chunks of pending rows (the last one partial only when
         settling)."""
         columns = [self._take(CHUNK_ROWS) for _ in range(chunks)]
-        self._by_numpy = self.count == 0 and chunks == 1 and columns[0][2].size <= NUMPY_ROWS
+        self._by_numpy = self.count == 0 and sum(c[2].size for c in columns) <= self.numpy_rows
         if self.count == 0 and not self._by_numpy:  # the first chunk sets the histograms' grids
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 for grid, column in zip(self._grid, columns[0][:2], strict=True):
