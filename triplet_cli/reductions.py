@@ -12,8 +12,9 @@ thread count. The sample holds the blocks' own arrays until it must be thinned.
 
 A run of at most `numpy_rows` triplets (by default NUMPY_ROWS: sample_data's, a batch's) is
 summarised by those numpy expressions themselves and np.median: the same bits, without compiling
-the jitted passes, which took 2.9 s of the first `compute` on sample_data after installing (4.1 s
-in all, 1.6-1.8 s without them), at about 0.1 ms more per call once they are compiled.
+the jitted passes (about 2.8 s of compiling in the first `compute` on sample_data after
+installing: 4.1 s in all, 1.6-1.8 s without them), at about 0.1 ms more per call once they are
+compiled.
 """
 
 from __future__ import annotations
