@@ -24,9 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._jit import borrowed, in_parallel, inline_jit, jit, overload, types
-from .distances import EPS_NONE, EUCLIDEAN, Metric, distance, fill_ranks
-from .lanes import AHEAD, prefetch
-from .topk import exact_row, exact_top_k, insert, stable_order
+from .distances import EPS_NONE, EUCLIDEAN, Metric, fill_ranks
+from .topk import exact_at, exact_row, exact_top_k, insert, stable_order
 
 # Strategy codes, and the CLI spellings (params.Strategy, params.PositiveStrategy) they stand for.
 SEMI_HARD, HARD, EASY, ALL = range(4)
@@ -41,16 +40,11 @@ def _positives(X, i, r, members, c_lo, c_hi, code, p, eps, placement, delta, str
     """The chosen positives of anchor i (all in index order, or the hardest / easiest one)."""
     if strategy == POS_ALL:
         n = 0
-        for q in range(c_lo, min(c_lo + AHEAD, c_hi)):
-            prefetch(X[members[q]])
         for q in range(c_lo, c_hi):
-            if q + AHEAD < c_hi:
-                prefetch(X[members[q + AHEAD]])
-            j = members[q]
-            if j != i:
-                out_vals[n] = distance(X[i], X[j], code, p, eps, placement)
-                out_idx[n] = j
+            if members[q] != i:
+                out_idx[n] = members[q]
                 n += 1
+        exact_at(X[i], X, out_idx[:n], code, p, eps, placement, out_vals)
         return n
     largest = strategy == POS_HARD
     r[i] = -np.inf if largest else np.inf  # the anchor is not its own positive
@@ -235,32 +229,27 @@ def _semi_hard(X, i, r, code, p, eps, placement, delta, K, thresholds, order, re
             if a - delta > ta[q] and (n < K or a < near_v[K - 1]):
                 n = insert(near_v, near_i, n, a, s, np.bool_(False))
         band[q] = near_v[K - 1] + 2.0 * delta if n == K else np.inf
-    # Every negative some band holds is recomputed once, in one tight loop, each row asked for
-    # AHEAD recomputations before its turn (a recomputation is a cache miss on a large X).
-    need = np.zeros(size, np.bool_)
+    # Every negative some band holds is recomputed once, in one loop (a cache miss on a large X).
+    at = np.zeros(size, np.int64)  # 1 where some band holds a negative, then its place in todo
     for q in range(npos):
         for s in range(win[q, 0], win[q, 1]):
             a = vals[s]
-            need[s] |= (a > floor) & (ta[q] < a + delta) & (a <= band[q])
-    todo = np.empty(size, np.int64)
+            at[s] |= (a > floor) & (ta[q] < a + delta) & (a <= band[q])
+    todo = np.empty(size, np.int64)  # the rows to recompute
     n = 0
     for s in range(size):
-        todo[n] = s
-        n += need[s]
-    exact = np.empty(size)
-    for u in range(min(AHEAD, n)):
-        prefetch(X[gathered[todo[u]]])
-    for u in range(n):
-        if u + AHEAD < n:  # a row read from memory takes longer than its distance
-            prefetch(X[gathered[todo[u + AHEAD]]])
-        s = todo[u]
-        exact[s] = distance(X[i], X[gathered[s]], code, p, eps, placement)
+        todo[n] = gathered[s]
+        need = at[s]
+        at[s] = n
+        n += need
+    exact = np.empty(n)
+    exact_at(X[i], X, todo[:n], code, p, eps, placement, exact)
     for q in range(npos):
         j = order[q]
         for s in range(win[q, 0], win[q, 1]):
             a = vals[s]
-            if (a > floor and ta[q] < a + delta and a <= band[q]) and exact[s] > t[q]:
-                res_count[j] = insert(res_vals[j], res_idx[j], res_count[j], exact[s],
+            if (a > floor and ta[q] < a + delta and a <= band[q]) and exact[at[s]] > t[q]:
+                res_count[j] = insert(res_vals[j], res_idx[j], res_count[j], exact[at[s]],
                                       gathered[s], np.bool_(False))
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._jit import borrowed, in_parallel, jit, one_of
+from ._jit import borrowed, in_parallel, inline_jit, jit, one_of
 from .distances import (
     EPS_NONE,
     EUCLIDEAN,
@@ -329,14 +329,11 @@ def _sorted_top_k(q, C, r, offset, code, p, eps, placement, delta, largest, vals
     for s in range(n):  # the rows to recompute, listed first so that they can be prefetched
         rows[band] = rows[s]
         band += _within(ranks[s], bound, largest)
-    for s in range(min(AHEAD, band)):
-        prefetch(C[rows[s]])
     exact = np.empty(band)
+    exact_at(q, C, rows[:band], code, p, eps, placement, exact)
     kept = 0
     for s in range(band):
-        if s + AHEAD < band:  # a row read from memory takes longer than its distance
-            prefetch(C[rows[s + AHEAD]])
-        e = distance(q, C[rows[s]], code, p, eps, placement)
+        e = exact[s]
         if e == e:  # a NaN distance is no neighbour
             rows[kept] = rows[s]
             exact[kept] = -e if largest else e
@@ -380,6 +377,19 @@ def exact_row(q, C, code, p, eps, placement, out) -> None:
     """out[k] = the exact distance of q to row k of C, for every row."""
     for k in range(C.shape[0]):
         out[k] = distance(q, C[k], code, p, eps, placement)
+
+
+@inline_jit
+def exact_at(q, C, rows, code, p, eps, placement, out) -> None:
+    """out[s] = the exact distance of q to row rows[s] of C, each row asked for AHEAD rows before
+    its turn (rows in an order no hardware prefetcher can guess)."""
+    n = rows.shape[0]
+    for s in range(min(AHEAD, n)):
+        prefetch(C[rows[s]])
+    for s in range(n):
+        if s + AHEAD < n:
+            prefetch(C[rows[s + AHEAD]])
+        out[s] = distance(q, C[rows[s]], code, p, eps, placement)
 
 
 def exact_rows(Q, C, code, p, eps, placement, out):
