@@ -32,6 +32,8 @@ def ev(*extra: str, x: str = "x.npy", y: str | None = "y.npy") -> tuple[str, ...
 REF = ("--reference", "{d}/r.npy", "--reference-labels", "{d}/ry.npy")
 
 CASES = [
+    Case("stdin-twice", None, ("evaluate", "--embeddings", "-", "--labels", "-", *OUT), 2,
+         r"only one input can be read from stdin \(-\)$", stdin=b""),
     Case("labels-missing", None, ev(*OUT, y=None), 1,
          r"/x\.npy: holds no labels; give them with --labels"),
     Case("labels-wrong-length", npy("y7.npy", Y[:7]), ev(*OUT, y="y7.npy"), 1,

@@ -36,6 +36,9 @@ def run(*extra: str, pairs: str = "{d}/pairs.csv") -> tuple[str, ...]:
 
 
 NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
+    Case("stdin-twice", None, ("mine-negatives", "--queries", "-", "--corpus", "-", "--pairs",
+                               "{d}/pairs.csv", *OUT), 2,
+         r"only one input can be read from stdin \(-\)$", stdin=b""),
     Case("pair-positive-out-of-range", text("bad.csv", "query,positive\n0,1\n1,12\n"),
          run(pairs="{d}/bad.csv"), 1, r"bad\.csv: row 1: positive index 12 is out of range "
          r"\[0, 12\)"),

@@ -17,11 +17,11 @@ from . import validate
 from ._jit import together
 from .arrow import TRIPLET_COLUMNS, ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
-from .inputs import ArrayLike, Matrix, load_matrix, normalized, path_or_array
+from .inputs import ArrayLike, Matrix, at_most_one_stdin, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, run_here
 from .params import EpsPlacement, Params, check_count, ignored_flags
 from .presets import resolve, with_recorded
-from .readers import STDIN, open_triplets, shown_name
+from .readers import open_triplets, shown_name
 
 INPUT_BLOCK_BYTES = 192 << 20  # one block of the three inputs; bounds memory for streamed inputs
 BLOCK_ROWS = 1 << 20
@@ -259,8 +259,7 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
     check_count("block_rows", block_rows)
     given = [path_or_array(x) for x in (anchors, positives, negatives, embeddings, triplets,
                                         corpus)]
-    if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
-        raise UsageError("only one input can be read from stdin (-)")
+    at_most_one_stdin(given)
     anchors, positives, negatives, embeddings, triplets, corpus = given
     if corpus is not None and triplets is None:
         raise UsageError("--corpus goes with --embeddings and --triplets (positive and negative "

@@ -21,13 +21,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from . import retrieval, validate
+from . import inputs, retrieval, validate
 from .errors import InputError, UsageError
 from .inputs import ArrayLike, load_matrix, normalized, path_or_array, same_input
 from .jobs import Block, Job, run_here
 from .params import DistanceParams, check_count, flag, ignored_flags
 from .presets import resolve
-from .readers import STDIN, is_table, labels_for
+from .readers import is_table, labels_for
 from .topk import BLOCK_BYTES  # a unit's ranking rows (block x reference float64)
 
 WORST_CLASSES = 10  # in the JSON report (the table shows --top of them)
@@ -588,8 +588,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
                          "--embeddings: give it once, or once per --embeddings")
     paths = [p for p in (*checkpoints, labels, *references, reference_labels)
              if isinstance(p, str)]
-    if paths.count(STDIN) > 1:
-        raise UsageError("only one input can be read from stdin (-)")
+    inputs.at_most_one_stdin(paths)
     if plot:
         from .plot import check_plot
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,6 +27,12 @@ NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's eps, as pytorch-metric-
 def path_or_array(x: object) -> object:
     """A path-like input as its str path (arrays and None pass through)."""
     return os.fspath(x) if isinstance(x, os.PathLike) else x
+
+
+def at_most_one_stdin(inputs: Iterable[object]) -> None:
+    """At most one input may be stdin (`-`): its bytes can be read once."""
+    if sum(isinstance(x, str) and x == STDIN for x in inputs) > 1:
+        raise UsageError("only one input can be read from stdin (-)")
 
 
 def same_input(a: object, b: object) -> bool:

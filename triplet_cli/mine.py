@@ -14,12 +14,11 @@ import numpy as np
 
 from . import validate
 from .distances import Rooms
-from .errors import UsageError
-from .inputs import ArrayLike, load_matrix, normalized, path_or_array
+from .inputs import ArrayLike, at_most_one_stdin, load_matrix, normalized, path_or_array
 from .jobs import Block, Job, Tally, run_here
 from .params import check_count, ignored_flags
 from .presets import resolve
-from .readers import STDIN, labels_for
+from .readers import labels_for
 from .reductions import SAMPLE_SIZE
 from .topk import BLOCK_BYTES
 
@@ -393,8 +392,7 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     params = resolve("mine", preset, options)
     check_count("block_rows", block_rows)
     embeddings, labels = path_or_array(embeddings), path_or_array(labels)
-    if isinstance(embeddings, str) and isinstance(labels, str) and embeddings == labels == STDIN:
-        raise UsageError("only one input can be read from stdin (-)")
+    at_most_one_stdin((embeddings, labels))
     picked: dict[str, str] = {}
     x, xname = load_matrix(embeddings, "embeddings", column, label_column=label_column,
                            picked=picked)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import validate
 from .errors import InputError, UsageError
-from .inputs import ArrayLike, load_matrix, path_or_array, same_input
+from .inputs import ArrayLike, at_most_one_stdin, load_matrix, path_or_array, same_input
 from .jobs import Block, Job, record_gate, run_here
 from .negatives_select import (
     FILTERS,
@@ -32,7 +32,7 @@ from .negatives_select import (
 )
 from .params import check_count, ignored_flags
 from .presets import resolve
-from .readers import STDIN, labels_for, shown_name
+from .readers import labels_for, shown_name
 
 # Queries per unit. With topk's 256 MiB ranking budget a chunk is then 32,768 corpus rows: a
 # 1,024 x 32,768 x 384 float32 product is 26 GFLOP, far above the size where OpenBLAS's sgemm
@@ -449,8 +449,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     settings = Settings.of(params)
     given = [path_or_array(x) for x in (queries, corpus, pairs, positives, labels,
                                         corpus_labels)]
-    if sum(isinstance(x, str) and x == STDIN for x in given) > 1:
-        raise UsageError("only one input can be read from stdin (-)")
+    at_most_one_stdin(given)
     queries, corpus, pairs, positives, labels, corpus_labels = given
     if (labels is not None or corpus_labels is not None) and corpus is None:
         raise UsageError("--labels and --corpus-labels leave out the query's own class from "
