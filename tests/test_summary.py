@@ -186,6 +186,29 @@ def test_which_runs_take_the_numpy_path():
         assert repr(got["d_ap"]["p50"]) == repr(float(np.median(d_ap)))
 
 
+def test_medians_side_by_side_only_for_long_columns(monkeypatch):
+    """The two medians take a second thread only from MEDIANS_SIDE_BY_SIDE rows (below, the
+    thread's start costs more than a median); the values are np.median's either way."""
+    rng = np.random.default_rng(8)
+    side_by_side = []
+
+    def together(*tasks):
+        side_by_side.append(len(tasks) > 1)
+        return [task() for task in tasks]
+
+    monkeypatch.setattr(reductions, "together", together)
+    for n, two in ((100, False), (reductions.MEDIANS_SIDE_BY_SIDE - 1, False),
+                   (reductions.MEDIANS_SIDE_BY_SIDE, True)):
+        d_ap, d_an, loss = _columns(rng, n, "plain", 1.0)
+        stats = reductions.TripletStats(1.0)
+        stats.add(d_ap, d_an, loss)
+        stats.settle()
+        side_by_side.clear()
+        got = stats.summary("mean")
+        assert any(side_by_side) is two
+        assert repr(got["d_an"]["p50"]) == repr(float(np.median(d_an)))
+
+
 @pytest.mark.parametrize("kind", ["negative zeros", "signed zeros", "infinities", "nan", "huge"])
 @pytest.mark.parametrize("n", [5, 13, 128, 131, 256, 1000, 65_539])
 def test_pairwise_sum_of_special_values_is_numpys(kind, n):
