@@ -7,8 +7,9 @@ SAMPLE_SIZE triplets, beyond that from a bottom-k sample keyed by a hash of the 
 is summarised by numpy's sums and extremes and one jitted pass (statistics.py), bit for bit
 the numpy expressions it replaced. Chunks wait until BATCH_CHUNKS of them are pending; with two
 kernel threads, a batch's chunks are taken one at a time by two threads, merged in chunk order
-(histogram counts added), and the two medians are found side by side: the same bits with any
-thread count. The sample holds the blocks' own arrays until it must be thinned.
+(histogram counts added), and from MEDIANS_SIDE_BY_SIDE rows the two medians are found side by
+side: the same bits with any thread count. The sample holds the blocks' own arrays until it
+must be thinned.
 
 A run of at most `numpy_rows` triplets (by default NUMPY_ROWS: sample_data's, a batch's) is
 summarised by those numpy expressions themselves and np.median: the same bits, without compiling
