@@ -35,6 +35,49 @@ def test_every_task_runs_once(monkeypatch, threads: int, tasks: int) -> None:
     assert len({name for _, name in seen}) <= min(threads, tasks)
 
 
+@pytest.mark.parametrize(("tasks", "per_thread", "threads"), [
+    (17, 1, 5), (17, 8, 2), (15, 8, 1), (7, 8, 1), (0, 8, 1), (64, 16, 4)])
+def test_a_thread_takes_at_least_per_thread_tasks(monkeypatch, tasks: int, per_thread: int,
+                                                  threads: int) -> None:
+    _parts(monkeypatch, 5)
+    seen: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def kernel(lo: int, hi: int) -> None:
+        with lock:
+            seen.extend((t, threading.current_thread().name) for t in range(lo, hi))
+
+    _jit.in_parallel(kernel, tasks, per_thread=per_thread)
+    assert sorted(t for t, _ in seen) == list(range(tasks))
+    assert len({name for _, name in seen}) <= threads
+
+
+def test_short_compute_runs_on_the_calling_thread(monkeypatch) -> None:
+    """compute_loss's kernel takes a second thread only from THREAD_VALUES input values a
+    thread (at d = 128: 42 tasks of 256 rows, so two threads from 84 tasks), with the same
+    bits."""
+    from triplet_cli import losses
+
+    assert losses.THREAD_VALUES == 1 << 22
+    started: list[int] = []
+    together = _jit.together
+
+    def counted(*tasks):
+        started.append(len(tasks))
+        return together(*tasks)
+
+    monkeypatch.setattr(_jit, "together", counted)
+    rng = np.random.default_rng(3)
+    for rows, threads in ((4_096, 1), (83 * 256, 1), (83 * 256 + 1, 2), (65_536, 2)):
+        a, p, n = (rng.standard_normal((rows, 128)).astype(np.float32) for _ in range(3))
+        _parts(monkeypatch, 1)
+        want = compute_loss(a, p, n).loss
+        _parts(monkeypatch, 2)
+        started.clear()
+        np.testing.assert_array_equal(compute_loss(a, p, n).loss, want)
+        assert max(started, default=1) == threads
+
+
 def test_a_slow_thread_leaves_its_ranges_to_the_others(monkeypatch) -> None:
     """Ranges are taken one at a time: while one thread is held up in its first range, the
     other runs the rest, its own share and then the held thread's."""
@@ -171,8 +214,9 @@ def _runs() -> dict[str, object]:
 
 @pytest.mark.parametrize("parts", PARTS)
 def test_results_do_not_depend_on_parts(monkeypatch, parts: int) -> None:
-    from triplet_cli import distances
+    from triplet_cli import distances, losses
 
+    monkeypatch.setattr(losses, "THREAD_VALUES", 1)  # these short runs' loss kernels split too
     split = []
     add_part = distances.add_part
     monkeypatch.setattr(distances, "add_part", lambda *a: (split.append(1), add_part(*a)))

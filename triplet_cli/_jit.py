@@ -188,17 +188,19 @@ def one_of(first: bool) -> tuple[np.bool_ | None, np.bool_ | None]:
 PIECES_PER_THREAD = 16
 
 
-def in_parallel(kernel: Callable[..., None], tasks: int, *args: object) -> None:
+def in_parallel(kernel: Callable[..., None], tasks: int, *args: object, per_thread: int = 1
+                ) -> None:
     """kernel(lo, hi, *args) over consecutive ranges lo..hi that cover tasks 0..tasks, on
-    threads_in_use() threads at most (`together`), each taking ranges (Shares) until none is
-    left. Kernels are nogil jitted functions writing disjoint outputs, so results do not depend
-    on the split or on which thread runs a range.
+    threads_in_use() threads at most (`together`), and at least `per_thread` tasks a thread (a
+    thread's start costs 0.1-0.3 ms), each taking ranges (Shares) until none is left. Kernels
+    are nogil jitted functions writing disjoint outputs, so results do not depend on the split
+    or on which thread runs a range.
 
     As numba prange loops, the kernels compiled 1.3-5 s longer each on a first run, and the
     pool's idle threads spun on the cores that the next product or the summary needed. With one
     range per thread, the kernel of compute_loss took 33 ms on one thread and up to 54 ms on
     the other in some calls on this 2-vCPU machine."""
-    parts = max(1, min(threads_in_use(), tasks))
+    parts = max(1, min(threads_in_use(), tasks // per_thread))
     if parts == 1:
         kernel(0, tasks, *args)
         return

@@ -23,6 +23,10 @@ from .distances import (
 
 # Rows per task: in_parallel splits whole tasks between threads (3,900 of 10^6 rows).
 ROWS_PER_TASK = 256
+# Input values worth a thread of their own, about what the kernel reads while a thread starts:
+# compute_loss at d = 128 took 0.78 ms on one thread and 1.02 ms on two at 4,096 rows, 1.45 and
+# 1.46 ms at 16,384, 2.61 and 2.53 ms at 32,768, 6.6 and 4.9 ms at 65,536.
+THREAD_VALUES = 1 << 22
 _ROWS = np.empty(0, np.int64)  # no index: row i of each input
 Index = tuple[np.ndarray, np.ndarray, np.ndarray]  # (anchor, positive, negative) row numbers
 Rule = tuple[float, bool, bool]  # (margin, soft margin, swap): LossParams.rule()
@@ -62,7 +66,8 @@ def aligned_losses(A: np.ndarray, P: np.ndarray, N: np.ndarray, index: Index | N
     code, p, _, placement = metric
     finite = np.empty(_tasks(out[2].shape[0]), np.bool_)
     in_parallel(_aligned_losses, finite.shape[0], A, P, N, *(index or (_ROWS,) * 3),
-                *metric, *rule, *out, finite, *one_of(square_family(code, p, placement)))
+                *metric, *rule, *out, finite, *one_of(square_family(code, p, placement)),
+                per_thread=_per_thread(3 * A.shape[-1]))
     return _finished(finite)
 
 
@@ -75,6 +80,11 @@ def _finished(finite: np.ndarray) -> bool:
 
 def _tasks(rows: int) -> int:
     return (rows + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+
+
+def _per_thread(row_values: int) -> int:
+    """The fewest tasks worth a thread, for rows that read `row_values` input values each."""
+    return max(1, THREAD_VALUES // (ROWS_PER_TASK * max(row_values, 1)))
 
 
 @jit
@@ -138,7 +148,7 @@ def candidate_losses(A: np.ndarray, P: np.ndarray, N: np.ndarray, metric: Metric
     """
     finite = np.empty(_tasks(A.shape[0]), np.bool_)
     in_parallel(_candidate_losses, finite.shape[0], A, P, N, *metric, *rule, pair_mean, *out,
-                finite)
+                finite, per_thread=_per_thread((1 + P.shape[1] + N.shape[1]) * A.shape[-1]))
     return _finished(finite)
 
 
