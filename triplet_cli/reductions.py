@@ -275,8 +275,8 @@ class TripletStats:
         return np.stack([self._column(1), self._column(2)], axis=1)
 
     def _distances(self) -> list[dict[str, float]]:
-        """The statistics of d_ap and of d_an, their medians found side by side; of no
-        triplet, None (as the JSON says it, not inf and NaN)."""
+        """The statistics of d_ap and of d_an, their medians found side by side from
+        MEDIANS_SIDE_BY_SIDE rows; of no triplet, None (as the JSON says it, not inf and NaN)."""
         columns = self._column(1), self._column(2)  # settled and thinned before the threads
         if not self.count:
             return [{"mean": 0.0, "std": None, "min": None, "p50": None, "max": None}
