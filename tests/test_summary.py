@@ -151,6 +151,23 @@ def test_pairwise_sum_is_numpys(n, seed):
         repr(float(np.square(values - mean).sum()))
 
 
+def test_sum_follows_numpys_buffers(monkeypatch):
+    """numpy before 2.3 reduces buffers of 8,192 values one after the other, each pairwise (the
+    test above checks the installed numpy's order): with NUMPY_BUFFER at 8,192, _sum is that
+    order, np.sum of each buffer (the same bits in every numpy) added in turn."""
+    monkeypatch.setattr(statistics, "NUMPY_BUFFER", 8192)
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 8192, 8193, 20_000, 70_000):
+        values = rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n)
+        mean = float(values.mean()) if n else 0.0
+        plain = squares = 0.0
+        for lo in range(0, n, 8192):
+            plain += float(values[lo:lo + 8192].sum())
+            squares += float(np.square(values[lo:lo + 8192] - mean).sum())
+        assert repr(statistics._sum.py_func(values, n, 0.0, np.bool_(False))) == repr(plain)
+        assert repr(statistics._sum.py_func(values, n, mean, np.bool_(True))) == repr(squares)
+
+
 @settings(deadline=None, max_examples=60)
 @given(n=st.one_of(st.integers(1, 300), st.integers(300, 70_000)), kind=st.sampled_from(KINDS),
        seed=st.integers(0, 2**32 - 1), margin=st.sampled_from([1.0, 0.0, 0.2, -0.5]),

@@ -138,8 +138,8 @@ def _package_stamp(self: caching._SourceFileBackedLocatorMixin) -> object:
 @functools.cache
 def _sources_hash() -> str:
     """sha256 of the package's modules, their names and bytes (once a process: the modules it
-    runs are the ones it imported)."""
-    digest = hashlib.sha256()
+    runs are the ones it imported), and of numpy's version (statistics.NUMPY_BUFFER)."""
+    digest = hashlib.sha256(np.__version__.encode())
     for path in sorted(_PACKAGE.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

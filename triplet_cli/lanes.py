@@ -84,7 +84,7 @@ class _Row:
     def _pointer(self, i: ir.Value) -> ir.Value:
         b = self.builder
         if self.contiguous:
-            return b.gep(self.ary.data, [i], source_etype=self.elem)
+            return b.gep(self.ary.data, [i])
         address = b.add(b.ptrtoint(self.ary.data, i.type), b.mul(i, self.stride))
         return b.inttoptr(address, self.ary.data.type)
 
@@ -94,15 +94,14 @@ class _Row:
         b = self.builder
         vec = ir.VectorType(self.elem, LANES)
         if self.contiguous and count is None:
-            v = b.load(self._pointer(i), typ=vec, align=self.size)
+            v = b.load(b.bitcast(self._pointer(i), vec.as_pointer()), align=self.size)
         else:
             slot = cgutils.alloca_once_value(b, ir.Constant(vec, None))
             for j in range(LANES):
                 inside = (ir.Constant(ir.IntType(1), 1) if count is None else
                           b.icmp_signed(">", count, ir.Constant(count.type, j)))
                 with b.if_then(inside):
-                    e = b.load(self._pointer(b.add(i, ir.Constant(i.type, j))), typ=self.elem,
-                               align=self.size)
+                    e = b.load(self._pointer(b.add(i, ir.Constant(i.type, j))), align=self.size)
                     b.store(b.insert_element(b.load(slot), e, _lane(j)), slot)
             v = b.load(slot)
         return v if isinstance(self.elem, ir.DoubleType) else b.fpext(v, _VEC)

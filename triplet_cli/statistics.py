@@ -23,6 +23,9 @@ BUCKETS = 4096  # the median's histogram: about 250 values per bucket at 10^6 va
 SORT_BELOW = 4096  # candidates handed back for sorting once this few remain
 FIELDS = 12  # chunk_summary's values
 PAIRWISE_BLOCK = 128  # numpy's pairwise sum: ranges this long or shorter are summed in lanes
+# numpy before 2.3 reduces in buffers of this many values, each summed pairwise, one after the
+# other (2.3 sums a contiguous array in one range): np.sum's bits depend on it from 8,193 values
+NUMPY_BUFFER = 8192 if np.lib.NumpyVersion(np.__version__) < "2.3.0" else 1 << 62
 STACK = 192  # room for its recursion (3 entries a level, 64 levels)
 GROUP = 64  # values the median's last pass tests at once before looking at each
 
@@ -71,19 +74,23 @@ def chunk_summary(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: 
 @jit
 def _sum(values: np.ndarray, n: int, mean: float, squares: bool) -> float:
     """np.sum of values[:n] (or of their squared deviations from mean), bit for bit: 0.0 plus
-    numpy's pairwise sum, which halves a range at a multiple of 8 down to blocks of at most
-    PAIRWISE_BLOCK, each summed in 8 lanes and the rest."""
-    return 0.0 + _pairwise(values, n, mean, squares)
+    numpy's pairwise sum of each NUMPY_BUFFER values in turn, which halves a range at a
+    multiple of 8 down to blocks of at most PAIRWISE_BLOCK, each summed in 8 lanes and the
+    rest."""
+    total = 0.0
+    for lo in range(0, n, NUMPY_BUFFER):
+        total += _pairwise(values, lo, min(NUMPY_BUFFER, n - lo), mean, squares)
+    return total
 
 
 @jit
-def _pairwise(values: np.ndarray, n: int, mean: float, squares: bool) -> float:
-    """The recursion of numpy's pairwise sum, run on a stack (numba's cache does not hold
-    recursive functions: one loaded from it crashed)."""
+def _pairwise(values: np.ndarray, lo: int, n: int, mean: float, squares: bool) -> float:
+    """The recursion of numpy's pairwise sum over values[lo:lo + n], run on a stack (numba's
+    cache does not hold recursive functions: one loaded from it crashed)."""
     starts, sizes = np.empty(STACK, np.int64), np.empty(STACK, np.int64)
     joins = np.zeros(STACK, np.bool_)  # a range whose two halves' sums are on `sums`
     sums = np.empty(STACK)
-    starts[0], sizes[0] = 0, n
+    starts[0], sizes[0] = lo, n
     depth, done = 1, 0
     while depth:
         depth -= 1
