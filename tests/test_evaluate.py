@@ -244,7 +244,7 @@ def test_library_gates_are_reported(sample: Path) -> None:
 
 def test_reference_that_is_the_queries_is_said(tmp_path: Path) -> None:
     """Every query would find itself first: a warning, for the same array, the same file, a
-    hard link to it; not for a copy."""
+    hard link to it, and (said so) a copy; not for other rows of that shape."""
     x, y = np.random.default_rng(2).normal(size=(30, 3)), np.arange(30) % 3
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "linked.npy").hardlink_to(tmp_path / "x.npy")
@@ -254,7 +254,12 @@ def test_reference_that_is_the_queries_is_said(tmp_path: Path) -> None:
         assert any(w.startswith(itself) for w in r.summary["warnings"])
         assert r.metrics[0]["precision_at_1"] == 1.0
     copy = evaluate(x, y, reference=x.copy(), reference_labels=y)
-    assert not any(w.startswith(itself) for w in copy.summary["warnings"])
+    assert "--reference holds the --embeddings rows (a copy): every query finds its own row " \
+        "first" in " ".join(copy.summary["warnings"])
+    other = x.copy()
+    other[-1, -1] += 1.0  # one value apart
+    moved = evaluate(x, y, reference=other, reference_labels=y)
+    assert not any(w.startswith("--reference") for w in moved.summary["warnings"])
 
 
 def test_a_reference_table_gives_its_own_labels(tmp_path: Path) -> None:

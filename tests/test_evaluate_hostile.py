@@ -61,6 +61,13 @@ CASES = [
          r"--fail-below must be METRIC=V"),
     Case("fail-below-nan", None, ev("--fail-below", "map_at_r=nan", *OUT), 2,
          r"--fail-below must be METRIC=V"),
+    Case("fail-below-above-one", None, ev("--fail-below", "map_at_r=2", *OUT), 2,
+         r"--fail-below must be METRIC=V with V from 0 to 1, e\.g\. map_at_r=0\.5 "
+         r"\(got 'map_at_r=2'\)$"),
+    Case("fail-below-negative", None, ev("--fail-below", "map_at_r=-1", *OUT), 2,
+         r"--fail-below must be METRIC=V with V from 0 to 1"),
+    Case("fail-drop-above-one", None, ev("--fail-drop", "map_at_r=1.5", *OUT), 2,
+         r"--fail-drop must be METRIC=D with D from 0 to 1"),
     Case("reference-without-labels", None, ev("--reference", "{d}/r.npy", *OUT), 2,
          r"--reference needs --reference-labels \(the class of every reference row\), unless it "
          r"is a parquet or Arrow file with a label column$"),

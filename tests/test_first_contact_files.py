@@ -114,6 +114,40 @@ def test_output_through_a_symlink_writes_its_target(cli, aligned, tmp_path: Path
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["one.csv"]  # no temporary left
 
 
+def test_output_on_a_loop_of_symlinks_is_refused(cli, aligned, tmp_path: Path) -> None:
+    """`a.csv -> b.csv -> a.csv` has no file to write through to: refused before any work (it
+    was replaced by a regular file), both links left as they were."""
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    r = cli(*aligned, "-o", tmp_path / "a.csv", "-q")
+    assert (r.exit_code, r.stdout) == (2, "")
+    assert r.stderr == (f"triplet-loss: error: --output {tmp_path / 'a.csv'} is a loop of "
+                        "symbolic links; give a file name or a link to one\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.csv"]
+    assert (tmp_path / "a.csv").is_symlink() and (tmp_path / "b.csv").is_symlink()
+
+
+def test_a_line_break_in_a_file_name_keeps_each_message_one_line(cli, sample: Path,
+                                                                 tmp_path: Path) -> None:
+    """A file name's newline (or escape) is written as Python writes it, in errors and
+    warnings alike: a script reading stderr line by line sees one line per message."""
+    missing = cli("compute", "--anchors", tmp_path / "no\nsuch.npy", "--positives",
+                  tmp_path / "p.npy", "--negatives", tmp_path / "n.npy")
+    assert missing.exit_code == 1
+    assert missing.stderr == f"triplet-loss: error: {tmp_path}/no\\nsuch.npy: no such file\n"
+    x = np.load(sample / "anchors.npy")[:40]
+    np.save(tmp_path / "q\x1b[2Jx.npy", x)
+    np.save(tmp_path / "copy.npy", x)
+    pairs = tmp_path / "pairs.npy"
+    np.save(pairs, np.stack([np.arange(40), (np.arange(40) + 1) % 40], axis=1))
+    copy = cli("mine-negatives", "--queries", tmp_path / "q\x1b[2Jx.npy", "--corpus",
+               tmp_path / "copy.npy", "--pairs", pairs, "-f", "json")
+    assert copy.exit_code == 0, copy.stderr
+    [line] = copy.stderr.splitlines()
+    assert line.startswith(f"triplet-loss: warning: --corpus {tmp_path}/copy.npy holds the rows "
+                           f"of --queries {tmp_path}/q\\x1b[2Jx.npy (a copy)")
+
+
 def test_mine_output_gets_the_umask_mode(cli, mine, tmp_path: Path, umask) -> None:
     out = tmp_path / "mined.parquet"
     umask(0o022)

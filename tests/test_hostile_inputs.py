@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,10 @@ CASES = [
     Case("pickled-object-npy",
          npy("obj.npy", np.array([{"a": 1}, [1, 2]], dtype=object), allow_pickle=True),
          aligned("obj.npy", "p.npy", "n.npy", *OUT), 1, r"/obj\.npy: holds Python objects"),
+    Case("pickle-named-npy", raw("dumped.npy", pickle.dumps(np.ones((4, 2)), protocol=4)),
+         aligned("dumped.npy", "p.npy", "n.npy", *OUT), 1,
+         r"/dumped\.npy: is a pickle, which can run code and is not loaded here: save the array "
+         r"with numpy\.save\(PATH, ARRAY\)$"),
     Case("unknown-format", raw("a.txt", b"1 2 3 4\n"), aligned("a.txt", "p.npy", "n.npy", *OUT),
          1, r"/a\.txt: holds text \(CSV\): embeddings are read from \.npy"),
     Case("empty-parquet-folder", folder("e.parquet"),

@@ -268,6 +268,25 @@ def test_queries_as_corpus_through_a_hard_link_exclude_their_own_row(tmp_path) -
     assert not (r.columns["negative"] == r.columns["anchor"]).any()
 
 
+def test_a_copy_of_the_queries_as_corpus_is_said(tmp_path) -> None:
+    """A copy is not the same input (its own row stays a candidate, as the framework's would),
+    but the run says so; the same file says nothing."""
+    x = np.random.default_rng(2).normal(size=(30, 4))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "copy.npy", x)
+    pairs = np.stack([np.arange(30), (np.arange(30) + 1) % 30], axis=1)
+    copy = mine_negatives(str(tmp_path / "x.npy"), str(tmp_path / "copy.npy"), pairs,
+                          num_negatives=5)
+    said = [w for w in copy.summary["warnings"] if "(a copy)" in w]
+    assert said == [f"--corpus {tmp_path / 'copy.npy'} holds the rows of --queries "
+                    f"{tmp_path / 'x.npy'} (a copy): a query's own row is a candidate, at the "
+                    "top; give the same file (or array) to leave it out"]
+    assert (copy.columns["negative"][::5] == copy.columns["anchor"][::5]).all()
+    same = mine_negatives(str(tmp_path / "x.npy"), str(tmp_path / "x.npy"), pairs,
+                          num_negatives=5)
+    assert not any("(a copy)" in w for w in same.summary["warnings"])
+
+
 def test_a_corpus_smaller_than_k_plus_positives_gives_short_pairs() -> None:
     """Query 0 has 30 of the 40 corpus rows as positives, query 1 one: with K = 11, query 1
     gets 11 negatives and query 0's pairs the 10 rows left each, counted as short, with a

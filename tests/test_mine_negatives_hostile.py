@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hostile import OUT, Case, Table, npy, spoil, table, text
+from hostile import OUT, Case, Table, both, npy, spoil, table, text
 
 Q, C, DIM = 6, 12, 4
 PAIRS = [(0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (5, 8)]
@@ -111,6 +111,19 @@ NEGATIVES = Table("mine-negatives", good_inputs=_good_inputs, cases=[
     Case("pair-index-beyond-int64", npy("bad.npy", np.array([[0, 1], [2**63 + 5, 2]], np.uint64)),
          run(pairs="{d}/bad.npy"), 1, r"bad\.npy: row 1: query index 9223372036854775813 is "
          r"out of range$"),
+    # -- found by a fourth audit
+    Case("n-tuple-beyond-the-corpus", None,
+         run("--output-format", "n-tuple", "--num-negatives", "1000000"), 2,
+         r"/c\.npy: --num-negatives 1000000 with --output-format n-tuple: no pair can get that "
+         r"many negatives from 12 rows, and n-tuple keeps only full pairs$"),
+    Case("dimensions-differ-each-file-once", npy("c5.npy", np.zeros((C, 5), np.float32)),
+         ("mine-negatives", "--queries", "{d}/q.npy", "--corpus", "{d}/c5.npy", "--positives",
+          "{d}/q.npy", *OUT), 1,
+         r"/c5\.npy: dimensions differ: \S*/q\.npy has d = 4, \S*/c5\.npy has d = 5$"),
+    Case("labels-of-two-kinds",
+         both(npy("y.npy", np.arange(Q) % 2), npy("cy.npy", np.array(["a", "b"] * (C // 2)))),
+         run("--labels", "{d}/y.npy", "--corpus-labels", "{d}/cy.npy"), 1,
+         r"/cy\.npy: these labels are strings, those of \S*/y\.npy integers: use one kind$"),
 ])
 
 test_bad_input = NEGATIVES.test()

@@ -52,3 +52,16 @@ def test_require_labels_gives_sorted_class_codes() -> None:
 def test_as_labels_flattens_a_column_of_integral_floats() -> None:
     labels = validate.as_labels(np.array([[1.0], [2.0]]), "y")
     assert labels.dtype == np.int64 and labels.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("row", [0, 5, 9])
+def test_same_rows_reads_every_block(row: int) -> None:
+    """A difference in any block (first, middle, last) makes the rows differ; equal rows of
+    another dtype or shape differ too."""
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    assert validate.same_rows(x, x.copy(), block=3)
+    other = x.copy()
+    other[row, 3] = -1
+    assert not validate.same_rows(x, other, block=3)
+    assert not validate.same_rows(x, x.astype(np.float64), block=3)
+    assert not validate.same_rows(x, x[:9], block=3)

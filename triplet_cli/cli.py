@@ -23,7 +23,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup
 
 from . import THREAD_SPIN, __version__
-from .errors import PROG, TripletLossError
+from .errors import PROG, TripletLossError, one_line
 from .params import (
     CHOICE_OPTIONS,
     COMMAND_OPTIONS,
@@ -47,22 +47,22 @@ class _OneLineErrors(TyperGroup):
             e.show()
             rv = e.exit_code
         except click_exceptions.ClickException as e:
-            print(f"{PROG}: error: {_message(e)}", file=sys.stderr)
+            _say(f"error: {_message(e)}")
             rv = e.exit_code
         except typer.Abort:
-            print(f"{PROG}: interrupted", file=sys.stderr)
+            _say("interrupted")
             rv = 130
         except TripletLossError as e:  # before a run: the environment (NUMBA_DISABLE_JIT)
-            print(f"{PROG}: error: {e}", file=sys.stderr)
+            _say(f"error: {e}")
             rv = e.exit_code
         except BrokenPipeError:  # (one Click did not turn into an exit)
             _silence_stdout()
             rv = 0
         except OSError as e:  # --help or presets into a full disk (/dev/full)
-            print(f"{PROG}: error: {_failed_write(e)}", file=sys.stderr)
+            _say(f"error: {_failed_write(e)}")
             rv = 1
         except _Stopped as e:  # SIGTERM or SIGHUP outside a run
-            print(f"{PROG}: {_stopped(e.signum)}", file=sys.stderr)
+            _say(_stopped(e.signum))
             rv = e.code
         except SystemExit as e:  # Click and rich exit 1 when stdout's reader went away
             if not isinstance(e.__context__, BrokenPipeError):
@@ -294,8 +294,13 @@ def _failed_write(e: OSError) -> str:
 def _exit(code: int, message: str = "") -> NoReturn:
     """Exit with `code`, after a `triplet-loss: message` line on stderr."""
     if message:
-        print(f"{PROG}: {message}", file=sys.stderr)
+        _say(message)
     raise typer.Exit(code)
+
+
+def _say(message: str) -> None:
+    """`triplet-loss: message` on stderr, as one line whatever file names it quotes."""
+    print(one_line(f"{PROG}: {message}"), file=sys.stderr)
 
 
 # Options. None means "not given": a setting then comes from a preset or the defaults table
@@ -525,6 +530,8 @@ def evaluate(**given: Any) -> None:
                           "(default: 'label', or the only integer, string or category column)",
              preset="Reproduce a framework: sentence-transformers (util.mine_hard_negatives; "
                     "see `triplet-loss presets`)."),
+    p=_option(float, "--p", "p of the minkowski distance (>= 1); given without --similarity it "
+              "selects minkowski. (default: 2, with --similarity minkowski)", _DISTANCE),
     eps=_option(float, "--eps", "Cosine's norm floor. (default: 1e-6)", _DISTANCE),
     seed=_option(int, "--seed", "Seed of --sampling random. (default: 0)", _NEGATIVES),
     output=_option(str, "--output -o", "Write rows to .parquet, .csv, .jsonl or .npy (the index "

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 
-from .errors import PROG, UsageError
+from .errors import PROG, UsageError, one_line
 from .jobs import Block, Job, use_threads
 from .params import check_count
 from .report import progress, to_json, warn
@@ -103,7 +103,7 @@ def run(prepare: Callable[[], Job], inputs: Sequence[str], how: Run,
     except BrokenPipeError:  # the reader left (`| true`): the gate's exit code still holds
         silence_stdout()
     if failure:  # said even with --quiet: a CI log should say which gate an exit 3 is
-        print(f"{PROG}: gate failed: {failure}", file=sys.stderr)
+        print(one_line(f"{PROG}: gate failed: {failure}"), file=sys.stderr)
     return FAIL_EXIT if failure else 0
 
 

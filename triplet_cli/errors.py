@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 PROG = "triplet-loss"  # how every message to the user names the tool
 
 
@@ -33,3 +35,12 @@ def first_line(e: BaseException) -> str:
     """An exception's first line of text, or its type's name: how a library's error is quoted."""
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """text with its control characters escaped as Python writes them (a newline as \\n): a file
+    name holding one must not split the line a script reads, nor drive the terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)

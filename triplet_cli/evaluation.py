@@ -112,9 +112,10 @@ def parse_gates(texts: object, at: tuple[int, ...], name: str = "fail_below"
     for text in texts:
         match = GATE.fullmatch(text)
         number = _number(match.group(2)) if match else None
-        if not match or number is None or (name == "fail_drop" and number < 0):
-            what = "METRIC=V" if name == "fail_below" else "METRIC=D with D >= 0"
-            raise UsageError(f"{option} must be {what}, e.g. {example} (got {text!r})")
+        if not match or number is None or not 0 <= number <= 1:  # (every metric lies in 0..1)
+            what = "METRIC=V" if name == "fail_below" else "METRIC=D"
+            raise UsageError(f"{option} must be {what} with {what[-1]} from 0 to 1, e.g. "
+                             f"{example} (got {text!r})")
         if match.group(1) not in names:
             raise UsageError(f"{option}: unknown metric {match.group(1)!r}; choose from "
                              f"{', '.join(dict.fromkeys(names))}")
@@ -650,10 +651,14 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     warnings += ignored_flags(params, refs is not None) + validate.unlabelled_note(y, yname)
     if refs is not None:
         warnings += validate.unlabelled_note(ry, ryname)
-    if any(same_input(x, r) for x, r in zip(checkpoints, paired, strict=False)):
-        warnings.append("--reference is the --embeddings input: every query finds its own row "
-                        "first, at distance 0; leave out --reference (and --reference-labels) "
-                        "to rank each query against the others")
+    for x, r, q, ref in zip(checkpoints, paired, queries, refs or [], strict=False):
+        itself = ("is the --embeddings input" if same_input(x, r) else
+                  "holds the --embeddings rows (a copy)" if validate.same_rows(q, ref) else "")
+        if itself:
+            warnings.append(f"--reference {itself}: every query finds its own row first, at "
+                            "distance 0; leave out --reference (and --reference-labels) to rank "
+                            "each query against the others")
+            break
     names = [name for _, name in xs]
     job = EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
                       queries=queries, references=refs, codes=codes, ref_codes=ref_codes,

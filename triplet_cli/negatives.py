@@ -510,6 +510,11 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     settings.check_window(window)
     warnings = ignored_flags(params) + notes
     need = settings.num_negatives + most + int(self_excluded)
+    most_any = search.shape[0] - 1 - int(self_excluded)  # a query's one positive left out
+    if settings.output_format == "n-tuple" and settings.num_negatives > most_any:
+        raise UsageError(f"--num-negatives {settings.num_negatives} with --output-format n-tuple: "
+                         f"no pair can get that many negatives from {search.shape[0]} rows, and "
+                         "n-tuple keeps only full pairs", names["corpus"])
     if search.shape[0] < need:  # a valid run: such pairs are short
         rows = "rows" if "corpus" in loaded else "distinct rows"  # (positives: collapsed)
         warnings.append(f"{names['corpus']} has {search.shape[0]} {rows}: fewer than "
@@ -518,6 +523,10 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                         + "; such a query's pairs get fewer negatives (counted as short)")
     if found.duplicates:
         warnings.append(f"{found.duplicates} repeated (query, positive) pairs: each kept once")
+    if "corpus" in loaded and not self_excluded and validate.same_rows(q, search):
+        warnings.append(f"--corpus {names['corpus']} holds the rows of --queries "
+                        f"{names['queries']} (a copy): a query's own row is a candidate, at "
+                        "the top; give the same file (or array) to leave it out")
     search = np.ascontiguousarray(search)
     return NegativesJob(params, names, warnings, columns=picked, queries=np.ascontiguousarray(q),
                         corpus=search,

@@ -245,7 +245,8 @@ _IGNORED: dict[str, tuple[Callable[[dict, bool], bool], str | Callable[[dict], s
                "it is the margin of --batch-hard-loss"),
     "eps": (lambda v, _: v.get("distance", v.get("similarity")) != "cosine"
             and v.get("eps_placement", "none") == "none",
-            "it is cosine's norm floor, or where --eps-placement puts it"),
+            lambda v: "it is cosine's norm floor" if "similarity" in v
+            else "it is cosine's norm floor, or where --eps-placement puts it"),
     "seed": (lambda v, _: v["sampling"] == "top" if "sampling" in v else v["batch_size"] is None,
              lambda v: "it seeds --sampling random" if "sampling" in v
              else "it seeds --batch-size's shuffle"),

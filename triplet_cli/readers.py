@@ -180,9 +180,14 @@ def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
         return _FOREIGN["json"] if kind == "csv" and head.lstrip()[:1] == b"[" else None
     if suffix in _FOREIGN:  # (a d = 128 .fvecs opens with 0x80, as a pickle does)
         return _FOREIGN[suffix]
-    if suffix in (".pkl", ".pickle") or (head[:1] == b"\x80" and head[1:2] in b"\2\3\4\5"):
+    if suffix in (".pkl", ".pickle") or _pickled(head):
         return _FOREIGN["pickle"]
     return _FOREIGN["json"] if head.lstrip()[:1] == b"[" else None
+
+
+def _pickled(head: bytes) -> bool:
+    """Whether a file opens as a pickle of protocol 2-5 (ndarray.dump and torch.save write one)."""
+    return head[:1] == b"\x80" and head[1:2] in b"\2\3\4\5"
 
 
 _spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or inode, copy)
@@ -326,8 +331,10 @@ def _read_npy(path: str) -> np.ndarray:
         raise InputError("is empty (0 bytes)", path)
     try:
         with open(path, "rb") as f:
-            if f.read(6) != NPY_MAGIC:
-                raise InputError("not a .npy file (bad magic bytes)", path)
+            head = f.read(6)
+            if head != NPY_MAGIC:
+                raise InputError(_FOREIGN["pickle"] if _pickled(head)
+                                 else "not a .npy file (bad magic bytes)", path)
             f.seek(0)
             version = fmt.read_magic(f)
             read_header = (fmt.read_array_header_1_0 if version == (1, 0)

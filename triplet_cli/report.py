@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .errors import PROG
+from .errors import PROG, one_line
 
 BARS = " ▁▂▃▄▅▆▇█"
 HIST_BINS = 40
@@ -252,7 +252,7 @@ def warn(lines: Sequence[str], quiet: bool) -> None:
     if quiet:
         return
     for line in lines:
-        print(f"{PROG}: warning: {line}", file=sys.stderr)
+        print(one_line(f"{PROG}: warning: {line}"), file=sys.stderr)
 
 
 COMPILE_NOTICE_AFTER = 1.0  # seconds one compile must run before we say why nothing moves

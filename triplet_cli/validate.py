@@ -205,6 +205,13 @@ def require_matrix(array: np.ndarray, path: str, what: str) -> None:
     require_rows(array, path)
 
 
+def same_rows(a: np.ndarray, b: np.ndarray, block: int = 4096) -> bool:
+    """Whether two matrices hold the same rows (one file saved twice), compared a block of rows
+    at a time: no temporary of their size, and a difference ends it early."""
+    return a.shape == b.shape and a.dtype == b.dtype and all(
+        np.array_equal(a[i:i + block], b[i:i + block]) for i in range(0, a.shape[0], block))
+
+
 def require_same(sizes: dict[str, int], names: dict[str, str], what: str, unit: str = ""
                  ) -> None:
     """Inputs (`sizes` by role) agree on a size, or an error naming them all, on the first
@@ -213,8 +220,11 @@ def require_same(sizes: dict[str, int], names: dict[str, str], what: str, unit: 
     if len(set(values)) > 1:
         usual = max(values, key=values.count)  # (ties: the first input's size)
         odd = next(r for r, n in sizes.items() if n != usual)
-        raise InputError(f"{what} differ: " + ", ".join(f"{names[r]} has {unit}{n}"
-                                                        for r, n in sizes.items()), names[odd])
+        each: dict[str, int] = {}  # a file given for two roles is named once
+        for r, n in sizes.items():
+            each.setdefault(names[r], n)
+        raise InputError(f"{what} differ: " + ", ".join(f"{name} has {unit}{n}"
+                                                        for name, n in each.items()), names[odd])
 
 
 def describe_nonfinite(array: np.ndarray, row: int) -> str:
@@ -387,8 +397,8 @@ def one_kind(y: np.ndarray, ry: np.ndarray, yname: str, ryname: str
     which merge IDs beyond 2^53)."""
     kinds = [_label_kind(a) for a in (y, ry)]
     if kinds[0] != kinds[1]:
-        raise InputError(f"the reference labels are {kinds[1]}, the labels of {yname} "
-                         f"{kinds[0]}: use one kind", ryname)
+        raise InputError(f"these labels are {kinds[1]}, those of {yname} {kinds[0]}: use one "
+                         "kind", ryname)
     if kinds[0] != "integers" or np.result_type(y, ry).kind != "f":
         return y, ry
     signed, unsigned = (y, ry) if y.dtype.kind == "i" else (ry, y)
@@ -397,9 +407,8 @@ def one_kind(y: np.ndarray, ry: np.ndarray, yname: str, ryname: str
     elif not signed.size or signed.min() >= 0:
         common = np.uint64
     else:
-        raise InputError("the labels hold negative integers and the reference labels integers "
-                         "beyond int64 (or the other way round): no integer type holds both",
-                         ryname)
+        raise InputError(f"these labels and those of {yname} hold negative integers and "
+                         "integers beyond int64: no integer type holds both", ryname)
     return y.astype(common), ry.astype(common)
 
 

@@ -8,6 +8,7 @@ A .parquet file also records the settings its rows were computed with (SETTINGS_
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -88,7 +89,13 @@ def abandon() -> None:
 
 def require_replaceable(path: str, flag: str) -> None:
     """An existing output is a regular file: a named pipe or a device would be replaced by one
-    (and a pipe's reader wait forever)."""
+    (and a pipe's reader wait forever), a loop of symbolic links by a file."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UsageError(f"{flag} {path} is a loop of symbolic links; give a file name "
+                             "or a link to one") from None
     if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
         raise UsageError(f"{flag} {path} is not a regular file (a named pipe or a device): it "
                          "would be replaced by one" + ("; to stream rows, use --format csv or "
