@@ -321,6 +321,29 @@ def test_real_pipes_through_stdin(inputs: Path) -> None:
 
 
 
+def test_a_binary_stream_of_no_format_is_refused_at_its_first_bytes(inputs: Path) -> None:
+    """Zeros on stdin (`< /dev/zero`, or a stream of a format we do not read) were copied to the
+    temporary folder to the end, which /dev/zero does not have: refused after one chunk."""
+    spool = inputs / "tmp"
+    spool.mkdir()
+    run = subprocess.Popen(_tool("compute", "--anchors", "-", "--positives", inputs / "p.npy",
+                                 "--negatives", inputs / "n.npy"), stdin=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(spool)})
+    sent, chunk = 0, bytes(1 << 20)
+    with contextlib.suppress(BrokenPipeError):
+        while sent < 256 << 20:
+            run.stdin.write(chunk)  # type: ignore[union-attr]
+            sent += len(chunk)
+    with contextlib.suppress(BrokenPipeError):
+        run.stdin.close()  # type: ignore[union-attr]
+    assert run.wait(timeout=120) == 1
+    assert run.stderr.read() == (  # type: ignore[union-attr]
+        b"triplet-loss: error: <stdin>: opens with binary bytes of no format read here (.npy, "
+        b".npz, .parquet, .arrow; CSV and JSON lines are text): not copied further\n")
+    assert sent < 256 << 20
+    assert list(spool.iterdir()) == []
+
+
 # ---- pipes: a shell's <(...) and named pipes, read as files -----------------------------------
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import difflib
 import errno
 import inspect
+import io
 import os
 import re
+import select
 import signal
 import sys
 from collections.abc import Callable
@@ -285,9 +287,15 @@ def _message(e: click_exceptions.ClickException) -> str:
             f"{', '.join(spellings)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
 
 
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF)
+
+
 def _failed_write(e: OSError) -> str:
-    """An OSError as one line: its file, or stdout for a failed write that names none."""
-    where = e.filename or ("stdout" if e.errno in (errno.ENOSPC, errno.EIO, errno.EBADF) else "")
+    """An OSError as one line: its file, or stdout for a failed write that names none (what
+    stdout still holds is dropped: flushed again at exit, it would fail again, exit 120)."""
+    where = e.filename or ("stdout" if e.errno in _WRITE_ERRORS else "")
+    if where == "stdout":
+        _silence_stdout()
     return f"{where}: {e.strerror or e}" if where else f"{e.strerror or e}"
 
 
@@ -583,6 +591,7 @@ def main() -> None:
     for name, value in THREAD_SPIN.items():
         os.environ.setdefault(name, value)
     _open_standard_streams()
+    _whole_stdout()
 
     args = sys.argv[1:]
     registered = app.registered_commands
@@ -614,6 +623,51 @@ def _open_standard_streams() -> None:
                 os.dup2(opened, fd)
                 os.close(opened)
             setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+class _WholeWrites(io.RawIOBase):
+    """A descriptor whose every write completes or raises (a full disk: ENOSPC)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def isatty(self) -> bool:
+        return os.isatty(self.fd)
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:  # a non-blocking pipe that is full: wait for its reader
+                select.select([], [self.fd], [])
+        return memoryview(data).nbytes
+
+
+def _whole_stdout() -> None:
+    """stdout on _WholeWrites where Python's own would lose rows: unbuffered (PYTHONUNBUFFERED,
+    python -u: the raw file, of which a write keeps what one system call took, so a full disk
+    cut the output short with exit 0) or non-blocking (a parent's pipe: what it could not hold
+    was lost, or the run failed)."""
+    out = sys.stdout
+    try:
+        fd = out.fileno()
+        unbuffered = isinstance(out.buffer, io.RawIOBase)
+        if not unbuffered and os.get_blocking(fd):
+            return
+    except (AttributeError, OSError, ValueError):  # (not a file: a test's capture)
+        return
+    whole = _WholeWrites(fd)
+    sys.stdout = io.TextIOWrapper(whole if unbuffered else io.BufferedWriter(whole),
+                                  encoding=out.encoding, errors=out.errors,
+                                  line_buffering=out.line_buffering, write_through=unbuffered)
 
 
 # Ctrl-C, a job scheduler or `timeout` (SIGTERM), a closed terminal (SIGHUP): the run unwinds,

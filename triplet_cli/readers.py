@@ -190,6 +190,12 @@ def _pickled(head: bytes) -> bool:
     return head[:1] == b"\x80" and head[1:2] in b"\2\3\4\5"
 
 
+def _unknown_binary(head: bytes) -> bool:
+    """Bytes that open no format we read nor name (a gzip, a pickle) and are not text."""
+    return b"\0" in head and not head.startswith((*(m for m, _ in _MAGIC), b"\x1f\x8b",
+                                                  b"\x89HDF")) and not _pickled(head)
+
+
 _spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or inode, copy)
 
 
@@ -248,11 +254,16 @@ def _copy(key: str, owner: object, source: Any, what: str) -> str:
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(1 << 20):
-                out.write(chunk.encode() if isinstance(chunk, str) else chunk)
+                chunk = chunk.encode() if isinstance(chunk, str) else chunk
+                if not out.tell() and _unknown_binary(chunk[:4096]):  # (/dev/zero: no end)
+                    raise InputError("opens with binary bytes of no format read here (.npy, "
+                                     ".npz, .parquet, .arrow; CSV and JSON lines are text): "
+                                     "not copied further", shown)
+                out.write(chunk)
     except BaseException as e:  # (Ctrl-C, a signal: no partial copy left in the temp folder)
         with contextlib.suppress(OSError):
             os.unlink(_spool.pop(key)[1])
-        if not isinstance(e, OSError):
+        if isinstance(e, InputError) or not isinstance(e, OSError):
             raise
         raise InputError(f"cannot copy {what} to {tempfile.gettempdir()} ({e.strerror or e})",
                          shown) from None

@@ -165,6 +165,17 @@ def settings_metadata(command: str, settings: dict[str, object],
     return {SETTINGS_KEY: json.dumps(record)}
 
 
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """A failed write (a full disk) names the file written, or stdout."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, e.filename or name) from None
+
+
 class RowWriter:
     """Writes batches of equal-length columns to one stream in one format."""
 
@@ -180,18 +191,8 @@ class RowWriter:
             stream.write(b"\0" * NPY_HEADER_BYTES)
 
     def write(self, batch: Batch) -> None:
-        with self._named_errors():
+        with _naming(self.name):
             self._write(batch)
-
-    @contextlib.contextmanager
-    def _named_errors(self) -> Iterator[None]:
-        """A failed write (a full disk) names this writer's file, or stdout."""
-        try:
-            yield
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, e.filename or self.name) from None
 
     def _write(self, batch: Batch) -> None:
         n = len(next(iter(batch.values())))
@@ -239,7 +240,7 @@ class RowWriter:
 
     def close(self) -> None:
         """Finish the stream; a run with no rows still gets a valid file with its columns."""
-        with self._named_errors():
+        with _naming(self.name):
             self._finish()
 
     def _finish(self) -> None:
@@ -316,12 +317,17 @@ def open_rows(path: str, columns: dict[str, np.dtype], npy_columns: Sequence[str
         yield writer
         writer.close()
         return
-    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+    with atomic_path(path) as tmp:
+        stream = open(tmp, "wb")  # noqa: SIM115 (closed below: quietly when the run failed)
         writer = RowWriter(stream, fmt or output_format(path), columns, npy_columns, metadata,
                            path)
         try:
             yield writer
+            writer.close()
         except BaseException:
             writer.abort()
+            with contextlib.suppress(OSError):  # (its buffer's flush into a full disk)
+                stream.close()
             raise
-        writer.close()
+        with _naming(path):
+            stream.close()
