@@ -112,6 +112,25 @@ def test_presets_never_cut_a_setting(width, cli, monkeypatch) -> None:
                 assert f"{key}={value}" in shown, (name, key)
 
 
+# ---- --help -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("command", ["compute", "mine", "evaluate", "mine-negatives", "presets"])
+def test_help_cuts_no_flag_name_nor_word(command: str, width: int, cli, monkeypatch) -> None:
+    """rich cut '--positive-strate…' and 'pytorch-metric-le…' at 80 columns: every flag of the
+    command is shown whole, and nothing is cut."""
+    import typer.main
+
+    from triplet_cli.cli import app
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    text = ok(cli(command, "--help"))
+    check_fits(text, width)
+    shown = tokens(text)
+    params = typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
+    for name in (n for p in params for n in (*p.opts, *p.secondary_opts)):
+        assert name in shown, name
+
+
 # ---- README examples --------------------------------------------------------------------------
 ROW_FORMAT = re.compile(r"(--format|-f) (csv|jsonl)\b")
 

@@ -155,10 +155,40 @@ def _direct_param(param: Any) -> Any:
 
 
 class _Command(TyperCommand):
-    """A command whose --help shows no value type (Typer writes <bool> for a flag)."""
+    """A command whose --help shows no value type (Typer writes <bool> for a flag) and cuts no
+    flag name on a narrow terminal."""
 
     def get_help_option(self, ctx: Any) -> Any:
         return _no_value(super().get_help_option(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> Any:
+        _whole_names_in_help()
+        return super().format_help(ctx, formatter)
+
+
+def _whole_names_in_help() -> None:
+    """rich fits a table to the terminal by cutting cells: '--positive-strate…' and
+    'pytorch-metric-le…' at 80 columns. Typer's options tables (the columns [required], names,
+    short names, secondary names (--no-...), secondary short names, value, help) become tables
+    whose name columns keep their width and whose help texts fold a long word."""
+    from rich.table import Table
+    from rich.text import Text
+    from typer import rich_utils
+
+    class WholeNames(Table):
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            if len(self.columns) >= 6:
+                first = len(self.columns) - 6
+                for names in (self.columns[first], self.columns[first + 2]):
+                    names.no_wrap = True
+                    names.min_width = max((len(str(c)) for c in names.cells), default=0)
+                for cell in self.columns[-1].cells:
+                    for text in getattr(cell, "renderables", [cell]):
+                        if isinstance(text, Text):
+                            text.overflow = "fold"
+            yield from super().__rich_console__(console, options)
+
+    rich_utils.Table = WholeNames
 
 
 def _no_value(option: Any) -> Any:

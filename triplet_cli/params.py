@@ -311,7 +311,7 @@ OPTIONS: dict[str, Option] = {
     "margin_filter": Option("any", "Keep triplets by d_an - d_ap: violating (<= margin), hard "
                             "(<= 0), semi-hard (0 < gap <= margin), easy (> margin): "
                             "pytorch-metric-learning's TripletMarginMiner types "
-                            "all (= violating)/hard/semihard/easy; any keeps every triplet."),
+                            "all (= violating), hard, semihard, easy; any keeps every triplet."),
     "per_anchor": Option(1, "Up to K (>= 1) negatives per (anchor, positive), in the strategy's "
                          "order."),
     "active_only": Option(False, "Keep only triplets with loss > 0.", "all"),
