@@ -119,10 +119,12 @@ def test_help_cuts_no_flag_name_nor_word(command: str, width: int, cli, monkeypa
     """rich cut '--positive-strate…' and 'pytorch-metric-le…' at 80 columns: every flag of the
     command is shown whole, and nothing is cut."""
     import typer.main
+    from typer import rich_utils
 
     from triplet_cli.cli import app
 
     monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setattr(rich_utils, "MAX_WIDTH", None)  # (read once, from TERMINAL_WIDTH)
     text = ok(cli(command, "--help"))
     check_fits(text, width)
     shown = tokens(text)
