@@ -191,6 +191,9 @@ CASES = [
          indexed("x0.npy", "t.parquet", *OUT), 1, r"/x0\.npy: has zero rows$"),
     Case("zero-dimensions", npy("ad.npy", np.zeros((ROWS, 0), np.float32)),
          aligned("ad.npy", "p.npy", "n.npy", *OUT), 1, r"/ad\.npy: has zero dimensions"),
+    Case("zero-candidates", npy("p0.npy", np.zeros((ROWS, 0, DIM), np.float32)),
+         aligned("a.npy", "p0.npy", "n.npy", *OUT), 1,
+         rf"/p0\.npy: has shape \({ROWS}, 0, {DIM}\): zero candidates per anchor \(k = 0\)$"),
     # -- values
     Case("nan-anchors", spoil("a.npy", 3, 1, np.nan), aligned("a.npy", "p.npy", "n.npy", *OUT),
          1, r"/a\.npy: row 3 contains NaN$"),

@@ -257,3 +257,34 @@ def test_bytes_labels_are_text_and_gates_have_an_outcome() -> None:
     assert {g["passed"] for g in gated.summary["gates"]} == {False}
     with pytest.raises(TripletLossError, match="bytes that are not UTF-8"):
         mine_triplets(x, [b"\xff", b"a"] * 30)
+
+
+@pytest.mark.parametrize("strategy", ["hard", "semi-hard", "easy"])
+def test_per_anchor_at_its_largest_allocates_for_the_negatives_there_are(strategy: str) -> None:
+    """per_anchor = 2^31 - 1 (the largest accepted) on 30 rows: slots for K per pair took 240 GiB
+    (a MemoryError); the rows are those of per_anchor = 24, every negative there is."""
+    x = np.random.default_rng(0).standard_normal((30, 4))
+    y = np.repeat(np.arange(5), 6)
+    most = mine_triplets(x, y, strategy=strategy, per_anchor=2**31 - 1)
+    every = mine_triplets(x, y, strategy=strategy, per_anchor=24)
+    assert np.array_equal(most.triplets, every.triplets)
+    assert np.array_equal(most.loss, every.loss)
+
+
+@pytest.mark.parametrize(("run", "option"), [
+    (lambda a: compute_loss(a, a, a, margin=10**400), "--margin"),
+    (lambda a: compute_loss(a, a, a, eps=-10**400), "--eps"),
+    (lambda a: mine_triplets(a, np.arange(4) % 2, margin=10**400), "--margin"),
+    (lambda a: mine_negatives(a, a, np.array([[0, 1]]), max_score=10**400), "--max-score"),
+])
+def test_a_number_beyond_float_is_a_usage_error(run, option: str) -> None:
+    """A Python int too large for a float raised Python's own OverflowError."""
+    with pytest.raises(TripletLossError, match=rf"^{option} must be a number within float64's "
+                                               r"range \(got one of 401 digits\)$"):
+        run(np.eye(4))
+
+
+def test_a_k_of_at_beyond_int64_is_a_usage_error() -> None:
+    """evaluate(at=[10**400]) passed the check and failed in the metrics (OverflowError)."""
+    with pytest.raises(TripletLossError, match=r"^--at must be whole numbers from 1 to 2\^63"):
+        evaluate(np.eye(4), np.arange(4) % 2, at=[1, 10**400])

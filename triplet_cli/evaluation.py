@@ -76,8 +76,9 @@ def _at(value: object) -> tuple[int, ...]:
         at = tuple(sorted({int(str(p).strip()) for p in parts}))
     except ValueError:
         at = ()
-    if not at or at[0] < 1:
-        raise UsageError(f"--at must be whole numbers >= 1, comma-separated (got {value!r})")
+    if not at or at[0] < 1 or at[-1] >= 1 << 63:
+        raise UsageError("--at must be whole numbers from 1 to 2^63 - 1, comma-separated (got "
+                         f"{value!r})")
     return at
 
 

@@ -231,6 +231,7 @@ class MineSet:
     classes: _Classes
     norms: np.ndarray
     caps: np.ndarray
+    per_anchor: int  # the plan's, at most the negatives an anchor here can have: slots per pair
     parts: int = 1  # the matrix product's slices of d (distances.product_parts)
     rooms: Rooms = field(default_factory=Rooms, repr=False, compare=False)  # for its products
 
@@ -246,9 +247,10 @@ class MineSet:
         sizes = classes.sizes()
         valid = (sizes >= 2) & (sizes < m)
         positives = sizes - 1 if plan.pos_strategy == 0 else 1
-        negatives = m - sizes if plan.strategy == ALL else plan.per_anchor
+        k = min(plan.per_anchor, max(int((m - sizes[valid]).max(initial=1)), 1))
+        negatives = m - sizes if plan.strategy == ALL else k
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
-        data = cls(x, classes, norms_of(x), caps)
+        data = cls(x, classes, norms_of(x), caps, k)
         if plan.strategy == SEMI_HARD and rank_kind(plan.code, plan.placement) != RANK_DIRECT:
             data.parts = data.narrow_parts(plan)
         return data
@@ -342,7 +344,7 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
                                plan.eps, product_terms(x.shape[1], data.parts))
         scale = rank_scale(kind, data.norms, plan.eps)
         choice = (plan.pos_strategy, plan.strategy, plan.fallback_easiest,
-                  plan.threshold_hardest, plan.per_anchor)
+                  plan.threshold_hardest, data.per_anchor)
         mine_block(x, groups, start, (g, kind, delta, scale), metric, choice, out)
     rows = _kept(out_idx[:, 0] >= 0)  # slots filled (semi-hard with a fallback: every one)
     t, d_ap, d_an = (np.ascontiguousarray(a) if rows is None else a[rows]

@@ -215,7 +215,11 @@ def checked(name: str, value: object) -> object:
                                                      else numbers.Integral):
             raise UsageError(f"{flag(name)} must be a {'' if real else 'whole '}number (got "
                              f"{value!r})")
-        value = float(value) if real else int(value)
+        try:
+            value = float(value) if real else int(value)
+        except OverflowError:  # (a Python int beyond float: 10**400)
+            raise UsageError(f"{flag(name)} must be a number within float64's range (got one of "
+                             f"{len(str(abs(value)))} digits)") from None
         within, bound = _LIMITS.get(name, (None, ""))
         if within is not None and not within(value):
             raise UsageError(f"{flag(name)} must be {bound} (got {value})")

@@ -197,6 +197,8 @@ def require_rows(array: np.ndarray, path: str) -> None:
         raise InputError("has zero rows", path)
     if array.shape[-1] == 0:
         raise InputError("has zero dimensions (d = 0)", path)
+    if array.ndim == 3 and array.shape[1] == 0:
+        raise InputError(f"has shape {array.shape}: zero candidates per anchor (k = 0)", path)
 
 
 def require_matrix(array: np.ndarray, path: str, what: str) -> None:
