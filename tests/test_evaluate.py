@@ -332,7 +332,7 @@ def test_column_flags_without_a_table_are_said(cli, at_sample) -> None:
     r = cli(*TWO, "--column", "emb", "--label-column", "y", "-f", "json")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["warnings"] == [
-        f"{f} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl)"
+        f"{f} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl, a data frame)"
         for f in ("--column", "--label-column")]
 
 

@@ -288,3 +288,19 @@ def test_a_k_of_at_beyond_int64_is_a_usage_error() -> None:
     """evaluate(at=[10**400]) passed the check and failed in the metrics (OverflowError)."""
     with pytest.raises(TripletLossError, match=r"^--at must be whole numbers from 1 to 2\^63"):
         evaluate(np.eye(4), np.arange(4) % 2, at=[1, 10**400])
+
+
+def test_column_names_where_no_input_is_a_table_are_said() -> None:
+    """The CLI said so, the library not: column="y" with arrays passed unseen; a data frame
+    has columns to name."""
+    x = np.random.default_rng(0).standard_normal((12, 3))
+    y = np.arange(12) % 3
+    said = [f"{f} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl, a data "
+            "frame)" for f in ("--column", "--label-column")]
+    m = mine_triplets(x, y, column="y", label_column="x")
+    assert [w for w in m.summary["warnings"] if "no input is a table" in w] == said
+    c = compute_loss(x, x[::-1], [*x[1:].tolist(), x[0].tolist()], column="emb")
+    assert [w for w in c.summary["warnings"] if "no input is a table" in w] == said[:1]
+    frame = pd.DataFrame({"emb": list(x), "label": y})
+    named = mine_triplets(frame, column="emb", label_column="label")
+    assert not any("no input is a table" in w for w in named.summary["warnings"])

@@ -242,10 +242,9 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
         value = given.get(name)
         if "" in (value if isinstance(value, list) else [value]):
             _exit(2, f"error: {flag(name)} is empty: give a path")
-    unread = _unread_columns(given, files)
     try:
-        code = run(lambda: _noted(prepare(**paths, **extra, preset=given["preset"],
-                                          column=given["column"], **settings), unread),
+        code = run(lambda: prepare(**paths, **extra, preset=given["preset"],
+                                   column=given["column"], **settings),
                    files, how, committing=_past_stopping)
     except TripletLossError as e:
         _exit(e.exit_code, f"error: {e}")
@@ -265,23 +264,6 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
             raise
         _stopping(_received[0])  # a compiler interrupted mid-way fails in its own words
     _exit(code)
-
-
-def _unread_columns(given: dict[str, Any], files: list[str]) -> list[str]:
-    """Warnings for --column and --label-column when no input has columns to name."""
-    from .readers import is_table
-
-    named = [flag(name) for name in ("column", "label_column") if given.get(name) is not None]
-    if not named or any(is_table(f) for f in files):
-        return []
-    return [f"{n} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl)"
-            for n in named]
-
-
-def _noted(job: Any, notes: list[str]) -> Any:
-    """The job, with these notes among its warnings."""
-    job.warnings.extend(notes)
-    return job
 
 
 # Flags one command spells otherwise than the others (the name the user typed -> this one's).

@@ -17,7 +17,15 @@ from . import validate
 from ._jit import together
 from .arrow import TRIPLET_COLUMNS, ArrowMatrix, ArrowTriplets
 from .errors import InputError, UsageError
-from .inputs import ArrayLike, Matrix, at_most_one_stdin, load_matrix, normalized, path_or_array
+from .inputs import (
+    ArrayLike,
+    Matrix,
+    at_most_one_stdin,
+    load_matrix,
+    normalized,
+    path_or_array,
+    unread_columns,
+)
 from .jobs import Block, Job, run_here
 from .params import EpsPlacement, Params, check_count, ignored_flags
 from .presets import resolve, with_recorded
@@ -283,7 +291,7 @@ def prepare_compute(anchors: ArrayLike | None = None, positives: ArrayLike | Non
                                                     picked=picked)
         job = _aligned(ComputeJob(params, names, arrays=arrays, columns=picked))
     job.block_rows = block_rows
-    job.warnings += ignored_flags(job.params)
+    job.warnings += ignored_flags(job.params) + unread_columns(given, column)
     if job.params.sources.get("pair_reduction") == "flag" and not job.candidates:
         job.warnings.append("--pair-reduction has no effect: it reduces k candidates per anchor "
                             "((n, k, d) positives or negatives); these inputs have one each")

@@ -649,7 +649,9 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
         refs = [ready[id(r)] for r in refs]
     available = int(ref_codes.size) - (refs is None)
     k, warnings = _resolve_k(settings.k, r_count, available)
-    warnings += ignored_flags(params, refs is not None) + validate.unlabelled_note(y, yname)
+    warnings += (ignored_flags(params, refs is not None) + validate.unlabelled_note(y, yname)
+                 + inputs.unread_columns([*checkpoints, labels, *references, reference_labels],
+                                         column, label_column))
     if refs is not None:
         warnings += validate.unlabelled_note(ry, ryname)
     for x, r, q, ref in zip(checkpoints, paired, queries, refs or [], strict=False):

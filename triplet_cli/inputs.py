@@ -11,7 +11,8 @@ import numpy as np
 from . import arrow, validate
 from .arrow import ArrowMatrix
 from .errors import UsageError
-from .readers import STDIN, open_matrix, same_file, shown_name
+from .params import flag
+from .readers import STDIN, is_table, open_matrix, same_file, shown_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -99,6 +100,19 @@ def _embedding_columns(table: Any, schema: pa.Schema, role: str, column: str | N
     keep = [k for k in floats or range(len(schema))
             if schema.field(k).name != (label_column or "label")]
     return table if len(keep) == len(schema) else validate.table_part(table, keep)
+
+
+def unread_columns(inputs: Iterable[object], column: object, label_column: object = None
+                   ) -> list[str]:
+    """Warnings for --column and --label-column where no input is a table to name them in
+    (arrays, .npy files): a misspelt name would pass unseen."""
+    named = [flag(n) for n, v in (("column", column), ("label_column", label_column))
+             if v is not None]
+    if not named or any(is_table(x) if isinstance(x, str) else validate.table_schema(x) is not None
+                        for x in inputs if x is not None):
+        return []
+    return [f"{n} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl, a data "
+            "frame)" for n in named]
 
 
 def normalized(a: np.ndarray) -> np.ndarray:

@@ -14,7 +14,14 @@ import numpy as np
 
 from . import validate
 from .distances import Rooms
-from .inputs import ArrayLike, at_most_one_stdin, load_matrix, normalized, path_or_array
+from .inputs import (
+    ArrayLike,
+    at_most_one_stdin,
+    load_matrix,
+    normalized,
+    path_or_array,
+    unread_columns,
+)
 from .jobs import Block, Job, Tally, run_here
 from .params import check_count, ignored_flags
 from .presets import resolve
@@ -403,7 +410,8 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
     codes = validate.require_labels(y, x.shape[0], yname, xname)
     validate.require_rankable(x, xname, params.distance)
     validate.require_in_range([(x, xname)], params.distance)
-    warnings = ignored_flags(params) + validate.unlabelled_note(y, yname)
+    warnings = (ignored_flags(params) + unread_columns((embeddings, labels), column, label_column)
+                + validate.unlabelled_note(y, yname))
     band = params.mining.margin_filter.value
     if params.loss.margin == 0 and band in ("semi-hard", "violating"):
         why = " (the default with --soft-margin)" if params.loss.soft_margin else ""

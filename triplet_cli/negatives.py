@@ -19,7 +19,14 @@ import numpy as np
 
 from . import validate
 from .errors import InputError, UsageError
-from .inputs import ArrayLike, at_most_one_stdin, load_matrix, path_or_array, same_input
+from .inputs import (
+    ArrayLike,
+    at_most_one_stdin,
+    load_matrix,
+    path_or_array,
+    same_input,
+    unread_columns,
+)
 from .jobs import Block, Job, record_gate, run_here
 from .negatives_select import (
     FILTERS,
@@ -508,7 +515,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     most = found.most_positives
     window = settings.window(most)
     settings.check_window(window)
-    warnings = ignored_flags(params) + notes
+    warnings = ignored_flags(params) + unread_columns(given, column, label_column) + notes
     need = settings.num_negatives + most + int(self_excluded)
     most_any = search.shape[0] - 1 - int(self_excluded)  # a query's one positive left out
     if settings.output_format == "n-tuple" and settings.num_negatives > most_any:
