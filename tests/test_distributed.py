@@ -450,17 +450,20 @@ def _answer_ctrl_c() -> None:
 
 def test_ctrl_c_on_a_local_cluster_is_one_line(tmp_path) -> None:
     """Ctrl-C reaches the whole process group, workers included: one line, exit 130, no output
-    file, and no worker process left behind (before: 67 lines of worker tracebacks)."""
+    file, no worker process left behind (before: 67 lines of worker tracebacks), and nothing
+    in the temporary folder (Dask's scratch space was left there, after any run)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40_000, 64)).astype(np.float32)  # about a minute of mining
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.arange(40_000) % 800)
     out = tmp_path / "mined.parquet"
+    spool = tmp_path / "tmp"
+    spool.mkdir()
     run = subprocess.Popen(
         [sys.executable, "-m", "triplet_cli", "mine", "--embeddings", tmp_path / "x.npy",
          "--labels", tmp_path / "y.npy", "--scheduler", "local", "--workers", "2", "-o", out],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        preexec_fn=_answer_ctrl_c)
+        preexec_fn=_answer_ctrl_c, env={**os.environ, "TMPDIR": str(spool)})
 
     def children() -> set[int]:
         found = subprocess.run(["pgrep", "-P", str(run.pid)], capture_output=True, text=True)
@@ -478,6 +481,7 @@ def test_ctrl_c_on_a_local_cluster_is_one_line(tmp_path) -> None:
     assert err.decode().splitlines() == ["triplet-loss: interrupted; no output written"]
     assert not out.exists()
     assert not list(tmp_path.glob(".mined.parquet.*"))
+    assert list(spool.iterdir()) == []
 
     def alive(pid: int) -> bool:
         status = Path(f"/proc/{pid}/status")
@@ -488,3 +492,17 @@ def test_ctrl_c_on_a_local_cluster_is_one_line(tmp_path) -> None:
             break
         threading.Event().wait(0.1)
     assert not [pid for pid in workers if alive(pid)]
+
+
+def test_a_local_cluster_leaves_nothing_in_the_temporary_folder(tmp_path, sample) -> None:
+    """Dask's scratch space ($TMPDIR/dask-scratch-space and its lock files) stayed after every
+    run: the local cluster's goes with it."""
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "triplet_cli", "mine", "--embeddings", sample / "embeddings.npy",
+         "--labels", sample / "labels.npy", "--scheduler", "local", "--workers", "2", "-q",
+         "-f", "json"], capture_output=True, env={**os.environ, "TMPDIR": str(spool)},
+        timeout=300)
+    assert run.returncode == 0, run.stderr.decode()
+    assert list(spool.iterdir()) == []

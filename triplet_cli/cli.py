@@ -15,6 +15,8 @@ import re
 import select
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
@@ -78,6 +80,12 @@ class _OneLineErrors(TyperGroup):
     def parse_args(self, ctx: Any, args: list[str]) -> Any:
         _coerce_directly(self.get_params(ctx))
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # before the run's own answer (importing it): Typer's is silent
+            _exit(130, "interrupted; no output written")
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name, command, rest = super().resolve_command(ctx, args)
@@ -691,18 +699,37 @@ _received: list[int] = []  # a raise inside a compiler's callback is swallowed: 
 
 def _stop(signum: int, frame: Any) -> NoReturn:
     _received.append(signum)
-    compiling = getattr(sys.modules.get(f"{__package__}._jit"), "compiling", None)
-    if compiling is not None and compiling():  # no raise into the compiler: end here
-        from .readers import drop_copies
-        from .report import clear_progress
-        from .writers import abandon
-
-        abandon()
-        drop_copies()
-        clear_progress()
-        print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr, flush=True)
-        os._exit(128 + signum)
+    if _compiling():  # no raise into the compiler: end here
+        _end_now(signum)
+    # Raised here, the stop unwinds the run; a compile that another thread starts meanwhile (a
+    # kernel's other half on a first run) would hold it for seconds: it ends the run then.
+    threading.Thread(target=_end_if_compiling, args=(signum,), daemon=True).start()
     _stopping(signum)
+
+
+def _compiling() -> bool:
+    compiling = getattr(sys.modules.get(f"{__package__}._jit"), "compiling", None)
+    return compiling is not None and compiling()
+
+
+def _end_if_compiling(signum: int) -> None:
+    while not _compiling():
+        time.sleep(0.05)
+    _end_now(signum)
+
+
+def _end_now(signum: int) -> NoReturn:
+    """End the process at once (a compile under way cannot be unwound): temporary files and
+    the progress bar removed, one line said."""
+    from .readers import drop_copies
+    from .report import clear_progress
+    from .writers import abandon
+
+    abandon()
+    drop_copies()
+    clear_progress()
+    print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr, flush=True)
+    os._exit(128 + signum)
 
 
 def _stopped(signum: int) -> str:

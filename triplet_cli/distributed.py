@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -133,6 +134,7 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
     `workers` processes (1 thread each; default one per core) started for the run ('local')."""
     check_flags(scheduler, workers)
     try:
+        import dask
         import distributed as dd
     except ImportError:
         raise TripletLossError(f"--scheduler needs Dask: {INSTALL}") from None
@@ -141,6 +143,9 @@ def connect(scheduler: str, workers: int | None = None, *, quiet: bool = False
         stack.enter_context(_quiet_logs(quiet))
         try:
             if scheduler == LOCAL:
+                # Its scratch space goes with it (Dask's default leaves $TMPDIR/dask-scratch-space).
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="triplet-loss-"))
+                stack.enter_context(dask.config.set({"temporary-directory": scratch}))
                 with _starting_workers(quiet):
                     local = stack.enter_context(dd.LocalCluster(
                         n_workers=workers or _cores(), threads_per_worker=1, processes=True,
