@@ -52,3 +52,26 @@ def test_a_stop_that_a_compile_would_hold_ends_the_run(monkeypatch) -> None:
     with pytest.raises(cli_module._Stopped):
         cli_module._stop(signal.SIGTERM, None)
     assert ended.wait(timeout=30)
+
+
+EARLY_STOP = """
+import os, signal, sys, time, types
+loading = types.ModuleType("triplet_cli.cli")  # the CLI still loading when the signal comes
+loading.main = lambda: (os.kill(os.getpid(), signal.{name}), time.sleep(30))
+sys.modules["triplet_cli.cli"] = loading
+from triplet_cli.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize(("name", "said"), [("SIGINT", "interrupted"), ("SIGTERM", "terminated"),
+                                            ("SIGHUP", "hung up")])
+def test_a_stop_while_the_cli_loads_is_one_line(name: str, said: str) -> None:
+    """The CLI takes 60-160 ms to import: a stop then gave Python's KeyboardInterrupt traceback
+    (SIGINT) or a silent death (SIGTERM, SIGHUP)."""
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-c", EARLY_STOP.format(name=name)],
+                         capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stdout, run.stderr) == (
+        128 + getattr(signal, name), "", f"triplet-loss: {said}\n")

@@ -27,7 +27,7 @@ from typer._click import exceptions as click_exceptions
 from typer.core import TyperCommand, TyperGroup
 
 from . import THREAD_SPIN, __version__
-from .errors import PROG, TripletLossError, one_line
+from .errors import PROG, STOP_SIGNALS, TripletLossError, one_line, stopped
 from .params import (
     CHOICE_OPTIONS,
     COMMAND_OPTIONS,
@@ -66,7 +66,7 @@ class _OneLineErrors(TyperGroup):
             _say(f"error: {_failed_write(e)}")
             rv = 1
         except _Stopped as e:  # SIGTERM or SIGHUP outside a run
-            _say(_stopped(e.signum))
+            _say(stopped(e.signum))
             rv = e.code
         except SystemExit as e:  # Click and rich exit 1 when stdout's reader went away
             if not isinstance(e.__context__, BrokenPipeError):
@@ -259,7 +259,7 @@ def _run(command: str, prepare: Callable[..., Any], given: dict[str, Any], input
     except KeyboardInterrupt:
         _exit(130, "interrupted; no output written")
     except _Stopped as e:  # said once the progress bar is gone, as Ctrl-C is
-        _exit(int(e.code), f"{_stopped(e.signum)}; no output written")
+        _exit(int(e.code), f"{stopped(e.signum)}; no output written")
     except MemoryError:
         _exit(1, "error: out of memory")
     except BrokenPipeError:
@@ -620,7 +620,7 @@ def main() -> None:
         app.registered_commands = [named[args[0]]] if args[0] in named else registered
     elif args in ([], ["--help"], ["-h"]):
         app.registered_commands = [_listed(name, c) for name, c in named.items()]
-    before = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS}
+    before = {s: signal.signal(s, _stop) for s in STOP_SIGNALS}
     try:
         app(prog_name=PROG)
     finally:
@@ -690,10 +690,7 @@ def _whole_stdout() -> None:
                                   line_buffering=out.line_buffering, write_through=unbuffered)
 
 
-# Ctrl-C, a job scheduler or `timeout` (SIGTERM), a closed terminal (SIGHUP): the run unwinds,
-# so no partial file is left.
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                      if hasattr(signal, name))
+# A stop signal unwinds the run, so no partial file is left.
 _received: list[int] = []  # a raise inside a compiler's callback is swallowed: asked again
 
 
@@ -728,12 +725,8 @@ def _end_now(signum: int) -> NoReturn:
     abandon()
     drop_copies()
     clear_progress()
-    print(f"{PROG}: {_stopped(signum)}; no output written", file=sys.stderr, flush=True)
+    print(f"{PROG}: {stopped(signum)}; no output written", file=sys.stderr, flush=True)
     os._exit(128 + signum)
-
-
-def _stopped(signum: int) -> str:
-    return {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}.get(signum, "hung up")
 
 
 class _Stopped(SystemExit):
@@ -756,7 +749,7 @@ def _past_stopping() -> None:
     else finish, replacing --output and reporting, with stop signals ignored."""
     if _received:
         _stopping(_received[0])
-    for s in _STOP_SIGNALS:
+    for s in STOP_SIGNALS:
         if signal.getsignal(s) is _stop:  # (main() set it: not under a test's runner)
             signal.signal(s, signal.SIG_IGN)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 
 PROG = "triplet-loss"  # how every message to the user names the tool
 
@@ -29,6 +30,17 @@ class UsageError(TripletLossError):
     """A flag value or combination that makes no sense: exit code 2."""
 
     exit_code = 2
+
+
+# Ctrl-C, a job scheduler or `timeout` (SIGTERM), a closed terminal (SIGHUP): a run stops with
+# one line (`stopped`), no partial file left.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+def stopped(signum: int) -> str:
+    """What a stop signal did, as the one line says it."""
+    return {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}.get(signum, "hung up")
 
 
 def first_line(e: BaseException) -> str:
