@@ -65,3 +65,14 @@ def test_same_rows_reads_every_block(row: int) -> None:
     assert not validate.same_rows(x, other, block=3)
     assert not validate.same_rows(x, x.astype(np.float64), block=3)
     assert not validate.same_rows(x, x[:9], block=3)
+
+
+def test_float16_indices_raise_no_numpy_warning() -> None:
+    """2^63 overflows float16 in the range check: numpy's RuntimeWarning reached the caller."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = validate.as_indices(np.array([[0, 1, 2]], np.float16),
+                                  ("anchor", "positive", "negative"), "t.npy")
+    assert out.tolist() == [[0, 1, 2]] and out.dtype == np.int64

@@ -474,13 +474,13 @@ def as_indices(table: np.ndarray, columns: tuple[str, ...], path: str, row0: int
     pandas writes once a column has held a NaN). An index beyond int64 is out of any range and
     named with its own value (a cast would show it negative)."""
     if table.dtype.kind == "f" and table.size:
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):  # (2^63 is inf as float16: beyond all)
             fractional = ~(table == np.floor(table))  # NaN and inf too
+            beyond = np.abs(table) >= 2.0**63
         if fractional.any():
             r, c = (int(v) for v in np.argwhere(fractional)[0])
             raise InputError(f"row {row0 + r}: {columns[c]} index {float(table[r, c])!r} is not "
                              "an integer", path)
-        beyond = np.abs(table) >= 2.0**63
     else:
         beyond = table > np.iinfo(np.int64).max if table.dtype.kind == "u" and table.size else None
     if beyond is not None and beyond.any():
