@@ -254,7 +254,7 @@ class MineSet:
         sizes = classes.sizes()
         valid = (sizes >= 2) & (sizes < m)
         positives = sizes - 1 if plan.pos_strategy == 0 else 1
-        k = min(plan.per_anchor, max(int((m - sizes[valid]).max(initial=1)), 1))
+        k = min(plan.per_anchor, int((m - sizes[valid]).max(initial=1)))
         negatives = m - sizes if plan.strategy == ALL else k
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
         data = cls(x, classes, norms_of(x), caps, k)

@@ -39,6 +39,7 @@ NPY_MAGIC = b"\x93NUMPY"
 _MAGIC = ((NPY_MAGIC, "npy"), (b"PAR1", "parquet"), (b"ARROW1", "arrow"),
           (b"\xff\xff\xff\xff", "arrow"),  # an IPC stream opens with a continuation marker
           (b"PK", "npz"))
+GZIP_MAGIC, HDF5_MAGIC = b"\x1f\x8b", b"\x89HDF\r\n\x1a\n"  # named (how to convert), not read
 _SUFFIXES = {".npy": "npy", ".npz": "npz", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
              ".jsonl": "jsonl", ".ndjson": "jsonl",
              **dict.fromkeys(arrow.PARQUET_SUFFIXES, "parquet"),
@@ -131,7 +132,7 @@ def _kind(path: str) -> str:
             head = f.read(4096)
     except OSError as e:
         raise InputError(e.strerror or str(e), path) from None
-    if head.startswith(b"\x1f\x8b"):
+    if head.startswith(GZIP_MAGIC):
         raise InputError("is gzip-compressed: decompress it first (`zcat FILE | triplet-loss ... "
                          "-` reads it from stdin)", path)
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
@@ -174,7 +175,7 @@ _OBJECTS_HINT = (" (such as strings from pandas: save labels with numpy.save(PAT
 def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
     """Why a file of another tool's format is not read, and how to convert it; None when it
     is one of ours."""
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+    if head.startswith(HDF5_MAGIC):
         return _FOREIGN["hdf5"]
     if kind != "unknown":
         return _FOREIGN["json"] if kind == "csv" and head.lstrip()[:1] == b"[" else None
@@ -192,8 +193,8 @@ def _pickled(head: bytes) -> bool:
 
 def _unknown_binary(head: bytes) -> bool:
     """Bytes that open no format we read nor name (a gzip, a pickle) and are not text."""
-    return b"\0" in head and not head.startswith((*(m for m, _ in _MAGIC), b"\x1f\x8b",
-                                                  b"\x89HDF")) and not _pickled(head)
+    return b"\0" in head and not head.startswith((*(m for m, _ in _MAGIC), GZIP_MAGIC,
+                                                  HDF5_MAGIC)) and not _pickled(head)
 
 
 _spool: dict[str, tuple[object, str]] = {}  # `-` or a pipe: (stdin object or inode, copy)

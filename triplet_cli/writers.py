@@ -91,12 +91,15 @@ def require_replaceable(path: str, flag: str) -> None:
     """An existing output is a regular file: a named pipe or a device would be replaced by one
     (and a pipe's reader wait forever), a loop of symbolic links by a file."""
     try:
-        os.stat(path)
+        mode: int | None = os.stat(path).st_mode
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise UsageError(f"{flag} {path} is a loop of symbolic links; give a file name "
                              "or a link to one") from None
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        mode = None  # (no such file yet)
+    except ValueError:  # an embedded NUL: not a file
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
         raise UsageError(f"{flag} {path} is not a regular file (a named pipe or a device): it "
                          "would be replaced by one" + ("; to stream rows, use --format csv or "
                                                        "jsonl and redirect stdout"
