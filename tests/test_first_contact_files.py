@@ -373,6 +373,21 @@ def test_unusable_recorded_setting_is_one_error_line(cli, sample: Path, tmp_path
         one_error_line(cli(*argv), 1, rf"^triplet-loss: error: {re.escape(str(t))}: ")
 
 
+@pytest.mark.parametrize("corpus", [{"shape": 5}, {"shape": []}, {"shape": ["40"]},
+                                    {"shape": [True, 3]}, {"shape": None}, "c.npy", 7])
+def test_hand_edited_corpus_record_is_a_warning(sample: Path, tmp_path: Path,
+                                                corpus: object) -> None:
+    """A corpus record that is no shape list (a hand edit) gives the --corpus warning, not a
+    TypeError: only a recorded row count larger than the embeddings' is an error."""
+    t = tmp_path / "t.parquet"
+    table = pa.table({"anchor": [0, 1], "positive": [1, 2], "negative": [3, 4]})
+    meta = {"tool": "triplet-loss 9.9", "command": "mine-negatives", "params": {},
+            "corpus": corpus}
+    pq.write_table(table.replace_schema_metadata({KEY: json.dumps(meta)}), t)
+    res = compute_loss(embeddings=str(sample / "embeddings.npy"), triplets=str(t))
+    assert any("--corpus" in w for w in res.summary["warnings"])
+
+
 def test_corrupt_settings_metadata_is_one_error_line(cli, sample: Path, tmp_path: Path) -> None:
     t = tmp_path / "t.parquet"
     table = pa.table({"anchor": [0], "positive": [1], "negative": [2]})

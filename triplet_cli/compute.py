@@ -350,8 +350,9 @@ def _indexed(params: Params, embeddings: ArrayLike, triplets: ArrayLike, column:
         recorded = t.recorded.get("corpus")
         if recorded is not None and c is None and not (isinstance(recorded, dict)
                                                        and recorded.get("queries") is True):
-            rows = (recorded.get("shape") or [0])[0] if isinstance(recorded, dict) else 0
-            if isinstance(rows, int) and rows > x.shape[0]:  # its indices would be out of range
+            shape = recorded.get("shape") if isinstance(recorded, dict) else None
+            rows = shape[0] if isinstance(shape, list) and shape else 0
+            if type(rows) is int and rows > x.shape[0]:  # its indices would be out of range
                 raise InputError(f"was mined from a corpus of {rows} rows (positive and negative "
                                  f"index it; {name} has {x.shape[0]}): give the corpus with "
                                  "--corpus", tname)
