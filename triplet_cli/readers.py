@@ -297,7 +297,7 @@ def _source(path: str, rows: bool = False) -> Iterator[tuple[str, str]]:
     file, shown = (_stdin_file(), STDIN_NAME) if given == STDIN else (_pipe_file(given), given)
     if not os.path.getsize(file) and not rows:
         raise InputError("nothing on stdin" if given == STDIN else "is empty", shown)
-    with _named(file, shown, STDIN if given == STDIN else given):
+    with _named(file, shown, given):
         kind = "jsonl" if not os.path.getsize(file) else None
         file += f":{key}" if key else ""
         yield file, kind or _kind(file)
@@ -550,8 +550,6 @@ def labels_for(labels: object, embeddings: object, column: str | None = None,
     if labels is not None:
         validate.require_one_label_type(labels, "labels")
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
-    no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
-                 "hold both)")
     schema = validate.table_schema(embeddings)
     if schema is not None:  # a table in memory: its label column, as a file's
         name = arrow.pick_label_column("embeddings", schema, column, ("labels=", "label_column="))
@@ -564,7 +562,8 @@ def labels_for(labels: object, embeddings: object, column: str | None = None,
                          "column; an array holds none)", "embeddings")
     with _source(embeddings) as (file, kind):
         if kind not in ("parquet", "arrow"):
-            raise InputError(no_labels, file)
+            raise InputError("holds no labels; give them with --labels (only a parquet or "
+                             "Arrow file can hold both)", file)
         return read_labels(file, column, picked), shown_name(embeddings)
 
 
