@@ -323,13 +323,12 @@ class _CopiedTriplets(_FromCopy, ArrowTriplets):
     pass
 
 
-def _streamed(plain: type, copied: type, path: str, *args: object) -> Any:
-    """A streamed table of `path`, or of its copy when it is stdin or a pipe."""
-    given = split_key(path)[0]
-    if given != STDIN and not _read_once(given):
-        return plain(*args)
-    table = copied(*args)
-    table.source = given
+def _streamed(plain: type, copied: type, path: str, file: str, *args: object) -> Any:
+    """A streamed table of `file`; of a copy (stdin, a pipe: `file` is not `path`), naming path."""
+    if file == path:
+        return plain(file, *args)
+    table = copied(file, *args)
+    table.source = split_key(path)[0]
     return table
 
 
