@@ -412,12 +412,9 @@ def one_kind(y: np.ndarray, ry: np.ndarray, yname: str, ryname: str
 
 
 def _label_kind(labels: np.ndarray) -> str:
+    """Strings or integers: as_labels made bytes text and refused other objects."""
     first = labels[0] if labels.dtype.kind == "O" and labels.size else None
-    if labels.dtype.kind == "S" or isinstance(first, bytes):
-        return "bytes"
-    if labels.dtype.kind == "U" or isinstance(first, str):
-        return "strings"
-    return "integers"
+    return "strings" if labels.dtype.kind == "U" or isinstance(first, str) else "integers"
 
 
 def unlabelled_note(labels: np.ndarray, name: str) -> list[str]:
