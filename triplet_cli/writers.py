@@ -36,7 +36,7 @@ def output_format(path: str) -> str:
     fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise UsageError(f"--output {path}: unknown suffix; use "
-                         f"{', '.join(sorted(set(SUFFIX_FORMATS)))}")
+                         f"{', '.join(sorted(SUFFIX_FORMATS))}")
     return fmt
 
 
