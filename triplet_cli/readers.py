@@ -138,8 +138,7 @@ def _kind(path: str) -> str:
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
     suffix = Path(file).suffix.lower()
     kind = kind or _SUFFIXES.get(suffix, "unknown")
-    foreign = _foreign(file, head, suffix, kind)
-    if foreign:
+    if foreign := _foreign(head, suffix, kind):
         raise InputError(foreign, path)
     if kind == "unknown" and head and b"\0" not in head:
         try:
@@ -172,7 +171,7 @@ _OBJECTS_HINT = (" (such as strings from pandas: save labels with numpy.save(PAT
                  "labels.astype(str)), numbers with .astype(numpy.float32))")
 
 
-def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
+def _foreign(head: bytes, suffix: str, kind: str) -> str | None:
     """Why a file of another tool's format is not read, and how to convert it; None when it
     is one of ours."""
     if head.startswith(HDF5_MAGIC):
