@@ -194,11 +194,9 @@ def _layout_hint(schema: pa.Schema) -> str:
     import pyarrow.types as pt
 
     for f in schema:
-        if pt.is_struct(f.type):
-            inner = [g.name for g in f.type if is_vector_type(g.type)]
-            if inner:
-                return (f" ({f.name} is a struct holding the list {inner[0]}: write that list "
-                        "as a column of its own)")
+        if pt.is_struct(f.type) and (inner := [g.name for g in f.type if is_vector_type(g.type)]):
+            return (f" ({f.name} is a struct holding the list {inner[0]}: write that list as a "
+                    "column of its own)")
     if sum(pt.is_floating(f.type) for f in schema) > 1:
         return (" (one float column per dimension is read from a data frame in Python, not from "
                 "a file: write the dimensions as one list column, e.g. df['embedding'] = "
@@ -248,8 +246,7 @@ def _pandas_index(schema: pa.Schema) -> set[str]:
 
 
 def _require_columns(path: str, names: list[str], wanted: Sequence[str]) -> None:
-    missing = [c for c in wanted if c not in names]
-    if missing:
+    if missing := [c for c in wanted if c not in names]:
         numbers = all(n.replace(".", "", 1).lstrip("-").isdigit() for n in names)
         hint = " (its first line was read as the header: add one)" if numbers else ""
         raise InputError(f"no column {', '.join(repr(c) for c in missing)}; columns: "

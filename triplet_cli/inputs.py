@@ -90,7 +90,7 @@ def _embedding_columns(table: Any, schema: pa.Schema, role: str, column: str | N
     """A table's embeddings as a file's are found: `column`, else its one list of floats. A
     table without a list column holds one column per dimension: its float columns (labels,
     ids and text are not dimensions), or every column when none is float, less the label
-    column (`label_column` or `label`). (Every column was taken: a label became a dimension.)"""
+    column (`label_column` or `label`)."""
     import pyarrow.types as pt
 
     if column is not None or any(arrow.is_vector_type(f.type) for f in schema):

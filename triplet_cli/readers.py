@@ -138,8 +138,7 @@ def _kind(path: str) -> str:
     kind = next((k for magic, k in _MAGIC if head.startswith(magic)), None)
     suffix = Path(file).suffix.lower()
     kind = kind or _SUFFIXES.get(suffix, "unknown")
-    foreign = _foreign(file, head, suffix, kind)
-    if foreign:
+    if foreign := _foreign(head, suffix, kind):
         raise InputError(foreign, path)
     if kind == "unknown" and head and b"\0" not in head:
         try:
@@ -172,7 +171,7 @@ _OBJECTS_HINT = (" (such as strings from pandas: save labels with numpy.save(PAT
                  "labels.astype(str)), numbers with .astype(numpy.float32))")
 
 
-def _foreign(file: str, head: bytes, suffix: str, kind: str) -> str | None:
+def _foreign(head: bytes, suffix: str, kind: str) -> str | None:
     """Why a file of another tool's format is not read, and how to convert it; None when it
     is one of ours."""
     if head.startswith(HDF5_MAGIC):
@@ -297,7 +296,7 @@ def _source(path: str, rows: bool = False) -> Iterator[tuple[str, str]]:
     file, shown = (_stdin_file(), STDIN_NAME) if given == STDIN else (_pipe_file(given), given)
     if not os.path.getsize(file) and not rows:
         raise InputError("nothing on stdin" if given == STDIN else "is empty", shown)
-    with _named(file, shown, STDIN if given == STDIN else given):
+    with _named(file, shown, given):
         kind = "jsonl" if not os.path.getsize(file) else None
         file += f":{key}" if key else ""
         yield file, kind or _kind(file)
@@ -323,13 +322,12 @@ class _CopiedTriplets(_FromCopy, ArrowTriplets):
     pass
 
 
-def _streamed(plain: type, copied: type, path: str, *args: object) -> Any:
-    """A streamed table of `path`, or of its copy when it is stdin or a pipe."""
-    given = split_key(path)[0]
-    if given != STDIN and not _read_once(given):
-        return plain(*args)
-    table = copied(*args)
-    table.source = given
+def _streamed(plain: type, copied: type, path: str, file: str, *args: object) -> Any:
+    """A streamed table of `file`; of a copy (stdin, a pipe: `file` is not `path`), naming path."""
+    if file == path:
+        return plain(file, *args)
+    table = copied(file, *args)
+    table.source = split_key(path)[0]
     return table
 
 
@@ -550,8 +548,6 @@ def labels_for(labels: object, embeddings: object, column: str | None = None,
     if labels is not None:
         validate.require_one_label_type(labels, "labels")
         return validate.as_labels(validate.as_array(labels, "labels"), "labels"), "labels"
-    no_labels = ("holds no labels; give them with --labels (only a parquet or Arrow file can "
-                 "hold both)")
     schema = validate.table_schema(embeddings)
     if schema is not None:  # a table in memory: its label column, as a file's
         name = arrow.pick_label_column("embeddings", schema, column, ("labels=", "label_column="))
@@ -564,7 +560,8 @@ def labels_for(labels: object, embeddings: object, column: str | None = None,
                          "column; an array holds none)", "embeddings")
     with _source(embeddings) as (file, kind):
         if kind not in ("parquet", "arrow"):
-            raise InputError(no_labels, file)
+            raise InputError("holds no labels; give them with --labels (only a parquet or "
+                             "Arrow file can hold both)", file)
         return read_labels(file, column, picked), shown_name(embeddings)
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from .params import DistanceParams
 
-# Integers convert exactly to these float types; wider ones only when every value fits.
+# Integers and float16 convert exactly to these float types; wider ones only when every value fits.
 _EXACT_FLOAT = {1: np.float32, 2: np.float32, 4: np.float64}
 _FINITE_BLOCK_ROWS = 65_536
 
@@ -63,9 +63,8 @@ def require_one_label_type(labels: object, name: str) -> None:
 
 def _table_columns(x: object, named: Sequence[str], name: str) -> list[np.ndarray] | None:
     """The columns of a pyarrow Table or RecordBatch, a pandas or polars DataFrame or a dict of
-    columns, else
-    None: the `named` ones when the table has them all (as the file readers take them), every
-    column in order when it has none of them (a frame made from an array: 0, 1, 2)."""
+    columns, else None: the `named` ones when the table has them all (as the file readers take
+    them), every column in order when it has none of them (a frame made from an array: 0, 1, 2)."""
     module = type(x).__module__.split(".")[0]
     t: Any = x
     if module == "pyarrow" and hasattr(t, "columns"):
@@ -167,9 +166,7 @@ def as_float_array(array: np.ndarray, path: str) -> np.ndarray:
     kind, size = array.dtype.kind, array.dtype.itemsize
     if kind == "f" and size in (4, 8):  # big-endian files are swapped: numba takes native only
         return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
-    if kind == "f" and size == 2:
-        return array.astype(np.float32)
-    if kind in "iu" and size in _EXACT_FLOAT:
+    if (kind == "f" and size == 2) or (kind in "iu" and size in _EXACT_FLOAT):
         return array.astype(_EXACT_FLOAT[size])
     if kind in "iu" and size == 8:
         if array.size and np.abs(array).max() > 2**53:
@@ -283,9 +280,9 @@ def require_in_range(arrays: Sequence[tuple[np.ndarray, str]], distance: Distanc
     """A distance computed directly (a p-norm without matrix products) stays finite in float64
     between any two of these rows, as ranked (unit rows with --normalize): d (R + eps)^p below
     float64's maximum, R the largest difference of one coordinate between two rows (their
-    columns' ranges, taken together). Past it, mining would rank on inf (semi-hard crashed on
-    it). At the other end, a largest term R^p (R + eps with eps added to each difference) below
-    float64's smallest normal number leaves every distance imprecise or 0: refused too."""
+    columns' ranges, taken together). Past it, mining would rank on inf. At the other end, a
+    largest term R^p (R + eps with eps added to each difference) below float64's smallest
+    normal number leaves every distance imprecise or 0: refused too."""
     if not arrays or distance.product_type(np.float64) is not None:
         return
     p, d = distance.norm_p, arrays[0][0].shape[-1]
@@ -415,13 +412,9 @@ def one_kind(y: np.ndarray, ry: np.ndarray, yname: str, ryname: str
 
 
 def _label_kind(labels: np.ndarray) -> str:
-    if labels.dtype.kind == "S" or (labels.dtype.kind == "O" and labels.size
-                                    and isinstance(labels[0], bytes)):
-        return "bytes"
-    if labels.dtype.kind == "U" or (labels.dtype.kind == "O" and labels.size
-                                    and isinstance(labels[0], str)):
-        return "strings"
-    return "integers"
+    """Strings or integers: as_labels made bytes text and refused other objects."""
+    first = labels[0] if labels.dtype.kind == "O" and labels.size else None
+    return "strings" if labels.dtype.kind == "U" or isinstance(first, str) else "integers"
 
 
 def unlabelled_note(labels: np.ndarray, name: str) -> list[str]:

@@ -36,7 +36,7 @@ def output_format(path: str) -> str:
     fmt = SUFFIX_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise UsageError(f"--output {path}: unknown suffix; use "
-                         f"{', '.join(sorted(set(SUFFIX_FORMATS)))}")
+                         f"{', '.join(sorted(SUFFIX_FORMATS))}")
     return fmt
 
 
@@ -97,8 +97,6 @@ def require_replaceable(path: str, flag: str) -> None:
             raise UsageError(f"{flag} {path} is a loop of symbolic links; give a file name "
                              "or a link to one") from None
         mode = None  # (no such file yet)
-    except ValueError:  # an embedded NUL: not a file
-        mode = None
     if mode is not None and not stat.S_ISREG(mode):
         raise UsageError(f"{flag} {path} is not a regular file (a named pipe or a device): it "
                          "would be replaced by one" + ("; to stream rows, use --format csv or "
@@ -191,24 +189,22 @@ class RowWriter:
         self.rows = 0
         self._arrow_writer = None
         if fmt == "npy":
+            self.npy_dtype = np.result_type(*(columns[c] for c in self.npy_columns))
             stream.write(b"\0" * NPY_HEADER_BYTES)
 
     def write(self, batch: Batch) -> None:
-        with _naming(self.name):
-            self._write(batch)
-
-    def _write(self, batch: Batch) -> None:
         n = len(next(iter(batch.values())))
         if n == 0:
             return
         self.rows += n
-        if self.fmt == "jsonl":
-            self.stream.write(_jsonl(batch).encode())
-        elif self.fmt == "npy":
-            block = np.stack([batch[c] for c in self.npy_columns], axis=1)
-            self.stream.write(block.astype(self._npy_dtype(), copy=False).tobytes())
-        else:
-            self._write_arrow(batch)
+        with _naming(self.name):
+            if self.fmt == "jsonl":
+                self.stream.write(_jsonl(batch).encode())
+            elif self.fmt == "npy":
+                block = np.stack([batch[c] for c in self.npy_columns], axis=1)
+                self.stream.write(block.astype(self.npy_dtype, copy=False).tobytes())
+            else:
+                self._write_arrow(batch)
 
     def _write_arrow(self, batch: Batch) -> None:
         import pyarrow as pa
@@ -238,23 +234,17 @@ class RowWriter:
                 self._arrow_writer.close()
             self._arrow_writer = None
 
-    def _npy_dtype(self) -> np.dtype:
-        return np.result_type(*(self.columns[c] for c in self.npy_columns))
-
     def close(self) -> None:
         """Finish the stream; a run with no rows still gets a valid file with its columns."""
         with _naming(self.name):
-            self._finish()
-
-    def _finish(self) -> None:
-        if self.rows == 0 and self.fmt in ("parquet", "csv"):
-            self._write_arrow({c: np.empty(0, dtype) for c, dtype in self.columns.items()})
-        if self._arrow_writer is not None:
-            self._arrow_writer.close()
-        if self.fmt == "npy":
-            self.stream.seek(0)
-            self.stream.write(_npy_header(self._npy_dtype(), (self.rows, len(self.npy_columns))))
-        self.stream.flush()
+            if self.rows == 0 and self.fmt in ("parquet", "csv"):
+                self._write_arrow({c: np.empty(0, dtype) for c, dtype in self.columns.items()})
+            if self._arrow_writer is not None:
+                self._arrow_writer.close()
+            if self.fmt == "npy":
+                self.stream.seek(0)
+                self.stream.write(_npy_header(self.npy_dtype, (self.rows, len(self.npy_columns))))
+            self.stream.flush()
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, int]) -> bytes:
@@ -281,8 +271,7 @@ def _jsonl(batch: Batch) -> str:
 
 def silence_stdout() -> None:
     """After the reader of our stdout went away (`| head`), drop what is left to flush."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
 
 
 class UntilReaderLeaves:
