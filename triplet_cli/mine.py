@@ -74,9 +74,7 @@ class _Classes:
 
     @classmethod
     def of(cls, codes: np.ndarray) -> _Classes:
-        counts = np.bincount(codes)
-        ptr = np.zeros(counts.size + 1, np.int64)
-        np.cumsum(counts, out=ptr[1:])
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(codes))])
         return cls(codes.astype(np.int32), np.argsort(codes, kind="stable").astype(np.int64), ptr)
 
     def sizes(self) -> np.ndarray:
@@ -331,8 +329,7 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     m = x.shape[0]
     metric = (plan.code, plan.p, plan.eps, plan.placement)
     groups = (classes.codes, classes.members, classes.ptr)
-    offsets = np.zeros(stop - start + 1, np.int64)
-    np.cumsum(data.caps[start:stop], out=offsets[1:])
+    offsets = np.concatenate([[0], np.cumsum(data.caps[start:stop])])
     slots = int(offsets[-1])
     out_idx = np.full((slots, 3), -1, np.int64)
     out_d = np.empty((slots, 2))
@@ -382,15 +379,13 @@ def _kept(mask: np.ndarray) -> np.ndarray | None:
 
 
 def _margin_band(gap: np.ndarray, margin: float, band: str) -> np.ndarray:
-    """Triplets whose gap d_an - d_ap lies in pytorch-metric-learning's TripletMarginMiner band."""
+    """Triplets whose gap d_an - d_ap lies in pytorch-metric-learning's TripletMarginMiner band
+    (the margin is >= 0: within it is all of hard)."""
     if band == "easy":
         return gap > margin
-    keep = gap <= margin
     if band == "hard":
-        keep &= gap <= 0
-    elif band == "semi-hard":
-        keep &= gap > 0
-    return keep
+        return gap <= 0
+    return (gap > 0) & (gap <= margin) if band == "semi-hard" else gap <= margin
 
 
 def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
@@ -427,10 +422,9 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
                             "cosine distance computed here")
     if dist.normalize:
         x = normalized(x)
-    loaded = {"embeddings": x, "labels": y}
     return MineJob(params, {"embeddings": xname, "labels": yname}, warnings,
                    x=np.ascontiguousarray(x), codes=codes, label_counts=np.bincount(codes),
-                   loaded=loaded, columns=picked, block_rows=block_rows)
+                   loaded={"embeddings": x, "labels": y}, columns=picked, block_rows=block_rows)
 
 
 def mine_triplets(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
