@@ -399,7 +399,6 @@ def compute_loss(anchors: ArrayLike | None = None, positives: ArrayLike | None =
     """
     columns, summary = run_here(
         lambda: prepare_compute(anchors, positives, negatives, **options), threads)
-    indexed = "anchor" in columns
     return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
                          np.stack([columns[c] for c in ("anchor", "positive", "negative")],
-                                  axis=1) if indexed else None)
+                                  axis=1) if "anchor" in columns else None)
