@@ -126,8 +126,6 @@ class ComputeJob(Job):
             yield Rows(start, triplets=next(blocks)) if indexed else Rows(start, part=next(blocks))
 
     def shared(self) -> dict[str, np.ndarray]:
-        if self.triplets is None:
-            return {}
         return {k: self.arrays[k] for k in ("embeddings", "corpus") if k in self.arrays}
 
     def without_shared(self) -> ComputeJob:
