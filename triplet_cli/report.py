@@ -188,10 +188,9 @@ def render(out: IO[str], title: str, summary: dict[str, Any], summary_keys: Sequ
     head = key_values([(f"loss ({summary['reduction']})", summary["loss"]),
                        *((key, summary.get(key)) for key in summary_keys)], width)
     parts: list[Any] = [Text(title, style="italic"), head]
-    names = ("mean", "std", "min", "p50", "max")
     rows = [[which, *(fmt(v) for v in summary[which].values())] for which in ("d_ap", "d_an")]
     parts += fitted_tables(f"distances (quantiles: {summary.get('quantiles', 'exact')})",
-                           ["", *names], rows, width)
+                           ["", "mean", "std", "min", "p50", "max"], rows, width)
     if hardest:  # (Hardest.rows: empty, or at least one row)
         header = list(hardest)
         rows = [[fmt(hardest[c][i].item()) for c in header] for i in range(len(hardest["loss"]))]
