@@ -257,15 +257,16 @@ class MineSet:
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
         data = cls(x, classes, norms_of(x), caps, k)
         if plan.strategy == SEMI_HARD and rank_kind(plan.code, plan.placement) != RANK_DIRECT:
-            data.parts = data.narrow_parts(plan)
+            data.parts = data.narrow_parts(plan, np.flatnonzero(valid))
         return data
 
-    def narrow_parts(self, plan: KernelPlan) -> int:
+    def narrow_parts(self, plan: KernelPlan, anchors: np.ndarray) -> int:
         """Partial products (distances.product_parts) where they pay for themselves: their
         narrower bound sends fewer negatives to exact recomputation (each a read of d values),
         at the cost of writing and reading each part (per candidate). The negatives within the
         bound of a positive, which semi-hard recomputes, are counted on a sample of anchors:
-        many where distances crowd (random rows, an early checkpoint), few on clustered ones."""
+        many where distances crowd (random rows, an early checkpoint), few on clustered ones.
+        anchors: those with a positive and a negative."""
         from .distances import (
             fill_ranks,
             product_parts,
@@ -277,8 +278,6 @@ class MineSet:
 
         x, codes = self.x, self.classes.codes
         (m, d), parts = x.shape, product_parts(x.shape[1], x.dtype)
-        sizes = self.classes.sizes()
-        anchors = np.flatnonzero((sizes >= 2) & (sizes < m))
         if parts == 1 or anchors.size == 0:
             return 1
         anchors = anchors[np.linspace(0, anchors.size - 1, min(anchors.size, _SAMPLE)).astype(int)]
