@@ -126,8 +126,6 @@ class ComputeJob(Job):
             yield Rows(start, triplets=next(blocks)) if indexed else Rows(start, part=next(blocks))
 
     def shared(self) -> dict[str, np.ndarray]:
-        if self.triplets is None:
-            return {}
         return {k: self.arrays[k] for k in ("embeddings", "corpus") if k in self.arrays}
 
     def without_shared(self) -> ComputeJob:
@@ -400,7 +398,6 @@ def compute_loss(anchors: ArrayLike | None = None, positives: ArrayLike | None =
     """
     columns, summary = run_here(
         lambda: prepare_compute(anchors, positives, negatives, **options), threads)
-    indexed = "anchor" in columns
     return ComputeResult(columns["d_ap"], columns["d_an"], columns["loss"], summary,
                          np.stack([columns[c] for c in ("anchor", "positive", "negative")],
-                                  axis=1) if indexed else None)
+                                  axis=1) if "anchor" in columns else None)

@@ -151,8 +151,7 @@ class Job:
 
     def blocks(self) -> Iterator[Block]:
         """Every unit run here, in order (a unit is let go before the next is made)."""
-        units = self.units()
-        while (unit := next(units, None)) is not None:
+        for unit in self.units():
             block = self.run(unit)
             del unit
             yield block

@@ -74,9 +74,7 @@ class _Classes:
 
     @classmethod
     def of(cls, codes: np.ndarray) -> _Classes:
-        counts = np.bincount(codes)
-        ptr = np.zeros(counts.size + 1, np.int64)
-        np.cumsum(counts, out=ptr[1:])
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(codes))])
         return cls(codes.astype(np.int32), np.argsort(codes, kind="stable").astype(np.int64), ptr)
 
     def sizes(self) -> np.ndarray:
@@ -259,15 +257,16 @@ class MineSet:
         caps = np.where(valid, positives * negatives, 0).astype(np.int64)
         data = cls(x, classes, norms_of(x), caps, k)
         if plan.strategy == SEMI_HARD and rank_kind(plan.code, plan.placement) != RANK_DIRECT:
-            data.parts = data.narrow_parts(plan)
+            data.parts = data.narrow_parts(plan, np.flatnonzero(valid))
         return data
 
-    def narrow_parts(self, plan: KernelPlan) -> int:
+    def narrow_parts(self, plan: KernelPlan, anchors: np.ndarray) -> int:
         """Partial products (distances.product_parts) where they pay for themselves: their
         narrower bound sends fewer negatives to exact recomputation (each a read of d values),
         at the cost of writing and reading each part (per candidate). The negatives within the
         bound of a positive, which semi-hard recomputes, are counted on a sample of anchors:
-        many where distances crowd (random rows, an early checkpoint), few on clustered ones."""
+        many where distances crowd (random rows, an early checkpoint), few on clustered ones.
+        anchors: those with a positive and a negative."""
         from .distances import (
             fill_ranks,
             product_parts,
@@ -279,8 +278,6 @@ class MineSet:
 
         x, codes = self.x, self.classes.codes
         (m, d), parts = x.shape, product_parts(x.shape[1], x.dtype)
-        sizes = self.classes.sizes()
-        anchors = np.flatnonzero((sizes >= 2) & (sizes < m))
         if parts == 1 or anchors.size == 0:
             return 1
         anchors = anchors[np.linspace(0, anchors.size - 1, min(anchors.size, _SAMPLE)).astype(int)]
@@ -331,8 +328,7 @@ def mine_range(data: MineSet, plan: KernelPlan, start: int, stop: int) -> Block:
     m = x.shape[0]
     metric = (plan.code, plan.p, plan.eps, plan.placement)
     groups = (classes.codes, classes.members, classes.ptr)
-    offsets = np.zeros(stop - start + 1, np.int64)
-    np.cumsum(data.caps[start:stop], out=offsets[1:])
+    offsets = np.concatenate([[0], np.cumsum(data.caps[start:stop])])
     slots = int(offsets[-1])
     out_idx = np.full((slots, 3), -1, np.int64)
     out_d = np.empty((slots, 2))
@@ -382,15 +378,13 @@ def _kept(mask: np.ndarray) -> np.ndarray | None:
 
 
 def _margin_band(gap: np.ndarray, margin: float, band: str) -> np.ndarray:
-    """Triplets whose gap d_an - d_ap lies in pytorch-metric-learning's TripletMarginMiner band."""
+    """Triplets whose gap d_an - d_ap lies in pytorch-metric-learning's TripletMarginMiner band
+    (the margin is >= 0: within it is all of hard)."""
     if band == "easy":
         return gap > margin
-    keep = gap <= margin
     if band == "hard":
-        keep &= gap <= 0
-    elif band == "semi-hard":
-        keep &= gap > 0
-    return keep
+        return gap <= 0
+    return (gap > 0) & (gap <= margin) if band == "semi-hard" else gap <= margin
 
 
 def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
@@ -427,10 +421,9 @@ def prepare_mine(embeddings: ArrayLike, labels: ArrayLike | None = None, *,
                             "cosine distance computed here")
     if dist.normalize:
         x = normalized(x)
-    loaded = {"embeddings": x, "labels": y}
     return MineJob(params, {"embeddings": xname, "labels": yname}, warnings,
                    x=np.ascontiguousarray(x), codes=codes, label_counts=np.bincount(codes),
-                   loaded=loaded, columns=picked, block_rows=block_rows)
+                   loaded={"embeddings": x, "labels": y}, columns=picked, block_rows=block_rows)
 
 
 def mine_triplets(embeddings: ArrayLike, labels: ArrayLike | None = None, *,

@@ -199,9 +199,8 @@ def checked(name: str, value: object) -> object:
     """An option value as the kernels expect it (enum choices as their CLI string) and within
     its limits, or a UsageError naming the option: a typo never silently means a default."""
     if name in _CHOICES:
-        choices = _CHOICES[name]
         try:
-            return choices(value).value
+            return _CHOICES[name](value).value
         except ValueError:
             raise UsageError(unknown_choice(name, value)) from None
     if name in _FLAGS:

@@ -73,8 +73,7 @@ def fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.6g}"
-    text = str(value)
-    return text.translate(_VISIBLE) if not text.isprintable() else text
+    return str(value).translate(_VISIBLE)
 
 
 # Control characters (C0, DEL, C1) as their escapes; other unprintable text (bidi marks) kept.
@@ -189,11 +188,10 @@ def render(out: IO[str], title: str, summary: dict[str, Any], summary_keys: Sequ
     head = key_values([(f"loss ({summary['reduction']})", summary["loss"]),
                        *((key, summary.get(key)) for key in summary_keys)], width)
     parts: list[Any] = [Text(title, style="italic"), head]
-    names = ("mean", "std", "min", "p50", "max")
     rows = [[which, *(fmt(v) for v in summary[which].values())] for which in ("d_ap", "d_an")]
     parts += fitted_tables(f"distances (quantiles: {summary.get('quantiles', 'exact')})",
-                           ["", *names], rows, width)
-    if hardest and len(hardest.get("loss", ())):
+                           ["", "mean", "std", "min", "p50", "max"], rows, width)
+    if hardest:  # (Hardest.rows: empty, or at least one row)
         header = list(hardest)
         rows = [[fmt(hardest[c][i].item()) for c in header] for i in range(len(hardest["loss"]))]
         keys = 1 if header[0] == "index" else 3  # compute: the row index; mine: the triplet
@@ -265,9 +263,9 @@ class CompileNotice:
     seconds (a first run compiles for 4-30 s). Numba broadcasts "numba:compile" around a real
     compile only, never a cache load, so a cached run says nothing."""
 
-    def __init__(self, say: Callable[[str], object], after: float | None = None) -> None:
+    def __init__(self, say: Callable[[str], object], after: float = COMPILE_NOTICE_AFTER) -> None:
         self.say = say
-        self.after = COMPILE_NOTICE_AFTER if after is None else after
+        self.after = after
         self.said = threading.Event()
         self._depth = 0  # nested: compiling a kernel compiles the functions it calls
         self._timer: threading.Timer | None = None

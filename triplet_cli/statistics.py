@@ -74,9 +74,7 @@ def chunk_summary(d_ap: np.ndarray, d_an: np.ndarray, loss: np.ndarray, margin: 
 @jit
 def _sum(values: np.ndarray, n: int, mean: float, squares: bool) -> float:
     """np.sum of values[:n] (or of their squared deviations from mean), bit for bit: 0.0 plus
-    numpy's pairwise sums of successive ranges of NUMPY_BUFFER values, added in turn. A pairwise
-    sum halves a range at a multiple of 8 down to blocks of at most PAIRWISE_BLOCK, each summed
-    in 8 lanes and the rest."""
+    numpy's pairwise sums (_pairwise) of successive ranges of NUMPY_BUFFER values, in turn."""
     total = 0.0
     for lo in range(0, n, NUMPY_BUFFER):
         total += _pairwise(values, lo, min(NUMPY_BUFFER, n - lo), mean, squares)
