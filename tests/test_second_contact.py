@@ -52,6 +52,8 @@ def test_plot_must_be_a_path() -> None:
     x, y = labelled()
     with pytest.raises(TripletLossError, match="plot must be a file path"):
         evaluate(x, y, plot=5)
+    with pytest.raises(TripletLossError, match="--plot: the path holds a NUL character"):
+        evaluate(x, y, plot="a\0b.png")  # (os.stat's ValueError before)
 
 
 def test_fractional_triplet_indices_are_refused() -> None:

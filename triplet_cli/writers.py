@@ -90,6 +90,8 @@ def abandon() -> None:
 def require_replaceable(path: str, flag: str) -> None:
     """An existing output is a regular file: a named pipe or a device would be replaced by one
     (and a pipe's reader wait forever), a loop of symbolic links by a file."""
+    if "\0" in path:  # (a library caller's: os.stat would raise ValueError)
+        raise UsageError(f"{flag}: the path holds a NUL character, which no file name can")
     try:
         mode: int | None = os.stat(path).st_mode
     except OSError as e:
