@@ -221,7 +221,7 @@ class NegativesTally:
         for k, n in stats["removed"].items():
             self.removed[k] = self.removed.get(k, 0) + n
         self.window += stats["window"]
-        self.rows += len(next(iter(block.columns.values())))
+        self.rows += len(block)
         self.pairs += stats["positive"].size
         self.negatives += stats["chosen"]
         self.short_pairs += stats["short_pairs"]
