@@ -81,11 +81,6 @@ def metric_keys(at: tuple[int, ...]) -> list[tuple[str, str]]:
                     for K in at]
 
 
-def metric_names(at: tuple[int, ...]) -> list[str]:
-    """The report's metric names, in table order (what --fail-below may name)."""
-    return [name for _, name in metric_keys(at)]
-
-
 def tie_at(vals: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """Whether the neighbour at position cut (1-based) ties the next one (same exact distance):
     which of them is inside the cut-off then rests on the lowest-index rule alone."""
