@@ -44,12 +44,10 @@ def render(out: IO[str], title: str, summary: dict[str, Any],
             for i, c in enumerate(checkpoints, 1)]
     parts += fitted_tables("metrics", ["#", *names, "ties_at_k"], rows, width)
     target = checkpoints[0]["calibration"]["target"]
-    rows = []
-    for i, c in enumerate(checkpoints, 1):
-        best, reached = c["calibration"]["best_f1"], c["calibration"]["target"]
-        rows.append([str(i), *(fmt(best.get(k)) for k in ("threshold", "f1", "precision",
-                                                          "recall")),
-                     *(fmt(reached.get(k)) for k in ("threshold", "precision", "recall"))])
+    rows = [[str(i), *(fmt(c["calibration"]["best_f1"][k])
+                       for k in ("threshold", "f1", "precision", "recall")),
+             *(fmt(c["calibration"]["target"][k]) for k in ("threshold", "precision", "recall"))]
+            for i, c in enumerate(checkpoints, 1)]
     parts += fitted_tables(f"calibration: nearest neighbour within the threshold = same class "
                            f"(target {target['metric']} >= {fmt(target['value'])})",
                            ["#", "f1_threshold", "f1", "precision", "recall",
