@@ -94,15 +94,13 @@ def tie_at(vals: np.ndarray, cut: np.ndarray) -> np.ndarray:
 def average(values: np.ndarray, codes: np.ndarray, scored: np.ndarray, how: str) -> float:
     """micro: the mean over scored queries; macro: per class first, then the unweighted mean
     over classes with a scored query (pytorch-metric-learning's avg_of_avgs)."""
-    v, c = values[scored], codes[scored]
+    v = values[scored]
     if not v.size:
         return float("nan")
     if how == "micro":
         return float(np.mean(v))
-    sums = np.bincount(c, weights=v)
-    counts = np.bincount(c)
-    present = counts > 0
-    return float(np.mean(sums[present] / counts[present]))
+    means, counts = per_class(values, codes, scored, 0)
+    return float(np.mean(means[counts > 0]))
 
 
 def per_class(values: np.ndarray, codes: np.ndarray, scored: np.ndarray, classes: int
