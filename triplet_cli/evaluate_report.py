@@ -30,13 +30,12 @@ def render(out: IO[str], title: str, summary: dict[str, Any],
     from rich.text import Text
 
     width = output_width(out)
-    labels = summary["labels"]
     checkpoints = summary["checkpoints"]
     head = key_values([*((f"checkpoint {i}", c["name"]) for i, c in enumerate(checkpoints, 1)),
                        ("queries", summary["queries"]),
                        ("reference rows", summary["reference_rows"]),
                        ("excluded (R = 0)", summary["excluded_queries"]),
-                       ("classes", labels["classes"]), ("k", summary["k"]),
+                       ("classes", summary["labels"]["classes"]), ("k", summary["k"]),
                        ("average", summary["average"])], width)
     parts: list[Any] = [Text(title, style="italic"), head]
     names = list(checkpoints[0]["metrics"])

@@ -533,9 +533,7 @@ def _require_same_labels(y: np.ndarray, checkpoints: list[Any], names: list[str]
 def _holds_labels(x: object) -> bool:
     """Whether an input may hold its own label column: a parquet or Arrow file (or stdin,
     which may be one), or a table in memory."""
-    if isinstance(x, str):
-        return is_table(x)
-    return validate.table_schema(x) is not None
+    return is_table(x) if isinstance(x, str) else validate.table_schema(x) is not None
 
 
 def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str,
