@@ -79,10 +79,6 @@ class Pairs:
         ptr = np.append(0, np.cumsum(counts))
         return cls(ids.astype(np.int64), ptr, p.astype(np.int64), int(key.size - first.size))
 
-    @property
-    def most_positives(self) -> int:
-        return int(np.diff(self.ptr).max())
-
 
 @dataclass
 class NegativesBlock(Block):
@@ -486,7 +482,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     self_excluded = "corpus" in loaded and same_input(corpus, queries)
     query_classes, corpus_classes, notes = _classes((labels, corpus_labels), label_column,
                                              self_excluded, loaded, names, picked)
-    most = found.most_positives
+    most = int(np.diff(found.ptr).max())  # the most positives of one query
     window = settings.window(most)
     settings.check_window(window)
     warnings = ignored_flags(params) + unread_columns(given, column, label_column) + notes
