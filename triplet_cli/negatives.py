@@ -29,7 +29,6 @@ from .inputs import (
 )
 from .jobs import Block, Job, record_gate, run_here
 from .negatives_select import (
-    FILTERS,
     Chosen,
     NegativesTally,
     Settings,
@@ -309,8 +308,6 @@ class NegativesJob(Job):
         """The JSON object: counts, the score distributions, what each filter removed, the
         pairs left with fewer than num_negatives (their queries named), params, inputs."""
         short = tally.short()
-        removed = {k: tally.removed.get(k, 0) for k in (*FILTERS, "range_min")
-                   if k in tally.removed}
         warnings = list(self.warnings)
         if short["pairs"]:
             warnings.append(f"{short['pairs']} pairs ({short['queries']} queries) got fewer than "
@@ -318,8 +315,8 @@ class NegativesJob(Job):
                             "--format json): widen --range-max or loosen the filters")
         return {"queries": int(self.pairs.query_ids.size), "pairs": tally.pairs,
                 "rows": tally.rows, "negatives": tally.negatives, "range_max": self.range_max,
-                "short": short,
-                "candidates": {"window": tally.window, **removed, "negatives": tally.negatives},
+                "short": short, "candidates": {"window": tally.window, **tally.removed,
+                                               "negatives": tally.negatives},
                 "scores": tally.scores(),
                 "params": {**self.params.values, "range_max": self.range_max,
                            "sources": {**self.params.sources,
