@@ -119,6 +119,8 @@ class NegativesJob(Job):
     # query's own class. Empty: no labels.
     query_classes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     corpus_classes: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
     query_block: int = QUERY_BLOCK
     chunk_rows: int | None = None
 
@@ -157,6 +159,12 @@ class NegativesJob(Job):
         return {"anchor": i8, "positive": i8, "negative": i8, "rank": i8, "score_ap": f8,
                 "score_an": f8}
 
+    def inputs(self) -> dict[str, dict[str, object]]:
+        return {k: {"path": None if self.names[k] == k else self.names[k],
+                    "shape": list(shape), "dtype": self.dtypes[k],
+                    **({"column": self.columns[k]} if k in self.columns else {})}
+                for k, shape in self.shapes.items()}
+
     def metadata(self) -> dict[str, str]:
         """The settings, with `distance` (what compute --triplets then defaults to) and the
         shapes of both matrices: anchor indexes the queries, positive and negative the corpus."""
@@ -164,10 +172,10 @@ class NegativesJob(Job):
 
         values = {**self.params.values, "distance": self.similarity,
                   "range_max": self.range_max}  # as used (the report's, derived or given)
-        meta = settings_metadata("mine-negatives", values, self.loaded["queries"].shape)
+        meta = settings_metadata("mine-negatives", values, self.shapes["queries"])
         record = json.loads(meta[SETTINGS_KEY])
-        corpus = self.loaded.get("corpus", self.loaded.get("positives"))  # (P alone: its rows)
-        record["corpus"] = {"shape": [int(n) for n in corpus.shape]}
+        corpus = self.shapes.get("corpus", self.shapes.get("positives"))  # (P alone: its rows)
+        record["corpus"] = {"shape": [int(n) for n in corpus]}
         if self.self_excluded:  # rescoring indexes --embeddings alone: no --corpus is needed
             record["corpus"]["queries"] = True
         return {SETTINGS_KEY: json.dumps(record)}
@@ -182,7 +190,7 @@ class NegativesJob(Job):
 
     def without_shared(self) -> NegativesJob:
         empty = np.empty((0, self.corpus.shape[1]), self.corpus.dtype)
-        return replace(self, queries=empty, corpus=empty, corpus_norms=np.empty(0), loaded={})
+        return replace(self, queries=empty, corpus=empty, corpus_norms=np.empty(0))
 
     def with_shared(self, arrays: dict[str, np.ndarray]) -> NegativesJob:
         return replace(self, queries=arrays["queries"], corpus=arrays["corpus"],
@@ -438,7 +446,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
         raise UsageError("--pairs indexes a corpus: give --corpus")
     check_count("block_rows", block_rows)
     check_count("chunk_rows", chunk_rows)
-    names, loaded = {}, {}  # every input as read, by role (the JSON's inputs)
+    names, shapes, dtypes, loaded = {}, {}, {}, {}
     picked: dict[str, str] = {}
     for role, x in (("queries", queries), ("corpus", corpus), ("positives", positives)):
         if x is None:
@@ -446,6 +454,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
         m, name = load_matrix(x, role, column, picked=picked)
         validate.require_matrix(m, name, role)
         loaded[role], names[role] = m, name
+        shapes[role], dtypes[role] = m.shape, str(m.dtype)
     validate.require_same({r: m.shape[1] for r, m in loaded.items()}, names, "dimensions",
                           "d = ")
     q = loaded["queries"]
@@ -459,7 +468,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     corpus_rows = None
     if pairs is not None:
         table, names["pairs"] = read_pairs(pairs)
-        loaded["pairs"] = table
+        shapes["pairs"], dtypes["pairs"] = table.shape, "int64"
         c = loaded["corpus"]
         _require_pair_indices(table, (q.shape[0], c.shape[0]), names["pairs"])
         search, query_of, positive_of = c, table[:, 0], table[:, 1]
@@ -478,7 +487,8 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     found = Pairs.of(query_of, positive_of, search.shape[0])
     self_excluded = "corpus" in loaded and same_input(corpus, queries)
     query_classes, corpus_classes, notes = _classes((labels, corpus_labels), label_column,
-                                             self_excluded, loaded, names, picked)
+                                             self_excluded, loaded, (names, shapes, dtypes),
+                                             picked)
     most = int(np.diff(found.ptr).max())  # the most positives of one query
     window = settings.window(most)
     settings.check_window(window)
@@ -502,23 +512,25 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
                         f"{names['queries']} (a copy): a query's own row is a candidate, at "
                         "the top; give the same file (or array) to leave it out")
     search = np.ascontiguousarray(search)
-    return NegativesJob(params, names, warnings, loaded=loaded, columns=picked,
-                        queries=np.ascontiguousarray(q), corpus=search,
+    return NegativesJob(params, names, warnings, columns=picked, queries=np.ascontiguousarray(q),
+                        corpus=search,
                         corpus_norms=corpus_norms(search), corpus_rows=corpus_rows, pairs=found,
                         settings=settings, range_max=window,
                         window=min(window, search.shape[0]), self_excluded=self_excluded,
                         query_classes=query_classes, corpus_classes=corpus_classes,
-                        query_block=block_rows or QUERY_BLOCK, chunk_rows=chunk_rows)
+                        shapes=shapes, dtypes=dtypes, query_block=block_rows or QUERY_BLOCK,
+                        chunk_rows=chunk_rows)
 
 
 def _classes(given: tuple[object, object], column: str | None, same: bool,
-             loaded: dict[str, np.ndarray], names: dict[str, str],
+             loaded: dict[str, np.ndarray], records: tuple[dict, dict, dict],
              picked: dict[str, str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Class codes of the queries and of the corpus rows, one code per label in either (none:
     empty arrays), and warnings about them. The corpus's labels are the queries' when it is
-    the queries. The labels as read and their names go into loaded and names; picked: the
-    label columns read from tables."""
+    the queries. records: the inputs' names, shapes and dtypes, added to; picked: the label
+    columns read from tables."""
     labels, corpus_labels = given
+    names, shapes, dtypes = records
     if labels is None and corpus_labels is None:
         return np.empty(0, np.int64), np.empty(0, np.int64), []
     if corpus_labels is None and same:
@@ -526,6 +538,7 @@ def _classes(given: tuple[object, object], column: str | None, same: bool,
     if labels is None or corpus_labels is None:
         raise UsageError("--labels (of the queries) and --corpus-labels go together (only a "
                          "corpus that is the queries takes --labels alone)")
+    found = {}
     for role, y, rows in (("labels", labels, "queries"), ("corpus_labels", corpus_labels,
                                                           "corpus")):
         read: dict[str, str] = {}
@@ -534,8 +547,9 @@ def _classes(given: tuple[object, object], column: str | None, same: bool,
         if "labels" in read:
             picked[role] = read["labels"]
         validate.require_label_rows(values, loaded[rows].shape[0], name, names[rows])
-        loaded[role], names[role] = values, name
-    y, cy = validate.one_kind(loaded["labels"], loaded["corpus_labels"], names["labels"],
+        found[role], names[role] = values, name
+        shapes[role], dtypes[role] = values.shape, str(values.dtype)
+    y, cy = validate.one_kind(found["labels"], found["corpus_labels"], names["labels"],
                               names["corpus_labels"])
     notes = validate.unlabelled_note(y, names["labels"])
     if not same:
