@@ -50,13 +50,8 @@ def calibrate(distances: np.ndarray, same: np.ndarray, target: tuple[str, float]
     c = curve(distances, same)
     metric, value = target
     none = dict.fromkeys(("threshold", "precision", "recall", "f1"))
-    result: dict[str, object] = {"best_f1": none, "target": {"metric": metric, "value": value,
-                                                             **none}}
-    if not c.thresholds.size:
-        return result, c
-    result["best_f1"] = c.point(int(c.f1.size - 1 - np.argmax(c.f1[::-1])))
+    best = c.point(int(c.f1.size - 1 - np.argmax(c.f1[::-1])))
     reached = np.flatnonzero((c.precision if metric == "precision" else c.recall) >= value)
-    if reached.size:
-        at = int(reached[-1] if metric == "precision" else reached[0])
-        result["target"] = {"metric": metric, "value": value, **c.point(at)}
-    return result, c
+    at = int(reached[-1] if metric == "precision" else reached[0]) if reached.size else None
+    return {"best_f1": best, "target": {"metric": metric, "value": value,
+                                        **(none if at is None else c.point(at))}}, c

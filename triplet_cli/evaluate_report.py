@@ -30,13 +30,12 @@ def render(out: IO[str], title: str, summary: dict[str, Any],
     from rich.text import Text
 
     width = output_width(out)
-    labels = summary["labels"]
     checkpoints = summary["checkpoints"]
     head = key_values([*((f"checkpoint {i}", c["name"]) for i, c in enumerate(checkpoints, 1)),
                        ("queries", summary["queries"]),
                        ("reference rows", summary["reference_rows"]),
                        ("excluded (R = 0)", summary["excluded_queries"]),
-                       ("classes", labels["classes"]), ("k", summary["k"]),
+                       ("classes", summary["labels"]["classes"]), ("k", summary["k"]),
                        ("average", summary["average"])], width)
     parts: list[Any] = [Text(title, style="italic"), head]
     names = list(checkpoints[0]["metrics"])
@@ -44,12 +43,10 @@ def render(out: IO[str], title: str, summary: dict[str, Any],
             for i, c in enumerate(checkpoints, 1)]
     parts += fitted_tables("metrics", ["#", *names, "ties_at_k"], rows, width)
     target = checkpoints[0]["calibration"]["target"]
-    rows = []
-    for i, c in enumerate(checkpoints, 1):
-        best, reached = c["calibration"]["best_f1"], c["calibration"]["target"]
-        rows.append([str(i), *(fmt(best.get(k)) for k in ("threshold", "f1", "precision",
-                                                          "recall")),
-                     *(fmt(reached.get(k)) for k in ("threshold", "precision", "recall"))])
+    rows = [[str(i), *(fmt(c["calibration"]["best_f1"][k])
+                       for k in ("threshold", "f1", "precision", "recall")),
+             *(fmt(c["calibration"]["target"][k]) for k in ("threshold", "precision", "recall"))]
+            for i, c in enumerate(checkpoints, 1)]
     parts += fitted_tables(f"calibration: nearest neighbour within the threshold = same class "
                            f"(target {target['metric']} >= {fmt(target['value'])})",
                            ["#", "f1_threshold", "f1", "precision", "recall",

@@ -108,7 +108,7 @@ def parse_gates(texts: object, at: tuple[int, ...], name: str = "fail_below"
     texts = [texts] if isinstance(texts, str) else texts
     if not (isinstance(texts, list | tuple) and all(isinstance(g, str) for g in texts)):
         raise UsageError(f"{name} must be gates such as {example!r} (got {texts!r})")
-    names = retrieval.metric_names(at)
+    names = [name for _, name in retrieval.metric_keys(at)]
     gates = []
     for text in texts:
         match = GATE.fullmatch(text)
@@ -201,7 +201,6 @@ class EvaluateJob(Job):
     def width(self) -> int:
         """Neighbours a query needs: k for the R-based metrics, the largest K of --at, at most
         what the reference has (a K beyond it counts the missing neighbours as not relevant)."""
-        assert self.settings is not None
         return min(max(self.k, self.settings.at[-1]), self.ref_codes.size - self.own)
 
     @property
@@ -266,7 +265,7 @@ class EvaluateJob(Job):
 
         if self._ready is None or self._ready[0] != c:
             mined = MineSet.build(self.queries[c], self.codes, self.plan()) \
-                if self.settings and self.settings.batch_hard_loss else None
+                if self.settings.batch_hard_loss else None
             if mined is not None:  # its products and the neighbours' take turns in one buffer
                 mined.rooms = self.rooms
             self._ready = (c, norms_of(self.reference(c)), mined)
@@ -283,7 +282,6 @@ class EvaluateJob(Job):
     def run(self, unit: Queries) -> EvalBlock:
         from .topk import top_k
 
-        assert self.settings is not None
         s = self.settings
         ref = self.reference(unit.checkpoint)
         norms, mined = self._prepare(unit.checkpoint)
@@ -335,7 +333,6 @@ class EvaluateJob(Job):
                          values=values)
 
     def tally(self, top: int = 0) -> EvalTally:  # type: ignore[override]
-        assert self.settings is not None
         names = [key for key, _ in self.settings.metric_keys()]
         names += ["nn_distance", "same", "tie_at_k", "tie_at_r", "other_first"]
         return EvalTally(len(self.queries), int(self.codes.size), names, top)
@@ -345,7 +342,6 @@ class EvaluateJob(Job):
         distances, worst classes), then labels, params, inputs and warnings."""
         from .calibration import calibrate
 
-        assert self.settings is not None
         s = self.settings
         scored = self.r > 0
         excluded = int((~scored).sum())
@@ -400,7 +396,7 @@ class EvaluateJob(Job):
         n = self.classes.size
         means = {key: retrieval.per_class(v[key], self.codes, scored, n)[0]
                  for key in ("p_at_1", "r_precision", "ap_at_r")}
-        counts = retrieval.per_class(v["p_at_1"], self.codes, scored, n)[1]
+        counts = np.bincount(self.codes[scored], minlength=n)
         order = [c for c in np.argsort(means["ap_at_r"], kind="stable") if counts[c] > 0][:top]
         named = dict(retrieval.metric_keys(()))
         return [{"label": self.classes[c:c + 1].tolist()[0], "queries": int(counts[c]),
@@ -537,9 +533,7 @@ def _require_same_labels(y: np.ndarray, checkpoints: list[Any], names: list[str]
 def _holds_labels(x: object) -> bool:
     """Whether an input may hold its own label column: a parquet or Arrow file (or stdin,
     which may be one), or a table in memory."""
-    if isinstance(x, str):
-        return is_table(x)
-    return validate.table_schema(x) is not None
+    return is_table(x) if isinstance(x, str) else validate.table_schema(x) is not None
 
 
 def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str,
@@ -599,8 +593,9 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     xs = [_load(x, "embeddings", column, i, len(checkpoints), params.distance, picked)
           for i, x in enumerate(checkpoints)]
     y, yname = _label_values(labels, checkpoints[0], label_column, "labels", picked)
+    names = [name for _, name in xs]
     if labels is None:
-        _require_same_labels(y, checkpoints, [name for _, name in xs], label_column)
+        _require_same_labels(y, checkpoints, names, label_column)
     n = xs[0][0].shape[0]
     validate.require_label_rows(y, n, yname, xs[0][1])
     for x, name in xs[1:]:
@@ -662,14 +657,11 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
                             "distance 0; leave out --reference (and --reference-labels) to rank "
                             "each query against the others")
             break
-    names = [name for _, name in xs]
-    job = EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
-                      queries=queries, references=refs, codes=codes, ref_codes=ref_codes,
-                      classes=classes, r=r_count.astype(np.int64), settings=settings, k=k,
-                      gates=gates, drops=drops, checkpoint_names=names, loaded=loaded,
-                      columns=picked, plot=plot,
-                      block_rows=block_rows)
-    return job
+    return EvaluateJob(params, {"embeddings": names[0], "labels": yname}, warnings,
+                       queries=queries, references=refs, codes=codes, ref_codes=ref_codes,
+                       classes=classes, r=r_count.astype(np.int64), settings=settings, k=k,
+                       gates=gates, drops=drops, checkpoint_names=names, loaded=loaded,
+                       columns=picked, plot=plot, block_rows=block_rows)
 
 
 def _require_classes(classes: np.ndarray, ref_codes: np.ndarray, r: np.ndarray, ryname: str,

@@ -29,7 +29,6 @@ from .inputs import (
 )
 from .jobs import Block, Job, record_gate, run_here
 from .negatives_select import (
-    FILTERS,
     Chosen,
     NegativesTally,
     Settings,
@@ -76,13 +75,8 @@ class Pairs:
         order = np.argsort(q, kind="stable")
         q, p = q[order], p[order]
         ids, counts = np.unique(q, return_counts=True)
-        ptr = np.zeros(ids.size + 1, np.int64)
-        np.cumsum(counts, out=ptr[1:])
+        ptr = np.append(0, np.cumsum(counts))
         return cls(ids.astype(np.int64), ptr, p.astype(np.int64), int(key.size - first.size))
-
-    @property
-    def most_positives(self) -> int:
-        return int(np.diff(self.ptr).max())
 
 
 @dataclass
@@ -221,50 +215,35 @@ class NegativesJob(Job):
                                  rooms=self.rooms)
         found = np.arange(self.window)[None, :] < counts[:, None]
         scores = np.where(found, to_scores(d_q, self.similarity), -np.inf)
-        d_p = np.empty(pos.size)
-        self._distances(q, qi, pos, d_p)
-        s_p = to_scores(d_p, self.similarity)
+        s_p = to_scores(self._distances(q, qi, pos), self.similarity)
         near = None
         if s.false_negative_eps is not None:
-            near = np.zeros(idx.shape, np.bool_)
-            self._near(np.where(found, idx, 0), counts, ptr, pos, near)
-            near = near[qi]
+            near = self._near(np.where(found, idx, 0), counts, ptr, pos)[qi]
         margin_p = (np.minimum.reduceat(s_p, ptr[:-1])[qi] if s.hardest_positive else s_p)
         pair_ids = base + np.arange(pos.size, dtype=np.int64)
         picked = choose(scores[qi], found[qi], near, margin_p, pair_ids, s)
         return self._block(unit, ids, qi, ptr, pos, idx, scores, s_p, picked)
 
-    def _distances(self, q: np.ndarray, qa: np.ndarray, rows: np.ndarray, out: np.ndarray
-                   ) -> None:
-        """out[i] = d(q[qa[i]], corpus[rows[i]]), by compute's kernel (the bits a rescoring
+    def _distances(self, q: np.ndarray, qa: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """d(q[qa[i]], corpus[rows[i]]) for each i, by compute's kernel (the bits a rescoring
         with compute --triplets gives)."""
         from .losses import aligned_losses
 
-        if not out.size:
-            return
         qa, rows = np.ascontiguousarray(qa, np.int64), np.ascontiguousarray(rows, np.int64)
-        scratch = np.empty((2, out.size))
+        out = np.empty((3, rows.size))  # d_ap, and d_an and loss as scratch
         aligned_losses(q, self.corpus, self.corpus, (qa, rows, rows),
-                       self.params.distance.kernel(), (0.0, False, False),
-                       (out, scratch[0], scratch[1]))
+                       self.params.distance.kernel(), (0.0, False, False), tuple(out))
+        return out[0]
 
     def _exclusions(self, ids: np.ndarray, ptr: np.ndarray, pos: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
         """Each query's positives (and itself when the queries are the corpus)."""
         if not self.self_excluded:
             return ptr, pos
-        per_query = np.diff(ptr) + 1
-        out_ptr = np.zeros(ids.size + 1, np.int64)
-        np.cumsum(per_query, out=out_ptr[1:])
-        out = np.empty(int(out_ptr[-1]), np.int64)
-        own = np.zeros(out.size, bool)
-        own[out_ptr[:-1]] = True
-        out[own] = ids
-        out[~own] = pos
-        return out_ptr, out
+        return ptr + np.arange(ids.size + 1), np.insert(pos, ptr[:-1], ids)
 
-    def _near(self, window: np.ndarray, counts: np.ndarray, ptr: np.ndarray, pos: np.ndarray,
-              out: np.ndarray) -> None:
+    def _near(self, window: np.ndarray, counts: np.ndarray, ptr: np.ndarray, pos: np.ndarray
+              ) -> np.ndarray:
         """false-negative-eps: candidates within the limit of a positive, by the run's distance
         (euclidean for dot, which is no distance between two corpus rows)."""
         from .distances import EUCLIDEAN
@@ -273,9 +252,11 @@ class NegativesJob(Job):
         code, p, eps, placement = self.params.distance.kernel()
         if self.similarity == "dot":
             code, p = EUCLIDEAN, 2.0
+        out = np.zeros(window.shape, np.bool_)
         near_positives(self.corpus, window, counts, (ptr, pos),
                        (np.int64(code), np.float64(p), np.float64(eps), np.int64(placement)),
                        np.float64(self.settings.false_negative_eps), out)
+        return out
 
     def _block(self, unit: QueryRange, ids: np.ndarray, qi: np.ndarray, ptr: np.ndarray,
                pos: np.ndarray, idx: np.ndarray, scores: np.ndarray, s_p: np.ndarray,
@@ -297,12 +278,10 @@ class NegativesJob(Job):
         rows = self.corpus_rows
         at = (lambda a: a) if rows is None else (lambda a: rows[a])
         if s.output_format == "triplet":
-            r, j = np.nonzero(chosen)
             columns = {"anchor": ids[qi[r]], "positive": at(pos[r]),
                        "negative": at(idx[qi[r], j]), "rank": (j + 1).astype(np.int64),
                        "score_ap": s_p[r], "score_an": scores[qi[r], j]}
         elif s.output_format == "n-tuple":
-            r, j = np.nonzero(chosen & full[:, None])
             r, j = r.reshape(-1, k)[:, 0], j.reshape(-1, k)
             negatives = at(idx[qi[r][:, None], j])
             columns = {"anchor": ids[qi[r]], "positive": at(pos[r]),
@@ -337,8 +316,6 @@ class NegativesJob(Job):
         """The JSON object: counts, the score distributions, what each filter removed, the
         pairs left with fewer than num_negatives (their queries named), params, inputs."""
         short = tally.short()
-        removed = {k: tally.removed.get(k, 0) for k in (*FILTERS, "range_min")
-                   if k in tally.removed}
         warnings = list(self.warnings)
         if short["pairs"]:
             warnings.append(f"{short['pairs']} pairs ({short['queries']} queries) got fewer than "
@@ -346,8 +323,8 @@ class NegativesJob(Job):
                             "--format json): widen --range-max or loosen the filters")
         return {"queries": int(self.pairs.query_ids.size), "pairs": tally.pairs,
                 "rows": tally.rows, "negatives": tally.negatives, "range_max": self.range_max,
-                "short": short,
-                "candidates": {"window": tally.window, **removed, "negatives": tally.negatives},
+                "short": short, "candidates": {"window": tally.window, **tally.removed,
+                                               "negatives": tally.negatives},
                 "scores": tally.scores(),
                 "params": {**self.params.values, "range_max": self.range_max,
                            "sources": {**self.params.sources,
@@ -512,7 +489,7 @@ def prepare_negatives(queries: ArrayLike, corpus: ArrayLike | None = None,
     query_classes, corpus_classes, notes = _classes((labels, corpus_labels), label_column,
                                              self_excluded, loaded, (names, shapes, dtypes),
                                              picked)
-    most = found.most_positives
+    most = int(np.diff(found.ptr).max())  # the most positives of one query
     window = settings.window(most)
     settings.check_window(window)
     warnings = ignored_flags(params) + unread_columns(given, column, label_column) + notes

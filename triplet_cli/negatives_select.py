@@ -18,8 +18,6 @@ from .distances import Metric, distance
 from .errors import UsageError
 from .params import Params
 
-# Filters in the order they are applied; a candidate is counted by the first that drops it.
-FILTERS = ("false_negative_eps", "absolute_margin", "relative_margin", "max_score", "min_score")
 NAMED_SHORT = 10_000  # queries left short that the JSON names (the count is always exact)
 
 
@@ -135,7 +133,7 @@ def choose(scores: np.ndarray, valid: np.ndarray, near: np.ndarray | None, s_p: 
     keep = valid.copy()
     removed = {}
     with np.errstate(invalid="ignore"):  # (-inf + inf margin on an empty slot: not kept anyway)
-        drops = {
+        drops = {  # in the order they are applied: a candidate counts for the first that drops it
             "false_negative_eps": near,
             "absolute_margin": None if s.absolute_margin is None
             else scores + s.absolute_margin > s_p[:, None],
@@ -144,8 +142,7 @@ def choose(scores: np.ndarray, valid: np.ndarray, near: np.ndarray | None, s_p: 
             "max_score": None if s.max_score is None else scores > s.max_score,
             "min_score": None if s.min_score is None else scores < s.min_score,
         }
-    for name in FILTERS:
-        drop = drops[name]
+    for name, drop in drops.items():
         if drop is not None:
             hit = keep & drop
             removed[name] = int(hit.sum())
@@ -221,7 +218,7 @@ class NegativesTally:
         for k, n in stats["removed"].items():
             self.removed[k] = self.removed.get(k, 0) + n
         self.window += stats["window"]
-        self.rows += len(next(iter(block.columns.values())))
+        self.rows += len(block)
         self.pairs += stats["positive"].size
         self.negatives += stats["chosen"]
         self.short_pairs += stats["short_pairs"]

@@ -81,11 +81,6 @@ def metric_keys(at: tuple[int, ...]) -> list[tuple[str, str]]:
                     for K in at]
 
 
-def metric_names(at: tuple[int, ...]) -> list[str]:
-    """The report's metric names, in table order (what --fail-below may name)."""
-    return [name for _, name in metric_keys(at)]
-
-
 def tie_at(vals: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """Whether the neighbour at position cut (1-based) ties the next one (same exact distance):
     which of them is inside the cut-off then rests on the lowest-index rule alone."""
@@ -99,15 +94,13 @@ def tie_at(vals: np.ndarray, cut: np.ndarray) -> np.ndarray:
 def average(values: np.ndarray, codes: np.ndarray, scored: np.ndarray, how: str) -> float:
     """micro: the mean over scored queries; macro: per class first, then the unweighted mean
     over classes with a scored query (pytorch-metric-learning's avg_of_avgs)."""
-    v, c = values[scored], codes[scored]
+    v = values[scored]
     if not v.size:
         return float("nan")
     if how == "micro":
         return float(np.mean(v))
-    sums = np.bincount(c, weights=v)
-    counts = np.bincount(c)
-    present = counts > 0
-    return float(np.mean(sums[present] / counts[present]))
+    means, counts = per_class(values, codes, scored, 0)
+    return float(np.mean(means[counts > 0]))
 
 
 def per_class(values: np.ndarray, codes: np.ndarray, scored: np.ndarray, classes: int
