@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import signal
 import socketserver
 import subprocess
@@ -55,6 +56,27 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.save(paths["labels"], rng.integers(0, CLASSES, M))
     np.save(paths["triplets"], rng.integers(0, M, (2000, 3)))
     return paths
+
+
+def test_a_job_travels_without_its_inputs(tmp_path: Path) -> None:
+    """What an executor sends each worker once (without_shared) holds no input rows: the
+    embeddings travel apart (by path for an .npy). evaluate's job carried every checkpoint and
+    reference as read."""
+    from triplet_cli.negatives import prepare_negatives
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 64)).astype(np.float32)
+    y = rng.integers(0, 20, 2000)
+    np.save(tmp_path / "x.npy", x)
+    path = str(tmp_path / "x.npy")
+    jobs = {"compute": prepare_compute(embeddings=path, triplets=rng.integers(0, 2000, (50, 3))),
+            "mine": prepare_mine(path, y),
+            "evaluate": prepare_evaluate(path, y, reference=path, reference_labels=y),
+            "mine-negatives": prepare_negatives(path, path, positives=None,
+                                                pairs=np.stack([np.arange(50)] * 2, axis=1))}
+    for name, job in jobs.items():
+        slim = len(pickle.dumps(job.without_shared()))
+        assert slim < x.nbytes / 8, (name, slim)
 
 
 def _processes() -> Iterator[tl_dask.Cluster]:

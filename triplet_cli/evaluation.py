@@ -247,7 +247,7 @@ class EvaluateJob(Job):
 
     def without_shared(self) -> EvaluateJob:
         return replace(self, queries=[], references=None if self.references is None else [],
-                       _ready=None)
+                       loaded={}, _ready=None)
 
     def with_shared(self, arrays: dict[str, np.ndarray]) -> EvaluateJob:
         n = len(self.checkpoint_names)
