@@ -141,9 +141,6 @@ class EvalBlock(Block):
     start: int = 0
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.columns["query"])
-
 
 class EvalTally:
     """Per-query values of every checkpoint, filled block by block at their rows."""

@@ -34,7 +34,7 @@ class Block:
     correct: np.ndarray | None = None  # per-row accuracy when not d_ap < d_an (k candidates)
 
     def __len__(self) -> int:
-        return len(self.columns["loss"])
+        return len(next(iter(self.columns.values())))  # (every column has a row per row)
 
 
 @dataclass

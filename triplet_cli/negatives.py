@@ -85,9 +85,6 @@ class NegativesBlock(Block):
 
     stats: dict = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(next(iter(self.columns.values())))
-
 
 @dataclass
 class NegativesResult:
