@@ -27,7 +27,7 @@ from .inputs import ArrayLike, load_matrix, normalized, path_or_array, same_inpu
 from .jobs import Block, Job, run_here
 from .params import DistanceParams, check_count, flag, ignored_flags
 from .presets import resolve
-from .readers import is_table, labels_for
+from .readers import labels_for
 from .topk import BLOCK_BYTES  # a unit's ranking rows (block x reference float64)
 
 WORST_CLASSES = 10  # in the JSON report (the table shows --top of them)
@@ -527,12 +527,6 @@ def _require_same_labels(y: np.ndarray, checkpoints: list[Any], names: list[str]
                              "same rows in the same order", name)
 
 
-def _holds_labels(x: object) -> bool:
-    """Whether an input may hold its own label column: a parquet or Arrow file (or stdin,
-    which may be one), or a table in memory."""
-    return is_table(x) if isinstance(x, str) else validate.table_schema(x) is not None
-
-
 def _label_values(labels: ArrayLike | None, owner: ArrayLike, column: str | None, role: str,
                   picked: dict[str, str] | None = None) -> tuple[np.ndarray, str]:
     """`role`'s labels and their name; the table column they came from goes into picked[role]."""
@@ -568,7 +562,7 @@ def prepare_evaluate(embeddings: ArrayLike | Sequence[ArrayLike], labels: ArrayL
     labels, reference_labels = path_or_array(labels), path_or_array(reference_labels)
     if not checkpoints:
         raise UsageError("evaluate needs --embeddings")
-    if references and reference_labels is None and not _holds_labels(references[0]):
+    if references and reference_labels is None and not inputs.holds_columns(references[0]):
         raise UsageError("--reference needs --reference-labels (the class of every reference "
                          "row), unless it is a parquet or Arrow file with a label column")
     if reference_labels is not None and not references:

@@ -108,11 +108,16 @@ def unread_columns(inputs: Iterable[object], column: object, label_column: objec
     (arrays, .npy files): a misspelt name would pass unseen."""
     named = [flag(n) for n, v in (("column", column), ("label_column", label_column))
              if v is not None]
-    if not named or any(is_table(x) if isinstance(x, str) else validate.table_schema(x) is not None
-                        for x in inputs if x is not None):
+    if not named or any(holds_columns(x) for x in inputs if x is not None):
         return []
     return [f"{n} has no effect: no input is a table (.parquet, .arrow, .csv, .jsonl, a data "
             "frame)" for n in named]
+
+
+def holds_columns(x: object) -> bool:
+    """Whether an input has named columns: a table file (or stdin, which may be one), or a
+    table in memory (a label column, a --column to pick)."""
+    return is_table(x) if isinstance(x, str) else validate.table_schema(x) is not None
 
 
 def normalized(a: np.ndarray) -> np.ndarray:
