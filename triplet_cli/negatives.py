@@ -10,7 +10,6 @@ QUERY_BLOCK queries x a candidate chunk (topk.BLOCK_BYTES); never queries x corp
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO
@@ -165,17 +164,15 @@ class NegativesJob(Job):
     def metadata(self) -> dict[str, str]:
         """The settings, with `distance` (what compute --triplets then defaults to) and the
         shapes of both matrices: anchor indexes the queries, positive and negative the corpus."""
-        from .writers import SETTINGS_KEY, settings_metadata
+        from .writers import settings_metadata
 
         values = {**self.params.values, "distance": self.similarity,
                   "range_max": self.range_max}  # as used (the report's, derived or given)
-        meta = settings_metadata("mine-negatives", values, self.shapes["queries"])
-        record = json.loads(meta[SETTINGS_KEY])
-        corpus = self.shapes.get("corpus", self.shapes.get("positives"))  # (P alone: its rows)
-        record["corpus"] = {"shape": [int(n) for n in corpus]}
+        shape = self.shapes.get("corpus", self.shapes.get("positives"))  # (P alone: its rows)
+        corpus: dict[str, object] = {"shape": [int(n) for n in shape]}
         if self.self_excluded:  # rescoring indexes --embeddings alone: no --corpus is needed
-            record["corpus"]["queries"] = True
-        return {SETTINGS_KEY: json.dumps(record)}
+            corpus["queries"] = True
+        return settings_metadata("mine-negatives", values, self.shapes["queries"], corpus=corpus)
 
     def units(self) -> Iterator[QueryRange]:
         n = self.pairs.query_ids.size

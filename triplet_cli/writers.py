@@ -155,9 +155,10 @@ def _umask() -> int:
 
 
 def settings_metadata(command: str, settings: dict[str, object],
-                      embeddings_shape: Sequence[int] | None = None) -> dict[str, str]:
+                      embeddings_shape: Sequence[int] | None = None, **extra: object
+                      ) -> dict[str, str]:
     """Schema metadata recording how rows were computed: the command, every resolved setting,
-    and the shape of the embeddings the row indices point into."""
+    the shape of the embeddings the row indices point into, and `extra` records."""
     from . import __version__
 
     record: dict[str, object] = {"version": SETTINGS_VERSION,
@@ -165,7 +166,7 @@ def settings_metadata(command: str, settings: dict[str, object],
                                  "params": {k: getattr(v, "value", v) for k, v in settings.items()}}
     if embeddings_shape is not None:
         record["embeddings"] = {"shape": [int(n) for n in embeddings_shape]}
-    return {SETTINGS_KEY: json.dumps(record)}
+    return {SETTINGS_KEY: json.dumps(record | extra)}
 
 
 @contextlib.contextmanager
