@@ -74,7 +74,7 @@ class Pairs:
         order = np.argsort(q, kind="stable")
         q, p = q[order], p[order]
         ids, counts = np.unique(q, return_counts=True)
-        ptr = np.append(0, np.cumsum(counts))
+        ptr = np.concatenate([[0], np.cumsum(counts)])
         return cls(ids.astype(np.int64), ptr, p.astype(np.int64), int(key.size - first.size))
 
 
